@@ -1,0 +1,1 @@
+"""podq: launch Kubernetes pods for a scheduler through Redis and Celery."""

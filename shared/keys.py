@@ -1,0 +1,45 @@
+"""Every Redis key, stream, group and Celery name podq uses, in one place."""
+from __future__ import annotations
+
+PREFIX = "podq"
+
+JOBS_STREAM = f"{PREFIX}:jobs"
+CONTROL_STREAM = f"{PREFIX}:control"
+DEAD_STREAM = f"{PREFIX}:dead"
+INTAKE_GROUP = "intake"
+RESULTS_GROUP = "scheduler"
+SCHEDULERS_SET = f"{PREFIX}:schedulers"
+DELAYED_ZSET = f"{PREFIX}:delayed"
+CREATE_RATE_KEY = f"{PREFIX}:ratelimit:create"
+
+CELERY_QUEUE = "podq.pods"
+CREATE_TASK = "podq.create_pod"
+CONTROL_TASK = "podq.control"
+
+# The field of a stream entry that holds the msgpack record.
+RECORD_FIELD = "record"
+
+
+def job_key(job_id: str) -> str:
+    """The ledger hash of one job."""
+    return f"{PREFIX}:job:{job_id}"
+
+
+def results_stream(scheduler_id: str) -> str:
+    """The results stream of one scheduler."""
+    return f"{PREFIX}:results:{scheduler_id}"
+
+
+def results_dead_stream(scheduler_id: str) -> str:
+    """Where results delivered too many times to a scheduler's group end up."""
+    return f"{PREFIX}:results:{scheduler_id}:dead"
+
+
+def scheduler_jobs_key(scheduler_id: str) -> str:
+    """The set of job ids a scheduler owns (used by adoption and the reconciler)."""
+    return f"{PREFIX}:scheduler:{scheduler_id}:jobs"
+
+
+def watcher_key(scope: str, part: str) -> str:
+    """A watcher's key for ``scope`` (``rv``, ``states``, ``lease``, ``fence``)."""
+    return f"{PREFIX}:watcher:{scope}:{part}"

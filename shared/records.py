@@ -1,0 +1,248 @@
+"""podq's wire records: frozen, typed, and able to encode and decode themselves.
+
+``KubernetesJob`` goes in (``podq:jobs``), ``ControlRecord`` too (``podq:control``),
+``KubernetesWatch`` comes out (``podq:results:<scheduler_id>``), and a scheduler
+reads each result as ``KubernetesResults``. docs/protocol.md is the contract.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import codec
+from .naming import derive_job_id
+from .states import ControlOp, Source, State
+from .wire import FieldReader
+
+MAX_ID_LEN = 250
+MAX_RUN_ID_LEN = 250
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskKey:
+    """Airflow's task instance key: which try of which task of which run."""
+
+    dag_id: str
+    task_id: str
+    run_id: str
+    try_number: int = 1
+    map_index: int = -1
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"dag_id": self.dag_id, "task_id": self.task_id, "run_id": self.run_id,
+                "try_number": self.try_number, "map_index": self.map_index}
+
+    @classmethod
+    def from_reader(cls, reader: FieldReader) -> "TaskKey":
+        return cls(dag_id=reader.str("dag_id", max_len=MAX_ID_LEN),
+                   task_id=reader.str("task_id", max_len=MAX_ID_LEN),
+                   run_id=reader.str("run_id", max_len=MAX_RUN_ID_LEN),
+                   try_number=reader.int("try_number", minimum=0, default=1),
+                   map_index=reader.int("map_index", minimum=-1, default=-1))
+
+    def __str__(self) -> str:
+        suffix = f"[{self.map_index}]" if self.map_index >= 0 else ""
+        return f"{self.dag_id}.{self.task_id}{suffix} run={self.run_id} try={self.try_number}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class KubernetesJob:
+    """One task to run as one pod."""
+
+    job_id: str
+    scheduler_id: str
+    key: TaskKey
+    command: tuple[str, ...] = ()
+    namespace: str | None = None
+    pod_template: str | None = None
+    pod_override: dict[str, Any] | None = None
+    submitted_at: float = 0.0
+
+    KIND = "job"
+
+    @classmethod
+    def new(cls, *, scheduler_id: str, key: TaskKey, command=(), namespace: str | None = None,
+            pod_template: str | None = None, pod_override: dict | None = None) -> "KubernetesJob":
+        """A job whose ``job_id`` is derived, once, from the scheduler id and the task key."""
+        return cls(job_id=derive_job_id(scheduler_id, key), scheduler_id=scheduler_id, key=key,
+                   command=tuple(command), namespace=namespace, pod_template=pod_template,
+                   pod_override=pod_override, submitted_at=time.time())
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"job_id": self.job_id, "scheduler_id": self.scheduler_id,
+                "task_key": self.key.to_wire(), "command": list(self.command),
+                "namespace": self.namespace, "pod_template": self.pod_template,
+                "pod_override": self.pod_override, "submitted_at": self.submitted_at}
+
+    def encode(self) -> bytes:
+        return codec.pack(self.KIND, self.to_wire())
+
+    @classmethod
+    def decode(cls, payload: Any) -> "KubernetesJob":
+        reader = codec.unpack(payload, cls.KIND)
+        scheduler_id = reader.str("scheduler_id", max_len=MAX_ID_LEN)
+        key = TaskKey.from_reader(reader.sub("task_key"))
+        expected = derive_job_id(scheduler_id, key)
+        job_id = reader.str("job_id", required=False, max_len=64) or expected
+        if job_id != expected:
+            raise reader.fail("job_id", f"does not match the scheduler id and task key (expected {expected})")
+        return cls(job_id=job_id, scheduler_id=scheduler_id, key=key,
+                   command=reader.str_list("command"),
+                   namespace=reader.str("namespace", required=False, max_len=63),
+                   pod_template=reader.str("pod_template", required=False, max_len=253),
+                   pod_override=reader.map("pod_override"),
+                   submitted_at=reader.float("submitted_at"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class ControlRecord:
+    """A producer's request to act on a job (or, for adopt, on a scheduler's jobs)."""
+
+    op: ControlOp
+    scheduler_id: str
+    job_id: str | None = None
+    new_scheduler_id: str | None = None
+    delete_options: dict[str, Any] | None = None
+    reason: str | None = None
+    requested_at: float = 0.0
+
+    KIND = "control"
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"op": self.op.value, "scheduler_id": self.scheduler_id, "job_id": self.job_id,
+                "new_scheduler_id": self.new_scheduler_id, "delete_options": self.delete_options,
+                "reason": self.reason, "requested_at": self.requested_at}
+
+    def encode(self) -> bytes:
+        return codec.pack(self.KIND, self.to_wire())
+
+    @classmethod
+    def decode(cls, payload: Any) -> "ControlRecord":
+        reader = codec.unpack(payload, cls.KIND)
+        op = reader.choice("op", ControlOp)
+        record = cls(op=op, scheduler_id=reader.str("scheduler_id", max_len=MAX_ID_LEN),
+                     job_id=reader.str("job_id", required=op is not ControlOp.ADOPT, max_len=64),
+                     new_scheduler_id=reader.str("new_scheduler_id", required=op is ControlOp.ADOPT,
+                                                 max_len=MAX_ID_LEN),
+                     delete_options=reader.map("delete_options"),
+                     reason=reader.str("reason", required=False, max_len=1024),
+                     requested_at=reader.float("requested_at"))
+        return record
+
+
+@dataclass(frozen=True, kw_only=True)
+class FailureDetails:
+    """Why a job failed: the pod's and the failing container's story, or the API's answer."""
+
+    pod_status: str | None = None
+    pod_reason: str | None = None
+    pod_message: str | None = None
+    container_state: str | None = None
+    container_reason: str | None = None
+    container_message: str | None = None
+    exit_code: int | None = None
+    container_type: str | None = None
+    container_name: str | None = None
+    reason: str | None = None
+    message: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        return {name: value for name, value in self.__dict__.items() if value is not None}
+
+    @classmethod
+    def from_reader(cls, reader: FieldReader) -> "FailureDetails":
+        strings = {name: reader.str(name, required=False, max_len=32768, allow_empty=True)
+                   for name in ("pod_status", "pod_reason", "pod_message", "container_state",
+                                "container_reason", "container_message", "container_type",
+                                "container_name", "reason", "message")}
+        return cls(exit_code=reader.int("exit_code", required=False), **strings)
+
+
+@dataclass(frozen=True, kw_only=True)
+class KubernetesWatch:
+    """One result published to a scheduler's results stream."""
+
+    event_id: str
+    job_id: str
+    scheduler_id: str
+    key: TaskKey
+    source: Source
+    state: State
+    pod_name: str | None = None
+    namespace: str | None = None
+    annotations: dict[str, str] = field(default_factory=dict)
+    resource_version: str | None = None
+    failure_details: FailureDetails | None = None
+    emitted_at: float = 0.0
+
+    KIND = "result"
+
+    @property
+    def terminal(self) -> bool:
+        return self.state.terminal
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"event_id": self.event_id, "job_id": self.job_id, "scheduler_id": self.scheduler_id,
+                "task_key": self.key.to_wire(), "source": self.source.value,
+                "state": self.state.value, "terminal": self.terminal,
+                "pod_name": self.pod_name, "namespace": self.namespace,
+                "annotations": self.annotations, "resource_version": self.resource_version,
+                "failure_details": self.failure_details.to_wire() if self.failure_details else None,
+                "emitted_at": self.emitted_at}
+
+    def encode(self) -> bytes:
+        return codec.pack(self.KIND, self.to_wire())
+
+    @classmethod
+    def decode(cls, payload: Any) -> "KubernetesWatch":
+        reader = codec.unpack(payload, cls.KIND)
+        details = reader.sub("failure_details", required=False)
+        return cls(event_id=reader.str("event_id", max_len=512),
+                   job_id=reader.str("job_id", max_len=64),
+                   scheduler_id=reader.str("scheduler_id", max_len=MAX_ID_LEN),
+                   key=TaskKey.from_reader(reader.sub("task_key")),
+                   source=reader.choice("source", Source),
+                   state=reader.choice("state", State),
+                   pod_name=reader.str("pod_name", required=False, max_len=253),
+                   namespace=reader.str("namespace", required=False, max_len=63),
+                   annotations=reader.str_map("annotations"),
+                   resource_version=reader.str("resource_version", required=False, max_len=64),
+                   failure_details=FailureDetails.from_reader(details) if details else None,
+                   emitted_at=reader.float("emitted_at"))
+
+
+def event_id_for(job_id: str, state: State, *, scheduler_id: str | None = None) -> str:
+    """The duplicate-detection id of a result: one per job and state, whoever publishes it.
+
+    ``adopted`` is published once per old scheduler, so its id names that scheduler.
+    """
+    if state is State.ADOPTED:
+        return f"{job_id}:{state.value}:{scheduler_id}"
+    return f"{job_id}:{state.value}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class KubernetesResults:
+    """What a scheduler reads: one result and the stream entry it came from (ack that id)."""
+
+    entry_id: str
+    event_id: str
+    job_id: str
+    key: TaskKey
+    state: State
+    terminal: bool
+    pod_name: str | None
+    namespace: str | None
+    resource_version: str | None
+    failure_details: FailureDetails | None
+    source: Source
+    annotations: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_watch(cls, entry_id: str, watch: KubernetesWatch) -> "KubernetesResults":
+        return cls(entry_id=entry_id, event_id=watch.event_id, job_id=watch.job_id, key=watch.key,
+                   state=watch.state, terminal=watch.terminal, pod_name=watch.pod_name,
+                   namespace=watch.namespace, resource_version=watch.resource_version,
+                   failure_details=watch.failure_details, source=watch.source,
+                   annotations=watch.annotations)

@@ -1,0 +1,130 @@
+"""podq's settings: documented dataclasses built once from ``PODQ_`` variables.
+
+Each section's field ``name`` is read from ``PODQ_<SECTION>_<NAME>`` (upper case),
+e.g. ``PODQ_REDIS_URL`` or ``PODQ_WATCHER_NAMESPACES``. Entry points call
+:func:`load_settings` once and pass the result (or a section of it) down; no
+module reads the environment on its own. docs/operations.md lists every variable.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import Any, Mapping, get_type_hints
+
+from .errors import SettingsError
+
+
+@dataclass(frozen=True, kw_only=True)
+class RedisSettings:
+    url: str | None = None
+    """Redis/Valkey URL (``redis://``, ``rediss://``). Unset: podq starts its embedded server."""
+    data_dir: str | None = None
+    """Where the embedded server keeps its AOF; unset: a fresh temporary directory."""
+    socket_timeout: float = 10.0
+    """Seconds a Redis call may take before it fails (blocking reads add their own block time)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class KubeSettings:
+    kubeconfig: str | None = None
+    """Path of a kubeconfig. Unset and not in a cluster: the embedded stack starts kubesim."""
+    context: str | None = None
+    """kubeconfig context to use; unset: the current context."""
+    in_cluster: bool = False
+    """Use the pod's service account instead of a kubeconfig."""
+    namespace: str = "default"
+    """Namespace for jobs that name none."""
+    request_timeout: float = 30.0
+    """Seconds any single Kubernetes API request may take."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class IntakeSettings:
+    batch_size: int = 200
+    """Stream entries intake reads per XREADGROUP call."""
+    block_ms: int = 1000
+    """How long one XREADGROUP blocks waiting for new entries."""
+    jobs_per_message: int = 8
+    """Jobs packed into one Celery message at most."""
+    consumer: str | None = None
+    """Stable consumer name in intake's group; unset: derived from the host name."""
+    templates_dir: str | None = None
+    """Directory of named pod templates (``<name>.yaml``); unset: only the default template."""
+    namespaces: tuple[str, ...] = ()
+    """Namespaces jobs may use; empty: only ``PODQ_KUBE_NAMESPACE``."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkerSettings:
+    concurrency: int = 32
+    """Threads per worker process (pod creation is I/O bound)."""
+    visibility_timeout: float = 300.0
+    """Seconds before an unacknowledged Celery message is redelivered."""
+    prefetch_multiplier: int = 1
+    """Celery prefetch multiplier (messages reserved per thread)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class WatcherSettings:
+    namespaces: tuple[str, ...] = ()
+    """Namespaces to watch; empty: ``PODQ_KUBE_NAMESPACE``; ``*``: all namespaces."""
+    batch_size: int = 500
+    """Events published per Lua call at most."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResultsSettings:
+    block_ms: int = 1000
+    """How long a consumer's XREADGROUP blocks."""
+    batch_size: int = 100
+    """Entries a consumer reads per call."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    redis: RedisSettings = field(default_factory=RedisSettings)
+    kube: KubeSettings = field(default_factory=KubeSettings)
+    intake: IntakeSettings = field(default_factory=IntakeSettings)
+    worker: WorkerSettings = field(default_factory=WorkerSettings)
+    watcher: WatcherSettings = field(default_factory=WatcherSettings)
+    results: ResultsSettings = field(default_factory=ResultsSettings)
+
+
+def _convert(name: str, raw: str, kind: Any) -> Any:
+    text = raw.strip()
+    if kind in ("str | None", "str"):
+        return text or None if kind == "str | None" else text
+    if kind == "bool":
+        lowered = text.lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off", ""):
+            return False
+        raise SettingsError(f"{name}: expected true or false, got {raw!r}")
+    if kind in ("int", "float"):
+        try:
+            return int(text) if kind == "int" else float(text)
+        except ValueError:
+            raise SettingsError(f"{name}: expected a number, got {raw!r}") from None
+    if kind == "tuple[str, ...]":
+        return tuple(part.strip() for part in text.split(",") if part.strip())
+    raise SettingsError(f"{name}: unsupported setting type {kind}")
+
+
+def _load_section(cls: type, section: str, env: Mapping[str, str]) -> Any:
+    values = {}
+    for item in dataclasses.fields(cls):
+        name = f"PODQ_{section}_{item.name}".upper()
+        if name in env:
+            values[item.name] = _convert(name, env[name], item.type)
+    return cls(**values)
+
+
+def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Build settings from ``env`` (default: ``os.environ``); ``overrides`` replace whole sections."""
+    env = os.environ if env is None else env
+    sections = {item.name: _load_section(get_type_hints(Settings)[item.name], item.name, env)
+                for item in dataclasses.fields(Settings)}
+    sections.update(overrides)
+    return Settings(**sections)

@@ -1,0 +1,51 @@
+"""Result states and result sources: the vocabulary of the results stream."""
+from enum import Enum
+
+
+class State(str, Enum):
+    """What a result says happened to a job."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    LOST = "lost"
+    REVOKED = "revoked"
+    ADOPTED = "adopted"
+
+    @property
+    def terminal(self) -> bool:
+        """True for the states that end a job (``adopted`` ends it only for the old scheduler)."""
+        return self in TERMINAL_STATES
+
+
+TERMINAL_STATES = frozenset({State.SUCCEEDED, State.FAILED, State.LOST, State.REVOKED})
+PROGRESS_STATES = (State.PENDING, State.RUNNING)
+
+
+class Source(str, Enum):
+    """Which podq component published a result."""
+
+    INTAKE = "intake"
+    WORKER = "worker"
+    WATCHER = "watcher"
+    BROKER = "broker"
+
+
+class LedgerState(str, Enum):
+    """Where a job stands in the ledger (``podq:job:<job_id>``)."""
+
+    ACCEPTED = "accepted"
+    DISPATCHED = "dispatched"
+    CREATED = "created"
+    TERMINAL = "terminal"
+    REVOKED = "revoked"
+
+
+class ControlOp(str, Enum):
+    """Operations a producer may ask for on ``podq:control``."""
+
+    REVOKE = "revoke"
+    MARK_DONE = "mark_done"
+    DELETE = "delete"
+    ADOPT = "adopt"
