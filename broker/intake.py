@@ -1,0 +1,194 @@
+"""Intake: the admission point between producers and the Celery workers.
+
+It reads ``podq:jobs`` and ``podq:control`` with one consumer group, decodes and
+checks every record, records admitted jobs in the ledger, pushes them to Celery
+in batches, and acknowledges the entries only after that push (at-least-once).
+A record it refuses goes to ``podq:dead`` with the reason and, when its
+scheduler id and task key can be read, a ``failed`` result to its scheduler.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from typing import Callable, Sequence
+
+import msgpack
+import redis
+
+from podq.shared import keys
+from podq.shared.errors import DecodeError
+from podq.shared.loops import run_loop
+from podq.shared.naming import derive_job_id, pod_name_for
+from podq.shared.records import ControlRecord, FailureDetails, KubernetesJob, KubernetesWatch, TaskKey
+from podq.shared.settings import Settings
+from podq.shared.states import Source, State
+from podq.shared.wire import FieldReader
+
+from .admission import check_job
+from .dispatch import dispatch_control, dispatch_jobs
+from .ledger import Ledger
+from .publish import Publisher
+from .streams import default_consumer_name, ensure_group, entries_of, record_of
+
+log = logging.getLogger(__name__)
+
+ControlCheck = Callable[[ControlRecord], "str | None"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Rejection:
+    stream: str
+    entry_id: str
+    payload: bytes | None
+    reason: str
+
+
+class Intake:
+    """One intake consumer. Stateless: run several, each with its own consumer name."""
+
+    def __init__(self, *, client: redis.Redis, settings: Settings, consumer: str | None = None,
+                 control_check: ControlCheck | None = None,
+                 periodic: Sequence[Callable[[], object]] = ()) -> None:
+        self.client = client
+        self.settings = settings
+        self.consumer = consumer or settings.intake.consumer or default_consumer_name("intake")
+        self.ledger = Ledger(client)
+        self.publisher = Publisher(client)
+        self.control_check = control_check
+        self.periodic = list(periodic)
+        self._known_schedulers: set[str] = set()
+        self._backlog_done = False
+
+    def prepare(self) -> None:
+        for stream in (keys.JOBS_STREAM, keys.CONTROL_STREAM):
+            ensure_group(self.client, stream, keys.INTAKE_GROUP)
+
+    def run(self, stop: threading.Event) -> None:
+        """Serve until ``stop`` is set."""
+        self.prepare()
+        run_loop("intake", self.step, stop=stop)
+
+    def step(self, *, block_ms: int | None = None) -> int:
+        """Handle one batch; returns how many entries it handled."""
+        for task in self.periodic:
+            task()
+        entries = []
+        if not self._backlog_done:
+            # After a restart, this consumer's own delivered-but-unacked entries come first.
+            entries = self._read("0", block_ms=None)
+            self._backlog_done = not entries
+        if not entries:
+            entries = self._read(">", block_ms=self.settings.intake.block_ms if block_ms is None else block_ms)
+        jobs = [(entry_id, fields) for stream, entry_id, fields in entries if stream == keys.JOBS_STREAM]
+        controls = [(entry_id, fields) for stream, entry_id, fields in entries if stream == keys.CONTROL_STREAM]
+        if jobs:
+            self._handle_jobs(jobs)
+        if controls:
+            self._handle_controls(controls)
+        return len(entries)
+
+    def _read(self, start: str, *, block_ms: int | None) -> list:
+        reply = self.client.xreadgroup(
+            keys.INTAKE_GROUP, self.consumer, {keys.JOBS_STREAM: start, keys.CONTROL_STREAM: start},
+            count=self.settings.intake.batch_size, block=block_ms)
+        return entries_of(reply)
+
+    def _handle_jobs(self, entries: list[tuple[str, dict]]) -> None:
+        admitted: list[tuple[str, KubernetesJob]] = []
+        rejected: list[Rejection] = []
+        for entry_id, fields in entries:
+            payload = record_of(fields)
+            try:
+                if payload is None:
+                    raise DecodeError("entry: no 'record' field holding a msgpack job")
+                job = KubernetesJob.decode(payload)
+                reason = check_job(job, self.settings)
+            except DecodeError as exc:
+                reason = str(exc)
+            if reason:
+                rejected.append(Rejection(keys.JOBS_STREAM, entry_id, payload, reason))
+                continue
+            admitted.append((entry_id, dataclasses.replace(job, namespace=job.namespace or self.settings.kube.namespace)))
+        if admitted:
+            self._admit([job for _, job in admitted])
+        self._reject(rejected)
+        self.client.xack(keys.JOBS_STREAM, keys.INTAKE_GROUP, *[entry_id for entry_id, _ in entries])
+
+    def _admit(self, jobs: list[KubernetesJob]) -> None:
+        self._ensure_results_groups({job.scheduler_id for job in jobs})
+        states = self.ledger.accept_many([(job, pod_name_for(job.job_id, job.key)) for job in jobs])
+        # "new" jobs, and jobs still "accepted" (an intake died before pushing them), go out.
+        todo = [job for job, state in zip(jobs, states) if state in ("new", "accepted")]
+        for job, state in zip(jobs, states):
+            if state not in ("new", "accepted"):
+                log.info("job %s (%s) already %s; not dispatched again", job.job_id, job.key, state)
+        if not todo:
+            return
+        dispatch_jobs(self.client, [job.encode() for job in todo],
+                      per_message=self.settings.intake.jobs_per_message)
+        self.ledger.mark_dispatched([job.job_id for job in todo])
+        log.debug("dispatched %d jobs", len(todo))
+
+    def _ensure_results_groups(self, scheduler_ids: set[str]) -> None:
+        for scheduler_id in scheduler_ids - self._known_schedulers:
+            ensure_group(self.client, keys.results_stream(scheduler_id), keys.RESULTS_GROUP)
+            self.client.sadd(keys.SCHEDULERS_SET, scheduler_id)
+            self._known_schedulers.add(scheduler_id)
+
+    def _handle_controls(self, entries: list[tuple[str, dict]]) -> None:
+        valid: list[bytes] = []
+        rejected: list[Rejection] = []
+        for entry_id, fields in entries:
+            payload = record_of(fields)
+            try:
+                if payload is None:
+                    raise DecodeError("entry: no 'record' field holding a msgpack control record")
+                record = ControlRecord.decode(payload)
+                reason = self.control_check(record) if self.control_check else None
+            except DecodeError as exc:
+                reason = str(exc)
+            if reason:
+                rejected.append(Rejection(keys.CONTROL_STREAM, entry_id, payload, reason))
+            else:
+                valid.append(record.encode())
+        dispatch_control(self.client, valid)
+        self._reject(rejected, publish_failure=False)
+        self.client.xack(keys.CONTROL_STREAM, keys.INTAKE_GROUP, *[entry_id for entry_id, _ in entries])
+
+    def _reject(self, rejected: list[Rejection], *, publish_failure: bool = True) -> None:
+        if not rejected:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for item in rejected:
+            log.warning("rejected %s entry %s: %s", item.stream, item.entry_id, item.reason)
+            pipe.xadd(keys.DEAD_STREAM, {"record": item.payload or b"", "reason": item.reason,
+                                         "stream": item.stream, "entry_id": item.entry_id,
+                                         "at": repr(time.time())})
+        pipe.execute()
+        if publish_failure:
+            failures = [result for item in rejected if (result := rejection_result(item)) is not None]
+            # A refused duplicate of an admitted job must not end that job: only jobs
+            # the ledger has never admitted get the refusal as their result.
+            pipe = self.client.pipeline(transaction=False)
+            for result in failures:
+                pipe.hexists(keys.job_key(result.job_id), "state")
+            failures = [result for result, known in zip(failures, pipe.execute()) if not known]
+            if failures:
+                self.publisher.publish(failures)
+
+
+def rejection_result(item: Rejection) -> KubernetesWatch | None:
+    """A ``failed`` result for a refused job record, when its scheduler id and key can be read."""
+    try:
+        data = msgpack.unpackb(item.payload, raw=False) if item.payload else None
+        reader = FieldReader(data, "job")
+        scheduler_id = reader.str("scheduler_id", max_len=250)
+        key = TaskKey.from_reader(reader.sub("task_key"))
+    except (DecodeError, ValueError, TypeError, msgpack.UnpackException):
+        return None
+    job_id = derive_job_id(scheduler_id, key)
+    return KubernetesWatch.build(job_id=job_id, scheduler_id=scheduler_id, key=key, source=Source.INTAKE,
+                                 state=State.FAILED,
+                                 failure_details=FailureDetails(reason="Rejected", message=item.reason))

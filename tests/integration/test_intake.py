@@ -1,0 +1,126 @@
+"""Intake against a real Valkey server: admission, ledger, dispatch, dead letters."""
+from __future__ import annotations
+
+import base64
+import json
+
+import msgpack
+import pytest
+
+from podq.broker.connection import connect
+from podq.broker.intake import Intake
+from podq.broker.ledger import Ledger
+from podq.broker.results import ResultsConsumer
+from podq.broker.submit import SubmitError, submit, submit_many
+from podq.shared import keys
+from podq.shared.records import KubernetesJob, TaskKey
+from podq.shared.settings import IntakeSettings, load_settings
+from podq.shared.states import LedgerState, State
+
+
+def make_job(n: int, *, scheduler_id: str = "sched-a", **fields) -> KubernetesJob:
+    key = TaskKey(dag_id="dag", task_id=f"task-{n}", run_id="run-1", try_number=1)
+    return KubernetesJob.new(scheduler_id=scheduler_id, key=key, command=["echo", str(n)], **fields)
+
+
+@pytest.fixture
+def settings():
+    return load_settings({}, intake=IntakeSettings(block_ms=10, jobs_per_message=4))
+
+
+def celery_jobs(client) -> list[bytes]:
+    """Every job payload sitting in the Celery queue, decoded from the envelopes."""
+    payloads = []
+    for raw in client.lrange(keys.CELERY_QUEUE, 0, -1):
+        message = json.loads(raw)
+        assert message["headers"]["task"] == keys.CREATE_TASK
+        args, _kwargs, _embed = msgpack.unpackb(base64.b64decode(message["body"]), raw=False)
+        payloads.extend(args[0])
+    return payloads
+
+
+def drain(intake: Intake) -> None:
+    while intake.step(block_ms=10):
+        pass
+
+
+def test_admitted_jobs_reach_celery_once_and_are_acked(redis_client, settings):
+    jobs = [make_job(n) for n in range(10)]
+    submit_many(redis_client, jobs)
+    intake = Intake(client=redis_client, settings=settings, consumer="c1")
+    intake.prepare()
+    drain(intake)
+    payloads = celery_jobs(redis_client)
+    assert sorted(KubernetesJob.decode(p).job_id for p in payloads) == sorted(j.job_id for j in jobs)
+    assert redis_client.llen(keys.CELERY_QUEUE) == 3  # 10 jobs, 4 per message
+    ledger = Ledger(redis_client)
+    assert {ledger.get(j.job_id).state for j in jobs} == {LedgerState.DISPATCHED}
+    assert redis_client.xpending(keys.JOBS_STREAM, keys.INTAKE_GROUP)["pending"] == 0
+    # The scheduler's results group exists before any result is published.
+    groups = redis_client.xinfo_groups(keys.results_stream("sched-a"))
+    assert [g["name"] for g in groups] == [b"scheduler"]
+
+
+def test_resubmitted_job_is_not_dispatched_again(redis_client, settings):
+    job = make_job(1)
+    submit(redis_client, job)
+    intake = Intake(client=redis_client, settings=settings, consumer="c1")
+    intake.prepare()
+    drain(intake)
+    submit(redis_client, job)
+    drain(intake)
+    assert len(celery_jobs(redis_client)) == 1
+
+
+def test_job_left_accepted_by_a_dead_intake_is_dispatched_again(redis_client, settings):
+    job = make_job(1)
+    submit(redis_client, job)
+    # An intake that recorded the job and died before pushing it: the entry stays pending.
+    Ledger(redis_client).accept_many([(job, "pod")])
+    redis_client.xgroup_create(keys.JOBS_STREAM, keys.INTAKE_GROUP, id="0")
+    redis_client.xreadgroup(keys.INTAKE_GROUP, "c1", {keys.JOBS_STREAM: ">"}, count=10)
+    restarted = Intake(client=redis_client, settings=settings, consumer="c1")
+    restarted.prepare()
+    drain(restarted)
+    assert [KubernetesJob.decode(p).job_id for p in celery_jobs(redis_client)] == [job.job_id]
+
+
+def test_malformed_records_go_to_dead_and_later_jobs_still_run(redis_client, settings):
+    good = make_job(2)
+    bad_key = make_job(3)
+    redis_client.xadd(keys.JOBS_STREAM, {"record": b"\xc1 not msgpack"})
+    redis_client.xadd(keys.JOBS_STREAM, {"something": b"else"})
+    raw = msgpack.unpackb(bad_key.encode(), raw=False)
+    raw["task_key"]["try_number"] = "one"
+    redis_client.xadd(keys.JOBS_STREAM, {"record": msgpack.packb(raw)})
+    wrong_ns = make_job(4, namespace="forbidden")
+    submit_many(redis_client, [wrong_ns, good])
+    intake = Intake(client=redis_client, settings=settings, consumer="c1")
+    intake.prepare()
+    drain(intake)
+    dead = redis_client.xrange(keys.DEAD_STREAM)
+    reasons = [fields[b"reason"].decode() for _id, fields in dead]
+    assert len(reasons) == 4
+    assert "not valid msgpack" in reasons[0]
+    assert "no 'record' field" in reasons[1]
+    assert "job.task_key.try_number: expected an integer, got string" == reasons[2]
+    assert "job.namespace: 'forbidden' is not in the allowed namespaces" in reasons[3]
+    assert [KubernetesJob.decode(p).job_id for p in celery_jobs(redis_client)] == [good.job_id]
+    # The namespace refusal could be attributed: its scheduler reads a failed result.
+    consumer = ResultsConsumer(redis_client, scheduler_id="sched-a", consumer="s1", block_ms=10)
+    results = consumer.read()
+    assert [(r.job_id, r.state) for r in results] == [(wrong_ns.job_id, State.FAILED)]
+    assert "not in the allowed namespaces" in results[0].failure_details.message
+
+
+def test_submit_with_settings_raises_intakes_message(redis_client, settings):
+    with pytest.raises(SubmitError, match="no template named 'missing'"):
+        submit(redis_client, make_job(1, pod_template="missing"), settings=settings)
+    assert redis_client.xlen(keys.JOBS_STREAM) == 0
+
+
+def test_intake_rides_out_nothing_to_read(redis_url, settings):
+    client = connect(redis_url, block_ms=10)
+    intake = Intake(client=client, settings=settings, consumer="c1")
+    intake.prepare()
+    assert intake.step(block_ms=10) == 0
