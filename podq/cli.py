@@ -1,7 +1,57 @@
-"""The `podq` command."""
+"""The `podq` command: one subcommand per module in podq/commands/."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
 import sys
 
+from podq.shared.errors import PodqError
+from podq.shared.settings import load_settings
 
-def main(argv=None) -> int:
-    print("podq: not built yet", file=sys.stderr)
-    return 2
+# Each module defines register(subparsers) and a run(args, settings) -> int.
+COMMANDS = ("up", "demo", "submit", "results", "job", "intake", "worker", "watcher", "kubesim")
+
+
+def configure_logging(level: str, *, json_format: bool) -> None:
+    """The only place podq configures logging."""
+    handler = logging.StreamHandler(sys.stderr)
+    if json_format:
+        from podq.logjson import JsonFormatter
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="podq", description="Launch Kubernetes pods for a scheduler and stream their fate back.")
+    parser.add_argument("--log-level", default="warning", help="debug, info, warning (default) or error")
+    parser.add_argument("--log-json", action="store_true", help="log one JSON object per line")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS:
+        module = importlib.import_module(f"podq.commands.{name}")
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    # kubesim, worker and watcher parse their own flags.
+    passthrough = {"kubesim": "podq.kubesim.cli", "worker": "podq.workers.main", "watcher": "podq.watcher.main"}
+    if argv and argv[0] in passthrough:
+        configure_logging("info", json_format=False)
+        module = importlib.import_module(passthrough[argv[0]])
+        if argv[0] == "kubesim":
+            return module.main(argv[1:])
+        return module.main(argv[1:], load_settings())
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(args.log_level, json_format=args.log_json)
+    try:
+        return args.run(args, load_settings())
+    except PodqError as exc:
+        print(f"podq {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

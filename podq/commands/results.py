@@ -1,0 +1,46 @@
+"""`podq results`: read a scheduler's results stream."""
+from __future__ import annotations
+
+import threading
+
+from podq.broker.results import ResultsConsumer
+from podq.shared.loops import stop_on_signals
+
+from ._common import redis_from
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("results", help="read (and acknowledge) a scheduler's results")
+    parser.add_argument("--scheduler-id", required=True)
+    parser.add_argument("--consumer", help="consumer name (stable across restarts); default from host")
+    parser.add_argument("--follow", action="store_true", help="keep reading until interrupted")
+    parser.add_argument("--no-ack", action="store_true", help="leave the results pending")
+    parser.set_defaults(run=run)
+
+
+def format_result(result) -> str:
+    details = result.failure_details
+    reason = ""
+    if details is not None:
+        reason = " " + " ".join(str(part) for part in (details.reason or details.container_reason or details.pod_reason,
+                                                       details.message or details.container_message or details.pod_message)
+                                if part)
+    return (f"{result.entry_id} {result.job_id} {result.state.value:<9} {result.key} "
+            f"pod={result.namespace}/{result.pod_name}{reason}")
+
+
+def run(args, settings) -> int:
+    client = redis_from(settings, block_ms=settings.results.block_ms)
+    consumer = ResultsConsumer(client, scheduler_id=args.scheduler_id, consumer=args.consumer,
+                               batch_size=settings.results.batch_size, block_ms=settings.results.block_ms)
+    stop = threading.Event()
+    stop_on_signals(stop)
+    while not stop.is_set():
+        batch = consumer.read(block_ms=settings.results.block_ms if args.follow else 0)
+        for result in batch:
+            print(format_result(result), flush=True)
+        if batch and not args.no_ack:
+            consumer.ack(batch)
+        if not batch and not args.follow:
+            break
+    return 0
