@@ -1,0 +1,37 @@
+"""`podq up`: run the embedded stack in the foreground until interrupted."""
+from __future__ import annotations
+
+import threading
+
+from podq.shared.loops import stop_on_signals
+from podq.stack import Stack, StackOptions
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("up", help="run the whole stack in the foreground")
+    parser.add_argument("--workers", type=int, default=2, help="Celery worker processes")
+    parser.add_argument("--data-dir", help="keep Redis data and logs here (default: a temp dir)")
+    parser.set_defaults(run=run)
+
+
+def run(args, settings) -> int:
+    stop = threading.Event()
+    stop_on_signals(stop)
+    with Stack(settings, StackOptions(workers=args.workers, data_dir=args.data_dir)) as stack:
+        print(f"""podq is up.
+  redis   {stack.redis_url}
+  kubesim {stack.kubesim_url or '(external cluster)'}  kubeconfig {stack.kubeconfig}
+  logs    {stack.log_dir}
+
+Submit a job and read its results from another shell:
+  export PODQ_REDIS_URL={stack.redis_url}
+  podq submit --scheduler-id me --dag-id example --task-id hello --run-id r1 -- echo hello
+  podq results --scheduler-id me --follow
+
+Ctrl-C stops every service.""", flush=True)
+        while not stop.wait(1.0):
+            dead = stack.dead()
+            if dead:
+                print(f"podq up: service(s) exited: {', '.join(dead)}; see {stack.log_dir}")
+                return 1
+    return 0

@@ -1,0 +1,156 @@
+"""The embedded stack behind `podq up` and `podq demo`: every service as its own process.
+
+It starts the embedded Valkey server (unless PODQ_REDIS_URL is given), kubesim
+(unless a kubeconfig or in-cluster config is given), intake, worker processes and
+the watcher, each a child process that dies with its parent. ``close()`` stops
+them all (SIGTERM, then SIGKILL after a grace period) and is safe to call twice.
+"""
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from podq.broker.server import EmbeddedRedis
+from podq.shared.errors import PodqError
+from podq.shared.settings import Settings
+
+log = logging.getLogger(__name__)
+_KUBESIM_LINE = re.compile(r"http://(?P<host>[^:\s]+):(?P<port>\d+).*kubeconfig=(?P<kubeconfig>\S+)")
+
+
+class StackError(PodqError):
+    """A service of the embedded stack failed to start or died."""
+
+
+def _die_with_parent() -> None:
+    """In the child: ask Linux to SIGTERM us when the stack's process goes away."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+@dataclass(kw_only=True)
+class StackOptions:
+    workers: int = 2
+    worker_concurrency: int = 16
+    namespace: str = "default"
+    data_dir: str | None = None
+    kubesim_args: tuple[str, ...] = ()
+    log_dir: str | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+class Stack:
+    """The running services; use as a context manager."""
+
+    def __init__(self, settings: Settings, options: StackOptions | None = None) -> None:
+        self.settings = settings
+        self.options = options or StackOptions()
+        self.workdir = Path(self.options.data_dir or tempfile.mkdtemp(prefix="podq-stack-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.log_dir = Path(self.options.log_dir or self.workdir / "logs")
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.redis: EmbeddedRedis | None = None
+        self.redis_url = settings.redis.url
+        self.kubeconfig = settings.kube.kubeconfig
+        self.kubesim_url: str | None = None
+        self.processes: dict[str, subprocess.Popen] = {}
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> "Stack":
+        try:
+            if not self.redis_url:
+                self.redis = EmbeddedRedis(data_dir=str(self.workdir / "redis")).start()
+                self.redis_url = self.redis.url
+            if not self.kubeconfig and not self.settings.kube.in_cluster:
+                self._start_kubesim()
+            self.spawn("intake", ["intake", "--consumer", "intake-1"])
+            for index in range(1, self.options.workers + 1):
+                self.spawn(f"worker-{index}", ["worker", "--hostname", f"worker-{index}@%h",
+                                                "--concurrency", str(self.options.worker_concurrency)])
+            self.spawn("watcher", ["watcher", "--namespace", self.options.namespace])
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["PODQ_REDIS_URL"] = self.redis_url or ""
+        if self.kubeconfig:
+            env["PODQ_KUBE_KUBECONFIG"] = self.kubeconfig
+        env.setdefault("PODQ_KUBE_NAMESPACE", self.options.namespace)
+        env.update(self.options.extra_env)
+        return env
+
+    def spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
+        """Start ``podq <argv>`` as service ``name``, its output in ``logs/<name>.log``."""
+        with open(self.log_dir / f"{name}.log", "ab") as output:
+            process = subprocess.Popen([sys.executable, "-m", "podq", *argv], env=self.env(),
+                                       stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
+                                       preexec_fn=_die_with_parent)
+        self.processes[name] = process
+        log.info("started %s (pid %s)", name, process.pid)
+        return process
+
+    def _start_kubesim(self, *, timeout: float = 30.0) -> None:
+        kubeconfig = self.workdir / "kubeconfig"
+        with open(self.log_dir / "kubesim.log", "ab") as errors:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "podq", "kubesim", "--host", "127.0.0.1", "--port", "0",
+                 "--kubeconfig", str(kubeconfig), *self.options.kubesim_args],
+                env=self.env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors,
+                preexec_fn=_die_with_parent, text=True)
+        self.processes["kubesim"] = process
+        deadline = time.monotonic() + timeout
+        line = ""
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            match = _KUBESIM_LINE.search(line)
+            if match:
+                self.kubeconfig = match.group("kubeconfig")
+                self.kubesim_url = f"http://{match.group('host')}:{match.group('port')}"
+                return
+            if process.poll() is not None:
+                break
+        raise StackError(f"kubesim did not start (last output {line!r}; see {self.log_dir / 'kubesim.log'})")
+
+    def dead(self) -> list[str]:
+        """Names of services that have exited."""
+        return [name for name, process in self.processes.items() if process.poll() is not None]
+
+    def close(self, *, grace: float = 10.0) -> None:
+        """Stop every service (SIGTERM, then SIGKILL after ``grace`` seconds)."""
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for name, process in self.processes.items():
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop in %s s; killing it", name, grace)
+                process.kill()
+                process.wait()
+            if process.stdout:
+                process.stdout.close()
+        self.processes.clear()
+        if self.redis is not None:
+            self.redis.stop()
+            self.redis = None
+
+    def __enter__(self) -> "Stack":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
