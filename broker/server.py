@@ -68,11 +68,12 @@ class EmbeddedRedis:
                    "--save", "", "--daemonize", "no", "--protected-mode", "yes",
                    "--logfile", str(self.data_dir / "server.log")]
         self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.PIPE, start_new_session=True)
+                                        stderr=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                error = self.process.stderr.read().decode(errors="replace")[-500:] if self.process.stderr else ""
+                log_file = self.data_dir / "server.log"
+                error = log_file.read_text(errors="replace")[-500:] if log_file.exists() else ""
                 raise RedisStartError(f"valkey-server exited with {self.process.returncode}: {error}")
             if self._answers_ping():
                 log.info("embedded valkey on port %s, data in %s", self.port, self.data_dir)
@@ -108,8 +109,6 @@ class EmbeddedRedis:
     def close(self) -> None:
         """Stop the server and remove a data directory this object created."""
         self.stop()
-        if self.process is not None and self.process.stderr:
-            self.process.stderr.close()
         if self._own_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
