@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import os
 import platform
 import shutil
 import signal
@@ -18,6 +17,8 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+
+from podq.shared.procs import die_with_parent
 
 from .errors import RedisStartError
 
@@ -68,7 +69,8 @@ class EmbeddedRedis:
                    "--save", "", "--daemonize", "no", "--protected-mode", "yes",
                    "--logfile", str(self.data_dir / "server.log")]
         self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL, start_new_session=True)
+                                        stderr=subprocess.DEVNULL, start_new_session=True,
+                                        preexec_fn=die_with_parent)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -118,10 +120,3 @@ class EmbeddedRedis:
     def __exit__(self, *exc) -> None:
         self.close()
 
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True

@@ -7,7 +7,6 @@ them all (SIGTERM, then SIGKILL after a grace period) and is safe to call twice.
 """
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import re
@@ -21,6 +20,7 @@ from pathlib import Path
 
 from podq.broker.server import EmbeddedRedis
 from podq.shared.errors import PodqError
+from podq.shared.procs import die_with_parent
 from podq.shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -29,14 +29,6 @@ _KUBESIM_LINE = re.compile(r"http://(?P<host>[^:\s]+):(?P<port>\d+).*kubeconfig=
 
 class StackError(PodqError):
     """A service of the embedded stack failed to start or died."""
-
-
-def _die_with_parent() -> None:
-    """In the child: ask Linux to SIGTERM us when the stack's process goes away."""
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
 
 
 @dataclass(kw_only=True)
@@ -98,7 +90,7 @@ class Stack:
         with open(self.log_dir / f"{name}.log", "ab") as output:
             process = subprocess.Popen([sys.executable, "-m", "podq", *argv], env=self.env(),
                                        stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
-                                       preexec_fn=_die_with_parent)
+                                       preexec_fn=die_with_parent)
         self.processes[name] = process
         log.info("started %s (pid %s)", name, process.pid)
         return process
@@ -110,7 +102,7 @@ class Stack:
                 [sys.executable, "-m", "podq", "kubesim", "--host", "127.0.0.1", "--port", "0",
                  "--kubeconfig", str(kubeconfig), *self.options.kubesim_args],
                 env=self.env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors,
-                preexec_fn=_die_with_parent, text=True)
+                preexec_fn=die_with_parent, text=True)
         self.processes["kubesim"] = process
         deadline = time.monotonic() + timeout
         line = ""
