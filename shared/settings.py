@@ -53,6 +53,11 @@ class IntakeSettings:
     """Directory of named pod templates (``<name>.yaml``); unset: only the default template."""
     namespaces: tuple[str, ...] = ()
     """Namespaces jobs may use; empty: only ``PODQ_KUBE_NAMESPACE``."""
+    max_record_bytes: int = 256 * 1024
+    """Largest job or control record intake admits, in msgpack bytes (the protocol's ceiling is 256 KiB)."""
+    pod_policy: bool = True
+    """Enforce the default pod policy (no privileged containers, privilege escalation, hostPath
+    volumes, hostNetwork/hostPID/hostIPC) on ``pod_override`` and on named templates."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,6 +68,27 @@ class WorkerSettings:
     """Seconds before an unacknowledged Celery message is redelivered."""
     prefetch_multiplier: int = 1
     """Celery prefetch multiplier (messages reserved per thread)."""
+    create_rate: float = 50.0
+    """Pod creates per second across every worker (a token bucket in Redis); 0: no limit."""
+    create_burst: int = 50
+    """Creates the shared token bucket allows at once after a quiet spell."""
+    retry_budget: float = 0.0
+    """Seconds one delivery may spend retrying API errors; 0 or more than a third of the
+    visibility timeout: a third of it. Longer waits go through the delayed set."""
+    max_deliveries: int = 5
+    """Poison guard: a job whose deliveries ended without a hand-off this often fails."""
+    max_delays: int = 20
+    """A job sent back through the delayed set this often fails with the last API error."""
+    image: str | None = None
+    """Image of the ``base`` container, replacing the template's (a pod_override still wins)."""
+    pod_mutation_hook: str | None = None
+    """``module:function`` called with each pod (a dict) last, before it is created."""
+    delete_on_success: bool = True
+    """Completion policy: delete a succeeded job's pod (else label it done and keep it)."""
+    delete_on_failure: bool = False
+    """Completion policy: delete a failed or lost job's pod (else label it done and keep it)."""
+    delete_options: str | None = None
+    """JSON delete options for completion deletes, e.g. ``{"gracePeriodSeconds": 10}``."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -79,6 +105,22 @@ class ResultsSettings:
     """How long a consumer's XREADGROUP blocks."""
     batch_size: int = 100
     """Entries a consumer reads per call."""
+    reclaim_idle_ms: int = 60_000
+    """An entry delivered to a consumer and not acknowledged for this long is reclaimed
+    (XAUTOCLAIM) by a live consumer of the same group; intake's groups use it too."""
+    max_deliveries: int = 5
+    """An entry delivered this many times without an ack goes to the dead stream
+    (``podq:results:<scheduler_id>:dead``, or ``podq:dead`` for intake's streams)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrimSettings:
+    interval: float = 30.0
+    """Seconds between trimming passes (intake runs them)."""
+    hard_cap: int = 1_000_000
+    """Entries a stream may hold before its oldest entries are removed even if some group has
+    not read or acknowledged them (an abandoned stream); each such removal is counted in
+    ``podq:metrics`` field ``trim_unread:<stream>``."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -89,6 +131,7 @@ class Settings:
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     watcher: WatcherSettings = field(default_factory=WatcherSettings)
     results: ResultsSettings = field(default_factory=ResultsSettings)
+    trim: TrimSettings = field(default_factory=TrimSettings)
 
 
 def _convert(name: str, raw: str, kind: Any) -> Any:
