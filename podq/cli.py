@@ -10,7 +10,7 @@ from podq.shared.errors import PodqError
 from podq.shared.settings import load_settings
 
 # Each module defines register(subparsers) and a run(args, settings) -> int.
-COMMANDS = ("up", "demo", "submit", "results", "job", "intake", "worker", "watcher", "kubesim")
+COMMANDS = ("up", "demo", "submit", "results", "job", "intake", "worker", "watcher", "kubesim", "settings")
 
 
 def configure_logging(level: str, *, json_format: bool) -> None:

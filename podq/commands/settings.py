@@ -1,0 +1,25 @@
+"""`podq settings`: every PODQ_ variable, its default and the value in force."""
+from __future__ import annotations
+
+import dataclasses
+
+from podq.shared.settings_doc import markdown_table, setting_docs
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("settings", help="list every PODQ_ setting and its value here")
+    parser.add_argument("--markdown", action="store_true", help="print the table docs/operations.md holds")
+    parser.set_defaults(run=run)
+
+
+def run(args, settings) -> int:
+    if args.markdown:
+        print(markdown_table())
+        return 0
+    current = {}
+    for section in dataclasses.fields(settings):
+        for item in dataclasses.fields(getattr(settings, section.name)):
+            current[f"PODQ_{section.name}_{item.name}".upper()] = getattr(getattr(settings, section.name), item.name)
+    for row in setting_docs():
+        print(f"{row.variable}={current[row.variable]!r}\n    {row.doc}")
+    return 0
