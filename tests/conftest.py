@@ -28,3 +28,18 @@ def redis_client(redis_url):
     client = connect(redis_url)
     yield client
     client.close()
+
+
+@pytest.fixture
+def kubesim(tmp_path):
+    """A fresh kubesim (in a background thread of this process) with millisecond kubelet steps.
+
+    Yields :class:`podq.kubesim.server.KubeSim`: ``.url``, ``.kubeconfig``, ``.admin()``.
+    """
+    from podq.kubesim.server import start_in_thread
+
+    sim = start_in_thread(kubeconfig=str(tmp_path / "kubeconfig"))
+    try:
+        yield sim
+    finally:
+        sim.stop()
