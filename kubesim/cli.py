@@ -1,0 +1,109 @@
+"""``podq kubesim`` / ``python -m podq.kubesim``: run a kubesim server until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from .settings import DEFAULT_NAMESPACES, KubeletDelays, SimSettings
+
+log = logging.getLogger(__name__)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="podq kubesim", description="A Kubernetes API stand-in for Pods with a simulated kubelet.")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    p.add_argument("--kubeconfig", default=".podq/kubesim/kubeconfig", help="where to write the kubeconfig")
+    p.add_argument("--namespace", action="append", default=[], help="extra namespace to pre-create (repeatable)")
+    p.add_argument("--history-size", type=int, default=20000, help="pod events kept for watch resumption")
+    p.add_argument("--bookmark-interval", type=float, default=60.0, help="seconds between watch bookmarks")
+    p.add_argument("--default-run-seconds", type=float, default=0.05, help="container run time without an annotation")
+    p.add_argument("--kubelet-paused", action="store_true", help="start with the kubelet paused")
+    defaults = KubeletDelays()
+    for name, value in defaults.as_dict().items():
+        p.add_argument(f"--kubelet-{name}", type=float, default=value, metavar="SECONDS", help=f"kubelet {name} delay")
+    p.add_argument("--latency", action="append", default=[], metavar="VERB=SECONDS[:JITTER]", help="added latency (repeatable; VERB may be *)")
+    p.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="ACTION[:VERB[:RATE[:NAMESPACE]]]",
+        help="fault rule, e.g. 429:create:0.1 or 403:*:1:forbidden-ns (repeatable)",
+    )
+    p.add_argument("--log-level", default="INFO")
+    return p
+
+
+def settings_from_args(args: argparse.Namespace) -> SimSettings:
+    delays = KubeletDelays()
+    delays.update({name: getattr(args, f"kubelet_{name}") for name in delays.as_dict()})
+    namespaces = tuple(dict.fromkeys([*DEFAULT_NAMESPACES, *args.namespace]))
+    return SimSettings(
+        host=args.host,
+        port=args.port,
+        kubeconfig=str(Path(args.kubeconfig).absolute()),
+        namespaces=namespaces,
+        history_size=args.history_size,
+        bookmark_interval=args.bookmark_interval,
+        default_run_seconds=args.default_run_seconds,
+        kubelet_paused=args.kubelet_paused,
+        delays=delays,
+    )
+
+
+def _apply_startup_faults(server: object, args: argparse.Namespace) -> None:
+    from .server import KubeSimServer
+
+    assert isinstance(server, KubeSimServer) and server.core is not None
+    faults = server.core.faults
+    for spec in args.latency:
+        verb, _, value = spec.partition("=")
+        seconds, _, jitter = value.partition(":")
+        faults.set_latency(verb or "*", seconds=float(seconds), jitter=float(jitter or 0))
+    for spec in args.fault:
+        parts = spec.split(":")
+        rule: dict[str, object] = {"action": parts[0]}
+        if len(parts) > 1 and parts[1]:
+            rule["verb"] = parts[1]
+        if len(parts) > 2 and parts[2]:
+            rule["rate"] = float(parts[2])
+        if len(parts) > 3 and parts[3]:
+            rule["namespace"] = parts[3]
+        faults.add(**rule)
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    from .server import KubeSimServer
+
+    server = KubeSimServer(settings_from_args(args))
+    await server.start()
+    _apply_startup_faults(server, args)
+    print(f"kubesim listening on {server.url} kubeconfig={server.kubeconfig} port={server.port}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await asyncio.wait_for(server.stop(), timeout=10)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return asyncio.run(_serve(args))
+    except OSError as exc:
+        print(f"kubesim: cannot start: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

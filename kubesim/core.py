@@ -1,0 +1,42 @@
+"""One simulated cluster: the store, the pod verbs, the kubelet and the fault injector, wired together."""
+
+from __future__ import annotations
+
+from .faults import Faults
+from .kubelet import Kubelet
+from .service import PodService
+from .settings import SimSettings
+from .store import Store
+
+
+class SimCore:
+    """Everything a running kubesim holds; lives on the server's event loop."""
+
+    def __init__(self, settings: SimSettings) -> None:
+        self.settings = settings
+        self.store = Store(history_size=settings.history_size, namespaces=list(settings.namespaces))
+        self.service = PodService(self.store)
+        self.kubelet = Kubelet(service=self.service, settings=settings)
+        self.store.listeners.append(self.kubelet)
+        self.faults = Faults()
+
+    def stats(self) -> dict[str, object]:
+        store = self.store
+        return {
+            "resourceVersion": store.rv,
+            "startResourceVersion": store.start_rv,
+            "compactedResourceVersion": store.history.compacted_rv,
+            "pods": len(store.pods),
+            "namespaces": sorted(store.namespaces),
+            "watches": len(store.hub),
+            "historyEvents": len(store.history),
+            "historySize": store.history.size,
+            "creates": len(store.audit),
+            "writes": store.writes,
+            "hungRequests": self.faults.hung,
+            "kubeletPaused": self.kubelet.paused,
+            "kubeletTasks": len(self.kubelet.tasks),
+            "kubeletDelays": self.settings.delays.as_dict(),
+            "defaultRunSeconds": self.settings.default_run_seconds,
+            "bookmarkInterval": self.settings.bookmark_interval,
+        }

@@ -1,0 +1,356 @@
+"""The simulated scheduler + kubelet: drives every pod through the real sequence of status writes.
+
+Each step is an ordinary write through the store (new resourceVersion, fanned out to watchers), after a
+configurable delay. Outcome annotations (see outcomes.py) pick how the pod's life goes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from . import errors
+from . import outcomes as oc
+from .clock import rfc3339
+from .history import ADDED, DELETED, Event
+from .pods import qos_class
+from .service import DeleteOptions, PodService
+from .settings import SimSettings
+from .statuses import HOST_IP, NODE_NAME, PodModel, condition
+from .store import Entry
+
+log = logging.getLogger(__name__)
+
+JsonDict = dict[str, Any]
+
+
+class _Gone(Exception):
+    """The pod this task drives was deleted or replaced."""
+
+
+@dataclass(slots=True)
+class _Pod:
+    uid: str
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name} uid={self.uid}"
+
+
+class Kubelet:
+    def __init__(self, *, service: PodService, settings: SimSettings) -> None:
+        self.service = service
+        self.settings = settings
+        self.delays = settings.delays
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.models: dict[str, PodModel] = {}
+        self.detached: set[str] = set()
+        self._resumed = asyncio.Event()
+        if not settings.kubelet_paused:
+            self._resumed.set()
+        self._next_ip = 0
+
+    # -- control ------------------------------------------------------------------------------
+    @property
+    def paused(self) -> bool:
+        return not self._resumed.is_set()
+
+    def pause(self) -> None:
+        self._resumed.clear()
+        log.info("kubelet paused")
+
+    def resume(self) -> None:
+        self._resumed.set()
+        log.info("kubelet resumed")
+
+    def detach(self, uid: str) -> None:
+        """Stop driving a pod's lifecycle (its status was set by hand); deletions are still completed."""
+        self.detached.add(uid)
+        task = self.tasks.pop(uid, None)
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+
+    async def close(self) -> None:
+        tasks = list(self.tasks.values())
+        self.tasks.clear()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- store listener -----------------------------------------------------------------------
+    def pod_written(self, event: Event) -> None:
+        meta = event.new["metadata"]
+        pod = _Pod(meta["uid"], meta["namespace"], meta["name"])
+        if event.kind == ADDED:
+            self._start(pod, self._life(pod), "life")
+        elif event.kind == DELETED:
+            task = self.tasks.pop(pod.uid, None)
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()
+            self.models.pop(pod.uid, None)
+            self.detached.discard(pod.uid)
+        else:
+            old_meta = (event.old or {}).get("metadata") or {}
+            grace = meta.get("deletionGracePeriodSeconds")
+            if meta.get("deletionTimestamp") and not old_meta.get("deletionTimestamp") and grace:
+                task = self.tasks.pop(pod.uid, None)
+                if task is not None and task is not asyncio.current_task():
+                    task.cancel()
+                self._start(pod, self._terminate(pod, int(grace)), "terminate")
+
+    def _start(self, pod: _Pod, coro: Any, what: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=f"kubelet-{what}:{pod}")
+        self.tasks[pod.uid] = task
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None and not isinstance(exc, _Gone):
+            log.error("kubelet task %s crashed", task.get_name(), exc_info=exc)
+
+    # -- helpers ------------------------------------------------------------------------------
+    async def _step(self, delay: float) -> None:
+        if self.delays.jitter:
+            delay *= 1 + random.random() * self.delays.jitter
+        await asyncio.sleep(delay)
+        await self._resumed.wait()
+
+    def _current(self, pod: _Pod) -> Entry:
+        entry = self.service.store.get(pod.namespace, pod.name)
+        if entry is None or entry.obj["metadata"]["uid"] != pod.uid:
+            raise _Gone(str(pod))
+        return entry
+
+    def _write(self, pod: _Pod, model: PodModel) -> None:
+        self._current(pod)
+        self.service.set_status(pod.namespace, pod.name, model.render())
+
+    def _pod_ip(self) -> str:
+        self._next_ip += 1
+        n = self._next_ip
+        return f"10.244.{(n // 250) % 250}.{n % 250 + 2}"
+
+    # -- a pod's life -------------------------------------------------------------------------
+    async def _life(self, pod: _Pod) -> None:
+        d = self.delays
+        await self._step(d.schedule)
+        entry = self._current(pod)
+        obj = entry.obj
+        spec = obj["spec"]
+        outcome = oc.outcome_of(
+            obj["metadata"].get("annotations"), default_run_seconds=self.settings.default_run_seconds, pod=str(pod)
+        )
+        qos = qos_class(spec)
+        if outcome.kind == oc.UNSCHEDULABLE:
+            msg = outcome.message_for(oc.UNSCHEDULABLE)
+            status = {"phase": "Pending", "qosClass": qos, "conditions": [condition("PodScheduled", "False", rfc3339(), "Unschedulable", msg)]}
+            self.service.set_status(pod.namespace, pod.name, status)
+            return
+        bound = entry.clone()
+        bound["spec"]["nodeName"] = NODE_NAME
+        bound["status"]["conditions"] = [condition("PodScheduled", "True", rfc3339())]
+        self.service.write_pod(entry, bound)
+        model = PodModel(
+            qos=qos,
+            containers=[(c["name"], c.get("image", "")) for c in spec.get("containers") or []],
+            init_containers=[(c["name"], c.get("image", "")) for c in spec.get("initContainers") or []],
+        )
+        model.set_condition("PodScheduled", "True")
+        self.models[pod.uid] = model
+        await self._step(d.start)
+        if outcome.kind == oc.PROVIDER_FAILED:
+            status = {"phase": "Failed", "reason": "ProviderFailed", "message": outcome.message_for(oc.PROVIDER_FAILED), "qosClass": qos}
+            if spec.get("restartPolicy") != "Never":
+                status["phase"] = "Pending"
+            self._current(pod)
+            self.service.set_status(pod.namespace, pod.name, status)
+            return
+        self._first_status(model)
+        self._write(pod, model)
+        await self._step(d.sandbox)
+        model.set_condition("PodReadyToStartContainers", "True")
+        model.pod_ip = self._pod_ip()
+        self._write(pod, model)
+        if model.init_containers and not await self._run_init_containers(pod, model, outcome):
+            return
+        if not await self._pull_images(pod, model, outcome):
+            return
+        await self._step(d.ready)
+        await self._run_main(pod, model, outcome, spec)
+
+    def _first_status(self, model: PodModel) -> None:
+        model.host_ip = HOST_IP
+        model.start_time = rfc3339()
+        model.report_containers = True
+        model.set_condition("PodReadyToStartContainers", "False")
+        if model.init_containers:
+            names = ",".join(c.name for c in model.init_containers)
+            model.set_condition("Initialized", "False", "ContainersNotInitialized", f"containers with incomplete status: [{names}]")
+            for c in model.init_containers + model.containers:
+                c.wait("PodInitializing")
+        else:
+            model.set_condition("Initialized", "True")
+        model.mark_containers_unready()
+
+    async def _run_init_containers(self, pod: _Pod, model: PodModel, outcome: oc.Outcome) -> bool:
+        for index, init in enumerate(model.init_containers):
+            await self._step(self.delays.init)
+            init.run(rfc3339(), ready=False)
+            self._write(pod, model)
+            await self._step(self.delays.init)
+            if outcome.kind == oc.INIT_FAILED and index == 0:
+                init.terminate(rfc3339(), exit_code=outcome.init_exit_code, reason="Error", message=outcome.message)
+                model.phase = "Failed"
+                self._write(pod, model)
+                await self._teardown(pod, model)
+                return False
+            init.terminate(rfc3339(), exit_code=0, reason="Completed")
+            self._write(pod, model)
+        model.set_condition("Initialized", "True")
+        for c in model.containers:
+            c.wait("ContainerCreating")
+        return True
+
+    async def _pull_images(self, pod: _Pod, model: PodModel, outcome: oc.Outcome) -> bool:
+        main = model.containers[0]
+        kind = outcome.kind
+        if kind in (oc.INVALID_IMAGE_NAME, oc.CREATE_CONTAINER_CONFIG_ERROR):
+            main.wait(kind, outcome.message_for(kind, image=main.image))
+            self._write(pod, model)
+            return False
+        if kind in (oc.ERR_IMAGE_PULL, oc.IMAGE_PULL_BACK_OFF):
+            await self._image_pull_back_off(pod, model, outcome)
+            return False
+        if kind == oc.PULL_QPS_EXCEEDED:
+            main.wait("ErrImagePull", outcome.message or "pull QPS exceeded")
+            self._write(pod, model)
+            await self._step(self.delays.backoff)
+            main.wait("ContainerCreating")
+        return True
+
+    async def _image_pull_back_off(self, pod: _Pod, model: PodModel, outcome: oc.Outcome) -> None:
+        main = model.containers[0]
+        backoff = self.delays.backoff
+        retry = 0
+        while True:  # loop "image-pull-back-off": ends when the pod is deleted (_Gone or cancelled)
+            main.wait(oc.ERR_IMAGE_PULL, outcome.message_for(oc.ERR_IMAGE_PULL, image=main.image))
+            self._write(pod, model)
+            await self._step(min(backoff * 2**retry, backoff * 30))
+            main.wait(oc.IMAGE_PULL_BACK_OFF, f'Back-off pulling image "{main.image}"')
+            self._write(pod, model)
+            await self._step(min(backoff * 2**retry, backoff * 30))
+            retry += 1
+
+    async def _run_main(self, pod: _Pod, model: PodModel, outcome: oc.Outcome, spec: JsonDict) -> None:
+        restart_policy = spec.get("restartPolicy", "Always")
+        deadline = spec.get("activeDeadlineSeconds")
+        while True:  # loop "container-restarts": one pass per container start; ends on a terminal phase
+            started = rfc3339()
+            for c in model.containers:
+                c.run(started)
+            model.phase = "Running"
+            model.set_condition("Ready", "True")
+            model.set_condition("ContainersReady", "True")
+            self._write(pod, model)
+            run_for = outcome.run_seconds
+            if outcome.kind == oc.DEADLINE_EXCEEDED or (isinstance(deadline, int) and 0 < deadline < run_for):
+                await self._step(min(run_for, deadline) if isinstance(deadline, int) and deadline > 0 else run_for)
+                await self._fail_pod(pod, model, reason="DeadlineExceeded", message=outcome.message_for(oc.DEADLINE_EXCEEDED))
+                return
+            await self._step(run_for)
+            if outcome.kind == oc.EVICTED:
+                self._evict(pod, model, outcome.message_for(oc.EVICTED))
+                return
+            code = outcome.exit_code
+            reason = "OOMKilled" if outcome.kind == oc.OOM_KILLED else ("Completed" if code == 0 else "Error")
+            finished = rfc3339()
+            for c in model.containers:
+                c.terminate(finished, exit_code=code, reason=reason)
+            if restart_policy == "Never" or (restart_policy == "OnFailure" and code == 0):
+                await self._finish(pod, model, succeeded=code == 0)
+                return
+            await self._crash_loop(pod, model)
+
+    async def _crash_loop(self, pod: _Pod, model: PodModel) -> None:
+        for c in model.containers:
+            c.last_state = c.state
+            c.restart_count += 1
+            seconds = min(10 * 2 ** (c.restart_count - 1), 300)
+            human = f"{seconds // 60}m{seconds % 60}s" if seconds >= 60 else f"{seconds}s"
+            c.wait("CrashLoopBackOff", f"back-off {human} restarting failed container={c.name} pod={pod.name}_{pod.namespace}({pod.uid})")
+        model.mark_containers_unready()
+        self._write(pod, model)
+        restarts = model.containers[0].restart_count
+        await self._step(min(self.delays.backoff * 2 ** (restarts - 1), self.delays.backoff * 30))
+
+    async def _finish(self, pod: _Pod, model: PodModel, *, succeeded: bool) -> None:
+        model.phase = "Succeeded" if succeeded else "Failed"
+        reason = "PodCompleted" if succeeded else "PodFailed"
+        model.set_condition("Ready", "False", reason)
+        model.set_condition("ContainersReady", "False", reason)
+        if succeeded:
+            model.set_condition("Initialized", "True", "PodCompleted")
+        self._write(pod, model)
+        await self._teardown(pod, model)
+
+    async def _teardown(self, pod: _Pod, model: PodModel) -> None:
+        await self._step(self.delays.teardown)
+        model.set_condition("PodReadyToStartContainers", "False")
+        self._write(pod, model)
+
+    async def _fail_pod(self, pod: _Pod, model: PodModel, *, reason: str, message: str) -> None:
+        finished = rfc3339()
+        for c in model.containers:
+            if "running" in c.state:
+                c.terminate(finished, exit_code=137, reason="Error")
+        model.reason = reason
+        model.message = message
+        await self._finish(pod, model, succeeded=False)
+
+    def _evict(self, pod: _Pod, model: PodModel, message: str) -> None:
+        entry = self._current(pod)
+        status = entry.clone()["status"]
+        at = rfc3339()
+        keep = [c for c in status.get("conditions") or [] if c["type"] in ("Initialized", "Ready", "ContainersReady", "PodScheduled")]
+        status = {
+            "phase": "Failed",
+            "reason": "Evicted",
+            "message": message,
+            "qosClass": status.get("qosClass", model.qos),
+            "hostIP": model.host_ip,
+            "hostIPs": [{"ip": model.host_ip}],
+            "startTime": model.start_time,
+            "conditions": [condition("DisruptionTarget", "True", at, "TerminationByKubelet", message), *keep],
+        }
+        self.models.pop(pod.uid, None)
+        self.service.set_status(pod.namespace, pod.name, status)
+
+    # -- graceful deletion --------------------------------------------------------------------
+    async def _terminate(self, pod: _Pod, grace: int) -> None:
+        await self._step(min(self.delays.kill, float(grace)))
+        self._current(pod)
+        model = self.models.get(pod.uid)
+        if model is not None and pod.uid not in self.detached and model.phase in ("Running", "Pending") and model.report_containers:
+            finished = rfc3339()
+            killed = False
+            for c in model.containers:
+                if "running" in c.state:
+                    c.terminate(finished, exit_code=143, reason="Error")
+                    killed = True
+            if killed:
+                model.phase = "Failed"
+                model.set_condition("Ready", "False", "PodFailed")
+                model.set_condition("ContainersReady", "False", "PodFailed")
+                self._write(pod, model)
+        await self._step(self.delays.finalize)
+        self._current(pod)
+        try:
+            self.service.delete(pod.namespace, pod.name, DeleteOptions(grace_period=0, uid=pod.uid))
+        except errors.ApiError as exc:
+            log.info("kubelet could not finish deleting %s: %s", pod, exc.message)
