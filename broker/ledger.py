@@ -60,6 +60,15 @@ class LedgerEntry:
                    accepted_at=number("accepted_at"), updated_at=number("updated_at"))
 
 
+@dataclass(frozen=True, kw_only=True)
+class Claim:
+    """A create delivery's view of its job: state, deliveries counted, current owner."""
+
+    state: LedgerState | None
+    deliveries: int
+    owner: str | None
+
+
 def _transition_args(allowed: Iterable[LedgerState], to: LedgerState,
                      fields: dict[str, str] | None) -> list[str]:
     args = [",".join(state.value for state in allowed), to.value, repr(time.time())]
@@ -104,9 +113,15 @@ class Ledger:
 
     def claim(self, job_id: str) -> tuple[LedgerState | None, int]:
         """Count a create delivery; the job's state and how many deliveries it has had."""
-        state, deliveries = self._claim(keys=[keys.job_key(job_id)], args=[repr(time.time())])
+        claim = self.claim_job(job_id)
+        return claim.state, claim.deliveries
+
+    def claim_job(self, job_id: str) -> "Claim":
+        """:meth:`claim`, also reporting the scheduler that owns the job now (after adoptions)."""
+        state, deliveries, owner = self._claim(keys=[keys.job_key(job_id)], args=[repr(time.time())])
         state = state.decode()
-        return (LedgerState(state) if state else None), int(deliveries)
+        return Claim(state=LedgerState(state) if state else None, deliveries=int(deliveries),
+                     owner=owner.decode() or None)
 
     def mark_created(self, job_id: str, *, uid: str) -> tuple[bool, str]:
         """accepted/dispatched → created, recording the pod's uid."""

@@ -43,3 +43,13 @@ def scheduler_jobs_key(scheduler_id: str) -> str:
 def watcher_key(scope: str, part: str) -> str:
     """A watcher's key for ``scope`` (``rv``, ``states``, ``lease``, ``fence``)."""
     return f"{PREFIX}:watcher:{scope}:{part}"
+
+
+def adopt_pending_key(old_scheduler_id: str, new_scheduler_id: str) -> str:
+    """Jobs of an adoption whose pods still carry the old scheduler's label and annotation."""
+    return f"{PREFIX}:adopt:{old_scheduler_id}:{new_scheduler_id}:pending"
+
+
+def adopt_passes_key(old_scheduler_id: str, new_scheduler_id: str) -> str:
+    """How many patch passes an adoption has made (it gives up after a bound)."""
+    return f"{PREFIX}:adopt:{old_scheduler_id}:{new_scheduler_id}:passes"

@@ -49,3 +49,6 @@ class ControlOp(str, Enum):
     MARK_DONE = "mark_done"
     DELETE = "delete"
     ADOPT = "adopt"
+    # Internal: applies the completion policy once a job's terminal result is durable.
+    # Sent by podq's own components (broker.control.request_completion), refused from producers.
+    COMPLETE = "complete"

@@ -1,0 +1,64 @@
+-- Adoption's broker step, atomic: a dead scheduler's jobs and unread results move to a new one.
+-- KEYS[1] old scheduler's job set   KEYS[2] new scheduler's job set
+-- KEYS[3] old results stream        KEYS[4] new results stream
+-- KEYS[5] the adoption's pending-patch set   KEYS[6] the set of known schedulers
+-- ARGV[1] old scheduler id; ARGV[2] new scheduler id; ARGV[3] now; ARGV[4] results group
+-- Jobs whose ledger owner is the old scheduler get the new owner; live ones (accepted,
+-- dispatched, created) also go into the pending-patch set. Results the old scheduler's
+-- group has not acknowledged (pending or never delivered) are appended to the new stream
+-- and removed from the old one. Returns {live job ids..., "", moved results count}.
+local old_id, new_id, now, group = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local live = {}
+for _, job_id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local job = 'podq:job:' .. job_id
+  if redis.call('HGET', job, 'scheduler_id') == old_id then
+    redis.call('HSET', job, 'scheduler_id', new_id, 'adopted_from', old_id, 'adopted_at', now)
+    local state = redis.call('HGET', job, 'state')
+    if state == 'accepted' or state == 'dispatched' or state == 'created' then
+      live[#live + 1] = job_id
+      redis.call('SADD', KEYS[5], job_id)
+    end
+  end
+  redis.call('SADD', KEYS[2], job_id)
+end
+redis.call('DEL', KEYS[1])
+
+if redis.call('EXISTS', KEYS[4]) == 0 then
+  redis.call('XGROUP', 'CREATE', KEYS[4], group, '0', 'MKSTREAM')
+  redis.call('SADD', KEYS[6], new_id)
+end
+
+local moved = 0
+local function move(id, acked)
+  local entries = redis.call('XRANGE', KEYS[3], id, id)
+  if #entries == 1 then
+    redis.call('XADD', KEYS[4], '*', unpack(entries[1][2]))
+    moved = moved + 1
+  end
+  if acked then redis.call('XACK', KEYS[3], group, id) end
+  redis.call('XDEL', KEYS[3], id)
+end
+
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  local last = nil
+  for _, info in ipairs(redis.call('XINFO', 'GROUPS', KEYS[3])) do
+    local fields = {}
+    for i = 1, #info, 2 do fields[info[i]] = info[i + 1] end
+    if fields['name'] == group then last = fields['last-delivered-id'] end
+  end
+  if last then
+    for _, pending in ipairs(redis.call('XPENDING', KEYS[3], group, '-', '+', 1000000)) do
+      move(pending[1], true)
+    end
+    for _, entry in ipairs(redis.call('XRANGE', KEYS[3], '(' .. last, '+')) do
+      move(entry[1], false)
+    end
+  else
+    for _, entry in ipairs(redis.call('XRANGE', KEYS[3], '-', '+')) do
+      move(entry[1], false)
+    end
+  end
+end
+live[#live + 1] = ''
+live[#live + 1] = moved
+return live

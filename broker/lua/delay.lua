@@ -1,0 +1,14 @@
+-- Put a task payload in the delayed set, due `delay` seconds from now (server time).
+-- KEYS[1] delayed zset; KEYS[2] job hash, or "" for a control task
+-- ARGV[1] member (kind prefix + payload); ARGV[2] delay in milliseconds
+-- A job's hand-off to the delayed set ends its delivery cleanly: `deliveries` (which the
+-- poison guard counts) goes back down by one and `delays` goes up.
+-- Returns the job's number of delays (0 for a control task).
+local clock = redis.call('TIME')
+local now_ms = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+redis.call('ZADD', KEYS[1], now_ms + tonumber(ARGV[2]), ARGV[1])
+if KEYS[2] ~= '' and redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('HINCRBY', KEYS[2], 'deliveries', -1)
+  return redis.call('HINCRBY', KEYS[2], 'delays', 1)
+end
+return 0

@@ -1,0 +1,168 @@
+"""Creating one job's pod, exactly once: the plain function behind ``podq.create_pod``.
+
+Per job: the ledger claim decides whether to act at all; the poison guard ends a
+job that keeps killing its worker; the pod is built; a slot is taken from the
+cluster-wide rate limit; the create is sent under the job's deterministic name and
+its answer resolved (docs/pods.md, "Creating a pod"). Every way a job can end here
+is an :class:`Outcome`; job-level failures become ``failed`` results, never exceptions.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from enum import Enum
+
+from podq.broker.delayed import delay_job
+from podq.broker.ledger import CREATABLE
+from podq.shared import naming
+from podq.shared.records import FailureDetails, KubernetesJob, KubernetesWatch
+from podq.shared.states import LedgerState, Source, State
+
+from .errors import (ApiTimeout, ConflictError, KubeApiError, NotFoundError, PodBuildError,
+                     TransientApiError, TransportError)
+from .kube import PodRef
+from .podspec import build_pod
+from .policy import DELAY, FAIL, decide
+from .runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+class Outcome(str, Enum):
+    CREATED = "created"            # we created it, or found our own pod under its name
+    SKIPPED = "skipped"            # the ledger says there is nothing to do
+    FAILED = "failed"              # a failed result was published
+    DELAYED = "delayed"            # back through the broker's delayed set
+    UNDONE = "undone"              # created after a revoke or an end: the pod was removed again
+
+
+def owns(pod: PodRef, job: KubernetesJob) -> bool:
+    """True when ``pod`` is ``job``'s pod (by podq's job-id annotation)."""
+    return pod.annotations.get(naming.JOB_ID_KEY) == job.job_id
+
+
+def create_job(job: KubernetesJob, payload: bytes, rt: Runtime, *, deadline: float) -> Outcome:
+    """Create ``job``'s pod unless the ledger says otherwise; ``deadline`` bounds retries (monotonic)."""
+    claim = rt.ledger.claim_job(job.job_id)
+    if claim.state not in CREATABLE:
+        log.info("job %s (%s): ledger state %s, nothing to create", job.job_id, job.key,
+                 claim.state.value if claim.state else "missing")
+        return Outcome.SKIPPED
+    owner = claim.owner or job.scheduler_id
+    namespace = job.namespace or rt.settings.kube.namespace
+    name = naming.pod_name_for(job.job_id, job.key)
+    limit = rt.settings.worker.max_deliveries
+    if claim.deliveries > limit:
+        return fail(rt, job, owner=owner, namespace=namespace, reason="PoisonJob",
+                    message=f"delivered {claim.deliveries} times without finishing (limit {limit}); "
+                            "its worker died each time")
+    try:
+        pod = build_pod(job, template=rt.templates.get(job.pod_template), namespace=namespace, owner=owner,
+                        image=rt.settings.worker.image, hook=rt.hook)
+    except PodBuildError as exc:
+        return fail(rt, job, owner=owner, namespace=namespace, reason=exc.reason, message=str(exc))
+    return _create(job, payload, rt, pod=pod, name=name, namespace=namespace, owner=owner, deadline=deadline)
+
+
+def _create(job, payload, rt: Runtime, *, pod, name, namespace, owner, deadline) -> Outcome:
+    attempt = 0
+    while True:
+        reservation = rt.limiter.reserve(max_wait=deadline - time.monotonic() - rt.create_timeout)
+        if not reservation.granted:
+            log.info("job %s: rate limit slot %.2f s away, delaying", job.job_id, reservation.wait)
+            return delay(rt, job, payload, wait=reservation.wait, error=None, owner=owner, namespace=namespace)
+        if reservation.wait > 0:
+            time.sleep(reservation.wait)
+        try:
+            created = rt.kube.create_pod(pod, timeout=rt.create_timeout)
+            return mark_created(rt, job, created)
+        except ConflictError as exc:
+            error: KubeApiError = exc
+            found = read_pod(rt, name, namespace)
+            if found is not None:
+                return resolve_existing(rt, job, found, owner=owner, namespace=namespace, conflict=exc)
+            # Gone again (or unreadable) between the create and the read: try once more.
+            error = TransientApiError(status=409, reason=exc.reason, message=f"{exc.message}; then not readable")
+        except (ApiTimeout, TransportError) as exc:
+            # The create may have landed: the pod's name tells, never a guess.
+            error = exc
+            found = read_pod(rt, name, namespace)
+            if found is not None:
+                return resolve_existing(rt, job, found, owner=owner, namespace=namespace, conflict=None)
+        except KubeApiError as exc:
+            error = exc
+        attempt += 1
+        decision = decide(error, attempt=attempt, remaining=deadline - time.monotonic() - rt.create_timeout)
+        log.info("job %s: create attempt %d: %s -> %s %.2fs", job.job_id, attempt, error, decision.action,
+                 decision.wait)
+        if decision.action == FAIL:
+            return fail(rt, job, owner=owner, namespace=namespace, reason=error.reason,
+                        message=error.message or str(error), status=error.status)
+        if decision.action == DELAY:
+            return delay(rt, job, payload, wait=decision.wait, error=error, owner=owner, namespace=namespace)
+        time.sleep(decision.wait)
+
+
+def read_pod(rt: Runtime, name: str, namespace: str) -> PodRef | None:
+    """The pod named ``name``, or None when it does not exist or cannot be read now."""
+    try:
+        return rt.kube.read_pod(name, namespace, timeout=rt.create_timeout)
+    except NotFoundError:
+        return None
+    except KubeApiError as exc:
+        log.info("pod %s/%s: read failed (%s); the create will be retried", namespace, name, exc)
+        return None
+
+
+def resolve_existing(rt: Runtime, job: KubernetesJob, pod: PodRef, *, owner: str, namespace: str,
+                     conflict: ConflictError | None) -> Outcome:
+    """A pod of our name exists: ours counts as created, another job's is a failure."""
+    if owns(pod, job):
+        return mark_created(rt, job, pod)
+    other = pod.annotations.get(naming.JOB_ID_KEY) or "no podq job"
+    message = (f"pod {namespace}/{pod.name} already exists and belongs to {other}, not to job {job.job_id}")
+    return fail(rt, job, owner=owner, namespace=namespace, reason="PodNameConflict", message=message,
+                status=409)
+
+
+def mark_created(rt: Runtime, job: KubernetesJob, pod: PodRef) -> Outcome:
+    moved, state = rt.ledger.mark_created(job.job_id, uid=pod.uid)
+    if moved or state == LedgerState.CREATED.value:
+        log.info("job %s: pod %s/%s created (uid %s)", job.job_id, pod.namespace, pod.name, pod.uid)
+        return Outcome.CREATED
+    # Revoked (or ended) while the create was in flight: the pod must not run.
+    log.warning("job %s: ledger became %s while pod %s was created; removing the pod", job.job_id, state, pod.name)
+    from .control import remove_revoked_pod
+    remove_revoked_pod(rt, pod.name, pod.namespace)
+    return Outcome.UNDONE
+
+
+def delay(rt: Runtime, job: KubernetesJob, payload: bytes, *, wait: float, error: KubeApiError | None,
+          owner: str, namespace: str) -> Outcome:
+    """Hand the job to the delayed set; past ``max_delays`` it fails with the last error."""
+    delays = delay_job(rt.client, job_id=job.job_id, payload=payload, delay=wait)
+    limit = rt.settings.worker.max_delays
+    if delays > limit:
+        reason = error.reason if error else "RateLimited"
+        detail = (error.message or str(error)) if error else "the create rate limit never had a slot in time"
+        return fail(rt, job, owner=owner, namespace=namespace, reason=reason,
+                    message=f"gave up after {limit} delayed retries: {detail}",
+                    status=error.status if error else None)
+    log.info("job %s: delayed %.1f s (delay %d of %d)", job.job_id, wait, delays, limit)
+    return Outcome.DELAYED
+
+
+def fail(rt: Runtime, job: KubernetesJob, *, owner: str, namespace: str, reason: str, message: str,
+         status: int | None = None) -> Outcome:
+    """Publish the job's ``failed`` result (through the publish script, like every result)."""
+    if status:
+        message = f"{message} (HTTP {status})"
+    result = KubernetesWatch.build(
+        job_id=job.job_id, scheduler_id=owner, key=job.key, source=Source.WORKER, state=State.FAILED,
+        pod_name=naming.pod_name_for(job.job_id, job.key), namespace=namespace,
+        annotations=naming.pod_annotations(job_id=job.job_id, scheduler_id=owner, key=job.key),
+        failure_details=FailureDetails(reason=reason, message=message))
+    entry = rt.publisher.publish([result])[0]
+    log.warning("job %s (%s): failed: %s: %s%s", job.job_id, job.key, reason, message,
+                "" if entry else " (a terminal result was out already)")
+    return Outcome.FAILED

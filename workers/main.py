@@ -1,0 +1,64 @@
+"""``podq worker``: a Celery worker consuming ``podq.pods`` with a threads pool.
+
+Importing this module starts nothing; :func:`main` does.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import socket
+
+from podq.shared import keys
+from podq.shared.errors import PodqError
+from podq.shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="podq worker", description="Create pods for podq's jobs (a Celery worker).")
+    parser.add_argument("--concurrency", "-c", type=int, help="threads (default PODQ_WORKER_CONCURRENCY)")
+    parser.add_argument("--hostname", "-n", help="Celery node name (default podq-worker-<pid>@<host>)")
+    parser.add_argument("--loglevel", "-l", default="info", help="Celery's log level (default info)")
+    parser.add_argument("--check", action="store_true",
+                        help="check Redis, the cluster config and the templates, then exit 0 or 1")
+    return parser
+
+
+def main(argv: list[str] | None, settings: Settings) -> int:
+    """Run a worker until it is stopped; returns the process exit code."""
+    from podq.broker.celery_app import make_celery
+
+    from .runtime import build_runtime
+    from .tasks import register_tasks
+
+    args = build_parser().parse_args(argv or [])
+    if args.concurrency:
+        settings = dataclasses.replace(settings, worker=dataclasses.replace(settings.worker,
+                                                                            concurrency=args.concurrency))
+    try:
+        runtime = build_runtime(settings)
+        if args.check:
+            runtime.client.ping()
+            runtime.templates.get(None)
+            runtime.close()
+            return 0
+    except PodqError as exc:
+        print(f"podq worker: {exc}")
+        return 2
+    except Exception as exc:  # noqa: BLE001 - a start-up failure is reported, not traced
+        print(f"podq worker: cannot start: {type(exc).__name__}: {exc}")
+        return 1
+    app = make_celery(broker_url=settings.redis.url, worker=settings.worker)
+    register_tasks(app, runtime)
+    hostname = args.hostname or f"podq-worker-{os.getpid()}@{socket.gethostname()}"
+    worker = app.Worker(hostname=hostname, queues=[keys.CELERY_QUEUE], pool_cls="threads",
+                        concurrency=settings.worker.concurrency, loglevel=args.loglevel.upper(),
+                        without_gossip=True, without_mingle=True, without_heartbeat=True, optimization="fair")
+    try:
+        worker.start()
+    finally:
+        runtime.close()
+    return worker.exitcode or 0

@@ -1,0 +1,137 @@
+"""Building the pod for a job: template, then override, then podq's identity, then the hook.
+
+The order (docs/pods.md):
+
+1. the job's named template, or the default one;
+2. the configured image, if any, on the ``base`` container;
+3. the job's ``pod_override``, merged with Kubernetes semantics (:mod:`.merge`);
+4. podq's part, which nothing above can undo: the deterministic name, the namespace,
+   Airflow-compatible labels and annotations, ``restartPolicy: Never``, the job's
+   command as the ``base`` container's ``args``, ``AIRFLOW_IS_K8S_EXECUTOR_POD=True``;
+5. the pod mutation hook, if configured; it may change anything but the pod's
+   name, namespace and podq's identity keys, which are put back after it.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+from podq.shared import naming
+from podq.shared.records import KubernetesJob
+
+from .errors import MutationHookError, PodBuildError
+from .merge import merge, merge_list
+
+log = logging.getLogger(__name__)
+
+MutationHook = Callable[[dict[str, Any]], "dict[str, Any] | None"]
+EXECUTOR_ENV = {"name": "AIRFLOW_IS_K8S_EXECUTOR_POD", "value": "True"}
+
+
+def build_pod(job: KubernetesJob, *, template: dict[str, Any], namespace: str, owner: str | None = None,
+              image: str | None = None, hook: MutationHook | None = None) -> dict[str, Any]:
+    """The pod to create for ``job``; ``template`` is a private copy and is consumed.
+
+    ``owner`` is the scheduler that owns the job now (the ledger's, after an
+    adoption); it names the pod's ``airflow-worker`` label and scheduler-id annotation.
+    """
+    owner = owner or job.scheduler_id
+    pod = template
+    pod.setdefault("apiVersion", "v1")
+    pod.setdefault("kind", "Pod")
+    spec = pod.setdefault("spec", {})
+    containers = spec.setdefault("containers", [])
+    _name_main_container(containers)
+    if image:
+        containers[0]["image"] = image
+    if job.pod_override:
+        pod = merge(pod, _override_with_named_base(job.pod_override))
+    _apply_identity(pod, job, namespace=namespace, owner=owner)
+    if hook is not None:
+        pod = _run_hook(hook, pod, job)
+        _restore_identity(pod, job, namespace=namespace, owner=owner)
+    return pod
+
+
+def _name_main_container(containers: list) -> None:
+    """The template's first container is ``base`` unless one is already called that."""
+    if not containers or not isinstance(containers[0], dict):
+        raise PodBuildError("the pod has no containers")
+    if not any(isinstance(c, dict) and c.get("name") == naming.MAIN_CONTAINER for c in containers):
+        containers[0]["name"] = naming.MAIN_CONTAINER
+
+
+def _override_with_named_base(override: dict[str, Any]) -> dict[str, Any]:
+    """An override whose first container has no name means the ``base`` container."""
+    spec = override.get("spec")
+    if not isinstance(spec, dict):
+        return override
+    containers = spec.get("containers")
+    if isinstance(containers, list) and containers and isinstance(containers[0], dict) \
+            and not containers[0].get("name"):
+        containers = [{**containers[0], "name": naming.MAIN_CONTAINER}, *containers[1:]]
+        return {**override, "spec": {**spec, "containers": containers}}
+    return override
+
+
+def _main_container(pod: dict[str, Any]) -> dict[str, Any]:
+    spec = pod.get("spec")
+    containers = spec.get("containers") if isinstance(spec, dict) else None
+    if not isinstance(containers, list):
+        raise PodBuildError("pod.spec.containers must be a list")
+    for container in containers:
+        if isinstance(container, dict) and container.get("name") == naming.MAIN_CONTAINER:
+            return container
+    raise PodBuildError(f"the pod has no container named {naming.MAIN_CONTAINER!r}")
+
+
+def _apply_identity(pod: dict[str, Any], job: KubernetesJob, *, namespace: str, owner: str) -> None:
+    if not isinstance(pod.get("metadata", {}), dict) or not isinstance(pod.get("spec"), dict):
+        raise PodBuildError("pod.metadata and pod.spec must be maps")
+    _restore_identity(pod, job, namespace=namespace, owner=owner)
+    pod["spec"]["restartPolicy"] = "Never"
+    base = _main_container(pod)
+    if job.command:
+        base["args"] = list(job.command)
+    env = base.get("env") or []
+    if not isinstance(env, list):
+        raise PodBuildError("the base container's env must be a list")
+    base["env"] = merge_list(env, [dict(EXECUTOR_ENV)], key="name", path="pod.spec.containers[base].env")
+
+
+def _restore_identity(pod: dict[str, Any], job: KubernetesJob, *, namespace: str, owner: str) -> None:
+    """Set the name, namespace, labels and annotations podq relies on (after the hook too)."""
+    metadata = pod.setdefault("metadata", {})
+    name = naming.pod_name_for(job.job_id, job.key)
+    if metadata.get("name", name) != name or metadata.get("namespace", namespace) != namespace:
+        log.warning("job %s: pod name/namespace set by template, override or hook ignored", job.job_id)
+    metadata.pop("generateName", None)
+    metadata["name"] = name
+    metadata["namespace"] = namespace
+    labels = _string_map(metadata, "labels")
+    labels.update(naming.pod_labels(job_id=job.job_id, scheduler_id=owner, key=job.key))
+    annotations = _string_map(metadata, "annotations")
+    annotations.update(naming.pod_annotations(job_id=job.job_id, scheduler_id=owner, key=job.key))
+
+
+def _string_map(metadata: dict[str, Any], field: str) -> dict[str, str]:
+    value = metadata.get(field)
+    if value is None:
+        value = metadata[field] = {}
+    if not isinstance(value, dict):
+        raise PodBuildError(f"pod.metadata.{field} must be a map")
+    return value
+
+
+def _run_hook(hook: MutationHook, pod: dict[str, Any], job: KubernetesJob) -> dict[str, Any]:
+    try:
+        returned = hook(pod)
+    except Exception as exc:  # noqa: BLE001 - any hook failure becomes the job's failed result
+        raise MutationHookError(f"pod mutation hook raised {type(exc).__name__}: {exc}") from exc
+    result = pod if returned is None else returned
+    if not isinstance(result, dict):
+        raise MutationHookError(f"pod mutation hook returned {type(result).__name__}, expected a dict or None")
+    if not isinstance(result.get("spec"), dict):
+        raise MutationHookError("pod mutation hook left the pod without a spec")
+    log.debug("job %s: mutation hook applied", job.job_id)
+    return result

@@ -1,0 +1,75 @@
+"""What a worker process holds for its tasks: settings, broker verbs, the API, the pool."""
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from podq.broker.connection import connect
+from podq.broker.ledger import Ledger
+from podq.broker.publish import Publisher
+from podq.broker.ratelimit import CreateRateLimit
+from podq.shared.errors import SettingsError
+from podq.shared.settings import Settings
+
+from .hook import load_hook
+from .kube import Kube, api_client
+from .podspec import MutationHook
+from .policy import create_timeout, retry_budget
+from .templates import TemplateStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(kw_only=True)
+class Runtime:
+    """One per worker process; every field is safe to share between threads."""
+
+    settings: Settings
+    client: Any  # redis.Redis, opened by podq.broker.connection (workers/ never import redis)
+    kube: Kube
+    ledger: Ledger
+    publisher: Publisher
+    limiter: CreateRateLimit
+    templates: TemplateStore
+    hook: MutationHook | None
+    executor: ThreadPoolExecutor
+    budget: float
+    create_timeout: float
+    delete_options: dict = field(default_factory=dict)
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        self.kube.close()
+        self.client.close()
+
+
+def jobs_in_flight(settings: Settings) -> int:
+    """Creates one process may run at once: every thread holding a full message."""
+    return settings.worker.concurrency * max(1, settings.intake.jobs_per_message)
+
+
+def build_runtime(settings: Settings, *, kube: Kube | None = None) -> Runtime:
+    """Open the connections a worker process needs; raises SettingsError on bad settings."""
+    import json
+
+    from podq.broker.control import normalize_delete_options
+
+    if not settings.redis.url:
+        raise SettingsError("PODQ_REDIS_URL is not set: a worker needs the broker's Redis")
+    try:
+        delete_options = normalize_delete_options(json.loads(settings.worker.delete_options or "{}"))
+    except (ValueError, AttributeError) as exc:
+        raise SettingsError(f"PODQ_WORKER_DELETE_OPTIONS: {exc}") from None
+    in_flight = jobs_in_flight(settings)
+    budget = retry_budget(settings.worker)
+    if kube is None:
+        kube = Kube(api_client(settings.kube, pool_size=in_flight), request_timeout=settings.kube.request_timeout)
+    client = connect(settings.redis.url, settings=settings.redis)
+    return Runtime(settings=settings, client=client, kube=kube, ledger=Ledger(client), publisher=Publisher(client),
+                   limiter=CreateRateLimit(client, rate=settings.worker.create_rate, burst=settings.worker.create_burst),
+                   templates=TemplateStore(settings.intake.templates_dir), hook=load_hook(settings.worker.pod_mutation_hook),
+                   executor=ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="podq-create"),
+                   budget=budget, create_timeout=create_timeout(request_timeout=settings.kube.request_timeout, budget=budget),
+                   delete_options=delete_options)

@@ -1,0 +1,89 @@
+"""The Celery tasks: thin adapters from a message to :mod:`.create` and :mod:`.control`.
+
+``podq.create_pod`` receives one positional argument, a list of msgpack job
+records (broker/dispatch.py), and creates them concurrently on the runtime's
+pool, each job's failure kept to itself. Job-level failures are results, not
+exceptions. An unexpected error (a bug, Redis unreachable) is logged with its
+traceback and the message is rejected with requeue, so it comes back; the
+ledger makes the replay harmless and the poison guard bounds it.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Sequence
+
+from celery import Celery
+from celery.exceptions import Reject
+
+from podq.shared import keys
+from podq.shared.errors import DecodeError
+from podq.shared.records import ControlRecord, KubernetesJob
+
+from .control import run_control
+from .create import Outcome, create_job
+from .runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+TASK_OPTIONS = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result": True}
+
+
+def create_batch(payloads: Sequence[bytes], rt: Runtime) -> tuple[list[Outcome | None], int]:
+    """Create every job of one message; returns each job's outcome (None: crashed) and the crash count."""
+    deadline = time.monotonic() + rt.budget
+    jobs: list[tuple[KubernetesJob, bytes]] = []
+    for payload in payloads:
+        try:
+            jobs.append((KubernetesJob.decode(payload), payload))
+        except DecodeError as exc:
+            # Intake checked this record; failing to read it here is a version skew.
+            log.error("create_pod: dropping a job record this worker cannot read: %s", exc)
+    if len(jobs) == 1:
+        futures = None
+        outcomes = [_guarded(jobs[0][0], jobs[0][1], rt, deadline)]
+    else:
+        futures = [rt.executor.submit(_guarded, job, payload, rt, deadline) for job, payload in jobs]
+        outcomes = [future.result() for future in futures]
+    return outcomes, sum(1 for outcome in outcomes if outcome is None)
+
+
+def _guarded(job: KubernetesJob, payload: bytes, rt: Runtime, deadline: float) -> Outcome | None:
+    try:
+        return create_job(job, payload, rt, deadline=deadline)
+    except Exception:  # noqa: BLE001 - one job's crash must not take its batch-mates down
+        log.exception("job %s (%s): create crashed; the message will be redelivered", job.job_id, job.key)
+        return None
+
+
+def register_tasks(app: Celery, rt: Runtime) -> None:
+    """Define ``podq.create_pod`` and ``podq.control`` on ``app``, bound to ``rt``."""
+
+    @app.task(name=keys.CREATE_TASK, **TASK_OPTIONS)
+    def create_pod(payloads: list[bytes]) -> None:
+        outcomes, crashed = create_batch(_as_list(payloads), rt)
+        if crashed:
+            raise Reject(f"{crashed} of {len(outcomes)} jobs crashed", requeue=True)
+
+    @app.task(name=keys.CONTROL_TASK, **TASK_OPTIONS)
+    def control(payloads: list[bytes]) -> None:
+        deadline = time.monotonic() + rt.budget
+        for payload in _as_list(payloads):
+            try:
+                record = ControlRecord.decode(payload)
+            except DecodeError as exc:
+                log.error("control: dropping a record this worker cannot read: %s", exc)
+                continue
+            try:
+                done = run_control(record, rt, deadline=deadline)
+            except Exception:  # noqa: BLE001 - logged, then the message comes back
+                log.exception("control %s for %s crashed; the message will be redelivered",
+                              record.op.value, record.job_id or record.scheduler_id)
+                raise Reject("control crashed", requeue=True) from None
+            log.info("control %s for %s: %s", record.op.value, record.job_id or record.scheduler_id, done)
+
+
+def _as_list(payloads) -> list[bytes]:
+    if isinstance(payloads, (bytes, bytearray)):
+        return [bytes(payloads)]
+    return list(payloads or [])
