@@ -30,6 +30,7 @@ from .admission import check_job
 from .dispatch import dispatch_control, dispatch_jobs
 from .ledger import Ledger
 from .publish import Publisher
+from .redelivery import Redelivery
 from .streams import default_consumer_name, ensure_group, entries_of, record_of
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,12 @@ class Intake:
         self.control_check = control_check
         self.periodic = list(periodic)
         self._known_schedulers: set[str] = set()
+        # Entries another intake took and never acked are reclaimed; poison entries go dead.
+        self.redelivery = Redelivery(client, group=keys.INTAKE_GROUP, consumer=self.consumer,
+                                     idle_ms=settings.results.reclaim_idle_ms,
+                                     max_deliveries=settings.results.max_deliveries,
+                                     dead_stream=lambda _stream: keys.DEAD_STREAM,
+                                     count=settings.intake.batch_size)
         self._backlog_done = False
 
     def prepare(self) -> None:
@@ -79,6 +86,9 @@ class Intake:
             # After a restart, this consumer's own delivered-but-unacked entries come first.
             entries = self._read("0", block_ms=None)
             self._backlog_done = not entries
+            entries = self.redelivery.screen(entries)
+        if not entries:
+            entries = self.redelivery.reclaim([keys.JOBS_STREAM, keys.CONTROL_STREAM])
         if not entries:
             entries = self._read(">", block_ms=self.settings.intake.block_ms if block_ms is None else block_ms)
         jobs = [(entry_id, fields) for stream, entry_id, fields in entries if stream == keys.JOBS_STREAM]

@@ -1,9 +1,16 @@
-"""The scheduler side: reading a results stream as ``KubernetesResults`` with a consumer group."""
+"""The scheduler side: reading a results stream as ``KubernetesResults`` with a consumer group.
+
+The stream ``podq:results:<scheduler_id>`` is a durable queue: its group
+(``scheduler``) exists from id 0 before the first result is published, consumer
+names are stable, a restarted consumer re-reads its own pending entries first,
+entries a dead consumer left idle are reclaimed by live ones, an entry delivered
+too many times goes to ``podq:results:<scheduler_id>:dead``, and results whose
+``event_id`` this consumer has already handled are acknowledged and dropped.
+"""
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import OrderedDict
 from typing import Iterator, Sequence
 
@@ -12,7 +19,9 @@ import redis
 from podq.shared import keys
 from podq.shared.errors import DecodeError
 from podq.shared.records import KubernetesResults, KubernetesWatch
+from podq.shared.settings import ResultsSettings
 
+from .redelivery import Redelivery, read_own_backlog
 from .streams import default_consumer_name, ensure_group, entries_of, record_of
 
 log = logging.getLogger(__name__)
@@ -21,14 +30,15 @@ log = logging.getLogger(__name__)
 class ResultsConsumer:
     """One consumer of ``podq:results:<scheduler_id>`` in group ``scheduler``.
 
-    The consumer name is stable across restarts, so a restarted consumer first
-    reads the entries it had been given but not acknowledged. Results whose
-    ``event_id`` it has already returned are acknowledged and skipped.
+    Call :meth:`read`, handle the results, then :meth:`ack` them. An event id is
+    remembered once acknowledged (up to ``dedupe_window`` ids), so a redelivered
+    copy of a handled result is acknowledged and skipped instead of returned.
     """
 
     def __init__(self, client: redis.Redis, *, scheduler_id: str, consumer: str | None = None,
                  group: str = keys.RESULTS_GROUP, batch_size: int = 100, block_ms: int = 1000,
-                 dedupe_window: int = 100_000) -> None:
+                 dedupe_window: int = 100_000, reclaim_idle_ms: int = 60_000,
+                 max_deliveries: int = 5) -> None:
         self.client = client
         self.scheduler_id = scheduler_id
         self.stream = keys.results_stream(scheduler_id)
@@ -36,55 +46,102 @@ class ResultsConsumer:
         self.consumer = consumer or default_consumer_name(f"scheduler-{scheduler_id}")
         self.batch_size = batch_size
         self.block_ms = block_ms
-        self._seen: OrderedDict[str, None] = OrderedDict()
+        self.redelivery = Redelivery(client, group=group, consumer=self.consumer, idle_ms=reclaim_idle_ms,
+                                     max_deliveries=max_deliveries,
+                                     dead_stream=lambda _stream: keys.results_dead_stream(scheduler_id),
+                                     count=batch_size)
+        self._handled: OrderedDict[str, None] = OrderedDict()
+        # Returned but not yet acknowledged: entry id -> event id, and event id -> entry id.
+        self._outstanding: OrderedDict[str, str] = OrderedDict()
+        self._by_event: dict[str, str] = {}
         self._dedupe_window = dedupe_window
         self._backlog_done = False
         ensure_group(client, self.stream, group)
 
+    @classmethod
+    def from_settings(cls, client: redis.Redis, settings: ResultsSettings, *, scheduler_id: str,
+                      consumer: str | None = None) -> "ResultsConsumer":
+        return cls(client, scheduler_id=scheduler_id, consumer=consumer, batch_size=settings.batch_size,
+                   block_ms=settings.block_ms, reclaim_idle_ms=settings.reclaim_idle_ms,
+                   max_deliveries=settings.max_deliveries)
+
     def read(self, *, count: int | None = None, block_ms: int | None = None) -> list[KubernetesResults]:
-        """The next results for this consumer: its own unacknowledged ones first, then new ones."""
+        """The next results: own unacknowledged ones first, then reclaimed ones, then new ones.
+
+        Waits up to ``block_ms`` (default: the constructor's) for new results; 0 does not wait.
+        """
         count = count or self.batch_size
-        entries = []
-        if not self._backlog_done:
+        while not self._backlog_done:
             # After a restart, this consumer's delivered-but-unacknowledged entries come first.
-            entries = entries_of(self.client.xreadgroup(self.group, self.consumer, {self.stream: "0"}, count=count))
-            self._backlog_done = not entries
-        if not entries:
-            entries = entries_of(self.client.xreadgroup(
-                self.group, self.consumer, {self.stream: ">"}, count=count,
-                block=self.block_ms if block_ms is None else block_ms))
+            backlog = read_own_backlog(self.client, group=self.group, consumer=self.consumer,
+                                       streams=[self.stream], count=count)
+            self._backlog_done = not backlog
+            results = self._decode(self.redelivery.screen(backlog))
+            if results:
+                return results
+        results = self._decode(self.redelivery.reclaim([self.stream]))
+        if results:
+            return results
+        block = self.block_ms if block_ms is None else block_ms
+        # BLOCK 0 would wait forever; here 0 means "do not wait".
+        entries = entries_of(self.client.xreadgroup(
+            self.group, self.consumer, {self.stream: ">"}, count=count, block=block or None))
         return self._decode(entries)
 
+    def reclaim(self) -> list[KubernetesResults]:
+        """Claim idle entries of other consumers now (``read`` does it on its own when due)."""
+        return self._decode(self.redelivery.reclaim([self.stream], force=True))
+
     def _decode(self, entries) -> list[KubernetesResults]:
-        results, skip = [], []
+        results, skip, dead = [], [], []
         for _stream, entry_id, fields in entries:
+            payload = record_of(fields)
             try:
-                watch = KubernetesWatch.decode(record_of(fields))
+                watch = KubernetesWatch.decode(payload if payload is not None else b"")
             except DecodeError as exc:
                 log.error("results entry %s of %s is unreadable (%s); moved to the dead stream",
                           entry_id, self.stream, exc)
-                self.client.xadd(keys.results_dead_stream(self.scheduler_id),
-                                 {"record": record_of(fields) or b"", "reason": str(exc), "entry_id": entry_id})
+                dead.append((entry_id, payload, str(exc)))
+                continue
+            holder = self._by_event.get(watch.event_id, entry_id)
+            if watch.event_id in self._handled or holder != entry_id:
+                # Another entry carries this event (handled, or being handled): a duplicate.
+                log.debug("duplicate result %s (entry %s) dropped", watch.event_id, entry_id)
                 skip.append(entry_id)
                 continue
-            if watch.event_id in self._seen:
-                skip.append(entry_id)
-                continue
-            self._remember(watch.event_id)
+            self._track(entry_id, watch.event_id)
             results.append(KubernetesResults.from_watch(entry_id, watch))
-        if skip:
-            self.client.xack(self.stream, self.group, *skip)
+        if dead or skip:
+            pipe = self.client.pipeline(transaction=True)
+            for entry_id, payload, reason in dead:
+                pipe.xadd(keys.results_dead_stream(self.scheduler_id),
+                          {"record": payload or b"", "reason": reason, "stream": self.stream,
+                           "entry_id": entry_id, "group": self.group, "consumer": self.consumer})
+            pipe.xack(self.stream, self.group, *skip, *[entry_id for entry_id, _, _ in dead])
+            pipe.execute()
         return results
 
-    def _remember(self, event_id: str) -> None:
-        self._seen[event_id] = None
-        while len(self._seen) > self._dedupe_window:
-            self._seen.popitem(last=False)
+    def _track(self, entry_id: str, event_id: str) -> None:
+        self._outstanding[entry_id] = event_id
+        self._by_event[event_id] = entry_id
+        while len(self._outstanding) > self._dedupe_window:
+            _old_entry, old_event = self._outstanding.popitem(last=False)
+            self._by_event.pop(old_event, None)
 
     def ack(self, results: Sequence[KubernetesResults | str]) -> int:
-        """Acknowledge handled results (or entry ids)."""
+        """Acknowledge handled results (or entry ids); their event ids count as handled."""
         ids = [item if isinstance(item, str) else item.entry_id for item in results]
-        return self.client.xack(self.stream, self.group, *ids) if ids else 0
+        if not ids:
+            return 0
+        acked = self.client.xack(self.stream, self.group, *ids)
+        for entry_id in ids:
+            event_id = self._outstanding.pop(entry_id, None)
+            if event_id is not None:
+                self._by_event.pop(event_id, None)
+                self._handled[event_id] = None
+        while len(self._handled) > self._dedupe_window:
+            self._handled.popitem(last=False)
+        return acked
 
     def follow(self, stop: threading.Event) -> Iterator[KubernetesResults]:
         """Yield results until ``stop`` is set; the caller acks what it has handled."""

@@ -11,6 +11,8 @@ RESULTS_GROUP = "scheduler"
 SCHEDULERS_SET = f"{PREFIX}:schedulers"
 DELAYED_ZSET = f"{PREFIX}:delayed"
 CREATE_RATE_KEY = f"{PREFIX}:ratelimit:create"
+# Counters podq keeps in Redis (hash fields, e.g. ``trim_unread:<stream>``).
+METRICS_KEY = f"{PREFIX}:metrics"
 
 CELERY_QUEUE = "podq.pods"
 CREATE_TASK = "podq.create_pod"
@@ -53,3 +55,8 @@ def adopt_pending_key(old_scheduler_id: str, new_scheduler_id: str) -> str:
 def adopt_passes_key(old_scheduler_id: str, new_scheduler_id: str) -> str:
     """How many patch passes an adoption has made (it gives up after a bound)."""
     return f"{PREFIX}:adopt:{old_scheduler_id}:{new_scheduler_id}:passes"
+
+
+def trim_unread_metric(stream: str) -> str:
+    """The ``podq:metrics`` field counting entries trimmed from ``stream`` before every group acked them."""
+    return f"trim_unread:{stream}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 import threading
 
 from podq.broker.intake import Intake
+from podq.broker.trim import Trimmer
 from podq.shared.loops import stop_on_signals
 
 from ._common import redis_from
@@ -18,7 +19,8 @@ def register(subparsers) -> None:
 
 def run(args, settings) -> int:
     client = redis_from(settings, block_ms=settings.intake.block_ms)
-    intake = Intake(client=client, settings=settings, consumer=args.consumer)
+    intake = Intake(client=client, settings=settings, consumer=args.consumer,
+                    periodic=[Trimmer(client, settings.trim).maybe_run])
     if args.check:
         intake.prepare()
         return 0 if client.ping() else 1

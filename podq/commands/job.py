@@ -1,8 +1,9 @@
 """`podq job`: look at or cancel one job."""
 from __future__ import annotations
 
-from podq.broker.ledger import Ledger
+from podq.broker.jobs import job_status
 from podq.broker.submit import revoke
+from podq.shared.states import LedgerState
 
 from ._common import redis_from
 
@@ -12,7 +13,7 @@ def register(subparsers) -> None:
     actions = parser.add_subparsers(dest="action", required=True)
     status = actions.add_parser("status", help="ledger state, pod and last result")
     status.add_argument("job_id")
-    cancel = actions.add_parser("cancel", help="revoke the job")
+    cancel = actions.add_parser("cancel", help="revoke the job (a revoke record on podq:control)")
     cancel.add_argument("job_id")
     cancel.add_argument("--reason")
     parser.set_defaults(run=run)
@@ -20,14 +21,18 @@ def register(subparsers) -> None:
 
 def run(args, settings) -> int:
     client = redis_from(settings)
-    entry = Ledger(client).get(args.job_id)
-    if entry is None or entry.state is None:
+    status = job_status(client, args.job_id)
+    if status is None:
         print(f"podq job: no job {args.job_id} in the ledger")
         return 1
+    entry = status.entry
     if args.action == "cancel":
-        print(revoke(client, job_id=args.job_id, scheduler_id=entry.scheduler_id, reason=args.reason))
+        if entry.state in (LedgerState.TERMINAL, LedgerState.REVOKED) or entry.terminal_state:
+            print(f"podq job: job {args.job_id} has already ended ({entry.terminal_state or entry.state.value})")
+            return 1
+        control_entry = revoke(client, job_id=args.job_id, scheduler_id=entry.scheduler_id, reason=args.reason)
+        print(f"revoke requested for {args.job_id} (podq:control entry {control_entry})")
         return 0
-    print(f"job       {entry.job_id}\nstate     {entry.state.value}\nscheduler {entry.scheduler_id}\n"
-          f"pod       {entry.namespace}/{entry.pod_name} uid={entry.uid or '-'}\n"
-          f"result    {entry.terminal_state or entry.last_state or '-'}")
+    for line in status.lines():
+        print(line)
     return 0

@@ -1,9 +1,11 @@
-"""`podq results`: read a scheduler's results stream."""
+"""`podq results`: read a scheduler's results stream, or show the backlog of podq's streams."""
 from __future__ import annotations
 
 import threading
 
 from podq.broker.results import ResultsConsumer
+from podq.broker.stats import all_stats, format_stats, results_stats
+from podq.shared.errors import SettingsError
 from podq.shared.loops import stop_on_signals
 
 from ._common import redis_from
@@ -11,10 +13,12 @@ from ._common import redis_from
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("results", help="read (and acknowledge) a scheduler's results")
-    parser.add_argument("--scheduler-id", required=True)
+    parser.add_argument("--scheduler-id", help="whose results (required unless --stats)")
     parser.add_argument("--consumer", help="consumer name (stable across restarts); default from host")
     parser.add_argument("--follow", action="store_true", help="keep reading until interrupted")
     parser.add_argument("--no-ack", action="store_true", help="leave the results pending")
+    parser.add_argument("--stats", action="store_true",
+                        help="print pending counts and lag per group (of one scheduler, or of every stream)")
     parser.set_defaults(run=run)
 
 
@@ -29,10 +33,22 @@ def format_result(result) -> str:
             f"pod={result.namespace}/{result.pod_name}{reason}")
 
 
+def print_stats(client, scheduler_id: str | None) -> int:
+    streams = [results_stats(client, scheduler_id)] if scheduler_id else all_stats(client)
+    for stats in streams:
+        for line in format_stats(stats):
+            print(line)
+    return 0
+
+
 def run(args, settings) -> int:
+    if args.stats:
+        return print_stats(redis_from(settings), args.scheduler_id)
+    if not args.scheduler_id:
+        raise SettingsError("--scheduler-id is required (or use --stats)")
     client = redis_from(settings, block_ms=settings.results.block_ms)
-    consumer = ResultsConsumer(client, scheduler_id=args.scheduler_id, consumer=args.consumer,
-                               batch_size=settings.results.batch_size, block_ms=settings.results.block_ms)
+    consumer = ResultsConsumer.from_settings(client, settings.results, scheduler_id=args.scheduler_id,
+                                             consumer=args.consumer)
     stop = threading.Event()
     stop_on_signals(stop)
     while not stop.is_set():

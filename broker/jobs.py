@@ -1,0 +1,63 @@
+"""One job as an operator sees it: its ledger entry and the last result published for it."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+
+from podq.shared import keys
+from podq.shared.errors import DecodeError
+from podq.shared.records import KubernetesWatch
+
+from .ledger import Ledger, LedgerEntry
+from .streams import record_of
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobStatus:
+    entry: LedgerEntry
+    last_entry_id: str | None
+    last_result: KubernetesWatch | None
+
+    def lines(self) -> list[str]:
+        entry, result = self.entry, self.last_result
+        job = entry.job
+        lines = [f"job        {entry.job_id}",
+                 f"task       {job.key if job else '-'}",
+                 f"scheduler  {entry.scheduler_id}",
+                 f"state      {entry.state.value if entry.state else '-'}"
+                 + (f" ({entry.terminal_state})" if entry.terminal_state else ""),
+                 f"pod        {entry.namespace or '-'}/{entry.pod_name or '-'} uid={entry.uid or '-'}",
+                 f"deliveries {entry.deliveries}"]
+        if result is None:
+            lines.append(f"result     {entry.last_state or '-'}"
+                         + (f" (entry {self.last_entry_id}, trimmed)" if self.last_entry_id else ""))
+        else:
+            line = f"result     {result.state.value} from {result.source.value} (entry {self.last_entry_id})"
+            details = result.failure_details
+            if details is not None:
+                why = [part for part in (details.reason or details.container_reason or details.pod_reason,
+                                         details.message or details.container_message or details.pod_message,
+                                         f"exit {details.exit_code}" if details.exit_code is not None else None)
+                       if part]
+                line += ": " + " ".join(why)
+            lines.append(line)
+        return lines
+
+
+def job_status(client: redis.Redis, job_id: str) -> JobStatus | None:
+    """The job's ledger entry and last published result, or None for a job podq never admitted."""
+    entry = Ledger(client).get(job_id)
+    if entry is None or entry.state is None:
+        return None
+    raw_entry = client.hget(keys.job_key(job_id), "last_entry")
+    last_entry_id = raw_entry.decode() if raw_entry else None
+    result = None
+    if last_entry_id and entry.scheduler_id:
+        found = client.xrange(keys.results_stream(entry.scheduler_id), min=last_entry_id, max=last_entry_id)
+        if found:
+            try:
+                result = KubernetesWatch.decode(record_of(found[0][1]))
+            except DecodeError:
+                result = None
+    return JobStatus(entry=entry, last_entry_id=last_entry_id, last_result=result)

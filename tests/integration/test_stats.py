@@ -1,0 +1,110 @@
+"""`podq results --stats` and `podq job status/cancel` print the figures a known backlog has."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from podq.broker.intake import Intake
+from podq.broker.publish import Publisher
+from podq.broker.results import ResultsConsumer
+from podq.broker.submit import submit
+from podq.cli import main
+from podq.shared import keys
+from podq.shared.naming import derive_job_id
+from podq.shared.records import ControlRecord, FailureDetails, KubernetesJob, KubernetesWatch, TaskKey
+from podq.shared.settings import IntakeSettings, load_settings
+from podq.shared.states import ControlOp, Source, State
+
+
+@pytest.fixture
+def cli(redis_url, monkeypatch, capsys):
+    monkeypatch.setenv("PODQ_REDIS_URL", redis_url)
+
+    def run(*argv: str) -> tuple[int, str]:
+        code = main(list(argv))
+        return code, capsys.readouterr().out
+    return run
+
+
+def publish(client, count: int, scheduler_id: str = "sched") -> None:
+    results = []
+    for n in range(count):
+        key = TaskKey(dag_id="dag", task_id=f"t{n}", run_id="r")
+        results.append(KubernetesWatch.build(job_id=derive_job_id(scheduler_id, key), scheduler_id=scheduler_id,
+                                             key=key, source=Source.WATCHER, state=State.RUNNING))
+    Publisher(client).publish(results)
+
+
+def test_stats_show_pending_and_lag_per_group(redis_client, cli):
+    publish(redis_client, 12)
+    one = ResultsConsumer(redis_client, scheduler_id="sched", consumer="one", block_ms=10)
+    two = ResultsConsumer(redis_client, scheduler_id="sched", consumer="two", block_ms=10)
+    batch = one.read(count=5)
+    one.ack(batch[:2])  # one: 5 delivered, 2 acked -> 3 pending
+    two.read(count=3)  # two: 3 delivered, none acked -> 3 pending; 4 never delivered
+    audit = ResultsConsumer(redis_client, scheduler_id="sched", consumer="a", group="audit", block_ms=10)
+    audit.ack(audit.read(count=12))  # a second group that is all caught up
+    redis_client.xadd(keys.results_dead_stream("sched"), {"record": b"", "reason": "test"})
+
+    code, out = cli("results", "--stats", "--scheduler-id", "sched")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == "podq:results:sched  length=12  dead=1"
+    assert re.fullmatch(r"  group audit  pending=0  lag=0  last_delivered=\S+  consumers=1", lines[1])
+    assert re.fullmatch(r"    consumer a  pending=0  idle_ms=\d+", lines[2])
+    assert re.fullmatch(r"  group scheduler  pending=6  lag=4  last_delivered=\S+  consumers=2", lines[3])
+    assert re.fullmatch(r"    consumer one  pending=3  idle_ms=\d+", lines[4])
+    assert re.fullmatch(r"    consumer two  pending=3  idle_ms=\d+", lines[5])
+
+
+def test_stats_without_a_scheduler_cover_every_stream(redis_client, cli):
+    publish(redis_client, 2, scheduler_id="s1")
+    publish(redis_client, 3, scheduler_id="s2")
+    code, out = cli("results", "--stats")
+    assert code == 0
+    heads = [line for line in out.splitlines() if not line.startswith(" ")]
+    assert heads == ["podq:jobs  length=0  dead=0", "podq:control  length=0",
+                     "podq:results:s1  length=2  dead=0", "podq:results:s2  length=3  dead=0"]
+    assert "  group scheduler  pending=0  lag=3" in out
+
+
+def test_results_without_scheduler_id_or_stats_is_an_error(cli, capsys):
+    assert main(["results"]) == 2
+
+
+def test_job_status_and_cancel(redis_client, cli):
+    job = KubernetesJob.new(scheduler_id="sched", key=TaskKey(dag_id="d", task_id="t", run_id="r"))
+    submit(redis_client, job)
+    intake = Intake(client=redis_client, settings=load_settings({}, intake=IntakeSettings(block_ms=10)),
+                    consumer="i")
+    intake.prepare()
+    intake.step(block_ms=10)
+    code, out = cli("job", "status", job.job_id)
+    assert code == 0
+    assert f"job        {job.job_id}" in out
+    assert "state      dispatched" in out
+    assert "pod        default/d-t-" in out
+    assert "result     -" in out
+
+    code, out = cli("job", "cancel", job.job_id, "--reason", "operator")
+    assert code == 0 and out.startswith(f"revoke requested for {job.job_id}")
+    [(_, fields)] = redis_client.xrange(keys.CONTROL_STREAM)
+    record = ControlRecord.decode(fields[b"record"])
+    assert (record.op, record.job_id, record.scheduler_id, record.reason) == \
+        (ControlOp.REVOKE, job.job_id, "sched", "operator")
+
+    failed = KubernetesWatch.build(job_id=job.job_id, scheduler_id="sched", key=job.key, source=Source.WATCHER,
+                                   state=State.FAILED, pod_name="p", namespace="default",
+                                   failure_details=FailureDetails(reason="Error", message="boom", exit_code=3))
+    Publisher(redis_client).publish([failed])
+    code, out = cli("job", "status", job.job_id)
+    assert "state      terminal (failed)" in out
+    assert re.search(r"result     failed from watcher \(entry \S+\): Error boom exit 3", out)
+    code, out = cli("job", "cancel", job.job_id)
+    assert code == 1 and "already ended (failed)" in out
+
+
+def test_job_status_of_an_unknown_job(cli):
+    code, out = cli("job", "status", "0" * 32)
+    assert code == 1 and "no job" in out
