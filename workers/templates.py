@@ -8,6 +8,7 @@ never quoting the file (it may hold secrets).
 """
 from __future__ import annotations
 
+import json
 import threading
 from importlib import resources
 from pathlib import Path
@@ -52,8 +53,8 @@ def parse_template(text: str, *, name: str) -> dict[str, Any]:
         raise TemplateError(f"pod template {name!r}: metadata must be a map")
     # Round-trip through JSON so that YAML-only values (dates, sets) are refused here.
     try:
-        return orjson.loads(orjson.dumps(pod))
-    except TypeError:
+        return json.loads(json.dumps(pod))
+    except (TypeError, ValueError):
         raise TemplateError(f"pod template {name!r} holds values that are not JSON "
                             "(quote dates and timestamps)") from None
 

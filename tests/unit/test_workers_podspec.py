@@ -1,0 +1,136 @@
+"""Building a job's pod: template, override, podq's identity, the hook; template problems."""
+from __future__ import annotations
+
+import pytest
+
+from podq.shared import naming
+from podq.shared.records import KubernetesJob, TaskKey
+from podq.workers.errors import MutationHookError, PodBuildError, TemplateError
+from podq.workers.hook import load_hook
+from podq.workers.podspec import build_pod
+from podq.workers.templates import TemplateStore, parse_template
+
+KEY = TaskKey(dag_id="etl", task_id="load", run_id="manual__1", try_number=2)
+
+
+def job(**fields) -> KubernetesJob:
+    return KubernetesJob.new(scheduler_id="sched-1", key=KEY, command=["airflow", "tasks", "run"], **fields)
+
+
+def build(j: KubernetesJob, store: TemplateStore | None = None, **kwargs):
+    store = store or TemplateStore(None)
+    return build_pod(j, template=store.get(j.pod_template), namespace="podq", **kwargs)
+
+
+def test_default_pod_has_identity_command_and_executor_env():
+    j = job()
+    pod = build(j)
+    meta, spec = pod["metadata"], pod["spec"]
+    assert meta["name"] == naming.pod_name_for(j.job_id, KEY) and meta["namespace"] == "podq"
+    assert meta["labels"] == naming.pod_labels(job_id=j.job_id, scheduler_id="sched-1", key=KEY)
+    assert meta["annotations"] == naming.pod_annotations(job_id=j.job_id, scheduler_id="sched-1", key=KEY)
+    assert spec["restartPolicy"] == "Never"
+    base = spec["containers"][0]
+    assert base["name"] == "base" and base["args"] == ["airflow", "tasks", "run"]
+    assert {"name": "AIRFLOW_IS_K8S_EXECUTOR_POD", "value": "True"} in base["env"]
+
+
+def test_override_merges_but_cannot_undo_podq_identity():
+    override = {"metadata": {"name": "mine", "labels": {"team": "x", naming.JOB_ID_KEY: "forged"}},
+                "spec": {"restartPolicy": "Always",
+                         "containers": [{"image": "custom:1", "env": [{"name": "X", "value": "1"}]}]}}
+    j = job(pod_override=override)
+    pod = build(j, image="configured:2")
+    assert pod["metadata"]["name"] == naming.pod_name_for(j.job_id, KEY)
+    assert pod["metadata"]["labels"]["team"] == "x"
+    assert pod["metadata"]["labels"][naming.JOB_ID_KEY] == j.job_id
+    assert pod["spec"]["restartPolicy"] == "Never"
+    base = pod["spec"]["containers"][0]
+    assert base["image"] == "custom:1"   # the override beats the configured image
+    assert [e["name"] for e in base["env"]] == ["X", "AIRFLOW_IS_K8S_EXECUTOR_POD"]
+
+
+def test_configured_image_replaces_the_templates():
+    assert build(job(), image="registry/airflow:9")["spec"]["containers"][0]["image"] == "registry/airflow:9"
+
+
+def test_owner_after_adoption_names_label_and_annotation():
+    pod = build(job(), owner="sched 2")
+    assert pod["metadata"]["labels"][naming.AIRFLOW_WORKER] == naming.safe_label_value("sched 2")
+    assert pod["metadata"]["annotations"][naming.SCHEDULER_ID_KEY] == "sched 2"
+
+
+def test_named_template_is_used_and_cached_per_file(tmp_path):
+    (tmp_path / "gpu.yaml").write_text(
+        "kind: Pod\nspec:\n  containers:\n    - name: main\n      image: gpu:1\n  nodeSelector: {gpu: 'yes'}\n")
+    store = TemplateStore(str(tmp_path))
+    pod = build(job(pod_template="gpu"), store)
+    assert pod["spec"]["nodeSelector"] == {"gpu": "yes"}
+    assert pod["spec"]["containers"][0]["name"] == "base"
+    first = store.get("gpu")
+    first["spec"]["nodeSelector"]["gpu"] = "changed"
+    assert store.get("gpu")["spec"]["nodeSelector"] == {"gpu": "yes"}
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("kind: Pod\nspec: [unclosed\n  secret: hunter2", "not valid YAML at line"),
+    ("- a\n- b\n", "must be a map"),
+    ("", "an empty file"),
+    ("kind: Secret\nspec: {containers: [{name: x}]}\n", "not a Pod"),
+    ("kind: Pod\nmetadata: {}\n", "no spec map"),
+    ("kind: Pod\nspec: {containers: []}\n", "no spec.containers"),
+    ("kind: Pod\nspec: {containers: [{name: x}]}\nmetadata: {annotations: {when: 2024-01-01}}\n", "not JSON"),
+])
+def test_template_problems_name_the_template_and_never_its_content(tmp_path, text, problem):
+    (tmp_path / "bad.yaml").write_text(text)
+    with pytest.raises(TemplateError) as raised:
+        TemplateStore(str(tmp_path)).get("bad")
+    message = str(raised.value)
+    assert "'bad'" in message and problem in message
+    assert "hunter2" not in message and "Secret" not in message
+
+
+def test_missing_template_is_a_template_error(tmp_path):
+    with pytest.raises(TemplateError, match="'gone' not found"):
+        TemplateStore(str(tmp_path)).get("gone")
+    with pytest.raises(TemplateError, match="no templates directory"):
+        TemplateStore(None).get("gone")
+
+
+def test_parse_template_accepts_json():
+    assert parse_template('{"spec": {"containers": [{"name": "a"}]}}', name="j")["spec"]["containers"]
+
+
+def test_hook_changes_the_pod_last_but_not_its_identity():
+    def hook(pod):
+        pod["metadata"]["name"] = "renamed"
+        pod["metadata"]["labels"]["hooked"] = "yes"
+        pod["spec"]["priorityClassName"] = "high"
+
+    j = job()
+    pod = build(j, hook=hook)
+    assert pod["metadata"]["name"] == naming.pod_name_for(j.job_id, KEY)
+    assert pod["metadata"]["labels"]["hooked"] == "yes"
+    assert pod["spec"]["priorityClassName"] == "high"
+
+
+def test_hook_failures_are_build_errors():
+    def broken(pod):
+        raise RuntimeError("policy service down")
+
+    with pytest.raises(MutationHookError, match="RuntimeError: policy service down"):
+        build(job(), hook=broken)
+    with pytest.raises(MutationHookError, match="returned str"):
+        build(job(), hook=lambda pod: "nope")
+
+
+def test_load_hook_by_name():
+    assert load_hook("json:dumps") is not None and load_hook("json.dumps") is not None
+    assert load_hook(None) is None
+    with pytest.raises(Exception, match="cannot import"):
+        load_hook("no_such_module_podq:f")
+
+
+def test_override_that_breaks_the_base_container_is_a_build_error():
+    with pytest.raises(PodBuildError):
+        build(job(pod_override={"spec": {"containers": [{"name": "base", "env": "not-a-list"}]}}))
