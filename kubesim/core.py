@@ -34,6 +34,7 @@ class SimCore:
             "creates": len(store.audit),
             "writes": store.writes,
             "hungRequests": self.faults.hung,
+            "requests": dict(self.faults.requests),
             "kubeletPaused": self.kubelet.paused,
             "kubeletTasks": len(self.kubelet.tasks),
             "kubeletDelays": self.settings.delays.as_dict(),

@@ -13,6 +13,10 @@ class KubeSimError(Exception):
     """Base class of every error kubesim raises on purpose."""
 
 
+class Dropped(KubeSimError):
+    """The connection was dropped on purpose (an injected fault); there is nothing left to answer."""
+
+
 class ApiError(KubeSimError):
     """An API failure that is answered with a ``Status`` body and the HTTP code it carries."""
 

@@ -87,6 +87,8 @@ class Faults:
         self._ids = itertools.count(1)
         self.release = asyncio.Event()
         self.hung = 0
+        self.requests: dict[str, int] = {}
+        """requests seen per verb (every API request passes through ``gate``)"""
 
     def add(self, **spec: Any) -> FaultRule:
         action = str(spec.get("action", ""))
@@ -139,6 +141,7 @@ class Faults:
         Raises the ApiError of a status action; returns the action to carry out after the request
         (``hang``, ``reset-after``, a watch ERROR event), or None.
         """
+        self.requests[verb] = self.requests.get(verb, 0) + 1
         latency = self.latency.get(verb) or self.latency.get("*")
         if latency is not None:
             delay = latency.draw()
@@ -154,7 +157,7 @@ class Faults:
             log.info("fault %s fires on %s %s/%s", action, verb, namespace, name)
             if action == "reset":
                 reset_connection(transport)
-                raise ConnectionResetError("kubesim: injected connection reset")
+                raise errors.Dropped("injected connection reset")
             if action in STATUS_ACTIONS:
                 raise _status_error(action, rule=rule, verb=verb, namespace=namespace, name=name)
             return action
@@ -169,7 +172,7 @@ class Faults:
         finally:
             self.hung -= 1
         reset_connection(transport)
-        raise ConnectionResetError("kubesim: hung request released")
+        raise errors.Dropped("hung request released")
 
 
 def _status_error(action: str, *, rule: FaultRule, verb: str, namespace: str | None, name: str | None) -> errors.ApiError:

@@ -55,7 +55,7 @@ class PodRoutes:
             await self.core.faults.hang(request.transport)
         elif action == "reset-after":
             reset_connection(request.transport)
-            raise ConnectionResetError("kubesim: injected connection reset after the request")
+            raise errors.Dropped("injected connection reset after the request")
         return response
 
     # -- collection -----------------------------------------------------------------------------

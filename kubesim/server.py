@@ -35,6 +35,8 @@ async def _status_errors(request: web.Request, handler: Handler) -> web.StreamRe
         return await handler(request)
     except errors.ApiError as exc:
         return error_response(exc)
+    except errors.Dropped:
+        return web.Response(status=499)  # the socket is already gone; aiohttp drops this quietly
     except web.HTTPNotFound:
         return error_response(errors.ApiError(code=404, reason="NotFound", message="the server could not find the requested resource", details={}))
     except web.HTTPMethodNotAllowed:

@@ -111,7 +111,7 @@ async def serve_watch(request: web.Request, *, core: SimCore, namespace: str | N
         store.hub.discard(watcher)
     if watcher.close_reason == "abort":
         reset_connection(request.transport)
-        raise ConnectionResetError("kubesim: watch aborted by the admin API")
+        raise errors.Dropped("watch aborted by the admin API")
     await response.write_eof()
     return response
 

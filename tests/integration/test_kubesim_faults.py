@@ -1,0 +1,222 @@
+"""kubesim fault injection, seen from the official client."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+import pytest
+import urllib3
+from kubernetes import client, config, watch
+
+from podq.kubesim.server import KubeSim
+from podq.kubesim.testing import running_kubesim, wait_for
+
+NS = "default"
+
+
+@pytest.fixture
+def sim() -> Iterator[KubeSim]:
+    with running_kubesim() as server:
+        yield server
+
+
+@pytest.fixture
+def v1(sim: KubeSim) -> Iterator[client.CoreV1Api]:
+    api_client = config.new_client_from_config(config_file=sim.kubeconfig)
+    yield client.CoreV1Api(api_client)
+    api_client.close()
+
+
+def pod(name: str) -> dict:
+    return {"metadata": {"name": name}, "spec": {"restartPolicy": "Never", "containers": [{"name": "base", "image": "busybox:1"}]}}
+
+
+def test_watch_after_compaction_with_timeout_raises_410(sim: KubeSim, v1: client.CoreV1Api) -> None:
+    old = v1.create_namespaced_pod(NS, pod("a")).metadata.resource_version
+    v1.create_namespaced_pod(NS, pod("b"))
+    sim.admin().compact()
+    with pytest.raises(client.ApiException) as info:
+        for _event in watch.Watch().stream(v1.list_namespaced_pod, NS, resource_version=old, timeout_seconds=5):
+            pass
+    assert info.value.status == 410
+    assert "too old resource version" in str(info.value.reason)
+    assert sim.admin().stats()["requests"]["watch"] == 1
+
+
+def test_watch_after_compaction_without_timeout_retries_once_then_raises(sim: KubeSim, v1: client.CoreV1Api) -> None:
+    old = v1.create_namespaced_pod(NS, pod("a")).metadata.resource_version
+    v1.create_namespaced_pod(NS, pod("b"))
+    sim.admin().compact()
+    with pytest.raises(client.ApiException) as info:
+        for _event in watch.Watch().stream(v1.list_namespaced_pod, NS, resource_version=old):
+            pass
+    assert info.value.status == 410
+    assert sim.admin().stats()["requests"]["watch"] == 2
+
+
+def test_raw_error_event_shape_after_compaction(sim: KubeSim, v1: client.CoreV1Api) -> None:
+    old = v1.create_namespaced_pod(NS, pod("a")).metadata.resource_version
+    v1.create_namespaced_pod(NS, pod("b"))
+    compacted = sim.admin().compact()
+    response = v1.list_namespaced_pod(NS, watch=True, resource_version=old, _preload_content=False)
+    assert response.status == 200
+    lines = response.data.decode().splitlines()
+    assert len(lines) == 1
+    event = json.loads(lines[0])
+    assert event["type"] == "ERROR"
+    assert event["object"] == {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": f"too old resource version: {old} ({compacted + 1})",
+        "reason": "Expired",
+        "code": 410,
+    }
+
+
+def test_bounded_history_expires_old_resource_versions(sim: KubeSim, v1: client.CoreV1Api) -> None:
+    admin = sim.admin()
+    admin.pause_kubelet()
+    admin.set_history_size(1)
+    first = v1.create_namespaced_pod(NS, pod("p0")).metadata.resource_version
+    for i in range(1, 80):
+        v1.create_namespaced_pod(NS, pod(f"p{i}"))
+    with pytest.raises(client.ApiException) as info:
+        for _event in watch.Watch().stream(v1.list_namespaced_pod, NS, resource_version=first, timeout_seconds=2):
+            pass
+    assert info.value.status == 410
+
+
+def test_direct_http_410_on_watch(sim: KubeSim, v1: client.CoreV1Api) -> None:
+    sim.admin().watch_gone(True)
+    with pytest.raises(client.ApiException) as info:
+        next(iter(watch.Watch().stream(v1.list_namespaced_pod, NS, timeout_seconds=5)))
+    assert info.value.status == 410
+    sim.admin().watch_gone(False)
+    assert list(watch.Watch().stream(v1.list_namespaced_pod, NS, timeout_seconds=1)) == []
+
+
+def test_error_event_500_raises_from_the_stream(sim: KubeSim, v1: client.CoreV1Api) -> None:
+    sim.admin().add_fault(action="error-event-500", verb="watch", count=1)
+    with pytest.raises(client.ApiException) as info:
+        for _event in watch.Watch().stream(v1.list_namespaced_pod, NS, timeout_seconds=5):
+            pass
+    assert info.value.status == 500
+
+
+def test_429_carries_retry_after(sim: KubeSim, v1: client.CoreV1Api) -> None:
+    sim.admin().add_fault(action="429", verb="create", count=1, retry_after=3)
+    with pytest.raises(client.ApiException) as info:
+        v1.create_namespaced_pod(NS, pod("a"))
+    assert info.value.status == 429
+    assert info.value.headers["Retry-After"] == "3"
+    assert json.loads(info.value.body)["details"]["retryAfterSeconds"] == 3
+    assert v1.create_namespaced_pod(NS, pod("a")).metadata.name == "a"  # count=1: the next one passes
+    assert [c["name"] for c in sim.admin().creates()] == ["a"]
+
+
+@pytest.mark.parametrize("code", ["500", "503"])
+def test_server_errors(sim: KubeSim, v1: client.CoreV1Api, code: str) -> None:
+    sim.admin().add_fault(action=code, verb="get", retry_after=0)  # urllib3 itself retries GET on 503 + Retry-After
+    with pytest.raises(client.ApiException) as info:
+        v1.read_namespaced_pod("x", NS)
+    assert info.value.status == int(code)
+
+
+def test_403_by_namespace_rule(sim: KubeSim, v1: client.CoreV1Api) -> None:
+    sim.admin().add_fault(action="403", namespace="podq")
+    with pytest.raises(client.ApiException) as info:
+        v1.create_namespaced_pod("podq", pod("a"))
+    assert info.value.status == 403 and json.loads(info.value.body)["reason"] == "Forbidden"
+    assert v1.create_namespaced_pod(NS, pod("a")).metadata.name == "a"
+
+
+def test_fault_rate_applies_to_a_fraction(sim: KubeSim, v1: client.CoreV1Api) -> None:
+    rule = sim.admin().add_fault(action="500", verb="list", rate=0.5)
+    failures = 0
+    for _ in range(60):
+        try:
+            v1.list_namespaced_pod(NS)
+        except client.ApiException:
+            failures += 1
+    assert 5 < failures < 55
+    assert next(r for r in sim.admin().faults() if r["id"] == rule)["fired"] == failures
+
+
+def test_hung_create_times_out_on_client_but_is_stored(sim: KubeSim, v1: client.CoreV1Api) -> None:
+    admin = sim.admin()
+    admin.hang_creates(count=1)
+    with pytest.raises(urllib3.exceptions.ReadTimeoutError):
+        v1.create_namespaced_pod(NS, pod("ambiguous"), _request_timeout=0.5)
+    assert [c["name"] for c in admin.creates()] == ["ambiguous"]
+    assert v1.read_namespaced_pod("ambiguous", NS).metadata.name == "ambiguous"
+    # the client gave up and closed its connection, which ends the hung handler on the server too
+    wait_for(lambda: admin.stats()["hungRequests"] == 0, what="hung handler gone with its client")
+    admin.release_hung()
+
+
+def test_connection_reset(sim: KubeSim, v1: client.CoreV1Api) -> None:
+    sim.admin().add_fault(action="reset", verb="create")
+    with pytest.raises(urllib3.exceptions.HTTPError):
+        v1.create_namespaced_pod(NS, pod("a"))
+    assert sim.admin().creates() == []
+    sim.admin().clear_faults()
+    sim.admin().add_fault(action="reset-after", verb="create", count=1)
+    with pytest.raises(urllib3.exceptions.HTTPError):
+        v1.create_namespaced_pod(NS, pod("b"))
+    assert [c["name"] for c in sim.admin().creates()] == ["b"]
+
+
+def test_latency_per_verb(sim: KubeSim, v1: client.CoreV1Api) -> None:
+    sim.admin().set_latency("list", seconds=0.2, jitter=0.05)
+    started = time.monotonic()
+    v1.list_namespaced_pod(NS)
+    assert 0.2 <= time.monotonic() - started < 2
+    started = time.monotonic()
+    v1.list_namespace()  # other verbs and resources are not delayed
+    assert time.monotonic() - started < 0.2
+    sim.admin().clear_latency()
+
+
+def test_close_all_watches_ends_streams_cleanly(sim: KubeSim, v1: client.CoreV1Api) -> None:
+    import threading
+
+    admin = sim.admin()
+    ended = threading.Event()
+
+    def run() -> None:
+        for _event in watch.Watch().stream(v1.list_namespaced_pod, NS, timeout_seconds=30):
+            pass
+        ended.set()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    wait_for(lambda: admin.stats()["watches"] == 1, what="watch open")
+    assert admin.close_watches() == 1
+    assert ended.wait(5)
+    thread.join(5)
+
+
+def test_set_pod_status_directly(sim: KubeSim, v1: client.CoreV1Api) -> None:
+    admin = sim.admin()
+    created = v1.create_namespaced_pod(NS, pod("p"))
+    out = admin.set_pod_status(NS, "p", {"phase": "Failed", "reason": "Evicted", "message": "by hand", "qosClass": "BestEffort"})
+    assert out["status"]["reason"] == "Evicted"
+    assert int(out["metadata"]["resourceVersion"]) > int(created.metadata.resource_version)
+    assert v1.read_namespaced_pod("p", NS).status.reason == "Evicted"
+
+
+def test_restart_never_reuses_resource_versions(sim: KubeSim, v1: client.CoreV1Api) -> None:
+    last = int(v1.create_namespaced_pod(NS, pod("p")).metadata.resource_version)
+    with running_kubesim() as second:
+        api_client = config.new_client_from_config(config_file=second.kubeconfig)
+        v2 = client.CoreV1Api(api_client)
+        assert int(v2.list_namespaced_pod(NS).metadata.resource_version) > last
+        with pytest.raises(client.ApiException) as info:
+            for _event in watch.Watch().stream(v2.list_namespaced_pod, NS, resource_version=str(last), timeout_seconds=2):
+                pass
+        assert info.value.status == 410
+        api_client.close()
