@@ -68,7 +68,7 @@ class Stack:
                 self._start_kubesim()
             self.spawn("intake", ["intake", "--consumer", "intake-1"])
             for index in range(1, self.options.workers + 1):
-                self.spawn(f"worker-{index}", ["worker", "--hostname", f"worker-{index}@%h",
+                self.spawn(f"worker-{index}", ["worker", "--hostname", f"worker-{index}@podq",
                                                 "--concurrency", str(self.options.worker_concurrency)])
             self.spawn("watcher", ["watcher", "--namespace", self.options.namespace])
         except BaseException:
