@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import threading
 
+from podq.broker.control import validate_control
 from podq.broker.intake import Intake
+from podq.broker.ledger import Ledger
 from podq.broker.trim import Trimmer
 from podq.shared.loops import stop_on_signals
 
@@ -19,7 +21,9 @@ def register(subparsers) -> None:
 
 def run(args, settings) -> int:
     client = redis_from(settings, block_ms=settings.intake.block_ms)
+    ledger = Ledger(client)
     intake = Intake(client=client, settings=settings, consumer=args.consumer,
+                    control_check=lambda record: validate_control(record, ledger),
                     periodic=[Trimmer(client, settings.trim).maybe_run])
     if args.check:
         intake.prepare()
