@@ -26,7 +26,8 @@ from .runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-TASK_OPTIONS = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result": True}
+# shared=False: each app gets its own tasks, bound to its own runtime (never to another app's).
+TASK_OPTIONS = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result": True, "shared": False}
 
 
 def create_batch(payloads: Sequence[bytes], rt: Runtime) -> tuple[list[Outcome | None], int]:

@@ -1,0 +1,224 @@
+"""Workers against kubesim over HTTP and a real Valkey: exactly one pod per job, and the API error policy."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from podq.broker.ledger import Ledger
+from podq.shared import naming
+from podq.shared.states import Source, State
+from podq.workers.kube import Kube, api_client
+from podq.workers.podspec import build_pod
+from podq.workers.templates import TemplateStore
+from tests.support import wait_for
+
+from .workers_harness import (NAMESPACE, admit, celery_worker, ledger_state, make_job, make_settings, pod_name,
+                              redeliver, releasing, results_for)
+
+
+@pytest.fixture
+def settings(redis_url, kubesim, tmp_path):
+    (tmp_path / "templates").mkdir()
+    return make_settings(redis_url, kubesim.kubeconfig, templates_dir=str(tmp_path / "templates"))
+
+
+@pytest.fixture
+def admin(kubesim):
+    return kubesim.admin()
+
+
+def creates_of(admin, job) -> int:
+    return admin.create_count(namespace=NAMESPACE, name_prefix=pod_name(job))
+
+
+def wait_created(client, jobs, timeout=15.0):
+    wait_for(lambda: all(ledger_state(client, job) == "created" for job in jobs), timeout=timeout,
+             message="every job created")
+
+
+def wait_failed(client, job, timeout=15.0):
+    return wait_for(lambda: [r for r in results_for(client, job) if r.state is State.FAILED], timeout=timeout,
+                    message=f"a failed result for {job.job_id}")[0]
+
+
+def test_each_job_gets_one_pod_even_when_its_message_comes_again(redis_client, settings, admin):
+    jobs = [make_job(n) for n in range(10)]
+    with celery_worker(settings):
+        admit(redis_client, jobs)
+        wait_created(redis_client, jobs)
+        redeliver(redis_client, jobs)
+        wait_for(lambda: redis_client.llen("podq.pods") == 0, message="the queue drained")
+        time.sleep(0.3)  # give a wrongly accepted duplicate the time to show up
+    assert [creates_of(admin, job) for job in jobs] == [1] * 10
+    entry = Ledger(redis_client).get(jobs[0].job_id)
+    assert entry.uid and entry.deliveries == 1
+    pod = admin.creates(namespace=NAMESPACE, name_prefix=pod_name(jobs[0]))[0]
+    assert pod["uid"] == entry.uid
+
+
+def test_a_409_from_our_own_pod_counts_as_created(redis_client, settings, admin, kubesim):
+    job = make_job(1)
+    kube = Kube(api_client(settings.kube, pool_size=2), request_timeout=2)
+    existing = kube.create_pod(build_pod(job, template=TemplateStore(None).get(None), namespace=NAMESPACE))
+    with celery_worker(settings):
+        admit(redis_client, [job])
+        wait_created(redis_client, [job])
+    assert Ledger(redis_client).get(job.job_id).uid == existing.uid
+    assert creates_of(admin, job) == 1 and results_for(redis_client, job) == []
+    kube.close()
+
+
+def test_a_409_from_another_jobs_pod_fails_and_is_not_ours(redis_client, settings, admin):
+    job = make_job(1)
+    kube = Kube(api_client(settings.kube, pool_size=2), request_timeout=2)
+    stranger = {"metadata": {"name": pod_name(job), "namespace": NAMESPACE,
+                             "annotations": {naming.JOB_ID_KEY: "f" * 32}},
+                "spec": {"containers": [{"name": "base", "image": "x"}]}}
+    kube.create_pod(stranger)
+    kube.close()
+    with celery_worker(settings):
+        admit(redis_client, [job])
+        failed = wait_failed(redis_client, job)
+    assert failed.source is Source.WORKER
+    assert failed.failure_details.reason == "PodNameConflict"
+    assert "f" * 32 in failed.failure_details.message
+    assert Ledger(redis_client).get(job.job_id).uid is None
+    assert ledger_state(redis_client, job) == "terminal"
+
+
+def test_429_waits_for_retry_after_then_creates(redis_client, settings, admin):
+    job = make_job(1)
+    admin.add_fault(action="429", verb="create", count=1, retry_after=1)
+    with celery_worker(settings):
+        started = time.monotonic()
+        admit(redis_client, [job])
+        wait_created(redis_client, [job])
+    assert time.monotonic() - started >= 1.0
+    assert creates_of(admin, job) == 1
+
+
+def test_429_longer_than_the_budget_goes_through_the_delayed_set(redis_client, settings, admin):
+    job = make_job(1)
+    admin.add_fault(action="429", verb="create", count=1, retry_after=2)   # budget is 5 s / 3
+    with celery_worker(settings), releasing(redis_client):
+        admit(redis_client, [job])
+        wait_created(redis_client, [job])
+    entry = redis_client.hgetall(f"podq:job:{job.job_id}")
+    assert entry[b"delays"] == b"1" and entry[b"deliveries"] == b"1"
+    assert creates_of(admin, job) == 1
+
+
+def test_500s_retry_with_backoff_then_create(redis_client, settings, admin):
+    job = make_job(1)
+    admin.add_fault(action="500", verb="create", count=2)
+    admin.add_fault(action="503", verb="create", count=1)
+    with celery_worker(settings), releasing(redis_client):
+        admit(redis_client, [job])
+        wait_created(redis_client, [job])
+    assert creates_of(admin, job) == 1
+
+
+def test_endless_503_fails_after_the_delay_limit_with_the_api_reason(redis_client, settings, admin, redis_url,
+                                                                     kubesim):
+    settings = make_settings(redis_url, kubesim.kubeconfig, max_delays=2, visibility_timeout=1.5)
+    job = make_job(1)
+    admin.add_fault(action="503", verb="create")
+    with celery_worker(settings), releasing(redis_client):
+        admit(redis_client, [job])
+        failed = wait_failed(redis_client, job, timeout=30)
+    assert "gave up after 2 delayed retries" in failed.failure_details.message
+    assert "503" in failed.failure_details.message
+    assert creates_of(admin, job) == 0
+
+
+@pytest.mark.parametrize("case", ["403", "404", "422"])
+def test_permanent_errors_fail_at_once_with_reason_and_message(redis_client, settings, admin, case):
+    if case == "403":
+        admin.add_fault(action="403", verb="create")
+        job, reason = make_job(1), "Forbidden"
+    elif case == "404":
+        job, reason = make_job(1, namespace="no-such-namespace"), "NotFound"
+    else:
+        job = make_job(1, pod_override={"spec": {"containers": [{"name": "base", "image": ""}]}})
+        reason = "Invalid"
+    with celery_worker(settings):
+        started = time.monotonic()
+        admit(redis_client, [job])
+        failed = wait_failed(redis_client, job)
+    assert time.monotonic() - started < 3
+    details = failed.failure_details
+    assert details.reason == reason and details.message and f"HTTP {case}" in details.message
+    assert creates_of(admin, job) == 0
+
+
+def test_latency_and_a_reset_before_the_create_still_give_one_pod(redis_client, settings, admin):
+    jobs = [make_job(n) for n in range(4)]
+    admin.set_latency("create", seconds=0.2)
+    admin.add_fault(action="reset", verb="create", count=2)
+    with celery_worker(settings), releasing(redis_client):
+        admit(redis_client, jobs)
+        wait_created(redis_client, jobs)
+    assert [creates_of(admin, job) for job in jobs] == [1] * 4
+
+
+@pytest.mark.parametrize("action", ["hang", "reset-after"])
+def test_a_create_that_landed_without_an_answer_is_found_by_name(redis_client, settings, admin, action):
+    job = make_job(1)
+    admin.add_fault(action=action, verb="create", count=1)
+    with celery_worker(settings):
+        admit(redis_client, [job])
+        wait_created(redis_client, [job])
+    admin.release_hung()
+    assert creates_of(admin, job) == 1
+    assert Ledger(redis_client).get(job.job_id).uid == admin.creates(name_prefix=pod_name(job))[0]["uid"]
+
+
+def test_slow_creates_near_the_timeout_give_one_pod_each(redis_client, settings, admin):
+    jobs = [make_job(n) for n in range(8)]
+    admin.set_latency("create", seconds=0.3, jitter=0.3)   # some answers come after the 0.5 s timeout
+    with celery_worker(settings), releasing(redis_client):
+        admit(redis_client, jobs)
+        wait_created(redis_client, jobs, timeout=30)
+    assert [creates_of(admin, job) for job in jobs] == [1] * 8
+
+
+def test_template_problems_fail_the_job_naming_the_template(redis_client, settings, admin):
+    templates = settings.intake.templates_dir
+    with open(f"{templates}/broken.yaml", "w") as handle:
+        handle.write("kind: Pod\nspec: {containers: [unclosed\n password: s3cret\n")
+    bad, missing = make_job(1, pod_template="broken"), make_job(2, pod_template="vanished")
+    with celery_worker(settings):
+        admit(redis_client, [bad, missing])
+        failures = [wait_failed(redis_client, bad), wait_failed(redis_client, missing)]
+    assert [f.failure_details.reason for f in failures] == ["PodTemplateError"] * 2
+    assert "'broken'" in failures[0].failure_details.message
+    assert "s3cret" not in failures[0].failure_details.message
+    assert "'vanished' not found" in failures[1].failure_details.message
+
+
+def test_a_job_the_ledger_has_ended_or_revoked_creates_nothing(redis_client, settings, admin):
+    revoked, done = make_job(1), make_job(2)
+    ledger = Ledger(redis_client)
+    ledger.accept_many([(revoked, pod_name(revoked)), (done, pod_name(done))])
+    ledger.revoke(revoked.job_id)
+    redis_client.hset(f"podq:job:{done.job_id}", mapping={"state": "terminal", "terminal_state": "succeeded"})
+    with celery_worker(settings):
+        redeliver(redis_client, [revoked, done])
+        wait_for(lambda: redis_client.llen("podq.pods") == 0, message="the queue drained")
+        time.sleep(0.3)
+    assert admin.create_count(namespace=NAMESPACE) == 0
+
+
+def test_poison_guard_fails_a_job_after_too_many_deliveries(redis_client, settings, admin):
+    job = make_job(1)
+    ledger = Ledger(redis_client)
+    ledger.accept_many([(job, pod_name(job))])
+    for _ in range(settings.worker.max_deliveries):   # deliveries whose worker died
+        ledger.claim(job.job_id)
+    with celery_worker(settings):
+        redeliver(redis_client, [job])
+        failed = wait_failed(redis_client, job)
+    assert failed.failure_details.reason == "PoisonJob"
+    assert "delivered 6 times" in failed.failure_details.message
+    assert admin.create_count(namespace=NAMESPACE) == 0

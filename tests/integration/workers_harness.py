@@ -1,0 +1,118 @@
+"""Helpers for the workers' integration and chaos tests: real Valkey, real kubesim, real Celery.
+
+Nothing of podq is replaced: jobs enter through the ledger and broker.dispatch
+exactly as intake hands them over, workers are Celery workers consuming the queue
+(in a thread here, or ``podq worker`` processes), and kubesim answers over HTTP.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import threading
+from typing import Iterator, Sequence
+
+from celery.contrib.testing.worker import start_worker
+
+from podq.broker.celery_app import make_celery
+from podq.broker.delayed import release_due
+from podq.broker.dispatch import dispatch_control, dispatch_jobs
+from podq.broker.ledger import Ledger
+from podq.shared import keys, naming
+from podq.shared.records import ControlRecord, KubernetesJob, KubernetesWatch, TaskKey
+from podq.shared.settings import KubeSettings, RedisSettings, Settings, WorkerSettings, load_settings
+from podq.shared.states import ControlOp
+from podq.workers.runtime import Runtime, build_runtime
+from podq.workers.tasks import register_tasks
+
+SCHEDULER = "sched-a"
+NAMESPACE = "podq"
+
+
+def make_settings(redis_url: str, kubeconfig: str, *, templates_dir: str | None = None, **worker) -> Settings:
+    """Settings for a test worker: 5 s visibility timeout, short API timeouts, no rate limit unless asked."""
+    base = load_settings({})
+    worker_fields = {"concurrency": 4, "visibility_timeout": 5.0, "create_rate": 0.0, **worker}
+    return dataclasses.replace(
+        base, redis=RedisSettings(url=redis_url),
+        kube=KubeSettings(kubeconfig=kubeconfig, namespace=NAMESPACE, request_timeout=0.5),
+        intake=dataclasses.replace(base.intake, templates_dir=templates_dir, jobs_per_message=4),
+        worker=WorkerSettings(**worker_fields))
+
+
+def make_job(n: int, *, scheduler_id: str = SCHEDULER, run_seconds: float | None = None, **fields) -> KubernetesJob:
+    key = TaskKey(dag_id="dag", task_id=f"task-{n}", run_id="run-1", try_number=1)
+    if run_seconds is not None:
+        override = fields.setdefault("pod_override", {})
+        override.setdefault("metadata", {}).setdefault("annotations", {})["kubesim.podq.io/run-seconds"] = str(run_seconds)
+    return KubernetesJob.new(scheduler_id=scheduler_id, key=key, command=["echo", str(n)],
+                             namespace=fields.pop("namespace", NAMESPACE), **fields)
+
+
+def pod_name(job: KubernetesJob) -> str:
+    return naming.pod_name_for(job.job_id, job.key)
+
+
+def admit(client, jobs: Sequence[KubernetesJob], *, per_message: int = 4) -> None:
+    """What intake does for admitted jobs: ledger, Celery envelopes, dispatched."""
+    ledger = Ledger(client)
+    ledger.accept_many([(job, pod_name(job)) for job in jobs])
+    dispatch_jobs(client, [job.encode() for job in jobs], per_message=per_message)
+    ledger.mark_dispatched([job.job_id for job in jobs])
+
+
+def redeliver(client, jobs: Sequence[KubernetesJob], *, per_message: int = 4) -> None:
+    """Push the same jobs' messages again (a duplicate delivery)."""
+    dispatch_jobs(client, [job.encode() for job in jobs], per_message=per_message)
+
+
+def control(client, op: ControlOp, *, job_id: str | None = None, scheduler_id: str = SCHEDULER, **fields) -> None:
+    record = ControlRecord(op=op, scheduler_id=scheduler_id, job_id=job_id, **fields)
+    dispatch_control(client, [record.encode()])
+
+
+def results(client, scheduler_id: str = SCHEDULER) -> list[KubernetesWatch]:
+    return [KubernetesWatch.decode(fields[b"record"])
+            for _, fields in client.xrange(keys.results_stream(scheduler_id))]
+
+
+def results_for(client, job: KubernetesJob, scheduler_id: str = SCHEDULER) -> list[KubernetesWatch]:
+    return [r for r in results(client, scheduler_id) if r.job_id == job.job_id]
+
+
+def ledger_state(client, job: KubernetesJob) -> str | None:
+    entry = Ledger(client).get(job.job_id)
+    return entry.state.value if entry and entry.state else None
+
+
+@contextlib.contextmanager
+def celery_worker(settings: Settings, *, concurrency: int | None = None) -> Iterator[Runtime]:
+    """A real Celery worker (threads pool) in this process consuming podq's queue."""
+    runtime = build_runtime(settings)
+    app = make_celery(broker_url=settings.redis.url, worker=settings.worker)
+    register_tasks(app, runtime)
+    try:
+        with start_worker(app, pool="threads", concurrency=concurrency or settings.worker.concurrency,
+                          perform_ping_check=False, shutdown_timeout=15, loglevel="WARNING",
+                          queues=[keys.CELERY_QUEUE]):
+            yield runtime
+    finally:
+        runtime.close()
+
+
+@contextlib.contextmanager
+def releasing(client, *, interval: float = 0.05) -> Iterator[None]:
+    """Run the delayed set's release (intake's periodic step) in a background thread."""
+    stop = threading.Event()
+
+    def loop():
+        while not stop.is_set():
+            release_due(client)
+            stop.wait(interval)
+
+    thread = threading.Thread(target=loop, name="release-due", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(5)
