@@ -34,16 +34,29 @@ def unpack(payload: Any, kind: str, *, max_bytes: int = MAX_RECORD_BYTES) -> Fie
         raise DecodeError(f"{kind}: record is {len(payload)} bytes, over the {max_bytes}-byte limit")
     try:
         data = msgpack.unpackb(payload, raw=False, strict_map_key=True)
-    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
-        raise DecodeError(f"{kind}: not valid msgpack ({exc.__class__.__name__}: {exc})") from None
     except UnicodeDecodeError:
         raise DecodeError(f"{kind}: a string is not valid UTF-8") from None
+    except (ValueError, msgpack.UnpackException) as exc:
+        # Library-independent wording, so the conformance vectors hold for every language.
+        raise DecodeError(f"{kind}: {_unpack_problem(exc)}") from None
     reader = FieldReader(data, kind)
     check_schema(reader)
     found = reader.str("kind")
     if found != kind:
         raise reader.fail("kind", f"expected {kind!r}, got {found!r}")
     return reader
+
+
+def _unpack_problem(exc: Exception) -> str:
+    if isinstance(exc, msgpack.ExtraData):
+        return "not valid msgpack (extra bytes after the record)"
+    if isinstance(exc, msgpack.StackError):
+        return "not valid msgpack (nested too deeply)"
+    if isinstance(exc, msgpack.FormatError):
+        return "not valid msgpack (invalid format byte)"
+    if "map key" in str(exc):
+        return "map keys must be strings"
+    return "not valid msgpack (incomplete record)"
 
 
 def check_schema(reader: FieldReader) -> tuple[int, int]:

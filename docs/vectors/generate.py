@@ -1,0 +1,252 @@
+"""Write docs/vectors/vectors.json: podq's conformance vectors, from podq's own codec.
+
+Run ``.venv/bin/python docs/vectors/generate.py`` after changing the protocol; the
+unit tests fail when the committed file differs from what this script writes.
+
+Each vector is a record as msgpack bytes (``hex``) with what podq makes of it:
+``decoded`` (the record with every default filled in, as podq re-encodes it) for a
+valid one, ``error`` (podq's exact message) for an invalid one. ``stage`` says
+where podq refuses it: ``decode`` (any reader) or ``admission`` (intake, with the
+settings in ``admission_settings``). ``job_ids`` lists derivations of job_id.
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import msgpack
+
+from podq.broker.admission import check_job
+from podq.shared.errors import DecodeError
+from podq.shared.naming import derive_job_id, pod_name_for
+from podq.shared.records import ControlRecord, KubernetesJob, KubernetesWatch, TaskKey
+from podq.shared.settings import load_settings
+
+OUT = Path(__file__).with_name("vectors.json")
+RECORDS = {"job": KubernetesJob, "control": ControlRecord, "result": KubernetesWatch}
+ADMISSION_ENV: dict[str, str] = {}  # defaults: namespace "default", no templates, pod policy on
+AT = 1_790_000_000.25
+
+
+def key(dag="etl", task="load", run="manual__2026-01-01", try_number=1, map_index=-1) -> dict[str, Any]:
+    return {"dag_id": dag, "task_id": task, "run_id": run, "try_number": try_number, "map_index": map_index}
+
+
+def jid(scheduler_id: str, task_key: dict[str, Any]) -> str:
+    return derive_job_id(scheduler_id, TaskKey(**task_key))
+
+
+def job(**fields) -> dict[str, Any]:
+    return {"schema": "1.0", "kind": "job", "scheduler_id": "sched-a", "task_key": key(), **fields}
+
+
+def control(**fields) -> dict[str, Any]:
+    return {"schema": "1.0", "kind": "control", "op": "revoke", "scheduler_id": "sched-a",
+            "job_id": jid("sched-a", key()), **fields}
+
+
+def result(state="running", **fields) -> dict[str, Any]:
+    job_id = jid("sched-a", key())
+    return {"schema": "1.0", "kind": "result", "event_id": f"{job_id}:{state}", "job_id": job_id,
+            "scheduler_id": "sched-a", "task_key": key(), "source": "watcher", "state": state,
+            "terminal": state in ("succeeded", "failed", "lost", "revoked"),
+            "pod_name": pod_name_for(job_id, TaskKey(**key())), "namespace": "default",
+            "annotations": {}, "resource_version": "4711", "failure_details": None, "emitted_at": AT, **fields}
+
+
+def without(record: dict[str, Any], *names: str) -> dict[str, Any]:
+    return {name: value for name, value in record.items() if name not in names}
+
+
+def nested(record: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """A copy of ``record`` with ``path`` (dotted) set to ``value``."""
+    copy = json.loads(json.dumps(record))
+    *parents, last = path.split(".")
+    node = copy
+    for part in parents:
+        node = node[part]
+    node[last] = value
+    return copy
+
+
+LONG = "x" * 251
+VALID: list[tuple[str, str, Any]] = [
+    ("job-minimal", "only the required fields; every default filled in", job()),
+    ("job-minimal-key", "task_key without try_number and map_index (defaults 1 and -1)",
+     job(task_key=without(key(), "try_number", "map_index"))),
+    ("job-full", "every field, job_id given and matching",
+     job(job_id=jid("sched-a", key()), command=["python", "-c", "print('hi')"], namespace="default",
+         pod_template="gpu", pod_override={"metadata": {"labels": {"team": "data"}},
+                                           "spec": {"nodeSelector": {"pool": "batch"}}},
+         submitted_at=AT)),
+    ("job-mapped-unicode", "a mapped task's third try, non-ASCII ids (job_id hashes their UTF-8)",
+     job(scheduler_id="planificateur-é", task_key=key(dag="données", task="charger→s3", run="run ☃",
+                                                      try_number=3, map_index=12))),
+    ("job-nil-optionals", "nil optional fields read as absent",
+     job(job_id=None, command=None, namespace=None, pod_template=None, pod_override=None, submitted_at=None)),
+    ("job-integer-time", "submitted_at may be an integer", job(submitted_at=1790000000)),
+    ("job-newer-minor", "schema 1.7 from a newer producer: unknown fields ignored at every depth",
+     job(schema="1.7", priority=5, labels=["x"], task_key={**key(), "attempt_uuid": "u-1"})),
+    ("control-revoke", "revoke one job", control(reason="operator request", requested_at=AT)),
+    ("control-delete", "delete a job's pod with options",
+     control(op="delete", delete_options={"gracePeriodSeconds": 0, "propagationPolicy": "Background"})),
+    ("control-mark-done", "mark a job done", control(op="mark_done")),
+    ("control-adopt", "a new scheduler takes over sched-a's jobs (no job_id)",
+     without(control(op="adopt", new_scheduler_id="sched-b"), "job_id")),
+    ("result-running", "a progress result", result()),
+    ("result-failed", "a terminal failure with details",
+     result("failed", failure_details={"pod_status": "Failed", "container_state": "terminated",
+                                       "container_reason": "Error", "exit_code": 2,
+                                       "container_type": "main", "container_name": "base"})),
+    ("result-rejected", "intake's failed result for a refused job (no pod)",
+     result("failed", source="intake", pod_name=None, namespace=None, resource_version=None,
+            failure_details={"reason": "Rejected",
+                             "message": "job.namespace: 'kube-system' is not in the allowed namespaces (default)"})),
+    ("result-adopted", "adopted, published to the old scheduler: event_id names it",
+     result("adopted", source="broker", event_id=f"{jid('sched-a', key())}:adopted:sched-a")),
+    ("result-newer-minor", "schema 1.3 result with a field this reader does not know",
+     result("succeeded", schema="1.3", node_name="node-7", terminal=True)),
+]
+
+INVALID: list[tuple[str, str, str, Any]] = [
+    # (name, expected kind, description, record or raw bytes)
+    ("not-msgpack", "job", "bytes that are not msgpack", b"\xc1"),
+    ("truncated", "job", "a map cut short", msgpack.packb(job())[:20]),
+    ("extra-bytes", "job", "a valid record followed by another byte", msgpack.packb(job()) + b"\x00"),
+    ("too-deep", "job", "arrays nested past the decoder's limit", b"\x91" * 2000),
+    ("not-a-map", "job", "an array instead of a map", ["schema", "1.0"]),
+    ("integer-map-key", "job", "a map key that is not a string", {**job(), 7: "x"}),
+    ("no-schema", "job", "schema missing", without(job(), "schema")),
+    ("schema-number", "job", "schema as a float", job(schema=1.0)),
+    ("schema-no-minor", "job", "schema without a minor version", job(schema="1")),
+    ("schema-major-2", "job", "a new major version is refused", job(schema="2.0")),
+    ("wrong-kind", "job", "a result record on the jobs stream", job(kind="result")),
+    ("no-kind", "job", "kind missing", without(job(), "kind")),
+    ("no-scheduler-id", "job", "scheduler_id missing", without(job(), "scheduler_id")),
+    ("empty-scheduler-id", "job", "scheduler_id empty", job(scheduler_id="")),
+    ("long-scheduler-id", "job", "scheduler_id over 250 characters", job(scheduler_id=LONG)),
+    ("binary-scheduler-id", "job", "a string sent as msgpack bin", job(scheduler_id=b"sched-a")),
+    ("no-task-key", "job", "task_key missing", without(job(), "task_key")),
+    ("task-key-string", "job", "task_key not a map", job(task_key="etl.load")),
+    ("no-run-id", "job", "task_key.run_id missing", job(task_key=without(key(), "run_id"))),
+    ("try-number-string", "job", "try_number as a string", nested(job(), "task_key.try_number", "1")),
+    ("try-number-bool", "job", "try_number as a bool", nested(job(), "task_key.try_number", True)),
+    ("try-number-float", "job", "try_number as a float", nested(job(), "task_key.try_number", 1.0)),
+    ("try-number-negative", "job", "try_number below 0", nested(job(), "task_key.try_number", -1)),
+    ("map-index-below", "job", "map_index below -1", nested(job(), "task_key.map_index", -2)),
+    ("job-id-mismatch", "job", "job_id that is not the derived one", job(job_id="0" * 32)),
+    ("command-string", "job", "command as one string", job(command="echo hi")),
+    ("command-item", "job", "a command item that is not a string", job(command=["sleep", 5])),
+    ("namespace-long", "job", "namespace over 63 characters", job(namespace="n" * 64)),
+    ("override-array", "job", "pod_override not a map", job(pod_override=[{"spec": {}}])),
+    ("submitted-at-string", "job", "submitted_at as a string", job(submitted_at="now")),
+    ("submitted-at-nan", "job", "submitted_at NaN", job(submitted_at=math.nan)),
+    ("control-unknown-op", "control", "an op podq does not know", control(op="pause")),
+    ("control-revoke-no-job", "control", "revoke without job_id", without(control(), "job_id")),
+    ("control-adopt-no-new", "control", "adopt without new_scheduler_id",
+     without(control(op="adopt"), "job_id")),
+    ("control-reason-long", "control", "reason over 1024 characters", control(reason="r" * 1025)),
+    ("result-unknown-state", "result", "a state podq does not know", result("done")),
+    ("result-unknown-source", "result", "a source podq does not know", result(source="kubelet")),
+    ("result-no-event-id", "result", "event_id missing", without(result(), "event_id")),
+    ("result-annotation-value", "result", "an annotation value that is not a string",
+     result(annotations={"team": 7})),
+    ("result-exit-code", "result", "failure_details.exit_code as a string",
+     result("failed", failure_details={"exit_code": "137"})),
+]
+
+ADMISSION: list[tuple[str, str, Any]] = [
+    ("namespace-not-allowed", "namespace outside the allowlist", job(namespace="kube-system")),
+    ("namespace-invalid", "namespace that is not a DNS-1123 label", job(namespace="Data_Team")),
+    ("template-path", "a path instead of a template name", job(pod_template="../../etc/pod")),
+    ("template-unknown", "a template name the deployment does not have", job(pod_template="gpu")),
+    ("override-not-pod-field", "pod_override with a field a Pod has not", job(pod_override={"status": {}})),
+    ("override-metadata-name", "pod_override naming the pod", job(pod_override={"metadata": {"name": "mine"}})),
+    ("override-spec-field", "pod_override.spec with a misspelt field", job(pod_override={"spec": {"hostnetwork": True}})),
+    ("policy-host-network", "hostNetwork", job(pod_override={"spec": {"hostNetwork": True}})),
+    ("policy-host-pid", "hostPID", job(pod_override={"spec": {"hostPID": True}})),
+    ("policy-host-ipc", "hostIPC", job(pod_override={"spec": {"hostIPC": True}})),
+    ("policy-host-path", "a hostPath volume",
+     job(pod_override={"spec": {"volumes": [{"name": "root", "hostPath": {"path": "/"}}]}})),
+    ("policy-privileged", "a privileged container",
+     job(pod_override={"spec": {"containers": [{"name": "base", "securityContext": {"privileged": True}}]}})),
+    ("policy-escalation", "privilege escalation in an init container",
+     job(pod_override={"spec": {"initContainers": [
+         {"name": "init", "securityContext": {"allowPrivilegeEscalation": True}}]}})),
+]
+
+JOB_ID_KEYS = [
+    ("sched-a", key()),
+    ("sched-a", key(try_number=2)),
+    ("sched-a", key(map_index=0)),
+    ("sched-b", key()),
+    ("planificateur-é", key(dag="données", task="charger→s3", run="run ☃", try_number=3, map_index=12)),
+    ("s", key(dag="d", task="t", run="r", try_number=0, map_index=1000)),
+]
+
+
+def pack(value: Any) -> bytes:
+    return value if isinstance(value, bytes) else msgpack.packb(value, use_bin_type=True)
+
+
+def plain(value: Any) -> Any:
+    """JSON-ready form of a decoded record (tuples as lists)."""
+    return json.loads(json.dumps(value))
+
+
+def error_of(kind: str, payload: bytes) -> str:
+    try:
+        RECORDS[kind].decode(payload)
+    except DecodeError as exc:
+        return str(exc)
+    raise SystemExit(f"vector of kind {kind} unexpectedly decodes")
+
+
+def build() -> dict[str, Any]:
+    settings = load_settings(ADMISSION_ENV)
+    vectors = []
+    for name, description, record in VALID:
+        payload = pack(record)
+        decoded = RECORDS[record["kind"]].decode(payload)
+        vectors.append({"name": name, "kind": record["kind"], "valid": True, "stage": "decode",
+                        "description": description, "hex": payload.hex(), "decoded": plain(decoded.to_wire())})
+    for name, kind, description, record in INVALID:
+        payload = pack(record)
+        vectors.append({"name": name, "kind": kind, "valid": False, "stage": "decode",
+                        "description": description, "hex": payload.hex(), "error": error_of(kind, payload)})
+    for name, description, record in ADMISSION:
+        payload = pack(record)
+        reason = check_job(KubernetesJob.decode(payload), settings)
+        if reason is None:
+            raise SystemExit(f"admission vector {name} is admitted")
+        vectors.append({"name": name, "kind": "job", "valid": False, "stage": "admission",
+                        "description": description, "hex": payload.hex(), "error": reason})
+    job_ids = [{"scheduler_id": sid, "task_key": task_key, "job_id": jid(sid, task_key),
+                "pod_name": pod_name_for(jid(sid, task_key), TaskKey(**task_key))}
+               for sid, task_key in JOB_ID_KEYS]
+    return {
+        "protocol": "podq 1.0 (docs/protocol.md)",
+        "admission_settings": {"namespaces": ["default"], "templates_dir": None, "pod_policy": True},
+        "vectors": vectors,
+        "job_ids": job_ids,
+    }
+
+
+def render() -> str:
+    return json.dumps(build(), indent=1, ensure_ascii=False) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    text = render()
+    if argv[1:] == ["--check"]:
+        return 0 if OUT.exists() and OUT.read_text(encoding="utf-8") == text else 1
+    OUT.write_text(text, encoding="utf-8")
+    print(f"wrote {OUT} ({len(build()['vectors'])} vectors)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
