@@ -214,7 +214,8 @@ class PodService:
     def set_status(self, namespace: str, name: str, status: JsonDict) -> Entry:
         """Replace a pod's status outright (the kubelet's and the admin API's write path)."""
         old = self.entry(namespace, name)
-        new = old.clone()
+        new = dict(old.obj)  # stored objects are never mutated, so a shallow copy may share the rest
+        new["metadata"] = dict(old.obj["metadata"])
         new["status"] = status
         return self.store.replace(old, new)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ def condition(ctype: str, status: str, at: str, reason: str | None = None, messa
     return cond
 
 
+@functools.lru_cache(maxsize=1024)
 def image_id(image: str) -> str:
     """A plausible resolved image digest: ``docker.io/<repo>@sha256:<64 hex>``, stable per image."""
     repo = image.split("@", 1)[0]

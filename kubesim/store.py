@@ -52,12 +52,6 @@ def _normalized(obj: JsonDict) -> JsonDict:
     return {"kind": "Pod", "apiVersion": "v1", **rest}
 
 
-def _without_rv(obj: JsonDict) -> JsonDict:
-    meta = dict(obj.get("metadata") or {})
-    meta.pop("resourceVersion", None)
-    return {**obj, "metadata": meta}
-
-
 class Store:
     def __init__(self, *, history_size: int, namespaces: list[str]) -> None:
         self.rv = initial_resource_version()
@@ -136,10 +130,11 @@ class Store:
     def replace(self, old: Entry, obj: JsonDict) -> Entry:
         """Write ``obj`` over ``old``; a no-op (equal apart from the RV) writes nothing and returns ``old``."""
         obj = _normalized(obj)
-        if _without_rv(obj) == _without_rv(old.obj):
-            return old
-        self.rv += 1
         meta = obj["metadata"]
+        meta["resourceVersion"] = old.obj["metadata"]["resourceVersion"]
+        if orjson.dumps(obj) == old.raw:
+            return old  # a no-op takes no RV and emits nothing
+        self.rv += 1
         meta["resourceVersion"] = str(self.rv)
         raw = orjson.dumps(obj)
         entry = Entry(obj, raw)
