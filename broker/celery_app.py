@@ -15,6 +15,9 @@ def celery_config(*, broker_url: str, worker: WorkerSettings) -> dict:
         # Sweep for unacked messages of dead workers often, not every ~100 s.
         "unacked_restore_interval": max(1.0, min(10.0, visibility / 3)),
         "unacked_restore_throttle": 1,
+        # A worker killed while it holds the restore mutex would block every sweep for the
+        # default 300 s; the sweep takes milliseconds, so let the mutex lapse soon.
+        "unacked_mutex_expire": max(2.0, min(60.0, visibility)),
         "health_check_interval": 25,
         "socket_timeout": 30,
     }
