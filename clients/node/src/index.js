@@ -1,0 +1,6 @@
+'use strict';
+module.exports = {
+  ...require('./protocol'),
+  ...require('./producer'),
+  ...require('./consumer'),
+};

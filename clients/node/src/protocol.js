@@ -1,0 +1,149 @@
+'use strict';
+// podq wire protocol 1.0, as written in docs/protocol.md: names, records, job_id, checks.
+const crypto = require('node:crypto');
+const { encode, decode } = require('@msgpack/msgpack');
+
+const SCHEMA_MAJOR = 1;
+const SCHEMA = '1.0';
+const MAX_RECORD_BYTES = 256 * 1024;
+const RECORD_FIELD = 'record';
+const JOBS_STREAM = 'podq:jobs';
+const CONTROL_STREAM = 'podq:control';
+const RESULTS_GROUP = 'scheduler';
+const TERMINAL = new Set(['succeeded', 'failed', 'lost', 'revoked']);
+const STATES = new Set(['pending', 'running', ...TERMINAL, 'adopted']);
+const CONTROL_OPS = new Set(['revoke', 'mark_done', 'delete', 'adopt']);
+
+class ProtocolError extends Error {}
+
+const resultsStream = (schedulerId) => `podq:results:${schedulerId}`;
+const resultsDeadStream = (schedulerId) => `podq:results:${schedulerId}:dead`;
+
+function normalizeKey(key) {
+  const out = {
+    dag_id: key.dag_id,
+    task_id: key.task_id,
+    run_id: key.run_id,
+    try_number: key.try_number ?? 1,
+    map_index: key.map_index ?? -1,
+  };
+  for (const name of ['dag_id', 'task_id', 'run_id']) {
+    if (typeof out[name] !== 'string' || out[name].length === 0 || [...out[name]].length > 250) {
+      throw new ProtocolError(`task_key.${name}: a string of 1-250 characters is required`);
+    }
+  }
+  if (!Number.isInteger(out.try_number) || out.try_number < 0) {
+    throw new ProtocolError('task_key.try_number: an integer >= 0 is required');
+  }
+  if (!Number.isInteger(out.map_index) || out.map_index < -1) {
+    throw new ProtocolError('task_key.map_index: an integer >= -1 is required');
+  }
+  return out;
+}
+
+// job_id: first 32 lower-case hex characters of SHA-256 over the UTF-8 of
+// scheduler_id, dag_id, task_id, run_id, try_number, map_index joined by U+001F.
+function deriveJobId(schedulerId, key) {
+  const k = normalizeKey(key);
+  const text = [schedulerId, k.dag_id, k.task_id, k.run_id, String(k.try_number), String(k.map_index)].join('\x1f');
+  return crypto.createHash('sha256').update(text, 'utf8').digest('hex').slice(0, 32);
+}
+
+function pack(record) {
+  const bytes = Buffer.from(encode(record, { ignoreUndefined: true }));
+  if (bytes.length > MAX_RECORD_BYTES) {
+    throw new ProtocolError(`${record.kind}: record is ${bytes.length} bytes, over the ${MAX_RECORD_BYTES}-byte limit`);
+  }
+  return bytes;
+}
+
+// A job record; returns { jobId, bytes }. Optional fields left undefined are omitted.
+function encodeJob({ schedulerId, taskKey, command, namespace, podTemplate, podOverride, submittedAt }) {
+  if (typeof schedulerId !== 'string' || schedulerId.length === 0 || [...schedulerId].length > 250) {
+    throw new ProtocolError('scheduler_id: a string of 1-250 characters is required');
+  }
+  const key = normalizeKey(taskKey);
+  const jobId = deriveJobId(schedulerId, key);
+  const record = {
+    schema: SCHEMA, kind: 'job', job_id: jobId, scheduler_id: schedulerId, task_key: key,
+    command, namespace, pod_template: podTemplate, pod_override: podOverride,
+    submitted_at: submittedAt ?? Date.now() / 1000,
+  };
+  return { jobId, bytes: pack(record) };
+}
+
+function encodeControl({ op, schedulerId, jobId, newSchedulerId, deleteOptions, reason }) {
+  if (!CONTROL_OPS.has(op)) throw new ProtocolError(`control.op: unknown value '${op}'`);
+  if (op !== 'adopt' && !jobId) throw new ProtocolError('control.job_id: required field is missing');
+  if (op === 'adopt' && !newSchedulerId) throw new ProtocolError('control.new_scheduler_id: required field is missing');
+  return pack({
+    schema: SCHEMA, kind: 'control', op, scheduler_id: schedulerId, job_id: jobId,
+    new_scheduler_id: newSchedulerId, delete_options: deleteOptions, reason,
+    requested_at: Date.now() / 1000,
+  });
+}
+
+function requireString(map, name, where, { required = true } = {}) {
+  const value = map[name];
+  if (value === undefined || value === null) {
+    if (required) throw new ProtocolError(`${where}.${name}: required field is missing`);
+    return null;
+  }
+  if (typeof value !== 'string') throw new ProtocolError(`${where}.${name}: expected a string`);
+  return value;
+}
+
+function isMap(value) {
+  return value !== null && typeof value === 'object' && !Array.isArray(value) && !(value instanceof Uint8Array);
+}
+
+// Decode a record of `kind`: check the framing and the schema's major version; unknown fields stay ignored.
+function decodeRecord(bytes, kind) {
+  if (bytes.length > MAX_RECORD_BYTES) throw new ProtocolError(`${kind}: record is over the limit`);
+  let data;
+  try {
+    data = decode(bytes);
+  } catch (err) {
+    throw new ProtocolError(`${kind}: not valid msgpack (${err.message})`);
+  }
+  if (!isMap(data)) throw new ProtocolError(`${kind}: expected a map`);
+  const schema = requireString(data, 'schema', kind);
+  const match = /^(\d+)\.(\d+)$/.exec(schema);
+  if (!match) throw new ProtocolError(`${kind}.schema: expected 'MAJOR.MINOR', got '${schema}'`);
+  if (Number(match[1]) !== SCHEMA_MAJOR) {
+    throw new ProtocolError(`${kind}.schema: major version ${match[1]} is not supported (this client reads ${SCHEMA_MAJOR}.x)`);
+  }
+  const found = requireString(data, 'kind', kind);
+  if (found !== kind) throw new ProtocolError(`${kind}.kind: expected '${kind}', got '${found}'`);
+  return data;
+}
+
+// A result as a plain object with the documented fields (terminal derived from state).
+function decodeResult(bytes) {
+  const data = decodeRecord(bytes, 'result');
+  const state = requireString(data, 'state', 'result');
+  if (!STATES.has(state)) throw new ProtocolError(`result.state: unknown value '${state}'`);
+  const taskKey = data.task_key;
+  if (!isMap(taskKey)) throw new ProtocolError('result.task_key: expected a map');
+  return {
+    eventId: requireString(data, 'event_id', 'result'),
+    jobId: requireString(data, 'job_id', 'result'),
+    schedulerId: requireString(data, 'scheduler_id', 'result'),
+    taskKey: normalizeKey(taskKey),
+    source: requireString(data, 'source', 'result'),
+    state,
+    terminal: TERMINAL.has(state),
+    podName: requireString(data, 'pod_name', 'result', { required: false }),
+    namespace: requireString(data, 'namespace', 'result', { required: false }),
+    annotations: data.annotations ?? {},
+    resourceVersion: requireString(data, 'resource_version', 'result', { required: false }),
+    failureDetails: isMap(data.failure_details) ? data.failure_details : null,
+    emittedAt: data.emitted_at ?? 0,
+  };
+}
+
+module.exports = {
+  SCHEMA, MAX_RECORD_BYTES, RECORD_FIELD, JOBS_STREAM, CONTROL_STREAM, RESULTS_GROUP, TERMINAL,
+  ProtocolError, resultsStream, resultsDeadStream, deriveJobId, encodeJob, encodeControl,
+  decodeRecord, decodeResult,
+};

