@@ -190,7 +190,7 @@ def prepare_create(pod: JsonDict, *, namespace: str, rv: int, now: float) -> Jso
     for key in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "managedFields", "selfLink"):
         meta.pop(key, None)
     meta["namespace"] = namespace
-    meta["uid"] = str(uuid.uuid4())
+    meta["uid"] = str(uuid.UUID(int=random.getrandbits(128), version=4))  # uuid4() reads urandom: slower
     meta["resourceVersion"] = str(rv)
     meta["generation"] = 1
     meta["creationTimestamp"] = rfc3339(now)

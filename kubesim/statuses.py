@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import secrets
+import random
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,7 +40,7 @@ def image_id(image: str) -> str:
 
 
 def container_id() -> str:
-    return "containerd://" + secrets.token_hex(32)
+    return f"containerd://{random.getrandbits(256):064x}"
 
 
 @dataclass(slots=True)
@@ -142,7 +142,8 @@ class PodModel:
             status["podIP"] = self.pod_ip
             status["podIPs"] = [{"ip": self.pod_ip}]
         if self.conditions:
-            status["conditions"] = [dict(self.conditions[t]) for t in CONDITION_ORDER if t in self.conditions]
+            # set_condition always makes a fresh dict, so rendered statuses can share them
+            status["conditions"] = [self.conditions[t] for t in CONDITION_ORDER if t in self.conditions]
         if self.report_containers:
             if self.init_containers:
                 status["initContainerStatuses"] = [c.render() for c in self.init_containers]

@@ -220,3 +220,49 @@ def test_restart_never_reuses_resource_versions(sim: KubeSim, v1: client.CoreV1A
                 pass
         assert info.value.status == 410
         api_client.close()
+
+
+def test_abrupt_close_of_watches_is_a_protocol_error(sim: KubeSim, v1: client.CoreV1Api) -> None:
+    import threading
+
+    admin = sim.admin()
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            for _event in watch.Watch().stream(v1.list_namespaced_pod, NS, timeout_seconds=30):
+                pass
+        except Exception as exc:  # noqa: BLE001 - the point of the test
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    wait_for(lambda: admin.stats()["watches"] == 1, what="watch open")
+    assert admin.close_watches(abrupt=True) == 1
+    thread.join(5)
+    assert len(errors) == 1 and isinstance(errors[0], urllib3.exceptions.HTTPError)
+
+
+def test_hung_watch_and_release(sim: KubeSim, v1: client.CoreV1Api) -> None:
+    import threading
+
+    admin = sim.admin()
+    admin.add_fault(action="hang", verb="watch", count=1)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            list(watch.Watch().stream(v1.list_namespaced_pod, NS, timeout_seconds=30))
+        except Exception as exc:  # noqa: BLE001 - recorded for the assertion
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    wait_for(lambda: admin.stats()["hungRequests"] == 1, what="watch hung before its headers")
+    assert admin.stats()["watches"] == 0
+    assert admin.release_hung() == 1
+    # the reset GET is retried by urllib3 on a fresh connection, and that watch is served
+    wait_for(lambda: admin.stats()["watches"] == 1, what="retried watch open")
+    assert admin.close_watches() == 1
+    thread.join(5)
+    assert errors == [] and admin.stats()["requests"]["watch"] == 2
