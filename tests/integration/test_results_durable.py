@@ -161,3 +161,22 @@ def test_intake_reclaims_entries_a_dead_intake_left_behind(redis_url):
              message="the live intake to reclaim and handle the entries")
     assert client.llen(keys.CELERY_QUEUE) >= 1
     assert all(client.hget(keys.job_key(job.job_id), "state") == b"dispatched" for job in jobs)
+
+
+def test_intake_entry_delivered_too_often_goes_to_podq_dead(redis_url):
+    client = connect(redis_url)
+    settings = load_settings({}, intake=IntakeSettings(block_ms=10),
+                             results=ResultsSettings(reclaim_idle_ms=1, max_deliveries=2))
+    job = KubernetesJob.new(scheduler_id="s", key=TaskKey(dag_id="d", task_id="poison", run_id="r"))
+    submit_many(client, [job])
+    Intake(client=client, settings=settings, consumer="a").prepare()
+    for _ in range(2):  # two intakes that each took the entry and crashed on it
+        client.xreadgroup(keys.INTAKE_GROUP, "a", {keys.JOBS_STREAM: "0" if _ else ">"}, count=10)
+    live = Intake(client=client, settings=settings, consumer="b")
+    wait_for(lambda: live.step(block_ms=10) is not None and client.xlen(keys.DEAD_STREAM),
+             message="the poison entry to go dead")
+    [(_, fields)] = client.xrange(keys.DEAD_STREAM)
+    assert fields[b"reason"] == b"delivered 3 times to group intake without an ack (limit 2)"
+    assert fields[b"stream"] == keys.JOBS_STREAM.encode()
+    assert client.xpending(keys.JOBS_STREAM, keys.INTAKE_GROUP)["pending"] == 0
+    assert client.llen(keys.CELERY_QUEUE) == 0

@@ -149,3 +149,12 @@ def test_record_size_limit(settings):
     reason = check_job(big, small)
     assert reason.startswith("job: record is ") and reason.endswith("bytes, over the 1024-byte limit")
     assert check_job(job(command=["x" * 200]), small) is None
+
+
+def test_submit_with_intakes_settings_raises_intakes_message(settings):
+    from podq.broker.submit import SubmitError, submit
+
+    bad = job(namespace="jobs", pod_override=spec(hostPID=True))
+    with pytest.raises(SubmitError) as caught:
+        submit(None, bad, settings=settings)  # refused before anything is sent
+    assert str(caught.value).endswith(": " + check_job(bad, settings))
