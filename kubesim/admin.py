@@ -65,7 +65,8 @@ class Admin:
         return self._call("GET", "/health")
 
     def stats(self) -> dict[str, Any]:
-        """Counters: resourceVersion, compactedResourceVersion, pods, watches, creates, hungRequests, kubelet state..."""
+        """Counters: resourceVersion, compactedResourceVersion, pods, watches, creates, writes, hungRequests,
+        inFlight (API requests being handled now, watches aside), requests (per verb), kubelet state and delays."""
         return self._call("GET", "/stats")
 
     def resource_version(self) -> int:

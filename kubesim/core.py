@@ -19,6 +19,8 @@ class SimCore:
         self.kubelet = Kubelet(service=self.service, settings=settings)
         self.store.listeners.append(self.kubelet)
         self.faults = Faults()
+        self.in_flight = 0
+        """API requests being handled right now (watch streams not counted), latency waits and hangs included"""
 
     def stats(self) -> dict[str, object]:
         store = self.store
@@ -34,6 +36,7 @@ class SimCore:
             "creates": len(store.audit),
             "writes": store.writes,
             "hungRequests": self.faults.hung,
+            "inFlight": self.in_flight,
             "requests": dict(self.faults.requests),
             "kubeletPaused": self.kubelet.paused,
             "kubeletTasks": len(self.kubelet.tasks),

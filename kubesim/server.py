@@ -26,12 +26,33 @@ log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-@web.middleware
-async def _status_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every failure leaves as a Kubernetes Status body, never as aiohttp's text pages."""
-    try:
-        if not request.path.startswith(ADMIN_PREFIX):
+def _is_watch(request: web.Request) -> bool:
+    return "/watch/" in request.path or request.query.get("watch", "").lower() in ("true", "1")
+
+
+def _middleware(core: SimCore) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    @web.middleware
+    async def status_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Every failure leaves as a Kubernetes Status body; counts the API requests in flight (watches aside)."""
+        if request.path.startswith(ADMIN_PREFIX):
+            return await _answer(request, handler)
+        counted = not _is_watch(request)
+        if counted:
+            core.in_flight += 1
+        try:
             check_accept(request)
+            return await _answer(request, handler)
+        except errors.ApiError as exc:
+            return error_response(exc)
+        finally:
+            if counted:
+                core.in_flight -= 1
+
+    return status_errors
+
+
+async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
         return await handler(request)
     except errors.ApiError as exc:
         return error_response(exc)
@@ -44,7 +65,7 @@ async def _status_errors(request: web.Request, handler: Handler) -> web.StreamRe
 
 
 def build_app(core: SimCore) -> web.Application:
-    app = web.Application(middlewares=[_status_errors], client_max_size=16 * 1024 * 1024)
+    app = web.Application(middlewares=[_middleware(core)], client_max_size=16 * 1024 * 1024)
     PodRoutes(core).add_to(app)
     DiscoveryRoutes(core).add_to(app)
     AdminRoutes(core).add_to(app)

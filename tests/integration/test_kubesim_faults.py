@@ -266,3 +266,15 @@ def test_hung_watch_and_release(sim: KubeSim, v1: client.CoreV1Api) -> None:
     assert admin.close_watches() == 1
     thread.join(5)
     assert errors == [] and admin.stats()["requests"]["watch"] == 2
+
+
+def test_in_flight_counts_requests_being_handled(sim: KubeSim, v1: client.CoreV1Api) -> None:
+    import threading
+
+    admin = sim.admin()
+    admin.set_latency("create", seconds=1.0)
+    thread = threading.Thread(target=lambda: v1.create_namespaced_pod(NS, pod("slow")))
+    thread.start()
+    wait_for(lambda: admin.stats()["inFlight"] == 1, what="the delayed create in flight")
+    thread.join(5)
+    assert admin.stats()["inFlight"] == 0
