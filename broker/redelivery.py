@@ -127,6 +127,6 @@ def _id_key(entry_id: str) -> tuple[int, int]:
 
 
 def read_own_backlog(client: redis.Redis, *, group: str, consumer: str, streams: Sequence[str],
-                     count: int) -> list[Entry]:
-    """This consumer's delivered-but-unacknowledged entries (what a restart re-reads first)."""
-    return entries_of(client.xreadgroup(group, consumer, {stream: "0" for stream in streams}, count=count))
+                     count: int, after: str = "0") -> list[Entry]:
+    """This consumer's delivered-but-unacknowledged entries after id ``after`` (a restart re-reads them first)."""
+    return entries_of(client.xreadgroup(group, consumer, {stream: after for stream in streams}, count=count))

@@ -56,6 +56,7 @@ class ResultsConsumer:
         self._by_event: dict[str, str] = {}
         self._dedupe_window = dedupe_window
         self._backlog_done = False
+        self._backlog_cursor = "0"
         ensure_group(client, self.stream, group)
 
     @classmethod
@@ -72,10 +73,13 @@ class ResultsConsumer:
         """
         count = count or self.batch_size
         while not self._backlog_done:
-            # After a restart, this consumer's delivered-but-unacknowledged entries come first.
+            # After a restart, this consumer's delivered-but-unacknowledged entries come first,
+            # paged forward so that results the caller has not acked yet are not handed out again.
             backlog = read_own_backlog(self.client, group=self.group, consumer=self.consumer,
-                                       streams=[self.stream], count=count)
+                                       streams=[self.stream], count=count, after=self._backlog_cursor)
             self._backlog_done = not backlog
+            if backlog:
+                self._backlog_cursor = backlog[-1][1]
             results = self._decode(self.redelivery.screen(backlog))
             if results:
                 return results

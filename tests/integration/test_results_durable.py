@@ -180,3 +180,12 @@ def test_intake_entry_delivered_too_often_goes_to_podq_dead(redis_url):
     assert fields[b"stream"] == keys.JOBS_STREAM.encode()
     assert client.xpending(keys.JOBS_STREAM, keys.INTAKE_GROUP)["pending"] == 0
     assert client.llen(keys.CELERY_QUEUE) == 0
+
+
+def test_backlog_not_acked_by_the_caller_is_not_handed_out_again_and_again(redis_client):
+    publish(redis_client, 4)
+    consumer(redis_client, "peek").read()  # read, never acked
+    restarted = consumer(redis_client, "peek", max_deliveries=2, batch_size=2)
+    pages = [restarted.read(block_ms=0) for _ in range(4)]
+    assert [len(page) for page in pages] == [2, 2, 0, 0]
+    assert redis_client.xlen(keys.results_dead_stream("sched-a")) == 0

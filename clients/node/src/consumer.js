@@ -24,6 +24,7 @@ class ResultsConsumer {
     this.handled = new Set();
     this.outstanding = new Map(); // entry id -> event id
     this.backlogDone = false;
+    this.backlogCursor = '0';
     this.nextReclaim = 0;
   }
 
@@ -38,10 +39,12 @@ class ResultsConsumer {
   // The next results: own unacknowledged entries first, then reclaimed ones, then new ones.
   async read({ blockMs } = {}) {
     while (!this.backlogDone) {
+      // Paged forward from the last backlog entry, so unacked results are not handed out twice.
       const reply = await this.redis.xreadgroupBuffer('GROUP', RESULTS_GROUP, this.consumer,
-        'COUNT', this.count, 'STREAMS', this.stream, '0');
+        'COUNT', this.count, 'STREAMS', this.stream, this.backlogCursor);
       const entries = reply ? reply[0][1] : [];
       this.backlogDone = entries.length === 0;
+      if (entries.length) this.backlogCursor = entries[entries.length - 1][0].toString();
       const results = await this.handle(entries, { redelivered: true });
       if (results.length) return results;
     }
