@@ -119,3 +119,33 @@ def test_node_producer_and_consumer_run_jobs_revoke_one_and_ack(node, stack, sta
     stream = keys.results_stream(scheduler)
     assert stack_redis.xpending(stream, keys.RESULTS_GROUP)["pending"] == 0
     assert stack_redis.xinfo_groups(stream)[0]["lag"] == 0
+
+
+def test_node_records_read_back_in_python_and_node_consumer_drops_duplicates(node, redis_client, redis_url):
+    from podq.broker.publish import Publisher
+    from podq.shared.records import ControlRecord, KubernetesJob, KubernetesWatch
+    from podq.shared.states import ControlOp, Source
+
+    job = {"taskKey": {"dag_id": "d", "task_id": "t", "run_id": "r", "map_index": 2},
+           "command": ["echo", "é"], "namespace": "default", "podOverride": {"spec": {"nodeSelector": {"a": "b"}}}}
+    done = node("bin/podq-node.js", "submit", "--redis", redis_url, "--scheduler-id", "js", "--jobs", json.dumps([job]))
+    [submitted] = lines(done.stdout)
+    [(_, fields)] = redis_client.xrange(keys.JOBS_STREAM)
+    decoded = KubernetesJob.decode(fields[b"record"])
+    assert decoded.job_id == submitted["jobId"] and decoded.key.map_index == 2
+    assert decoded.command == ("echo", "é") and decoded.pod_override == {"spec": {"nodeSelector": {"a": "b"}}}
+    node("bin/podq-node.js", "revoke", "--redis", redis_url, "--scheduler-id", "js", "--job-id", decoded.job_id)
+    [(_, fields)] = redis_client.xrange(keys.CONTROL_STREAM)
+    control = ControlRecord.decode(fields[b"record"])
+    assert (control.op, control.job_id, control.scheduler_id) == (ControlOp.REVOKE, decoded.job_id, "js")
+
+    results = [KubernetesWatch.build(job_id=f"{n:032x}", scheduler_id="js", key=decoded.key, source=Source.WATCHER,
+                                     state=State.SUCCEEDED) for n in range(5)]
+    Publisher(redis_client).publish(results)
+    redis_client.xadd(keys.results_stream("js"), {"record": results[0].encode()})  # a duplicate entry
+    done = node("bin/podq-node.js", "consume", "--redis", redis_url, "--scheduler-id", "js", "--consumer", "n",
+                "--expect-terminal", "5", "--timeout", "20")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert sorted(r["eventId"] for r in lines(done.stdout)) == sorted(w.event_id for w in results)
+    # The duplicate entry was acknowledged without being handed out.
+    assert redis_client.xpending(keys.results_stream("js"), keys.RESULTS_GROUP)["pending"] == 0
