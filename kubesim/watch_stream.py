@@ -117,11 +117,15 @@ async def serve_watch(request: web.Request, *, core: SimCore, namespace: str | N
 
 
 async def _pump(watcher: Watcher, *, response: web.StreamResponse, core: SimCore, timeout: float, bookmarks: bool) -> None:
-    """Loop "watch-pump": write buffered lines until the deadline, a close, or the client leaving."""
+    """Loop "watch-pump": write buffered lines until the deadline, a close, or the client leaving.
+
+    With bookmarks on, one goes out every ``bookmark_interval`` and one about 2 s before the deadline (as real
+    servers do, so a client can resume from a fresh RV).
+    """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    interval = core.settings.bookmark_interval
-    next_bookmark = loop.time() + interval
+    next_bookmark = loop.time() + core.settings.bookmark_interval
+    final_bookmark = deadline - 2.0 if timeout > 4.0 else None
     while not watcher.closed:
         now = loop.time()
         if now >= deadline:
@@ -129,16 +133,20 @@ async def _pump(watcher: Watcher, *, response: web.StreamResponse, core: SimCore
         wait = deadline - now
         if bookmarks:
             wait = min(wait, max(0.0, next_bookmark - now))
+            if final_bookmark is not None:
+                wait = min(wait, max(0.0, final_bookmark - now))
         if not watcher.wake.is_set():
             try:
                 await asyncio.wait_for(watcher.wake.wait(), timeout=wait)
             except TimeoutError:
                 pass
         lines = watcher.take()
-        if bookmarks and loop.time() >= next_bookmark:
-            lines.append(bookmark_line(core.store.rv))
-            interval = core.settings.bookmark_interval
-            next_bookmark = loop.time() + interval
+        now = loop.time()
+        if bookmarks and (now >= next_bookmark or (final_bookmark is not None and now >= final_bookmark)):
+            lines.append(bookmark_line(core.store.rv))  # after the taken lines: the RV covers all of them
+            next_bookmark = now + core.settings.bookmark_interval
+            if final_bookmark is not None and now >= final_bookmark:
+                final_bookmark = None
         if lines and watcher.close_reason != "abort":
             await response.write(b"".join(lines))
 

@@ -325,3 +325,14 @@ def test_discovery_and_namespaces(v1: client.CoreV1Api, sim: KubeSim) -> None:
     assert {"default", "podq"} <= names
     v1.create_namespace({"metadata": {"name": "extra"}})
     v1.create_namespaced_pod("extra", pod("p"))
+
+
+def test_bookmark_comes_about_two_seconds_before_the_deadline(v1: client.CoreV1Api) -> None:
+    import time
+
+    started = time.monotonic()
+    w = watch.Watch()
+    for event in w.stream(v1.list_namespaced_pod, NS, allow_watch_bookmarks=True, timeout_seconds=5):
+        assert event["type"] == "BOOKMARK"
+        w.stop()
+    assert 2.5 <= time.monotonic() - started < 4.0

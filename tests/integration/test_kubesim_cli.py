@@ -51,3 +51,12 @@ def test_cli_serves_until_sigterm(tmp_path: Path) -> None:
         process.send_signal(signal.SIGTERM)
         _out, errors = process.communicate(timeout=15)  # also closes the pipes
     assert process.returncode == 0, errors
+
+
+def test_spawn_helper() -> None:
+    from podq.kubesim.process import spawn
+
+    with spawn("--log-level", "WARNING", "--kubelet-paused") as sim:
+        assert sim.admin().stats()["kubeletPaused"] is True
+        assert Path(sim.kubeconfig).exists()
+    assert sim.process.returncode == 0
