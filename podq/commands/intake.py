@@ -4,6 +4,7 @@ from __future__ import annotations
 import threading
 
 from podq.broker.control import validate_control
+from podq.broker.delayed import release_due
 from podq.broker.intake import Intake
 from podq.broker.ledger import Ledger
 from podq.broker.trim import Trimmer
@@ -24,7 +25,8 @@ def run(args, settings) -> int:
     ledger = Ledger(client)
     intake = Intake(client=client, settings=settings, consumer=args.consumer,
                     control_check=lambda record: validate_control(record, ledger),
-                    periodic=[Trimmer(client, settings.trim).maybe_run])
+                    periodic=[Trimmer(client, settings.trim).maybe_run,
+                              lambda: release_due(client, per_message=settings.intake.jobs_per_message)])
     if args.check:
         intake.prepare()
         return 0 if client.ping() else 1
