@@ -185,7 +185,7 @@ class Admin:
         """How long a container runs when its pod has no run-seconds annotation."""
         self._call("PUT", "/kubelet/default-run-seconds", {"seconds": seconds})
 
-    def set_pod_status(self, namespace: str, name: str, status: dict[str, Any], *, detach_kubelet: bool = True) -> dict[str, Any]:
+    def set_pod_status(self, namespace: str, name: str, *, status: dict[str, Any], detach_kubelet: bool = True) -> dict[str, Any]:
         """Replace a pod's ``status`` (a real write: new RV, a MODIFIED event); returns the pod.
         With ``detach_kubelet`` the kubelet stops driving this pod's life (it still completes deletions)."""
         return self._call("PUT", f"/pods/{namespace}/{name}/status", {"status": status, "detachKubelet": detach_kubelet})

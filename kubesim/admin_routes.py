@@ -157,7 +157,7 @@ class AdminRoutes:
         entry = self.core.service.entry(namespace, name)
         if body.get("detachKubelet", True):
             self.core.kubelet.detach(entry.obj["metadata"]["uid"])
-        return json_response(self.core.service.set_status(namespace, name, status).raw)
+        return json_response(self.core.service.set_status(namespace, name, status=status).raw)
 
     async def creates(self, request: web.Request) -> web.Response:
         namespace = request.query.get("namespace")

@@ -86,7 +86,7 @@ class Kubelet:
         meta = event.new["metadata"]
         pod = _Pod(meta["uid"], meta["namespace"], meta["name"])
         if event.kind == ADDED:
-            self._start(pod, self._life(pod), "life")
+            self._start(pod, self._life(pod), what="life")
         elif event.kind == DELETED:
             task = self.tasks.pop(pod.uid, None)
             if task is not None and task is not asyncio.current_task():
@@ -100,9 +100,9 @@ class Kubelet:
                 task = self.tasks.pop(pod.uid, None)
                 if task is not None and task is not asyncio.current_task():
                     task.cancel()
-                self._start(pod, self._terminate(pod, int(grace)), "terminate")
+                self._start(pod, self._terminate(pod, int(grace)), what="terminate")
 
-    def _start(self, pod: _Pod, coro: Any, what: str) -> None:
+    def _start(self, pod: _Pod, coro: Any, *, what: str) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=f"kubelet-{what}:{pod}")
         self.tasks[pod.uid] = task
         task.add_done_callback(self._finished)
@@ -129,7 +129,7 @@ class Kubelet:
 
     def _write(self, pod: _Pod, model: PodModel) -> None:
         self._current(pod)
-        self.service.set_status(pod.namespace, pod.name, model.render())
+        self.service.set_status(pod.namespace, pod.name, status=model.render())
 
     def _pod_ip(self) -> str:
         self._next_ip += 1
@@ -149,12 +149,12 @@ class Kubelet:
         qos = qos_class(spec)
         if outcome.kind == oc.UNSCHEDULABLE:
             msg = outcome.message_for(oc.UNSCHEDULABLE)
-            status = {"phase": "Pending", "qosClass": qos, "conditions": [condition("PodScheduled", "False", rfc3339(), "Unschedulable", msg)]}
-            self.service.set_status(pod.namespace, pod.name, status)
+            status = {"phase": "Pending", "qosClass": qos, "conditions": [condition("PodScheduled", "False", at=rfc3339(), reason="Unschedulable", message=msg)]}
+            self.service.set_status(pod.namespace, pod.name, status=status)
             return
         bound = entry.clone()
         bound["spec"]["nodeName"] = NODE_NAME
-        bound["status"]["conditions"] = [condition("PodScheduled", "True", rfc3339())]
+        bound["status"]["conditions"] = [condition("PodScheduled", "True", at=rfc3339())]
         self.service.write_pod(entry, bound)
         model = PodModel(
             qos=qos,
@@ -169,7 +169,7 @@ class Kubelet:
             if spec.get("restartPolicy") != "Never":
                 status["phase"] = "Pending"
             self._current(pod)
-            self.service.set_status(pod.namespace, pod.name, status)
+            self.service.set_status(pod.namespace, pod.name, status=status)
             return
         self._first_status(model)
         self._write(pod, model)
@@ -177,12 +177,12 @@ class Kubelet:
         model.set_condition("PodReadyToStartContainers", "True")
         model.pod_ip = self._pod_ip()
         self._write(pod, model)
-        if model.init_containers and not await self._run_init_containers(pod, model, outcome):
+        if model.init_containers and not await self._run_init_containers(pod, model, outcome=outcome):
             return
-        if not await self._pull_images(pod, model, outcome):
+        if not await self._pull_images(pod, model, outcome=outcome):
             return
         await self._step(d.ready)
-        await self._run_main(pod, model, outcome, spec)
+        await self._run_main(pod, model, outcome=outcome, spec=spec)
 
     def _first_status(self, model: PodModel) -> None:
         model.host_ip = HOST_IP
@@ -191,14 +191,14 @@ class Kubelet:
         model.set_condition("PodReadyToStartContainers", "False")
         if model.init_containers:
             names = ",".join(c.name for c in model.init_containers)
-            model.set_condition("Initialized", "False", "ContainersNotInitialized", f"containers with incomplete status: [{names}]")
+            model.set_condition("Initialized", "False", reason="ContainersNotInitialized", message=f"containers with incomplete status: [{names}]")
             for c in model.init_containers + model.containers:
                 c.wait("PodInitializing")
         else:
             model.set_condition("Initialized", "True")
         model.mark_containers_unready()
 
-    async def _run_init_containers(self, pod: _Pod, model: PodModel, outcome: oc.Outcome) -> bool:
+    async def _run_init_containers(self, pod: _Pod, model: PodModel, *, outcome: oc.Outcome) -> bool:
         for index, init in enumerate(model.init_containers):
             await self._step(self.delays.init)
             init.run(rfc3339(), ready=False)
@@ -217,7 +217,7 @@ class Kubelet:
             c.wait("ContainerCreating")
         return True
 
-    async def _pull_images(self, pod: _Pod, model: PodModel, outcome: oc.Outcome) -> bool:
+    async def _pull_images(self, pod: _Pod, model: PodModel, *, outcome: oc.Outcome) -> bool:
         main = model.containers[0]
         kind = outcome.kind
         if kind in (oc.INVALID_IMAGE_NAME, oc.CREATE_CONTAINER_CONFIG_ERROR):
@@ -225,7 +225,7 @@ class Kubelet:
             self._write(pod, model)
             return False
         if kind in (oc.ERR_IMAGE_PULL, oc.IMAGE_PULL_BACK_OFF):
-            await self._image_pull_back_off(pod, model, outcome)
+            await self._image_pull_back_off(pod, model, outcome=outcome)
             return False
         if kind == oc.PULL_QPS_EXCEEDED:
             main.wait("ErrImagePull", outcome.message or "pull QPS exceeded")
@@ -234,7 +234,7 @@ class Kubelet:
             main.wait("ContainerCreating")
         return True
 
-    async def _image_pull_back_off(self, pod: _Pod, model: PodModel, outcome: oc.Outcome) -> None:
+    async def _image_pull_back_off(self, pod: _Pod, model: PodModel, *, outcome: oc.Outcome) -> None:
         main = model.containers[0]
         backoff = self.delays.backoff
         retry = 0
@@ -247,7 +247,7 @@ class Kubelet:
             await self._step(min(backoff * 2**retry, backoff * 30))
             retry += 1
 
-    async def _run_main(self, pod: _Pod, model: PodModel, outcome: oc.Outcome, spec: JsonDict) -> None:
+    async def _run_main(self, pod: _Pod, model: PodModel, *, outcome: oc.Outcome, spec: JsonDict) -> None:
         restart_policy = spec.get("restartPolicy", "Always")
         deadline = spec.get("activeDeadlineSeconds")
         while True:  # loop "container-restarts": one pass per container start; ends on a terminal phase
@@ -265,7 +265,7 @@ class Kubelet:
                 return
             await self._step(run_for)
             if outcome.kind == oc.EVICTED:
-                self._evict(pod, model, outcome.message_for(oc.EVICTED))
+                self._evict(pod, model, message=outcome.message_for(oc.EVICTED))
                 return
             code = outcome.exit_code
             reason = "OOMKilled" if outcome.kind == oc.OOM_KILLED else ("Completed" if code == 0 else "Error")
@@ -292,10 +292,10 @@ class Kubelet:
     async def _finish(self, pod: _Pod, model: PodModel, *, succeeded: bool) -> None:
         model.phase = "Succeeded" if succeeded else "Failed"
         reason = "PodCompleted" if succeeded else "PodFailed"
-        model.set_condition("Ready", "False", reason)
-        model.set_condition("ContainersReady", "False", reason)
+        model.set_condition("Ready", "False", reason=reason)
+        model.set_condition("ContainersReady", "False", reason=reason)
         if succeeded:
-            model.set_condition("Initialized", "True", "PodCompleted")
+            model.set_condition("Initialized", "True", reason="PodCompleted")
         self._write(pod, model)
         await self._teardown(pod, model)
 
@@ -313,7 +313,7 @@ class Kubelet:
         model.message = message
         await self._finish(pod, model, succeeded=False)
 
-    def _evict(self, pod: _Pod, model: PodModel, message: str) -> None:
+    def _evict(self, pod: _Pod, model: PodModel, *, message: str) -> None:
         entry = self._current(pod)
         status = entry.clone()["status"]
         at = rfc3339()
@@ -326,10 +326,10 @@ class Kubelet:
             "hostIP": model.host_ip,
             "hostIPs": [{"ip": model.host_ip}],
             "startTime": model.start_time,
-            "conditions": [condition("DisruptionTarget", "True", at, "TerminationByKubelet", message), *keep],
+            "conditions": [condition("DisruptionTarget", "True", at=at, reason="TerminationByKubelet", message=message), *keep],
         }
         self.models.pop(pod.uid, None)
-        self.service.set_status(pod.namespace, pod.name, status)
+        self.service.set_status(pod.namespace, pod.name, status=status)
 
     # -- graceful deletion --------------------------------------------------------------------
     async def _terminate(self, pod: _Pod, grace: int) -> None:
@@ -345,12 +345,12 @@ class Kubelet:
                     killed = True
             if killed:
                 model.phase = "Failed"
-                model.set_condition("Ready", "False", "PodFailed")
-                model.set_condition("ContainersReady", "False", "PodFailed")
+                model.set_condition("Ready", "False", reason="PodFailed")
+                model.set_condition("ContainersReady", "False", reason="PodFailed")
                 self._write(pod, model)
         await self._step(self.delays.finalize)
         self._current(pod)
         try:
-            self.service.delete(pod.namespace, pod.name, DeleteOptions(grace_period=0, uid=pod.uid))
+            self.service.delete(pod.namespace, pod.name, options=DeleteOptions(grace_period=0, uid=pod.uid))
         except errors.ApiError as exc:
             log.info("kubelet could not finish deleting %s: %s", pod, exc.message)

@@ -79,7 +79,7 @@ class Outcome:
         return self.message or DEFAULT_MESSAGES.get(kind, "").format(image=image)
 
 
-def _number(annotations: Mapping[str, str], key: str, default: float, *, pod: str) -> float:
+def _number(annotations: Mapping[str, str], key: str, *, default: float, pod: str) -> float:
     raw = annotations.get(key)
     if raw is None:
         return default
@@ -93,7 +93,7 @@ def _number(annotations: Mapping[str, str], key: str, default: float, *, pod: st
 def outcome_of(annotations: Mapping[str, str] | None, *, default_run_seconds: float, pod: str = "") -> Outcome:
     """Read the outcome annotations; anything missing or malformed falls back to a clean exit 0."""
     annotations = annotations or {}
-    exit_code = int(_number(annotations, EXIT_CODE, 0, pod=pod))
+    exit_code = int(_number(annotations, EXIT_CODE, default=0, pod=pod))
     kind = annotations.get(OUTCOME) or (FAILED if exit_code else SUCCEEDED)
     if kind not in KINDS:
         log.warning("pod %s: unknown %s=%r; known: %s", pod, OUTCOME, kind, sorted(KINDS))
@@ -104,8 +104,8 @@ def outcome_of(annotations: Mapping[str, str] | None, *, default_run_seconds: fl
         exit_code = 1
     return Outcome(
         kind=kind,
-        run_seconds=max(0.0, _number(annotations, RUN_SECONDS, default_run_seconds, pod=pod)),
+        run_seconds=max(0.0, _number(annotations, RUN_SECONDS, default=default_run_seconds, pod=pod)),
         exit_code=exit_code,
         message=annotations.get(MESSAGE),
-        init_exit_code=int(_number(annotations, INIT_EXIT_CODE, 1, pod=pod)) or 1,
+        init_exit_code=int(_number(annotations, INIT_EXIT_CODE, default=1, pod=pod)) or 1,
     )

@@ -47,10 +47,10 @@ class PodRoutes:
         app.router.add_put(base + "/{name}/status", self.replace_status)
         app.router.add_patch(base + "/{name}/status", self.patch_status)
 
-    async def _gate(self, request: web.Request, verb: str, namespace: str | None, name: str | None = None) -> str | None:
+    async def _gate(self, request: web.Request, verb: str, *, namespace: str | None, name: str | None = None) -> str | None:
         return await self.core.faults.gate(verb=verb, namespace=namespace, name=name, transport=request.transport)
 
-    async def _finish(self, request: web.Request, action: str | None, response: web.Response) -> web.Response:
+    async def _finish(self, request: web.Request, action: str | None, *, response: web.Response) -> web.Response:
         if action == "hang":
             await self.core.faults.hang(request.transport)
         elif action == "reset-after":
@@ -79,9 +79,9 @@ class PodRoutes:
         fields = parse_field_selector(q.get("fieldSelector"))
         limit = query_int(request, "limit") or 0
         self._check_list_rv(q.get("resourceVersion"), q.get("resourceVersionMatch"), has_continue=bool(q.get("continue")))
-        action = await self._gate(request, "list", namespace)
+        action = await self._gate(request, "list", namespace=namespace)
         body = self.service.list_body(namespace, labels=labels, fields=fields, limit=max(0, limit), continue_token=q.get("continue"))
-        return await self._finish(request, action, json_response(body))
+        return await self._finish(request, action, response=json_response(body))
 
     def _check_list_rv(self, rv_text: str | None, match: str | None, *, has_continue: bool) -> None:
         store = self.core.store
@@ -108,9 +108,9 @@ class PodRoutes:
         namespace = request.match_info["namespace"]
         body = await read_body(request)
         name = (body.get("metadata") or {}).get("name") if isinstance(body, dict) else None
-        action = await self._gate(request, "create", namespace, name)
+        action = await self._gate(request, "create", namespace=namespace, name=name)
         result = self.service.create(namespace, body, dry_run=dry_run(request))
-        return await self._finish(request, action, json_response(_object_bytes(result), status=201))
+        return await self._finish(request, action, response=json_response(_object_bytes(result), status=201))
 
     async def delete_collection(self, request: web.Request) -> web.Response:
         namespace = request.match_info["namespace"]
@@ -118,28 +118,28 @@ class PodRoutes:
         fields = parse_field_selector(request.query.get("fieldSelector"))
         body = await read_body(request, required=False)
         options = self._delete_options(request, body)
-        action = await self._gate(request, "deletecollection", namespace)
+        action = await self._gate(request, "deletecollection", namespace=namespace)
         items: list[bytes] = []
         for key, entry in sorted(self.core.store.iter_pods(namespace)):
             if labels.matches(entry.obj["metadata"].get("labels")) and fields.matches(entry.obj):
-                result, _gone = self.service.delete(key[0], key[1], options)
+                result, _gone = self.service.delete(key[0], key[1], options=options)
                 items.append(_object_bytes(result))
         list_rv = str(self.core.store.rv).encode()
         raw = b'{"kind":"PodList","apiVersion":"v1","metadata":{"resourceVersion":"' + list_rv + b'"},"items":[' + b",".join(items) + b"]}"
-        return await self._finish(request, action, json_response(raw))
+        return await self._finish(request, action, response=json_response(raw))
 
     # -- one pod ----------------------------------------------------------------------------------
     async def get(self, request: web.Request) -> web.Response:
         namespace, name = request.match_info["namespace"], request.match_info["name"]
-        action = await self._gate(request, "get", namespace, name)
-        return await self._finish(request, action, json_response(self.service.entry(namespace, name).raw))
+        action = await self._gate(request, "get", namespace=namespace, name=name)
+        return await self._finish(request, action, response=json_response(self.service.entry(namespace, name).raw))
 
     async def replace(self, request: web.Request, subresource: str | None = None) -> web.Response:
         namespace, name = request.match_info["namespace"], request.match_info["name"]
         body = await read_body(request)
-        action = await self._gate(request, "update", namespace, name)
-        result = self.service.replace(namespace, name, body, subresource=subresource, dry_run=dry_run(request))
-        return await self._finish(request, action, json_response(_object_bytes(result)))
+        action = await self._gate(request, "update", namespace=namespace, name=name)
+        result = self.service.replace(namespace, name, body=body, subresource=subresource, dry_run=dry_run(request))
+        return await self._finish(request, action, response=json_response(_object_bytes(result)))
 
     async def replace_status(self, request: web.Request) -> web.Response:
         return await self.replace(request, "status")
@@ -156,14 +156,14 @@ class PodRoutes:
                 message='PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch',
             )
         body = await read_body(request)
-        action = await self._gate(request, "patch", namespace, name)
+        action = await self._gate(request, "patch", namespace=namespace, name=name)
         if content_type == patching.APPLY_PATCH and self.core.store.get(namespace, name) is None and subresource is None:
             created = self.service.create(namespace, body, dry_run=dry_run(request))
-            return await self._finish(request, action, json_response(_object_bytes(created), status=201))
+            return await self._finish(request, action, response=json_response(_object_bytes(created), status=201))
         result = self.service.patch(
-            namespace, name, body, content_type=content_type, subresource=subresource, dry_run=dry_run(request)
+            namespace, name, patch=body, content_type=content_type, subresource=subresource, dry_run=dry_run(request)
         )
-        return await self._finish(request, action, json_response(_object_bytes(result)))
+        return await self._finish(request, action, response=json_response(_object_bytes(result)))
 
     async def patch_status(self, request: web.Request) -> web.Response:
         return await self.patch(request, "status")
@@ -186,6 +186,6 @@ class PodRoutes:
         namespace, name = request.match_info["namespace"], request.match_info["name"]
         body = await read_body(request, required=False)
         options = self._delete_options(request, body)
-        action = await self._gate(request, "delete", namespace, name)
-        result, _gone = self.service.delete(namespace, name, options)
-        return await self._finish(request, action, json_response(_object_bytes(result)))
+        action = await self._gate(request, "delete", namespace=namespace, name=name)
+        result, _gone = self.service.delete(namespace, name, options=options)
+        return await self._finish(request, action, response=json_response(_object_bytes(result)))

@@ -36,12 +36,12 @@ _MUTABLE_CONTAINER_FIELDS = ("image",)
 _MUTABLE_SPEC_FIELDS = ("activeDeadlineSeconds", "tolerations", "terminationGracePeriodSeconds")
 
 
-def _cause(field: str, message: str, reason: str = "FieldValueInvalid") -> JsonDict:
+def _cause(field: str, message: str, *, reason: str = "FieldValueInvalid") -> JsonDict:
     return {"reason": reason, "message": message, "field": field}
 
 
 def _required(field: str) -> JsonDict:
-    return _cause(field, "Required value", "FieldValueRequired")
+    return _cause(field, "Required value", reason="FieldValueRequired")
 
 
 def generate_name(base: str) -> str:
@@ -57,7 +57,7 @@ def name_problem(name: str) -> str | None:
     return None
 
 
-def _check_string_map(meta: JsonDict, field: str) -> None:
+def check_string_map(meta: JsonDict, field: str) -> None:
     value = meta.get(field)
     if value is None:
         return
@@ -70,7 +70,7 @@ def _check_string_map(meta: JsonDict, field: str) -> None:
             )
 
 
-def _metadata_causes(meta: JsonDict) -> list[JsonDict]:
+def metadata_causes(meta: JsonDict) -> list[JsonDict]:
     causes: list[JsonDict] = []
     for key, value in (meta.get("labels") or {}).items():
         problem = label_key_problem(key)
@@ -78,7 +78,7 @@ def _metadata_causes(meta: JsonDict) -> list[JsonDict]:
             causes.append(_cause("metadata.labels", f'Invalid value: "{key}": {problem}'))
         problem = label_value_problem(value)
         if problem:
-            causes.append(_cause(f"metadata.labels", f'Invalid value: "{value}": {problem}'))
+            causes.append(_cause("metadata.labels", f'Invalid value: "{value}": {problem}'))
     for key in meta.get("annotations") or {}:
         problem = label_key_problem(key.lower())
         if problem:
@@ -104,7 +104,7 @@ def _container_causes(spec: JsonDict) -> list[JsonDict]:
             elif not isinstance(name, str) or len(name) > 63 or not _LABEL.match(name):
                 causes.append(_cause(f"{where}.name", f'Invalid value: "{name}": {_LABEL_HELP}'))
             elif name in seen:
-                causes.append(_cause(f"{where}.name", f'Duplicate value: "{name}"', "FieldValueDuplicate"))
+                causes.append(_cause(f"{where}.name", f'Duplicate value: "{name}"', reason="FieldValueDuplicate"))
             else:
                 seen.add(name)
             if not container.get("image"):
@@ -116,20 +116,20 @@ def validate_create(pod: JsonDict, *, url_namespace: str) -> None:
     """Raise 400/422 for a pod body the apiserver would refuse (the name is already resolved)."""
     meta = pod.get("metadata")
     if not isinstance(meta, dict):
-        raise invalid("", [_cause("metadata.name", "name or generateName is required", "FieldValueRequired")])
+        raise invalid("", [_cause("metadata.name", "name or generateName is required", reason="FieldValueRequired")])
     if meta.get("namespace") and meta["namespace"] != url_namespace:
         raise bad_request("the namespace of the provided object does not match the namespace sent on the request")
-    _check_string_map(meta, "labels")
-    _check_string_map(meta, "annotations")
+    check_string_map(meta, "labels")
+    check_string_map(meta, "annotations")
     name = meta.get("name") or ""
     causes: list[JsonDict] = []
     if not name:
-        causes.append(_cause("metadata.name", "Required value: name or generateName is required", "FieldValueRequired"))
+        causes.append(_cause("metadata.name", "Required value: name or generateName is required", reason="FieldValueRequired"))
     else:
         problem = name_problem(name)
         if problem:
             causes.append(_cause("metadata.name", f'Invalid value: "{name}": {problem}'))
-    causes += _metadata_causes(meta)
+    causes += metadata_causes(meta)
     spec = pod.get("spec")
     causes += _container_causes(spec if isinstance(spec, dict) else {})
     if causes:
@@ -212,7 +212,7 @@ def _neutral_spec(spec: JsonDict) -> JsonDict:
     return spec
 
 
-def validate_spec_update(name: str, old_spec: JsonDict, new_spec: JsonDict) -> None:
+def validate_spec_update(name: str, *, old_spec: JsonDict, new_spec: JsonDict) -> None:
     """422 when an update touches an immutable part of the pod spec."""
     if old_spec == new_spec:
         return
@@ -227,7 +227,7 @@ def validate_spec_update(name: str, old_spec: JsonDict, new_spec: JsonDict) -> N
                     "`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` "
                     "(only additions to existing tolerations),`spec.terminationGracePeriodSeconds` "
                     "(allow it to be set to 1 if it was previously negative)",
-                    "FieldValueForbidden",
+                    reason="FieldValueForbidden",
                 )
             ],
         )

@@ -152,9 +152,9 @@ class PodService:
         for field_name in ("labels", "annotations"):
             if new_meta.get(field_name) is not None and not isinstance(new_meta.get(field_name), dict):
                 raise errors.bad_request(f"metadata.{field_name} must be an object")
-        pods._check_string_map(new_meta, "labels")  # noqa: SLF001 - shared validation helper
-        pods._check_string_map(new_meta, "annotations")  # noqa: SLF001
-        causes = pods._metadata_causes(new_meta)  # noqa: SLF001
+        pods.check_string_map(new_meta, "labels")
+        pods.check_string_map(new_meta, "annotations")
+        causes = pods.metadata_causes(new_meta)
         if causes:
             raise errors.invalid(name, causes)
         for key in ("name", "namespace", "uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"):
@@ -165,7 +165,7 @@ class PodService:
         new_spec = new.get("spec")
         if not isinstance(new_spec, dict):
             raise errors.invalid(name, [{"reason": "FieldValueRequired", "message": "Required value", "field": "spec"}])
-        pods.validate_spec_update(name, old_obj["spec"], new_spec)
+        pods.validate_spec_update(name, old_spec=old_obj["spec"], new_spec=new_spec)
         if new_spec != old_obj["spec"]:
             new_meta["generation"] = int(old_obj["metadata"].get("generation", 1)) + 1
         rest = {k: v for k, v in new.items() if k not in ("kind", "apiVersion", "metadata", "status")}
@@ -180,7 +180,7 @@ class PodService:
             return self.store.remove(entry)
         return entry
 
-    def replace(self, namespace: str, name: str, body: Any, *, subresource: str | None = None, dry_run: bool = False) -> Entry | JsonDict:
+    def replace(self, namespace: str, name: str, *, body: Any, subresource: str | None = None, dry_run: bool = False) -> Entry | JsonDict:
         body = pods.require_object(body)
         pods.raise_if_name_mismatch(body, name)
         old = self.entry(namespace, name)
@@ -194,8 +194,8 @@ class PodService:
         self,
         namespace: str,
         name: str,
-        patch: Any,
         *,
+        patch: Any,
         content_type: str,
         subresource: str | None = None,
         dry_run: bool = False,
@@ -211,7 +211,7 @@ class PodService:
         new = self._prepare_update(old, patched, subresource=subresource)
         return self._write(old, new, dry_run=dry_run)
 
-    def set_status(self, namespace: str, name: str, status: JsonDict) -> Entry:
+    def set_status(self, namespace: str, name: str, *, status: JsonDict) -> Entry:
         """Replace a pod's status outright (the kubelet's and the admin API's write path)."""
         old = self.entry(namespace, name)
         new = dict(old.obj)  # stored objects are never mutated, so a shallow copy may share the rest
@@ -224,7 +224,7 @@ class PodService:
         return self.store.replace(old, new)
 
     # -- delete --------------------------------------------------------------------------------
-    def delete(self, namespace: str, name: str, options: DeleteOptions) -> tuple[Entry | JsonDict, bool]:
+    def delete(self, namespace: str, name: str, *, options: DeleteOptions) -> tuple[Entry | JsonDict, bool]:
         """Delete with the pod grace rules; returns the object to answer with and whether it is gone."""
         entry = self.entry(namespace, name)
         obj = entry.obj

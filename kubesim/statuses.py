@@ -17,7 +17,7 @@ NODE_NAME = "kubesim-node"
 HOST_IP = "10.0.0.5"
 
 
-def condition(ctype: str, status: str, at: str, reason: str | None = None, message: str | None = None) -> JsonDict:
+def condition(ctype: str, status: str, *, at: str, reason: str | None = None, message: str | None = None) -> JsonDict:
     cond: JsonDict = {"type": ctype, "status": status, "lastProbeTime": None, "lastTransitionTime": at}
     if reason:
         cond["reason"] = reason
@@ -111,11 +111,11 @@ class PodModel:
         self.init_containers = [ContainerModel(n, i) for n, i in init_containers]
         self.report_containers = False
 
-    def set_condition(self, ctype: str, status: str, reason: str | None = None, message: str | None = None) -> None:
+    def set_condition(self, ctype: str, status: str, *, reason: str | None = None, message: str | None = None) -> None:
         """Set a condition; ``lastTransitionTime`` only moves when the status flips."""
         old = self.conditions.get(ctype)
         at = old["lastTransitionTime"] if old and old["status"] == status else rfc3339()
-        self.conditions[ctype] = condition(ctype, status, at, reason, message)
+        self.conditions[ctype] = condition(ctype, status, at=at, reason=reason, message=message)
 
     def unready_message(self) -> str:
         names = ",".join(c.name for c in self.containers if not c.ready)
@@ -123,8 +123,8 @@ class PodModel:
 
     def mark_containers_unready(self, reason: str = "ContainersNotReady") -> None:
         message = self.unready_message() if reason == "ContainersNotReady" else None
-        self.set_condition("Ready", "False", reason, message)
-        self.set_condition("ContainersReady", "False", reason, message)
+        self.set_condition("Ready", "False", reason=reason, message=message)
+        self.set_condition("ContainersReady", "False", reason=reason, message=message)
 
     def render(self) -> JsonDict:
         status: JsonDict = {"phase": self.phase}

@@ -203,7 +203,7 @@ def test_close_all_watches_ends_streams_cleanly(sim: KubeSim, v1: client.CoreV1A
 def test_set_pod_status_directly(sim: KubeSim, v1: client.CoreV1Api) -> None:
     admin = sim.admin()
     created = v1.create_namespaced_pod(NS, pod("p"))
-    out = admin.set_pod_status(NS, "p", {"phase": "Failed", "reason": "Evicted", "message": "by hand", "qosClass": "BestEffort"})
+    out = admin.set_pod_status(NS, "p", status={"phase": "Failed", "reason": "Evicted", "message": "by hand", "qosClass": "BestEffort"})
     assert out["status"]["reason"] == "Evicted"
     assert int(out["metadata"]["resourceVersion"]) > int(created.metadata.resource_version)
     assert v1.read_namespaced_pod("p", NS).status.reason == "Evicted"

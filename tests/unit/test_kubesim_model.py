@@ -65,17 +65,17 @@ def test_spec_update_rules() -> None:
     old = {"containers": [{"name": "a", "image": "i:1"}], "restartPolicy": "Never"}
     apply_defaults({"spec": old})
     allowed = {"containers": [{"name": "a", "image": "i:2"}], "restartPolicy": "Never", "activeDeadlineSeconds": 5}
-    validate_spec_update("p", old, allowed)
+    validate_spec_update("p", old_spec=old, new_spec=allowed)
     with pytest.raises(ApiError) as info:
-        validate_spec_update("p", old, {"containers": [{"name": "a", "image": "i:1"}], "restartPolicy": "Always"})
+        validate_spec_update("p", old_spec=old, new_spec={"containers": [{"name": "a", "image": "i:1"}], "restartPolicy": "Always"})
     assert info.value.code == 422
 
 
 def test_status_model_keeps_transition_times_until_flip() -> None:
     model = PodModel(qos="BestEffort", containers=[("base", "apache/airflow:3.1.0")], init_containers=[])
-    model.set_condition("Ready", "False", "ContainersNotReady", "m")
+    model.set_condition("Ready", "False", reason="ContainersNotReady", message="m")
     model.conditions["Ready"]["lastTransitionTime"] = "then"
-    model.set_condition("Ready", "False", "PodCompleted")
+    model.set_condition("Ready", "False", reason="PodCompleted")
     assert model.conditions["Ready"]["lastTransitionTime"] == "then"
     model.set_condition("Ready", "True")
     assert model.conditions["Ready"]["lastTransitionTime"] != "then"  # flipped: a fresh time
