@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> str:
     p50s, p99s = [], []
     with kubesim_process() as (url, kubeconfig, admin):
         settings = load_settings({}, kube=KubeSettings(kubeconfig=kubeconfig))
-        with Stack(settings, StackOptions(workers=2, worker_concurrency=16,
+        with Stack(settings, StackOptions(workers=2, worker_concurrency=8,
                                           extra_env={"PODQ_WORKER_CREATE_RATE": "0"})) as stack:
             one_run(stack, rate=args.rate, seconds=2)  # warm-up
             for _ in range(args.runs):

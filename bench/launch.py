@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--latency", type=float, default=0.025, help="kubesim create latency, seconds")
     parser.add_argument("--threads", type=int, default=64, help="direct creator's threads")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--worker-threads", type=int, default=32)
+    parser.add_argument("--worker-threads", type=int, default=8)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--create-rate", type=float, default=0, help="podq's shared create limit (0: off)")
     args = parser.parse_args(argv)

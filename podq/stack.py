@@ -34,7 +34,7 @@ class StackError(PodqError):
 @dataclass(kw_only=True)
 class StackOptions:
     workers: int = 2
-    worker_concurrency: int = 16
+    worker_concurrency: int = 8
     namespace: str = "default"
     data_dir: str | None = None
     kubesim_args: tuple[str, ...] = ()

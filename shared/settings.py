@@ -62,8 +62,10 @@ class IntakeSettings:
 
 @dataclass(frozen=True, kw_only=True)
 class WorkerSettings:
-    concurrency: int = 32
-    """Threads per worker process (pod creation is I/O bound)."""
+    concurrency: int = 8
+    """Celery threads per worker process; each runs a whole message (up to
+    ``PODQ_INTAKE_JOBS_PER_MESSAGE`` creates at once), so 8 threads keep 64 creates in flight.
+    More threads mostly add GIL contention (docs/performance.md)."""
     visibility_timeout: float = 300.0
     """Seconds before an unacknowledged Celery message is redelivered."""
     prefetch_multiplier: int = 1
@@ -97,6 +99,45 @@ class WatcherSettings:
     """Namespaces to watch; empty: ``PODQ_KUBE_NAMESPACE``; ``*``: all namespaces."""
     batch_size: int = 500
     """Events published per Lua call at most."""
+    list_page_size: int = 500
+    """Pods per page when the watcher lists (``limit``/``continue``)."""
+    idle_limit: float = 90.0
+    """Seconds a watch may stay silent (no event, no bookmark) before it is dropped and resumed."""
+    server_timeout: int = 300
+    """``timeoutSeconds`` asked of the API server per watch; the watch resumes from its position after."""
+    connect_timeout: float = 10.0
+    """Seconds to open a connection to the API server."""
+    request_timeout: float = 60.0
+    """Seconds a list page (or a single pod read) may take."""
+    keepalive_idle: int = 30
+    """TCP keepalive: seconds idle before the first probe on API connections."""
+    keepalive_interval: int = 15
+    """TCP keepalive: seconds between probes."""
+    keepalive_count: int = 6
+    """TCP keepalive: unanswered probes before the connection is dropped."""
+    fatal_reasons: tuple[str, ...] = ("CreateContainerConfigError", "ErrImagePull", "CreateContainerError",
+                                      "ImageInspectError", "InvalidImageName")
+    """Container waiting reasons that fail a Pending pod at once (Airflow's default list)."""
+    pending_deadline: float = 600.0
+    """Seconds a pod may stay Pending before its job fails and the pod is revoked; 0 disables."""
+    lease_ttl: float = 10.0
+    """Seconds a leader's lease lives without renewal; a standby takes over after at most this plus ``lease_poll``."""
+    lease_poll: float = 1.0
+    """Seconds between lease renewals (leader) and acquisition attempts (standby)."""
+    reconcile_interval: float = 30.0
+    """Seconds between reconciler passes over the ledger."""
+    lost_after: float = 600.0
+    """Seconds a job may stay accepted or dispatched without a pod before the reconciler publishes lost."""
+    created_grace: float = 30.0
+    """Seconds after creation before the reconciler may call a created job's missing pod lost."""
+    max_crashes: int = 8
+    """Crashes in a row after which a watch loop gives up and the watcher exits non-zero."""
+    health_file: str | None = None
+    """Where the watcher writes its health (read by ``--check``); unset: a per-scope file in the temp dir."""
+    health_max_age: float = 30.0
+    """``--check`` fails when the health file is older than this many seconds."""
+    instance: str | None = None
+    """This replica's name in the lease; unset: host name and process id."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -128,7 +128,7 @@ def resolve_existing(rt: Runtime, job: KubernetesJob, pod: PodRef, *, owner: str
 def mark_created(rt: Runtime, job: KubernetesJob, pod: PodRef) -> Outcome:
     moved, state = rt.ledger.mark_created(job.job_id, uid=pod.uid)
     if moved or state == LedgerState.CREATED.value:
-        log.info("job %s: pod %s/%s created (uid %s)", job.job_id, pod.namespace, pod.name, pod.uid)
+        log.debug("job %s: pod %s/%s created (uid %s)", job.job_id, pod.namespace, pod.name, pod.uid)
         return Outcome.CREATED
     # Revoked (or ended) while the create was in flight: the pod must not run.
     log.warning("job %s: ledger became %s while pod %s was created; removing the pod", job.job_id, state, pod.name)
