@@ -69,6 +69,13 @@ class Claim:
     owner: str | None
 
 
+def _claim_of(reply) -> Claim:
+    state, deliveries, owner = reply
+    state = state.decode()
+    return Claim(state=LedgerState(state) if state else None, deliveries=int(deliveries),
+                 owner=owner.decode() or None)
+
+
 def _transition_args(allowed: Iterable[LedgerState], to: LedgerState,
                      fields: dict[str, str] | None) -> list[str]:
     args = [",".join(state.value for state in allowed), to.value, repr(time.time())]
@@ -118,10 +125,15 @@ class Ledger:
 
     def claim_job(self, job_id: str) -> "Claim":
         """:meth:`claim`, also reporting the scheduler that owns the job now (after adoptions)."""
-        state, deliveries, owner = self._claim(keys=[keys.job_key(job_id)], args=[repr(time.time())])
-        state = state.decode()
-        return Claim(state=LedgerState(state) if state else None, deliveries=int(deliveries),
-                     owner=owner.decode() or None)
+        return _claim_of(self._claim(keys=[keys.job_key(job_id)], args=[repr(time.time())]))
+
+    def claim_jobs(self, job_ids: Sequence[str]) -> list["Claim"]:
+        """:meth:`claim_job` for several jobs in one pipelined round trip."""
+        now = repr(time.time())
+        pipe = self._client.pipeline(transaction=False)
+        for job_id in job_ids:
+            self._claim(keys=[keys.job_key(job_id)], args=[now], client=pipe)
+        return [_claim_of(reply) for reply in pipe.execute()]
 
     def mark_created(self, job_id: str, *, uid: str) -> tuple[bool, str]:
         """accepted/dispatched → created, recording the pod's uid."""

@@ -13,7 +13,7 @@ import time
 from enum import Enum
 
 from podq.broker.delayed import delay_job
-from podq.broker.ledger import CREATABLE
+from podq.broker.ledger import CREATABLE, Claim
 from podq.shared import naming
 from podq.shared.records import FailureDetails, KubernetesJob, KubernetesWatch
 from podq.shared.states import LedgerState, Source, State
@@ -41,9 +41,14 @@ def owns(pod: PodRef, job: KubernetesJob) -> bool:
     return pod.annotations.get(naming.JOB_ID_KEY) == job.job_id
 
 
-def create_job(job: KubernetesJob, payload: bytes, rt: Runtime, *, deadline: float) -> Outcome:
-    """Create ``job``'s pod unless the ledger says otherwise; ``deadline`` bounds retries (monotonic)."""
-    claim = rt.ledger.claim_job(job.job_id)
+def create_job(job: KubernetesJob, payload: bytes, rt: Runtime, *, deadline: float,
+               claim: Claim | None = None) -> Outcome:
+    """Create ``job``'s pod unless the ledger says otherwise; ``deadline`` bounds retries (monotonic).
+
+    ``claim`` is the job's ledger claim when the caller already took it (a batch claims
+    all its jobs in one round trip); otherwise it is taken here.
+    """
+    claim = claim or rt.ledger.claim_job(job.job_id)
     if claim.state not in CREATABLE:
         log.info("job %s (%s): ledger state %s, nothing to create", job.job_id, job.key,
                  claim.state.value if claim.state else "missing")
