@@ -6,7 +6,8 @@
 -- ARGV[6] pod-state hash key or ""
 -- ARGV[7] number of items; then 6 arguments per item:
 --   job_id, state, scheduler_id, payload, pod_state_field, pod_state_value
---   (job_id "" records only the pod state; pod_state_field "" records none)
+--   (job_id "" records only the pod state; pod_state_field "" records none;
+--    an empty pod_state_value deletes the field)
 --
 -- Rules, per job (ledger hash podq:job:<job_id>):
 --   * the first terminal result (succeeded, failed, lost, revoked) wins and is latched
@@ -72,7 +73,11 @@ for i = 0, count - 1 do
     end
   end
   if ARGV[6] ~= '' and field ~= '' then
-    redis.call('HSET', ARGV[6], field, value)
+    if value == '' then
+      redis.call('HDEL', ARGV[6], field)  -- an empty state forgets the pod
+    else
+      redis.call('HSET', ARGV[6], field, value)
+    end
   end
   published[i + 1] = entry
 end

@@ -1,0 +1,110 @@
+"""Shared setup for the watcher's integration and chaos tests.
+
+Pods are created in kubesim with the official client, carrying podq's labels and
+annotations, and their jobs are seeded in the ledger (accept → dispatched →
+created) the way a worker would leave them: real parts, no mocks.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+from typing import Iterable
+
+import redis
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+
+from podq.broker.ledger import Ledger
+from podq.shared import keys, naming
+from podq.shared.records import KubernetesJob, KubernetesWatch, TaskKey
+from podq.shared.settings import KubeSettings, RedisSettings, Settings, WatcherSettings
+from podq.shared.states import State
+
+SIM = "kubesim.podq.io/"
+SCHEDULER = "sched-w"
+
+
+def core_api(kubeconfig: str) -> k8s.CoreV1Api:
+    configuration = k8s.Configuration()
+    k8s_config.load_kube_config(config_file=kubeconfig, client_configuration=configuration, persist_config=False)
+    return k8s.CoreV1Api(k8s.ApiClient(configuration))
+
+
+def settings_for(redis_url: str, kubeconfig: str, **watcher: object) -> Settings:
+    fields = {"lease_ttl": 2.0, "lease_poll": 0.2, "reconcile_interval": 0.5, "idle_limit": 10.0,
+              "server_timeout": 60, "max_crashes": 20}
+    fields.update(watcher)
+    return Settings(redis=RedisSettings(url=redis_url), kube=KubeSettings(kubeconfig=kubeconfig),
+                    watcher=WatcherSettings(**fields))
+
+
+def job(index: int, *, run: str = "r1", scheduler_id: str = SCHEDULER, namespace: str = "default") -> KubernetesJob:
+    key = TaskKey(dag_id="wdag", task_id=f"t{index}", run_id=run, try_number=1)
+    return KubernetesJob.new(scheduler_id=scheduler_id, key=key, namespace=namespace)
+
+
+def pod_body(item: KubernetesJob, *, outcome: dict[str, str] | None = None) -> dict:
+    annotations = naming.pod_annotations(job_id=item.job_id, scheduler_id=item.scheduler_id, key=item.key)
+    annotations.update({SIM + name: value for name, value in (outcome or {}).items()})
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": naming.pod_name_for(item.job_id, item.key), "namespace": item.namespace,
+                         "labels": naming.pod_labels(job_id=item.job_id, scheduler_id=item.scheduler_id,
+                                                     key=item.key),
+                         "annotations": annotations},
+            "spec": {"restartPolicy": "Never", "containers": [{"name": "base", "image": "apache/airflow:3.1.0"}]}}
+
+
+def launch(client: redis.Redis, api: k8s.CoreV1Api, items: Iterable[tuple[KubernetesJob, dict | None]]) -> list[str]:
+    """Seed the ledger for each job and create its pod; returns the pod names."""
+    items = list(items)
+    ledger = Ledger(client)
+    ledger.accept_many([(item, naming.pod_name_for(item.job_id, item.key)) for item, _ in items])
+    ledger.mark_dispatched([item.job_id for item, _ in items])
+    names = []
+    for item, outcome in items:
+        body = pod_body(item, outcome=outcome)
+        created = api.create_namespaced_pod(item.namespace, body, _preload_content=False)
+        import orjson
+        uid = orjson.loads(created.data)["metadata"]["uid"]
+        ledger.mark_created(item.job_id, uid=uid)
+        names.append(body["metadata"]["name"])
+    return names
+
+
+def results(client: redis.Redis, scheduler_id: str = SCHEDULER) -> dict[str, list[KubernetesWatch]]:
+    """Every result in the scheduler's stream, per job, in stream order."""
+    per_job: dict[str, list[KubernetesWatch]] = defaultdict(list)
+    for _, fields in client.xrange(keys.results_stream(scheduler_id)):
+        result = KubernetesWatch.decode(fields[keys.RECORD_FIELD.encode()])
+        per_job[result.job_id].append(result)
+    return per_job
+
+
+def terminal_of(per_job: dict[str, list[KubernetesWatch]], job_id: str) -> State | None:
+    ends = [result.state for result in per_job.get(job_id, []) if result.state.terminal]
+    return ends[0] if ends else None
+
+
+def assert_clean(per_job: dict[str, list[KubernetesWatch]], expected: dict[str, State | set[State]]) -> None:
+    """Exactly one terminal result per job, as expected; pending/running at most once and before it."""
+    problems = []
+    for job_id, want in expected.items():
+        states = [result.state for result in per_job.get(job_id, [])]
+        ends = [state for state in states if state.terminal]
+        allowed = want if isinstance(want, set) else {want}
+        if len(ends) != 1 or ends[0] not in allowed:
+            problems.append(f"{job_id}: terminal results {ends}, expected one of {sorted(s.value for s in allowed)}")
+            continue
+        end_at = states.index(ends[0])
+        for progress in (State.PENDING, State.RUNNING):
+            if states.count(progress) > 1:
+                problems.append(f"{job_id}: {progress.value} published {states.count(progress)} times")
+            if progress in states and states.index(progress) > end_at:
+                problems.append(f"{job_id}: {progress.value} after the terminal result")
+        if State.PENDING in states and State.RUNNING in states and states.index(State.PENDING) > states.index(State.RUNNING):
+            problems.append(f"{job_id}: pending after running")
+    assert not problems, "\n".join(problems[:20])
+
+
+def replace_watcher(settings: Settings, **fields: object) -> Settings:
+    return dataclasses.replace(settings, watcher=dataclasses.replace(settings.watcher, **fields))

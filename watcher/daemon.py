@@ -1,0 +1,168 @@
+"""The watcher daemon: leases, one list+watch loop per led scope, the reconciler, health.
+
+``Watcher(settings, namespaces=[...])`` (or ``all_namespaces=True``) runs in
+the calling process: :meth:`Watcher.start` starts its threads, :meth:`Watcher.stop`
+ends them, :meth:`Watcher.run` blocks until stopped and returns the exit code
+(non-zero when a loop crashed too often). Tests use it in-process; ``podq
+watcher`` (:mod:`podq.watcher.main`) wraps it for a process of its own.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from typing import Sequence
+
+from podq.broker.connection import connect
+from podq.broker.watchstate import WatchStore
+from podq.shared.loops import LoopCrashed, run_loop
+from podq.shared.settings import Settings
+
+from .errors import WatcherError
+from .health import Health, default_health_file
+from .kube import KubePods
+from .lease import LeaseKeeper
+from .publishing import Scope
+from .reconciler import Reconciler
+from .scope import ScopeRunner
+
+log = logging.getLogger(__name__)
+
+
+def scopes_for(settings: Settings, namespaces: Sequence[str] = (), *, all_namespaces: bool = False) -> list[Scope]:
+    """The scopes to watch: the given namespaces, else the settings', else the default namespace."""
+    chosen = list(namespaces) or list(settings.watcher.namespaces)
+    if all_namespaces or "*" in chosen:
+        return [Scope.of(None)]
+    chosen = chosen or [settings.kube.namespace]
+    return [Scope.of(namespace) for namespace in dict.fromkeys(chosen)]
+
+
+class Watcher:
+    """One watcher replica."""
+
+    def __init__(self, settings: Settings, *, namespaces: Sequence[str] = (), all_namespaces: bool = False,
+                 redis_url: str | None = None, instance: str | None = None, health_file: str | None = None) -> None:
+        self.settings = settings
+        self.scopes = scopes_for(settings, namespaces, all_namespaces=all_namespaces)
+        url = redis_url or settings.redis.url
+        if not url:
+            raise WatcherError("no Redis URL (PODQ_REDIS_URL)")
+        self.instance = instance or settings.watcher.instance or f"{socket.gethostname()}-{os.getpid()}"
+        self._client = connect(url, settings=settings.redis)
+        self.store = WatchStore(self._client)
+        self.kube = KubePods(settings.kube, settings.watcher)
+        names = [scope.name for scope in self.scopes]
+        self.health = Health(health_file or settings.watcher.health_file or default_health_file(names),
+                             instance=self.instance)
+        self.runners: dict[str, ScopeRunner] = {}
+        self._runners_lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.failed: str | None = None
+        self.lease = LeaseKeeper(self.store, scopes=names, holder=self.instance, ttl=settings.watcher.lease_ttl,
+                                 on_gain=self._gain, on_loss=self._loss)
+        self.reconciler = Reconciler(store=self.store, kube=self.kube, settings=settings.watcher,
+                                     default_namespace=settings.kube.namespace, runners=self.led)
+        self._threads: list[threading.Thread] = []
+
+    # -- leadership ----------------------------------------------------------------------------
+    def _gain(self, scope: str, token: str) -> None:
+        target = next(item for item in self.scopes if item.name == scope)
+        runner = ScopeRunner(scope=target, token=token, store=self.store, kube=self.kube,
+                             settings=self.settings.watcher, health=self.health)
+        with self._runners_lock:
+            self.runners[scope] = runner
+        self.health.leading(scope, True)
+        runner.start()
+
+    def _loss(self, scope: str) -> None:
+        with self._runners_lock:
+            runner = self.runners.pop(scope, None)
+        self.health.leading(scope, False)
+        if runner is not None:
+            runner.close()
+
+    def led(self) -> list[ScopeRunner]:
+        with self._runners_lock:
+            return list(self.runners.values())
+
+    def leads(self, scope: str | None = None) -> bool:
+        with self._runners_lock:
+            return bool(self.runners) if scope is None else scope in self.runners
+
+    # -- loops ---------------------------------------------------------------------------------
+    def _lease_step(self) -> bool:
+        for runner in self.led():
+            if runner.crashed:
+                self._fail(f"the watch loop of scope {runner.scope.name} crashed too often")
+                return True
+            if runner.fenced:
+                self.lease.lose(runner.scope.name)
+        self.lease.step()
+        return False
+
+    def _guarded(self, name: str, step, *, interval: float) -> None:
+        try:
+            run_loop(name, step, stop=self.stopping, max_crashes=self.settings.watcher.max_crashes,
+                     idle_wait=interval, max_backoff=max(interval, 5.0))
+        except LoopCrashed as exc:
+            self._fail(str(exc))
+
+    def _reconcile_step(self) -> bool:
+        self.reconciler.step()
+        return False
+
+    def _health_step(self) -> bool:
+        self.health.write()
+        return False
+
+    def _fail(self, why: str) -> None:
+        log.error("watcher %s: %s; stopping", self.instance, why)
+        self.failed = why
+        self.stopping.set()
+
+    def start(self) -> "Watcher":
+        watcher = self.settings.watcher
+        loops = [("watcher-lease", self._lease_step, watcher.lease_poll),
+                 ("watcher-reconciler", self._reconcile_step, watcher.reconcile_interval),
+                 ("watcher-health", self._health_step, 1.0)]
+        for name, step, interval in loops:
+            thread = threading.Thread(target=self._guarded, args=(name, step), kwargs={"interval": interval},
+                                      name=f"podq-{name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        log.info("watcher %s started for %s", self.instance, ", ".join(scope.name for scope in self.scopes))
+        return self
+
+    def run(self) -> int:
+        """Block until stopped (signal, :meth:`stop`, or a loop that gave up); the exit code."""
+        self.stopping.wait()
+        self.close()
+        return 1 if self.failed else 0
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def close(self, *, release: bool = True) -> None:
+        """Stop every loop; ``release=False`` keeps the leases (as a killed process would)."""
+        self.stopping.set()
+        for thread in self._threads:
+            thread.join(10.0)
+        for runner in self.led():
+            runner.close()
+        if release:
+            self.lease.release_all()
+        else:
+            for scope in list(self.lease.tokens):
+                self.lease.tokens.pop(scope, None)
+                self._loss(scope)
+        self.health.remove()
+        self.kube.close()
+        self._client.close()
+
+    def __enter__(self) -> "Watcher":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,165 @@
+"""The watcher's Kubernetes adapter: the only module of watcher/ that imports ``kubernetes``.
+
+Lists and watches are read raw (``_preload_content=False``) and decoded with
+orjson; the client never builds a model. Errors are mapped once: 410 →
+:class:`ResourceExpired`, anything else a retry may fix → :class:`WatchFailed`.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import orjson
+import urllib3
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.utils.keepalive import tcp_keepalive_socket_options
+
+from podq.shared import naming
+from podq.shared.settings import KubeSettings, WatcherSettings
+
+from .errors import ResourceExpired, WatchFailed
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ListPage:
+    items: list[dict[str, Any]]
+    resource_version: str
+    next_token: str | None
+
+
+def _api_client(kube: KubeSettings, watcher: WatcherSettings) -> k8s.ApiClient:
+    configuration = k8s.Configuration()
+    if kube.in_cluster:
+        k8s_config.load_incluster_config(client_configuration=configuration)
+    else:
+        k8s_config.load_kube_config(config_file=kube.kubeconfig, context=kube.context,
+                                    client_configuration=configuration, persist_config=False)
+    configuration.socket_options = tcp_keepalive_socket_options(
+        idle=watcher.keepalive_idle, interval=watcher.keepalive_interval, count=watcher.keepalive_count)
+    configuration.connection_pool_maxsize = 16
+    configuration.retries = False
+    return k8s.ApiClient(configuration)
+
+
+def _failure(what: str, exc: Exception) -> Exception:
+    if isinstance(exc, ApiException):
+        if exc.status == 410:
+            return ResourceExpired(f"{what}: {exc.status} {exc.reason}")
+        return WatchFailed(f"{what}: HTTP {exc.status} {exc.reason}")
+    return WatchFailed(f"{what}: {type(exc).__name__}: {exc}")
+
+
+class WatchStream:
+    """One open watch: iterate raw lines; :meth:`close` from any thread ends it."""
+
+    def __init__(self, response: urllib3.HTTPResponse) -> None:
+        self._response = response
+
+    def lines(self) -> Iterator[list[bytes]]:
+        """Lists of complete lines, as they arrive (a chunk may hold several events, or part of one)."""
+        carry = b""
+        try:
+            for chunk in self._response.stream(amt=None, decode_content=False):
+                if not chunk:
+                    continue
+                parts = (carry + chunk).split(b"\n") if carry else chunk.split(b"\n")
+                carry = parts.pop()
+                lines = [line for line in parts if line.strip()]
+                if lines:
+                    yield lines
+        except urllib3.exceptions.ReadTimeoutError:
+            raise
+        except (urllib3.exceptions.HTTPError, OSError, ValueError, AttributeError) as exc:
+            raise WatchFailed(f"watch stream broke: {type(exc).__name__}: {exc}") from None
+        if carry.strip():
+            yield [carry]
+
+    def close(self) -> None:
+        try:
+            self._response.shutdown()
+        except Exception:  # noqa: BLE001 - best effort on a socket that may already be gone
+            pass
+        try:
+            self._response.release_conn()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+class KubePods:
+    """The pod reads the watcher makes, over one ApiClient (thread-safe)."""
+
+    def __init__(self, kube: KubeSettings, watcher: WatcherSettings) -> None:
+        self._settings = watcher
+        self._api = _api_client(kube, watcher)
+        self._core = k8s.CoreV1Api(self._api)
+        self.selector = naming.podq_selector()
+
+    def close(self) -> None:
+        self._api.close()
+
+    def _pods(self, namespace: str | None, **kwargs):
+        if namespace is None:
+            return self._core.list_pod_for_all_namespaces(**kwargs)
+        return self._core.list_namespaced_pod(namespace, **kwargs)
+
+    def list_page(self, namespace: str | None, *, token: str | None = None) -> ListPage:
+        """One page of podq's pods (``limit`` from the settings)."""
+        kwargs: dict[str, Any] = {"label_selector": self.selector, "limit": self._settings.list_page_size,
+                                  "_preload_content": False,
+                                  "_request_timeout": (self._settings.connect_timeout, self._settings.request_timeout)}
+        if token:
+            kwargs["_continue"] = token
+        try:
+            response = self._pods(namespace, **kwargs)
+            body = orjson.loads(response.data)
+        except Exception as exc:  # noqa: BLE001 - mapped to the watcher's errors
+            raise _failure(f"list pods in {namespace or 'all namespaces'}", exc) from None
+        meta = body.get("metadata") or {}
+        return ListPage(items=body.get("items") or [], resource_version=meta.get("resourceVersion") or "",
+                        next_token=meta.get("continue") or None)
+
+    def watch(self, namespace: str | None, *, resource_version: str) -> WatchStream:
+        """Open a watch from ``resource_version`` with bookmarks and the configured timeouts."""
+        settings = self._settings
+        try:
+            response = self._pods(namespace, watch=True, resource_version=resource_version,
+                                  allow_watch_bookmarks=True, timeout_seconds=settings.server_timeout,
+                                  label_selector=self.selector, _preload_content=False,
+                                  _request_timeout=(settings.connect_timeout, settings.idle_limit))
+        except Exception as exc:  # noqa: BLE001
+            raise _failure(f"watch pods in {namespace or 'all namespaces'} from {resource_version}", exc) from None
+        return WatchStream(response)
+
+    def exists(self, namespace: str, name: str) -> bool:
+        """Whether the pod exists (in or out of the watcher's selector)."""
+        try:
+            self._core.read_namespaced_pod(name, namespace, _preload_content=False,
+                                           _request_timeout=(self._settings.connect_timeout,
+                                                             self._settings.request_timeout)).data
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise _failure(f"read pod {namespace}/{name}", exc) from None
+        except Exception as exc:  # noqa: BLE001
+            raise _failure(f"read pod {namespace}/{name}", exc) from None
+        return True
+
+    def label_revoked(self, namespace: str, name: str) -> bool:
+        """Label a pod ``airflow_pod_revoked=True``; False when it is gone already."""
+        body = {"metadata": {"labels": {naming.POD_REVOKED: "True"}}}
+        try:
+            self._core.patch_namespaced_pod(name, namespace, body, _preload_content=False,
+                                            _request_timeout=(self._settings.connect_timeout,
+                                                              self._settings.request_timeout)).data
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise _failure(f"label pod {namespace}/{name} revoked", exc) from None
+        except Exception as exc:  # noqa: BLE001
+            raise _failure(f"label pod {namespace}/{name} revoked", exc) from None
+        return True

@@ -1,0 +1,277 @@
+"""One scope's list+watch loop, run while this replica holds the scope's lease.
+
+A session loads the scope's stored states and position once (on becoming
+leader, or after a failure), lists and diffs when there is no usable position,
+then watches from it. A reader thread feeds raw lines into a queue; the loop
+drains it in batches of up to ``batch_size`` events, so one publish-script call
+carries a batch's results, pod states and resourceVersion. 410 (an ERROR event
+or an HTTP error) → list, diff, publish what was missed, watch from the list.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+
+import urllib3
+
+from podq.broker.errors import FencedError
+from podq.broker.watchstate import WatchStore
+from podq.shared.loops import LoopCrashed, run_loop
+from podq.shared.settings import WatcherSettings
+from podq.shared.states import State
+
+from .classify import classify
+from .errors import ResourceExpired, WatchFailed
+from .events import BadEvent, EventType, decode_line, pod_view
+from .health import Health
+from .kube import KubePods, WatchStream
+from .publishing import Scope, after_publish, publish
+from .tracker import Intent, Tracker
+
+log = logging.getLogger(__name__)
+_END = object()
+_TICK = 0.5
+
+
+class _Idle(Exception):
+    """The watch was silent past the idle limit."""
+
+
+class ScopeRunner:
+    """Lists and watches one scope and publishes what changes, with one lease token."""
+
+    def __init__(self, *, scope: Scope, token: str, store: WatchStore, kube: KubePods,
+                 settings: WatcherSettings, health: Health) -> None:
+        self.scope = scope
+        self.token = token
+        self._store = store
+        self._kube = kube
+        self._settings = settings
+        self._health = health
+        self._fatal = frozenset(settings.fatal_reasons)
+        self.stop = threading.Event()
+        self.synced = threading.Event()     # set once the first list/resume is done
+        self.crashed = False
+        self.fenced = False
+        self.lock = threading.Lock()        # guards the tracker and the publish calls
+        self.tracker: Tracker | None = None
+        self.rv: str | None = None
+        self.events = 0
+        self._last_sweep = 0.0
+        self._thread: threading.Thread | None = None
+        self._stream: WatchStream | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def start(self) -> "ScopeRunner":
+        self._thread = threading.Thread(target=self._main, name=f"podq-watch-{self.scope.name}", daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self, timeout: float = 5.0) -> None:
+        self.stop.set()
+        stream = self._stream
+        if stream is not None:
+            stream.close()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _main(self) -> None:
+        try:
+            run_loop(f"watch:{self.scope.name}", self._session, stop=self.stop,
+                     max_crashes=self._settings.max_crashes, backoff=0.5, max_backoff=15.0)
+        except LoopCrashed:
+            self.crashed = True
+            log.error("scope %s: watch loop gave up", self.scope.name)
+
+    # -- one session ---------------------------------------------------------------------------
+    def _session(self) -> bool:
+        try:
+            if self.tracker is None:
+                with self.lock:
+                    self.tracker = Tracker.from_stored(self._store.states(self.scope.name))
+                    self.rv = self._store.position(self.scope.name)
+                log.info("scope %s: leader with token %s; %d pods stored, position %s",
+                         self.scope.name, self.token, len(self.tracker), self.rv)
+            if self.rv is None:
+                self.relist()
+            self.synced.set()
+            self._watch()
+        except ResourceExpired as exc:
+            log.info("scope %s: %s; relisting", self.scope.name, exc)
+            self.rv = None
+        except FencedError as exc:
+            log.warning("scope %s: deposed (%s); stopping", self.scope.name, exc)
+            self.fenced = True
+            self.stop.set()
+        except BaseException:
+            self.tracker = None  # memory may be ahead of Redis: reload on the next session
+            raise
+        return True
+
+    def relist(self) -> None:
+        """List every pod of the scope, publish what changed since the stored states, set the position."""
+        started = time.monotonic()
+        present: set[str] = set()
+        intents: list[Intent] = []
+        position, token, pages = None, None, 0
+        while True:
+            page = self._kube.list_page(self.scope.namespace, token=token)
+            position = position or page.resource_version
+            pages += 1
+            now = time.time()
+            with self.lock:
+                for raw in page.items:
+                    pod = pod_view(raw)
+                    if pod.identity is None:
+                        continue
+                    present.add(pod.ref)
+                    intents.extend(self.tracker.apply(EventType.LISTED, pod, classify(
+                        EventType.LISTED, pod, fatal_reasons=self._fatal), now=now))
+                if len(intents) >= self._settings.batch_size:
+                    self._publish(intents, position=None)
+                    intents = []
+            self._health.touch(self.scope.name)
+            token = page.next_token
+            if not token:
+                break
+        with self.lock:
+            gone = self.tracker.vanished(present)
+            for intent in gone:
+                if intent.state is State.LOST and self._kube.exists(intent.namespace, intent.pod_name):
+                    intent.state, intent.details = None, None  # it only left the selector
+            intents.extend(gone)
+            self._publish(intents, position=position)
+        self.rv = position
+        log.info("scope %s: listed %d pods in %d pages (%.2f s), %d gone; watching from %s", self.scope.name,
+                 len(present), pages, time.monotonic() - started, len(gone), position)
+
+    def _watch(self) -> None:
+        stream = self._kube.watch(self.scope.namespace, resource_version=self.rv)
+        self._stream = stream
+        self._health.touch(self.scope.name)
+        lines: queue.SimpleQueue = queue.SimpleQueue()
+        reader = threading.Thread(target=_read, args=(stream, lines), name=f"podq-read-{self.scope.name}",
+                                  daemon=True)
+        reader.start()
+        opened, received = time.monotonic(), False
+        try:
+            while not self.stop.is_set():
+                try:
+                    first = lines.get(timeout=_TICK)
+                except queue.Empty:
+                    self._sweep()
+                    continue
+                batch, ending = [], first
+                if isinstance(first, list):
+                    batch, ending = first, None
+                    while len(batch) < self._settings.batch_size:
+                        try:
+                            more = lines.get_nowait()
+                        except queue.Empty:
+                            break
+                        if not isinstance(more, list):
+                            ending = more
+                            break
+                        batch.extend(more)
+                if batch:
+                    received = True
+                    self._handle(batch)
+                if ending is _END:
+                    log.debug("scope %s: watch ended; resuming from %s", self.scope.name, self.rv)
+                    return
+                if isinstance(ending, _Idle):
+                    log.info("scope %s: watch silent for %.0f s; resuming from %s", self.scope.name,
+                             self._settings.idle_limit, self.rv)
+                    return
+                if isinstance(ending, BaseException):
+                    if self.stop.is_set():
+                        return
+                    if time.monotonic() - opened < 1.0 and not received:
+                        raise ending  # failing at once: let the loop back off
+                    log.warning("scope %s: %s; resuming from %s", self.scope.name, ending, self.rv)
+                    return
+                self._sweep()
+        finally:
+            self._stream = None
+            stream.close()
+            reader.join(2.0)
+
+    def _handle(self, lines: list[bytes]) -> None:
+        intents: list[Intent] = []
+        position = None
+        expired = None
+        now = time.time()
+        with self.lock:
+            for line in lines:
+                try:
+                    event = decode_line(line)
+                except BadEvent as exc:
+                    log.warning("scope %s: skipping a watch line: %s", self.scope.name, exc)
+                    continue
+                if event.type is EventType.ERROR:
+                    error = event.error
+                    if error.code == 410:
+                        expired = ResourceExpired(f"watch expired: {error.message}")
+                        break
+                    raise WatchFailed(f"watch ERROR event {error.code} {error.reason}: {error.message}")
+                if event.resource_version:
+                    position = event.resource_version
+                pod = event.pod
+                if pod is None:
+                    continue
+                if pod.identity is None and not self.tracker.knows(pod.ref):
+                    log.warning("scope %s: pod %s has no podq job annotations; ignored", self.scope.name, pod.ref)
+                    continue
+                verdict = classify(event.type, pod, fatal_reasons=self._fatal)
+                if verdict.warn:
+                    log.warning("scope %s: pod %s: %s", self.scope.name, pod.ref, verdict.note)
+                intents.extend(self.tracker.apply(event.type, pod, verdict, now=now))
+            self.events += len(lines)
+            self._publish(intents, position=position)
+            if position:
+                self.rv = position
+        self._health.touch(self.scope.name)
+        if expired is not None:
+            raise expired
+
+    def _sweep(self) -> None:
+        """Fail pods Pending past the deadline (checked about once a second)."""
+        now = time.time()
+        if now - self._last_sweep < 1.0 or self._settings.pending_deadline <= 0:
+            return
+        self._last_sweep = now
+        with self.lock:
+            overdue = self.tracker.overdue(now=now, deadline=self._settings.pending_deadline)
+            if overdue:
+                self._publish(overdue, position=None)
+
+    def _publish(self, intents: list[Intent], *, position: str | None) -> None:
+        """Publish under ``self.lock`` (held by the caller), then the follow-up requests."""
+        publish(self._store, self.scope, intents, token=self.token, position=position,
+                batch_size=self._settings.batch_size)
+        if any(intent.complete or intent.revoke_pod for intent in intents):
+            after_publish(self._store, self._kube, intents)
+
+    def publish_external(self, intents: list[Intent]) -> None:
+        """Publish intents made outside the loop (the reconciler) under the same lock and token."""
+        with self.lock:
+            self._publish(intents, position=None)
+
+
+def _read(stream: WatchStream, lines: queue.SimpleQueue) -> None:
+    try:
+        for chunk in stream.lines():
+            lines.put(chunk)
+        lines.put(_END)
+    except urllib3.exceptions.ReadTimeoutError:
+        lines.put(_Idle())
+    except WatchFailed as exc:
+        lines.put(exc)
+    except Exception as exc:  # noqa: BLE001 - handed to the loop, which raises it
+        lines.put(WatchFailed(f"watch reader: {type(exc).__name__}: {exc}"))

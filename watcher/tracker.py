@@ -1,0 +1,176 @@
+"""What the watcher has published per pod, and what an event makes it publish next.
+
+The :class:`Tracker` is the in-memory copy of a scope's state hash (loaded once
+when the replica becomes leader). :meth:`Tracker.apply` turns a classified event
+into :class:`Intent`\\ s: a result to publish and/or the pod's new stored record.
+The rules: ``pending`` and ``running`` at most once each, in that order (a pod
+first seen Running gets its ``pending`` first); nothing after a terminal result;
+a pod that leaves the watch is forgotten. Pure logic, no I/O.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable
+
+import orjson
+
+from podq.shared import naming
+from podq.shared.records import FailureDetails, TaskKey
+from podq.shared.states import State
+
+from .classify import Verdict, deadline_verdict
+from .events import EventType, PodIdentity, PodView
+
+FORGET = b""
+
+
+@dataclass(slots=True)
+class PodRecord:
+    """One pod as the watcher knows it: the last state it published and who the pod is."""
+
+    state: State | None
+    identity: PodIdentity
+    pending_since: float | None = None
+    last_pending: PodView | None = None  # the latest Pending view, for the deadline's reason
+
+    def encode(self) -> bytes:
+        key = self.identity.key
+        return orjson.dumps([self.state.value if self.state else "", self.identity.job_id,
+                             self.identity.scheduler_id, key.dag_id, key.task_id, key.run_id,
+                             key.try_number, key.map_index, self.pending_since])
+
+    @classmethod
+    def decode(cls, raw: bytes) -> "PodRecord":
+        state, job_id, scheduler_id, dag_id, task_id, run_id, try_number, map_index, since = orjson.loads(raw)
+        key = TaskKey(dag_id=dag_id, task_id=task_id, run_id=run_id, try_number=try_number, map_index=map_index)
+        annotations = naming.pod_annotations(job_id=job_id, scheduler_id=scheduler_id, key=key)
+        return cls(state=State(state) if state else None, pending_since=since,
+                   identity=PodIdentity(job_id=job_id, scheduler_id=scheduler_id, key=key, annotations=annotations))
+
+
+@dataclass(slots=True)
+class Intent:
+    """One thing to do for a pod in the next publish call."""
+
+    ref: str
+    identity: PodIdentity
+    state: State | None = None              # the result to publish, if any
+    details: FailureDetails | None = None
+    stored: bytes | None = None             # the pod's new stored record; FORGET drops it; None: unchanged
+    resource_version: str | None = None
+    ledger_decides: bool = False            # lost, unless the ledger says revoked
+    complete: bool = False                  # ask for the completion policy once published
+    revoke_pod: bool = False                # label the pod revoked and delete it once published
+    note: str = ""
+
+    @property
+    def namespace(self) -> str:
+        return self.ref.split("/", 1)[0]
+
+    @property
+    def pod_name(self) -> str:
+        return self.ref.split("/", 1)[1]
+
+
+@dataclass
+class Tracker:
+    records: dict[str, PodRecord] = field(default_factory=dict)
+
+    @classmethod
+    def from_stored(cls, stored: dict[str, bytes]) -> "Tracker":
+        return cls({ref: PodRecord.decode(raw) for ref, raw in stored.items() if raw})
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def knows(self, ref: str) -> bool:
+        return ref in self.records
+
+    def apply(self, kind: EventType, pod: PodView, verdict: Verdict, *, now: float) -> list[Intent]:
+        """Update the pod's record for one classified event; what to publish."""
+        ref = pod.ref
+        record = self.records.get(ref)
+        identity = pod.identity if pod.identity is not None else (record.identity if record else None)
+        if identity is None:
+            return []
+        previous = record.state if record else None
+        rv = pod.resource_version
+        if previous is not None and previous.terminal:
+            return [self._forget(ref, identity, rv)] if verdict.gone else []
+        state = verdict.state
+        if state is None:
+            return [self._forget(ref, identity, rv)] if verdict.gone and record else []
+        if state is State.PENDING:
+            if record is None:
+                record = PodRecord(state=State.PENDING, identity=identity,
+                                   pending_since=pod.created_at or now, last_pending=pod)
+                self.records[ref] = record
+                return [Intent(ref=ref, identity=identity, state=State.PENDING, stored=record.encode(),
+                               resource_version=rv)]
+            if previous is State.PENDING:
+                record.last_pending = pod
+            return []
+        if state is State.RUNNING:
+            if previous is State.RUNNING:
+                return []
+            intents = []
+            if previous is None:
+                intents.append(Intent(ref=ref, identity=identity, state=State.PENDING, resource_version=rv))
+            record = PodRecord(state=State.RUNNING, identity=identity)
+            self.records[ref] = record
+            intents.append(Intent(ref=ref, identity=identity, state=State.RUNNING, stored=record.encode(),
+                                  resource_version=rv))
+            return intents
+        return [self._terminal(ref, identity, verdict, rv=rv)]
+
+    def _terminal(self, ref: str, identity: PodIdentity, verdict: Verdict, *, rv: str | None,
+                  revoke_pod: bool = False) -> Intent:
+        if verdict.gone:
+            self.records.pop(ref, None)
+            stored = FORGET
+        else:
+            record = PodRecord(state=verdict.state, identity=identity)
+            self.records[ref] = record
+            stored = record.encode()
+        return Intent(ref=ref, identity=identity, state=verdict.state, details=verdict.details, stored=stored,
+                      resource_version=rv, ledger_decides=verdict.ledger_decides,
+                      complete=not verdict.gone and not revoke_pod, revoke_pod=revoke_pod, note=verdict.note)
+
+    def _forget(self, ref: str, identity: PodIdentity, rv: str | None) -> Intent:
+        self.records.pop(ref, None)
+        return Intent(ref=ref, identity=identity, stored=FORGET, resource_version=rv)
+
+    def overdue(self, *, now: float, deadline: float) -> list[Intent]:
+        """Fail every pod Pending longer than ``deadline`` seconds (then it is revoked)."""
+        if deadline <= 0:
+            return []
+        intents = []
+        for ref, record in list(self.records.items()):
+            if record.state is not State.PENDING or record.pending_since is None:
+                continue
+            waited = now - record.pending_since
+            if waited < deadline or (record.last_pending is not None and record.last_pending.deleting):
+                continue
+            view = record.last_pending
+            verdict = deadline_verdict(view, waited=waited, deadline=deadline) if view is not None else Verdict(
+                State.FAILED, FailureDetails(pod_status="Pending", reason="PendingDeadlineExceeded",
+                                             message=f"Pending for {waited:.0f} s (deadline {deadline:.0f} s)"),
+                note="pending deadline exceeded")
+            intents.append(self._terminal(ref, record.identity, verdict, rv=None, revoke_pod=True))
+        return intents
+
+    def vanished(self, present: Iterable[str]) -> list[Intent]:
+        """After a relist: every known pod missing from it. Non-terminal ones end ``lost`` (or revoked)."""
+        missing = set(self.records).difference(present)
+        intents = []
+        for ref in sorted(missing):
+            record = self.records.pop(ref)
+            if record.state is not None and record.state.terminal:
+                intents.append(Intent(ref=ref, identity=record.identity, stored=FORGET))
+                continue
+            details = FailureDetails(pod_status=(record.last_pending.phase if record.last_pending else None),
+                                     reason="PodVanished",
+                                     message="the pod disappeared while the watcher was not watching")
+            intents.append(Intent(ref=ref, identity=record.identity, state=State.LOST, details=details,
+                                  stored=FORGET, ledger_decides=True, note="vanished"))
+        return intents
