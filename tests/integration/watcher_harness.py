@@ -6,9 +6,14 @@ created) the way a worker would leave them: real parts, no mocks.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import json
 from collections import defaultdict
-from typing import Iterable
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import orjson
 
 import redis
 from kubernetes import client as k8s
@@ -19,9 +24,15 @@ from podq.shared import keys, naming
 from podq.shared.records import KubernetesJob, KubernetesWatch, TaskKey
 from podq.shared.settings import KubeSettings, RedisSettings, Settings, WatcherSettings
 from podq.shared.states import State
+from podq.watcher.daemon import Watcher
+from tests.support import wait_for
 
 SIM = "kubesim.podq.io/"
 SCHEDULER = "sched-w"
+_SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "reference" / "pod-status-samples.json"
+if not _SAMPLES.exists():
+    _SAMPLES = Path("/work/shared/reference/pod-status-samples.json")
+SAMPLES_STATUS: dict[str, Any] = json.loads(_SAMPLES.read_text())
 
 
 def core_api(kubeconfig: str) -> k8s.CoreV1Api:
@@ -64,7 +75,6 @@ def launch(client: redis.Redis, api: k8s.CoreV1Api, items: Iterable[tuple[Kubern
     for item, outcome in items:
         body = pod_body(item, outcome=outcome)
         created = api.create_namespaced_pod(item.namespace, body, _preload_content=False)
-        import orjson
         uid = orjson.loads(created.data)["metadata"]["uid"]
         ledger.mark_created(item.job_id, uid=uid)
         names.append(body["metadata"]["name"])
@@ -108,3 +118,38 @@ def assert_clean(per_job: dict[str, list[KubernetesWatch]], expected: dict[str, 
 
 def replace_watcher(settings: Settings, **fields: object) -> Settings:
     return dataclasses.replace(settings, watcher=dataclasses.replace(settings.watcher, **fields))
+
+
+@dataclasses.dataclass
+class Env:
+    """A test's parts: Redis, the kube client, kubesim, settings, a temp dir."""
+
+    client: redis.Redis
+    api: k8s.CoreV1Api
+    sim: Any
+    settings: Settings
+    tmp: Path
+
+    @contextlib.contextmanager
+    def watcher(self, *, namespaces=("default",), instance: str | None = None, health_file: str | None = None,
+                **fields: object) -> Iterator[Watcher]:
+        settings = replace_watcher(self.settings, **fields) if fields else self.settings
+        watcher = Watcher(settings, namespaces=list(namespaces), instance=instance,
+                          health_file=health_file or str(self.tmp / f"health-{instance or 'w'}.json"))
+        watcher.start()
+        try:
+            yield watcher
+        finally:
+            watcher.close()
+        assert watcher.failed is None, watcher.failed
+
+    def wait_terminal(self, jobs: Iterable[KubernetesJob], *, timeout: float = 20.0,
+                      scheduler_id: str = SCHEDULER) -> dict[str, list[KubernetesWatch]]:
+        ids = [item.job_id for item in jobs]
+
+        def done():
+            per_job = results(self.client, scheduler_id)
+            missing = [job_id for job_id in ids if terminal_of(per_job, job_id) is None]
+            return per_job if not missing else None
+        wait_for(done, timeout=timeout, message=f"a terminal result for each of {len(ids)} jobs")
+        return results(self.client, scheduler_id)

@@ -1,0 +1,163 @@
+"""The watcher against kubesim (over HTTP, official client) and the session Valkey server."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from podq.broker.errors import FencedError
+from podq.broker.publish import Item, PodState
+from podq.broker.watchstate import WatchStore
+from podq.shared import keys, naming
+from podq.shared.states import State
+from podq.watcher.daemon import Watcher
+from podq.watcher.main import main as watcher_main
+from tests.support import wait_for
+
+from . import watcher_harness as h
+
+
+@pytest.fixture
+def env(redis_client, redis_url, kubesim, tmp_path):
+    api = h.core_api(kubesim.kubeconfig)
+    settings = h.settings_for(redis_url, kubesim.kubeconfig)
+    yield h.Env(client=redis_client, api=api, sim=kubesim, settings=settings, tmp=tmp_path)
+    api.api_client.close()
+
+
+def test_outcomes_are_published_once_each_in_order(env):
+    outcomes = {0: None, 1: {"outcome": "Failed", "exit-code": "3"}, 2: {"outcome": "OOMKilled"},
+                3: {"outcome": "InvalidImageName"}, 4: {"outcome": "CreateContainerConfigError"},
+                5: {"outcome": "Evicted"}, 6: {"outcome": "PullQPSExceeded"}, 7: {"run-seconds": "0.5"},
+                8: {"outcome": "ErrImagePull"}}
+    expected = {0: State.SUCCEEDED, 1: State.FAILED, 2: State.FAILED, 3: State.FAILED, 4: State.FAILED,
+                5: State.FAILED, 6: State.SUCCEEDED, 7: State.SUCCEEDED, 8: State.FAILED}
+    jobs = {index: h.job(index) for index in outcomes}
+    with env.watcher() as watcher:
+        h.launch(env.client, env.api, [(jobs[i], outcomes[i]) for i in outcomes])
+        per_job = env.wait_terminal(jobs.values())
+        assert watcher.leads("default")
+    h.assert_clean(per_job, {jobs[i].job_id: expected[i] for i in outcomes})
+    assert [r.state for r in per_job[jobs[7].job_id]] == [State.PENDING, State.RUNNING, State.SUCCEEDED]
+    failed = per_job[jobs[1].job_id][-1]
+    assert failed.failure_details.exit_code == 3 and failed.source.value == "watcher"
+    assert failed.annotations[naming.JOB_ID_KEY] == jobs[1].job_id
+    assert per_job[jobs[3].job_id][-1].failure_details.container_reason == "InvalidImageName"
+    # Every terminal pod is left for the completion policy: one control message per job.
+    assert env.client.llen(keys.CELERY_QUEUE) == len(jobs)
+
+
+def test_results_are_routed_by_the_scheduler_id_annotation(env):
+    first, second = h.job(1, scheduler_id="sched a/1"), h.job(2, scheduler_id="sched-b")
+    with env.watcher():
+        h.launch(env.client, env.api, [(first, None), (second, None)])
+        wait_for(lambda: h.terminal_of(h.results(env.client, "sched a/1"), first.job_id)
+                 and h.terminal_of(h.results(env.client, "sched-b"), second.job_id), timeout=15)
+    assert set(h.results(env.client, "sched a/1")) == {first.job_id}
+    assert set(h.results(env.client, "sched-b")) == {second.job_id}
+
+
+def test_restart_resumes_from_the_stored_position_without_replaying(env):
+    jobs = [h.job(i) for i in range(20)]
+    with env.watcher():
+        h.launch(env.client, env.api, [(item, None) for item in jobs[:10]])
+        env.wait_terminal(jobs[:10])
+    position = env.client.get(keys.watcher_key("default", "rv"))
+    assert position
+    h.launch(env.client, env.api, [(item, {"run-seconds": "0.3"}) for item in jobs[10:]])
+    with env.watcher():
+        per_job = env.wait_terminal(jobs)
+    h.assert_clean(per_job, {item.job_id: State.SUCCEEDED for item in jobs})
+    assert env.sim.admin().stats()["requests"].get("list", 0) <= 1  # the restart watched, no relist
+
+
+def test_compaction_while_down_relists_and_publishes_what_was_missed(env):
+    keep, delete = [h.job(i) for i in range(6)], [h.job(i) for i in range(6, 10)]
+    with env.watcher():
+        h.launch(env.client, env.api, [(item, {"run-seconds": "30"}) for item in keep[:3] + delete])
+        wait_for(lambda: all(State.RUNNING in [r.state for r in h.results(env.client).get(item.job_id, [])]
+                             for item in keep[:3] + delete), timeout=15)
+    # While the watcher is away: pods end, new pods run, some vanish; then history is compacted.
+    for item in keep[:3]:
+        env.sim.admin().set_pod_status("default", naming.pod_name_for(item.job_id, item.key),
+                                       status=h.SAMPLES_STATUS["failed_error"])
+    h.launch(env.client, env.api, [(item, None) for item in keep[3:]])
+    for item in delete:
+        env.api.delete_namespaced_pod(naming.pod_name_for(item.job_id, item.key), "default",
+                                      grace_period_seconds=0, _preload_content=False)
+    wait_for(lambda: env.sim.admin().stats()["pods"] == 6, timeout=10)
+    env.sim.admin().compact()
+    with env.watcher():
+        per_job = env.wait_terminal(keep + delete)
+    expected = {item.job_id: State.FAILED for item in keep[:3]}
+    expected.update({item.job_id: State.SUCCEEDED for item in keep[3:]})
+    expected.update({item.job_id: State.LOST for item in delete})
+    h.assert_clean(per_job, expected)
+    assert env.client.hlen(keys.watcher_key("default", "states")) == 6
+
+
+def test_compaction_and_dropped_watches_during_the_run(env):
+    jobs = [h.job(i) for i in range(60)]
+    outcomes = [{"run-seconds": f"{0.2 + (i % 7) * 0.3:.1f}", **({"outcome": "Failed"} if i % 5 == 0 else {})}
+                for i in range(len(jobs))]
+    admin = env.sim.admin()
+    with env.watcher():
+        h.launch(env.client, env.api, list(zip(jobs[:30], outcomes[:30])))
+        for round_ in range(6):
+            if round_ == 2:
+                h.launch(env.client, env.api, list(zip(jobs[30:], outcomes[30:])))
+            admin.compact() if round_ % 2 else None
+            admin.close_watches(abrupt=bool(round_ % 3 == 0))
+            time.sleep(0.4)  # let the watcher reconnect between drops: the fault cadence, not a wait
+        per_job = env.wait_terminal(jobs, timeout=30)
+    h.assert_clean(per_job, {item.job_id: State.FAILED if i % 5 == 0 else State.SUCCEEDED
+                             for i, item in enumerate(jobs)})
+
+
+def test_direct_http_410_on_watch_relists(env):
+    jobs = [h.job(i) for i in range(4)]
+    with env.watcher():
+        h.launch(env.client, env.api, [(item, None) for item in jobs[:2]])
+        env.wait_terminal(jobs[:2])
+    admin = env.sim.admin()
+    admin.watch_gone(True)
+    h.launch(env.client, env.api, [(item, None) for item in jobs[2:]])
+    with env.watcher():
+        wait_for(lambda: admin.stats()["requests"].get("list", 0) >= 1, timeout=10)
+        admin.watch_gone(False)
+        per_job = env.wait_terminal(jobs)
+    h.assert_clean(per_job, {item.job_id: State.SUCCEEDED for item in jobs})
+
+
+def test_fencing_refuses_a_deposed_leaders_batch(env):
+    store = WatchStore(env.client)
+    held, old = store.hold("fence-test", holder="a", token=None, ttl=0.2)
+    assert held
+    wait_for(lambda: store.hold("fence-test", holder="b", token=None, ttl=10)[0], timeout=5)
+    with pytest.raises(FencedError):
+        store.publish("fence-test", [Item(pod_state=PodState(field="x", value=b"1"))], token=old, position="5")
+    assert env.client.get(keys.watcher_key("fence-test", "rv")) is None
+    assert not store.hold("fence-test", holder="a", token=old, ttl=10)[0]
+
+
+def test_check_reports_the_health_of_a_running_watcher(env, capsys):
+    health = str(env.tmp / "health.json")
+    assert watcher_main(["--namespace", "default", "--check", "--health-file", health], env.settings) == 1
+    with env.watcher(health_file=health) as watcher:
+        wait_for(lambda: watcher.leads("default") and watcher.runners["default"].synced.is_set(), timeout=10)
+        wait_for(lambda: watcher_main(["-n", "default", "--check", "--health-file", health], env.settings) == 0,
+                 timeout=10)
+    assert watcher_main(["--namespace", "default", "--check", "--health-file", health], env.settings) == 1
+    assert "healthy" in capsys.readouterr().out
+
+
+def test_watcher_without_lease_does_not_publish(env):
+    jobs = [h.job(i) for i in range(3)]
+    store = WatchStore(env.client)
+    assert store.hold("default", holder="someone-else", token=None, ttl=30)[0]
+    with env.watcher() as watcher:
+        h.launch(env.client, env.api, [(item, None) for item in jobs])
+        wait_for(lambda: env.sim.admin().stats()["pods"] == 3, timeout=5)
+        time.sleep(0.5)  # a standby stays quiet: give it a chance to misbehave
+        assert not watcher.leads()
+        assert h.results(env.client) == {}
