@@ -1,0 +1,93 @@
+"""Scenario (e) and the reconciler: jobs that end without a pod finishing them."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from podq.broker.ledger import Ledger
+from podq.shared import keys, naming
+from podq.shared.records import KubernetesJob
+from podq.shared.states import State
+from tests.support import wait_for
+
+from . import watcher_harness as h
+
+
+@pytest.fixture
+def env(redis_client, redis_url, kubesim, tmp_path):
+    api = h.core_api(kubesim.kubeconfig)
+    yield h.Env(client=redis_client, api=api, sim=kubesim,
+                settings=h.settings_for(redis_url, kubesim.kubeconfig), tmp=tmp_path)
+    api.api_client.close()
+
+
+def name_of(item: KubernetesJob) -> str:
+    return naming.pod_name_for(item.job_id, item.key)
+
+
+def test_pending_deleted_revoked_and_stuck_past_the_deadline(env):
+    unschedulable = {"outcome": "Unschedulable"}
+    deleted, revoked, revoked_pending, stuck, backoff, fine = (h.job(i) for i in range(6))
+    # No fatal reasons here, so the image pull back-off runs into the deadline too.
+    with env.watcher(pending_deadline=2.0, fatal_reasons=()) as watcher:
+        h.launch(env.client, env.api, [(deleted, unschedulable), (revoked, {"run-seconds": "30"}),
+                                       (revoked_pending, unschedulable), (stuck, unschedulable),
+                                       (backoff, {"outcome": "ImagePullBackOff"}), (fine, None)])
+        wait_for(lambda: State.RUNNING in [r.state for r in h.results(env.client).get(revoked.job_id, [])],
+                 timeout=10)
+        # A Pending pod deleted: lost.
+        env.api.delete_namespaced_pod(name_of(deleted), "default", _preload_content=False)
+        # Revoked the way the workers' revoke step does it: ledger first, then label, then delete.
+        ledger = Ledger(env.client)
+        for item in (revoked, revoked_pending):
+            ledger.revoke(item.job_id)
+        env.api.patch_namespaced_pod(name_of(revoked), "default",
+                                     {"metadata": {"labels": {naming.POD_REVOKED: "True"}}}, _preload_content=False)
+        env.api.delete_namespaced_pod(name_of(revoked), "default", _preload_content=False)
+        # Deleted without the label, but the ledger says revoked: revoked, not lost.
+        env.api.delete_namespaced_pod(name_of(revoked_pending), "default", _preload_content=False)
+        per_job = env.wait_terminal([deleted, revoked, revoked_pending, stuck, backoff, fine], timeout=15)
+        # The deadline's pod is labelled revoked (so it can never count again) and its delete is requested.
+        labels = lambda item: env.api.read_namespaced_pod(name_of(item), "default").metadata.labels  # noqa: E731
+        wait_for(lambda: labels(stuck).get(naming.POD_REVOKED) == "True"
+                 and labels(backoff).get(naming.POD_REVOKED) == "True", timeout=5)
+        assert watcher.failed is None
+    h.assert_clean(per_job, {deleted.job_id: State.LOST, revoked.job_id: State.REVOKED,
+                             revoked_pending.job_id: State.REVOKED, stuck.job_id: State.FAILED,
+                             backoff.job_id: State.FAILED, fine.job_id: State.SUCCEEDED})
+    stuck_result = per_job[stuck.job_id][-1]
+    assert stuck_result.failure_details.reason == "PendingDeadlineExceeded"
+    assert "Unschedulable" in stuck_result.failure_details.message
+    assert "ImagePull" in per_job[backoff.job_id][-1].failure_details.message
+    assert Ledger(env.client).get(stuck.job_id).state.value == "terminal"
+    assert Ledger(env.client).get(revoked.job_id).state.value == "revoked"
+    queued = b"".join(env.client.lrange(keys.CELERY_QUEUE, 0, -1))
+    assert b"podq.control" in queued
+
+
+def test_reconciler_ends_jobs_without_pods(env):
+    ledger = Ledger(env.client)
+    never, vanished, running = h.job(1), h.job(2), h.job(3)
+    ledger.accept_many([(never, name_of(never))])
+    ledger.mark_dispatched([never.job_id])
+    # A created job whose pod is gone, and that the watcher never saw.
+    ledger.accept_many([(vanished, name_of(vanished))])
+    ledger.mark_created(vanished.job_id, uid="gone-uid")
+    with env.watcher(lost_after=1.0, created_grace=1.0) as watcher:
+        h.launch(env.client, env.api, [(running, {"run-seconds": "30"})])
+        per_job = env.wait_terminal([never, vanished], timeout=15)
+        assert h.terminal_of(h.results(env.client), running.job_id) is None
+        assert watcher.failed is None
+    h.assert_clean(per_job, {never.job_id: State.LOST, vanished.job_id: State.LOST})
+    assert per_job[never.job_id][-1].failure_details.reason == "PodMissing"
+
+
+def test_reconciler_leaves_young_jobs_alone(env):
+    ledger = Ledger(env.client)
+    young = h.job(1)
+    ledger.accept_many([(young, name_of(young))])
+    with env.watcher(lost_after=60.0) as watcher:
+        wait_for(lambda: watcher.leads("default") and watcher.runners["default"].synced.is_set(), timeout=10)
+        time.sleep(1.2)  # two reconciler passes
+    assert h.results(env.client) == {}
