@@ -161,3 +161,27 @@ def test_watcher_without_lease_does_not_publish(env):
         time.sleep(0.5)  # a standby stays quiet: give it a chance to misbehave
         assert not watcher.leads()
         assert h.results(env.client) == {}
+
+
+def test_standby_takes_over_when_the_leader_dies(env):
+    before, after = [h.job(i) for i in range(5)], [h.job(i) for i in range(5, 10)]
+    replicas = [h.Watcher(env.settings, namespaces=["default"], instance=name,
+                          health_file=str(env.tmp / f"{name}.json")).start() for name in ("one", "two")]
+    try:
+        wait_for(lambda: any(replica.leads("default") for replica in replicas), timeout=5)
+        leader, standby = replicas if replicas[0].leads("default") else replicas[::-1]
+        h.launch(env.client, env.api, [(item, None) for item in before])
+        env.wait_terminal(before)
+        assert not standby.leads()
+        leader.close(release=False)  # dies holding its lease, as a SIGKILLed process would
+        died = time.monotonic()
+        h.launch(env.client, env.api, [(item, None) for item in after])
+        per_job = env.wait_terminal(after, timeout=15)
+        took = time.monotonic() - died
+        assert standby.leads("default")
+    finally:
+        for replica in replicas:
+            if not replica.stopping.is_set():
+                replica.close()
+    assert took <= env.settings.watcher.lease_ttl + 2.0, took
+    h.assert_clean(per_job, {item.job_id: State.SUCCEEDED for item in before + after})
