@@ -122,12 +122,26 @@ class Stack:
         return [name for name, process in self.processes.items() if process.poll() is not None]
 
     def close(self, *, grace: float = 10.0) -> None:
-        """Stop every service (SIGTERM, then SIGKILL after ``grace`` seconds)."""
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
+        """Stop every service (SIGTERM, then SIGKILL after ``grace`` seconds).
+
+        podq's services stop first and kubesim after them, so tasks still talking to
+        the API (a completion's delete, say) can finish instead of retrying a dead server.
+        """
+        services = [name for name in self.processes if name != "kubesim"]
+        self._stop(services, grace=grace)
+        self._stop([name for name in self.processes if name == "kubesim"], grace=grace)
+        self.processes.clear()
+        if self.redis is not None:
+            self.redis.stop()
+            self.redis = None
+
+    def _stop(self, names: list[str], *, grace: float) -> None:
+        for name in names:
+            if self.processes[name].poll() is None:
+                self.processes[name].send_signal(signal.SIGTERM)
         deadline = time.monotonic() + grace
-        for name, process in self.processes.items():
+        for name in names:
+            process = self.processes[name]
             try:
                 process.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
@@ -136,10 +150,6 @@ class Stack:
                 process.wait()
             if process.stdout:
                 process.stdout.close()
-        self.processes.clear()
-        if self.redis is not None:
-            self.redis.stop()
-            self.redis = None
 
     def __enter__(self) -> "Stack":
         return self.start()
