@@ -12,7 +12,7 @@ import dataclasses
 import logging
 import threading
 import time
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import msgpack
 import redis
@@ -82,8 +82,11 @@ class Intake:
         for task in self.periodic:
             task()
         entries = []
-        if not self._backlog_done:
-            # After a restart, this consumer's own delivered-but-unacked entries come first.
+        if not self._backlog_done or self.redelivery.due():
+            # After a restart, this consumer's own delivered-but-unacked entries come first. They are
+            # looked for again whenever a reclaim is due: a read whose reply was lost (Redis killed
+            # mid-reply; redis-py retries the command) leaves entries delivered to this consumer that
+            # it never saw, and XAUTOCLAIM would only hand them back after the full idle time.
             entries = self._read("0", block_ms=None)
             self._backlog_done = not entries
             entries = self.redelivery.screen(entries)
@@ -105,24 +108,32 @@ class Intake:
             count=self.settings.intake.batch_size, block=block_ms)
         return entries_of(reply)
 
-    def _handle_jobs(self, entries: list[tuple[str, dict]]) -> None:
-        admitted: list[tuple[str, KubernetesJob]] = []
+    def _screen(self, stream: str, entries: list[tuple[str, dict]], *, what: str,
+                decode: Callable[[bytes], Any], check: Callable[[Any], "str | None"]):
+        """Decode and check each entry; the records that pass, and a rejection for each that does not."""
+        passed: list[Any] = []
         rejected: list[Rejection] = []
         for entry_id, fields in entries:
             payload = record_of(fields)
             try:
                 if payload is None:
-                    raise DecodeError("entry: no 'record' field holding a msgpack job")
-                job = KubernetesJob.decode(payload)
-                reason = check_job(job, self.settings)
+                    raise DecodeError(f"entry: no 'record' field holding a msgpack {what}")
+                record = decode(payload)
+                reason = check(record)
             except DecodeError as exc:
                 reason = str(exc)
             if reason:
-                rejected.append(Rejection(keys.JOBS_STREAM, entry_id, payload, reason))
-                continue
-            admitted.append((entry_id, dataclasses.replace(job, namespace=job.namespace or self.settings.kube.namespace)))
-        if admitted:
-            self._admit([job for _, job in admitted])
+                rejected.append(Rejection(stream, entry_id, payload, reason))
+            else:
+                passed.append(record)
+        return passed, rejected
+
+    def _handle_jobs(self, entries: list[tuple[str, dict]]) -> None:
+        jobs, rejected = self._screen(keys.JOBS_STREAM, entries, what="job", decode=KubernetesJob.decode,
+                                      check=lambda job: check_job(job, self.settings))
+        if jobs:
+            default = self.settings.kube.namespace
+            self._admit([dataclasses.replace(job, namespace=job.namespace or default) for job in jobs])
         self._reject(rejected)
         self.client.xack(keys.JOBS_STREAM, keys.INTAKE_GROUP, *[entry_id for entry_id, _ in entries])
 
@@ -148,22 +159,10 @@ class Intake:
             self._known_schedulers.add(scheduler_id)
 
     def _handle_controls(self, entries: list[tuple[str, dict]]) -> None:
-        valid: list[bytes] = []
-        rejected: list[Rejection] = []
-        for entry_id, fields in entries:
-            payload = record_of(fields)
-            try:
-                if payload is None:
-                    raise DecodeError("entry: no 'record' field holding a msgpack control record")
-                record = ControlRecord.decode(payload)
-                reason = self.control_check(record) if self.control_check else None
-            except DecodeError as exc:
-                reason = str(exc)
-            if reason:
-                rejected.append(Rejection(keys.CONTROL_STREAM, entry_id, payload, reason))
-            else:
-                valid.append(record.encode())
-        dispatch_control(self.client, valid)
+        check = self.control_check or (lambda _record: None)
+        records, rejected = self._screen(keys.CONTROL_STREAM, entries, what="control record",
+                                         decode=ControlRecord.decode, check=check)
+        dispatch_control(self.client, [record.encode() for record in records])
         self._reject(rejected, publish_failure=False)
         self.client.xack(keys.CONTROL_STREAM, keys.INTAKE_GROUP, *[entry_id for entry_id, _ in entries])
 

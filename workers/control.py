@@ -156,8 +156,11 @@ def adopt(rt: Runtime, record: ControlRecord, *, deadline: float) -> str:
     """Move ``record.scheduler_id``'s jobs to ``record.new_scheduler_id`` and relabel their pods."""
     old, new = record.scheduler_id, record.new_scheduler_id
     step = broker_control.adopt_step(rt.client, old=old, new=new)
-    if step.live_jobs:
-        broker_control.publish_adopted(rt.publisher, rt.ledger, old=old, job_ids=step.live_jobs)
+    # Jobs still waiting for their patch count too: a delivery that died after the step
+    # and before these notices leaves them to its redelivery (the notices are once-only).
+    notify = sorted(set(step.live_jobs) | set(broker_control.adopt_pending(rt.client, old=old, new=new)))
+    if notify:
+        broker_control.publish_adopted(rt.publisher, rt.ledger, old=old, job_ids=notify)
     log.info("adopt %s -> %s: %d live jobs, %d unread results moved", old, new, len(step.live_jobs),
              step.moved_results)
     patch = {"metadata": {"labels": {naming.AIRFLOW_WORKER: naming.safe_label_value(new)},

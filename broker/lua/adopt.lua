@@ -6,7 +6,9 @@
 -- Jobs whose ledger owner is the old scheduler get the new owner; live ones (accepted,
 -- dispatched, created) also go into the pending-patch set. Results the old scheduler's
 -- group has not acknowledged (pending or never delivered) are appended to the new stream
--- and removed from the old one. Returns {live job ids..., "", moved results count}.
+-- and removed from the old one, except `adopted` results: those are the old scheduler's
+-- own notices (a repeated adoption must not carry them off). Returns {live job ids...,
+-- "", moved results count}.
 local old_id, new_id, now, group = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local live = {}
 for _, job_id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
@@ -28,9 +30,22 @@ if redis.call('EXISTS', KEYS[4]) == 0 then
   redis.call('SADD', KEYS[6], new_id)
 end
 
+local function is_adopted_notice(fields)
+  for i = 1, #fields, 2 do
+    if fields[i] == 'record' then
+      local ok, record = pcall(cmsgpack.unpack, fields[i + 1])
+      return ok and type(record) == 'table' and record['state'] == 'adopted'
+    end
+  end
+  return false
+end
+
 local moved = 0
 local function move(id, acked)
   local entries = redis.call('XRANGE', KEYS[3], id, id)
+  if #entries == 1 and is_adopted_notice(entries[1][2]) then
+    return
+  end
   if #entries == 1 then
     redis.call('XADD', KEYS[4], '*', unpack(entries[1][2]))
     moved = moved + 1
