@@ -164,12 +164,24 @@ class Collector:
     def terminal_jobs(self) -> set[str]:
         return {job_id for job_id, items in self.by_job.items() if any(r.terminal for r in items)}
 
-    def until_all_terminal(self, job_ids: set[str], *, timeout: float, stack: Stack | None = None) -> None:
+    def until_all_terminal(self, job_ids: set[str], *, timeout: float, stack: Stack | None = None,
+                           stall: float = 15.0) -> None:
+        """Read until every job in ``job_ids`` has a terminal result.
+
+        Raises :class:`JobsOrphaned` early when no result has arrived for ``stall`` seconds and every
+        job still missing one is orphaned (see :func:`orphaned`): nothing in podq would ever run it.
+        """
+        progress = {"at": time.monotonic()}
+
         def done():
-            self.step()
+            if self.step():
+                progress["at"] = time.monotonic()
             if stack is not None:
                 assert not stack.dead(), f"services died: {died(stack)}"
-            return job_ids <= self.terminal_jobs()
+            missing = job_ids - self.terminal_jobs()
+            if missing and time.monotonic() - progress["at"] > stall and orphaned(self.consumer.client, missing):
+                raise JobsOrphaned(f"{len(missing)} jobs orphaned: {describe(self.consumer.client, sorted(missing), stack)}")
+            return not missing
         try:
             wait_for(done, timeout=timeout, interval=0, message=f"a terminal result for each of {len(job_ids)} jobs")
         except pytest.fail.Exception:
@@ -178,12 +190,29 @@ class Collector:
                                  f"{describe(self.consumer.client, missing, stack)}") from None
 
 
+class JobsOrphaned(AssertionError):
+    """Jobs the ledger holds as accepted or dispatched, never claimed by a worker, with no message left anywhere."""
+
+
+def orphaned(client, job_ids) -> bool:
+    """True if none of ``job_ids`` can make progress: never claimed, and no intake entry or Celery message left."""
+    if client.llen(keys.CELERY_QUEUE) or client.hlen("unacked") or client.zcard(keys.DELAYED_ZSET):
+        return False
+    if client.xpending(keys.JOBS_STREAM, keys.INTAKE_GROUP)["pending"]:
+        return False
+    ledger = Ledger(client)
+    entries = [ledger.get(job_id) for job_id in job_ids]
+    return all(entry is not None and entry.state in (LedgerState.ACCEPTED, LedgerState.DISPATCHED)
+               and entry.deliveries == 0 for entry in entries)
+
+
 def describe(client, job_ids: Sequence[str], stack: Stack | None) -> str:
     """Where stuck jobs stand: ledger states, Celery queue, creates, services (for failure messages)."""
     ledger = Ledger(client)
     entries = [ledger.get(job_id) for job_id in job_ids]
     states = Counter(entry.state.value if entry and entry.state else None for entry in entries)
-    info = {"ledger": dict(states), "queue": client.llen(keys.CELERY_QUEUE), "unacked": client.hlen("unacked"),
+    info = {"ledger": dict(states), "claimed": sum(1 for entry in entries if entry and entry.deliveries),
+            "queue": client.llen(keys.CELERY_QUEUE), "unacked": client.hlen("unacked"),
             "delayed": client.zcard(keys.DELAYED_ZSET)}
     if entries and entries[0] is not None:
         info["first"] = {"job": entries[0].job_id, "pod": entries[0].pod_name, "state": entries[0].state,
