@@ -177,7 +177,7 @@ class Collector:
             if self.step():
                 progress["at"] = time.monotonic()
             if stack is not None:
-                assert not stack.dead(), f"services died: {died(stack)}"
+                check_alive(stack)
             missing = job_ids - self.terminal_jobs()
             if missing and time.monotonic() - progress["at"] > stall and orphaned(self.consumer.client, missing):
                 raise JobsOrphaned(f"{len(missing)} jobs orphaned: {describe(self.consumer.client, sorted(missing), stack)}")
@@ -229,6 +229,31 @@ def describe(client, job_ids: Sequence[str], stack: Stack | None) -> str:
 
 def died(stack: Stack) -> dict[str, int | None]:
     return {name: stack.processes[name].returncode for name in stack.dead()}
+
+
+class ServiceDied(AssertionError):
+    """A service the test did not kill has exited."""
+
+
+class KombuCloseCrash(ServiceDied):
+    """A worker died of kombu's AttributeError while closing its channel after a second broker connection loss."""
+
+
+# Celery's last words when kombu, closing a channel after a connection loss, rebuilds a Redis pool from a
+# transport already detached from its connection (the signature of kombu issues #582 and #970).
+KOMBU_CLOSE_CRASH = "Unrecoverable error: AttributeError(\"'NoneType' object has no attribute 'hostname'\")"
+
+
+def check_alive(stack: Stack) -> None:
+    """Fail if any service has exited; a worker that died of the known kombu crash raises KombuCloseCrash."""
+    dead = died(stack)
+    if not dead:
+        return
+    logs = {name: (stack.log_dir / f"{name}.log").read_text(errors="replace") for name in dead}
+    message = f"services died: {dead} (logs in {stack.log_dir})"
+    if all(name.startswith("worker-") and KOMBU_CLOSE_CRASH in logs[name] for name in dead):
+        raise KombuCloseCrash(message + "; kombu crashed closing a channel after a connection loss")
+    raise ServiceDied(message)
 
 
 def stream_results(client, scheduler_id: str) -> list[KubernetesWatch]:
