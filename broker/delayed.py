@@ -28,16 +28,21 @@ CONTROL = b"c:"
 LEASE_MS = 30_000
 
 
-def delay_job(client: redis.Redis, *, job_id: str, payload: bytes, delay: float) -> int:
-    """Send a job payload back in ``delay`` seconds; returns how often the job was delayed."""
+def delay_job(client: redis.Redis, *, job_id: str, payload: bytes, delay: float, grace: float = 300.0) -> int:
+    """Send a job payload back in ``delay`` seconds; returns how often the job was delayed.
+
+    ``grace``: seconds after it is due before the job may count as orphaned (see
+    :func:`podq.broker.ledger.Ledger.orphans`); the worker passes its visibility timeout.
+    """
     script = register(client, "delay")
-    return int(script(keys=[keys.DELAYED_ZSET, keys.job_key(job_id)],
-                      args=[JOB + payload, max(0, int(delay * 1000))]))
+    return int(script(keys=[keys.DELAYED_ZSET, keys.job_key(job_id), keys.INFLIGHT_ZSET],
+                      args=[JOB + payload, max(0, int(delay * 1000)), job_id, grace]))
 
 
 def delay_control(client: redis.Redis, *, payload: bytes, delay: float) -> None:
     """Send a control record back to the workers in ``delay`` seconds."""
-    register(client, "delay")(keys=[keys.DELAYED_ZSET, ""], args=[CONTROL + payload, max(0, int(delay * 1000))])
+    register(client, "delay")(keys=[keys.DELAYED_ZSET, "", keys.INFLIGHT_ZSET],
+                              args=[CONTROL + payload, max(0, int(delay * 1000)), "", 0])
 
 
 def release_due(client: redis.Redis, now: float | None = None, *, per_message: int = 8,

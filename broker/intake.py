@@ -67,6 +67,7 @@ class Intake:
                                      dead_stream=lambda _stream: keys.DEAD_STREAM,
                                      count=settings.intake.batch_size)
         self._backlog_done = False
+        self._next_orphan_sweep = 0.0
 
     def prepare(self) -> None:
         for stream in (keys.JOBS_STREAM, keys.CONTROL_STREAM):
@@ -81,6 +82,7 @@ class Intake:
         """Handle one batch; returns how many entries it handled."""
         for task in self.periodic:
             task()
+        self.redispatch_orphans()
         entries = []
         if not self._backlog_done or self.redelivery.due():
             # After a restart, this consumer's own delivered-but-unacked entries come first. They are
@@ -101,6 +103,23 @@ class Intake:
         if controls:
             self._handle_controls(controls)
         return len(entries)
+
+    def redispatch_orphans(self, *, force: bool = False) -> int:
+        """Push again the jobs that wait for a pod with no live delivery; returns how many.
+
+        Checked a few times per ``redispatch_after``; see ``lua/orphans.lua``.
+        """
+        after = self.settings.intake.redispatch_after
+        if not force and time.monotonic() < self._next_orphan_sweep:
+            return 0
+        self._next_orphan_sweep = time.monotonic() + max(0.5, after / 3)
+        records = self.ledger.orphans(queue=keys.CELERY_QUEUE, limit=self.settings.intake.batch_size,
+                                      again_after=after)
+        if records:
+            log.warning("%d dispatched jobs had no live delivery (a message lost with Redis?); "
+                        "pushing them again", len(records))
+            dispatch_jobs(self.client, records, per_message=self.settings.intake.jobs_per_message)
+        return len(records)
 
     def _read(self, start: str, *, block_ms: int | None) -> list:
         reply = self.client.xreadgroup(
@@ -149,7 +168,8 @@ class Intake:
             return
         dispatch_jobs(self.client, [job.encode() for job in todo],
                       per_message=self.settings.intake.jobs_per_message)
-        self.ledger.mark_dispatched([job.job_id for job in todo])
+        self.ledger.mark_dispatched([job.job_id for job in todo],
+                                    orphaned_after=self.settings.intake.redispatch_after)
         log.debug("dispatched %d jobs", len(todo))
 
     def _ensure_results_groups(self, scheduler_ids: set[str]) -> None:

@@ -62,18 +62,32 @@ class LedgerEntry:
 
 @dataclass(frozen=True, kw_only=True)
 class Claim:
-    """A create delivery's view of its job: state, deliveries counted, current owner."""
+    """A create delivery's view of its job: state, deliveries counted, current owner.
+
+    ``busy``: another delivery of the same job holds its lease right now, so this one
+    must not create (it counted no delivery).
+    """
 
     state: LedgerState | None
     deliveries: int
     owner: str | None
+    busy: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class Lease:
+    """What a delivery claims with: its token, how long it may act, and the grace after."""
+
+    token: str
+    seconds: float
+    grace: float
 
 
 def _claim_of(reply) -> Claim:
-    state, deliveries, owner = reply
+    state, deliveries, owner, busy = reply
     state = state.decode()
     return Claim(state=LedgerState(state) if state else None, deliveries=int(deliveries),
-                 owner=owner.decode() or None)
+                 owner=owner.decode() or None, busy=bool(busy))
 
 
 def _transition_args(allowed: Iterable[LedgerState], to: LedgerState,
@@ -92,6 +106,7 @@ class Ledger:
         self._accept = register(client, "accept")
         self._transition = register(client, "transition")
         self._claim = register(client, "claim")
+        self._orphans = register(client, "orphans")
 
     def accept_many(self, jobs: Sequence[tuple[KubernetesJob, str]]) -> list[str]:
         """Record ``(job, pod_name)`` pairs; per job "new" or the state it already had."""
@@ -110,30 +125,34 @@ class Ledger:
                                         args=_transition_args(allowed, to, fields))
         return bool(moved), state.decode() if isinstance(state, bytes) else state
 
-    def mark_dispatched(self, job_ids: Sequence[str]) -> None:
-        """accepted → dispatched for each job (one pipelined round trip)."""
+    def mark_dispatched(self, job_ids: Sequence[str], *, orphaned_after: float = 30.0) -> None:
+        """accepted → dispatched for each job (one pipelined round trip).
+
+        Each job also enters the in-flight set: if it is still waiting for a pod
+        ``orphaned_after`` seconds from now with nobody holding it, it counts as orphaned.
+        """
         pipe = self._client.pipeline(transaction=False)
+        pipe.zadd(keys.INFLIGHT_ZSET, {job_id: time.time() + orphaned_after for job_id in job_ids})
         args = _transition_args((LedgerState.ACCEPTED,), LedgerState.DISPATCHED, None)
         for job_id in job_ids:
             self._transition(keys=[keys.job_key(job_id)], args=args, client=pipe)
         pipe.execute()
 
-    def claim(self, job_id: str) -> tuple[LedgerState | None, int]:
-        """Count a create delivery; the job's state and how many deliveries it has had."""
-        claim = self.claim_job(job_id)
-        return claim.state, claim.deliveries
+    def claim_job(self, job_id: str, lease: Lease) -> Claim:
+        """Take ``job_id`` for one delivery (see ``lua/claim.lua``): state, deliveries, owner, busy."""
+        return self.claim_jobs([job_id], lease)[0]
 
-    def claim_job(self, job_id: str) -> "Claim":
-        """:meth:`claim`, also reporting the scheduler that owns the job now (after adoptions)."""
-        return _claim_of(self._claim(keys=[keys.job_key(job_id)], args=[repr(time.time())]))
-
-    def claim_jobs(self, job_ids: Sequence[str]) -> list["Claim"]:
-        """:meth:`claim_job` for several jobs in one pipelined round trip."""
-        now = repr(time.time())
+    def claim_jobs(self, job_ids: Sequence[str], lease: Lease) -> list[Claim]:
+        """:meth:`claim_job` for several jobs of one delivery in one pipelined round trip."""
         pipe = self._client.pipeline(transaction=False)
         for job_id in job_ids:
-            self._claim(keys=[keys.job_key(job_id)], args=[now], client=pipe)
+            self._claim(keys=[keys.job_key(job_id), keys.INFLIGHT_ZSET],
+                        args=[lease.token, lease.seconds, lease.grace], client=pipe)
         return [_claim_of(reply) for reply in pipe.execute()]
+
+    def orphans(self, *, queue: str, limit: int, again_after: float) -> list[bytes]:
+        """Records of jobs waiting for a pod with no live delivery (``lua/orphans.lua``)."""
+        return self._orphans(keys=[keys.INFLIGHT_ZSET, queue], args=[limit, again_after])
 
     def mark_created(self, job_id: str, *, uid: str) -> tuple[bool, str]:
         """accepted/dispatched → created, recording the pod's uid."""

@@ -135,7 +135,7 @@ def unsupported_media(content_type: str) -> ApiError:
         code=415,
         reason="UnsupportedMediaType",
         message=(
-            f"the body of the request was in an unknown format - accepted media types include: "
+            "the body of the request was in an unknown format - accepted media types include: "
             "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, "
             "application/strategic-merge-patch+json"
             + (f" (got {content_type})" if content_type else "")

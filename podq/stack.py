@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,11 @@ class StackOptions:
     kubesim_args: tuple[str, ...] = ()
     log_dir: str | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    restart: bool = False
+    """Restart podq's services when they exit on their own, as a container runtime would
+    (kubesim is not restarted: its state lives in memory)."""
+    max_restarts: int = 5
+    """Restarts of one service within a minute before it is left dead."""
 
 
 class Stack:
@@ -57,6 +63,10 @@ class Stack:
         self.kubeconfig = settings.kube.kubeconfig
         self.kubesim_url: str | None = None
         self.processes: dict[str, subprocess.Popen] = {}
+        self.argv: dict[str, list[str]] = {}
+        self.restarts: dict[str, list[float]] = {}
+        self._stopping = threading.Event()
+        self._supervisor: threading.Thread | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> "Stack":
@@ -74,7 +84,29 @@ class Stack:
         except BaseException:
             self.close()
             raise
+        if self.options.restart:
+            self._supervisor = threading.Thread(target=self._supervise, name="podq-stack-supervisor", daemon=True)
+            self._supervisor.start()
         return self
+
+    def _supervise(self) -> None:
+        """Named loop: restart services that exited on their own, until the stack closes."""
+        while not self._stopping.wait(0.5):
+            for name, process in list(self.processes.items()):
+                now = time.monotonic()
+                if process.poll() is None or self._stopping.is_set() or not self._restartable(name, now):
+                    continue
+                log.warning("%s exited with %s; restarting it (see %s)", name, process.returncode,
+                            self.log_dir / f"{name}.log")
+                self.restarts[name] = [*self._recent_restarts(name, now), now]
+                self.spawn(name, self.argv[name])
+
+    def _recent_restarts(self, name: str, now: float) -> list[float]:
+        return [at for at in self.restarts.get(name, []) if now - at < 60.0]
+
+    def _restartable(self, name: str, now: float) -> bool:
+        return (self.options.restart and name != "kubesim"
+                and len(self._recent_restarts(name, now)) < self.options.max_restarts)
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -92,6 +124,7 @@ class Stack:
                                        stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
                                        preexec_fn=die_with_parent)
         self.processes[name] = process
+        self.argv[name] = list(argv)
         log.info("started %s (pid %s)", name, process.pid)
         return process
 
@@ -118,8 +151,10 @@ class Stack:
         raise StackError(f"kubesim did not start (last output {line!r}; see {self.log_dir / 'kubesim.log'})")
 
     def dead(self) -> list[str]:
-        """Names of services that have exited."""
-        return [name for name, process in self.processes.items() if process.poll() is not None]
+        """Names of services that have exited and will not be restarted."""
+        now = time.monotonic()
+        return [name for name, process in self.processes.items()
+                if process.poll() is not None and not self._restartable(name, now)]
 
     def close(self, *, grace: float = 10.0) -> None:
         """Stop every service (SIGTERM, then SIGKILL after ``grace`` seconds).
@@ -127,6 +162,9 @@ class Stack:
         podq's services stop first and kubesim after them, so tasks still talking to
         the API (a completion's delete, say) can finish instead of retrying a dead server.
         """
+        self._stopping.set()
+        if self._supervisor is not None:
+            self._supervisor.join(5)
         services = [name for name in self.processes if name != "kubesim"]
         self._stop(services, grace=grace)
         self._stop([name for name in self.processes if name == "kubesim"], grace=grace)

@@ -10,6 +10,7 @@ INTAKE_GROUP = "intake"
 RESULTS_GROUP = "scheduler"
 SCHEDULERS_SET = f"{PREFIX}:schedulers"
 DELAYED_ZSET = f"{PREFIX}:delayed"
+INFLIGHT_ZSET = f"{PREFIX}:inflight"
 CREATE_RATE_KEY = f"{PREFIX}:ratelimit:create"
 # Counters podq keeps in Redis (hash fields, e.g. ``trim_unread:<stream>``).
 METRICS_KEY = f"{PREFIX}:metrics"

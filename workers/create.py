@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from enum import Enum
 
 from podq.broker.delayed import delay_job
-from podq.broker.ledger import CREATABLE, Claim
+from podq.broker.ledger import CREATABLE, Claim, Lease
 from podq.shared import naming
 from podq.shared.records import FailureDetails, KubernetesJob, KubernetesWatch
 from podq.shared.states import LedgerState, Source, State
@@ -48,7 +49,10 @@ def create_job(job: KubernetesJob, payload: bytes, rt: Runtime, *, deadline: flo
     ``claim`` is the job's ledger claim when the caller already took it (a batch claims
     all its jobs in one round trip); otherwise it is taken here.
     """
-    claim = claim or rt.ledger.claim_job(job.job_id)
+    claim = claim or rt.ledger.claim_job(job.job_id, delivery_lease(rt))
+    if claim.busy:
+        log.info("job %s (%s): another delivery of it holds its claim; leaving it to that one", job.job_id, job.key)
+        return Outcome.SKIPPED
     if claim.state not in CREATABLE:
         log.info("job %s (%s): ledger state %s, nothing to create", job.job_id, job.key,
                  claim.state.value if claim.state else "missing")
@@ -67,6 +71,17 @@ def create_job(job: KubernetesJob, payload: bytes, rt: Runtime, *, deadline: flo
     except PodBuildError as exc:
         return fail(rt, job, owner=owner, namespace=namespace, reason=exc.reason, message=str(exc))
     return _create(job, payload, rt, pod=pod, name=name, namespace=namespace, owner=owner, deadline=deadline)
+
+
+def delivery_lease(rt: Runtime) -> Lease:
+    """A new delivery's lease: long enough for every create attempt its budget allows.
+
+    A delivery never starts a create later than ``budget - create_timeout`` after it began,
+    and a create ends by its timeout, so another delivery taking the job after the lease
+    cannot overlap with this one's creates.
+    """
+    return Lease(token=uuid.uuid4().hex, seconds=rt.budget + rt.create_timeout + 1.0,
+                 grace=rt.settings.worker.visibility_timeout)
 
 
 def _create(job, payload, rt: Runtime, *, pod, name, namespace, owner, deadline) -> Outcome:
@@ -145,7 +160,8 @@ def mark_created(rt: Runtime, job: KubernetesJob, pod: PodRef) -> Outcome:
 def delay(rt: Runtime, job: KubernetesJob, payload: bytes, *, wait: float, error: KubeApiError | None,
           owner: str, namespace: str) -> Outcome:
     """Hand the job to the delayed set; past ``max_delays`` it fails with the last error."""
-    delays = delay_job(rt.client, job_id=job.job_id, payload=payload, delay=wait)
+    delays = delay_job(rt.client, job_id=job.job_id, payload=payload, delay=wait,
+                       grace=rt.settings.worker.visibility_timeout)
     limit = rt.settings.worker.max_delays
     if delays > limit:
         reason = error.reason if error else "RateLimited"

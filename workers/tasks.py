@@ -22,7 +22,7 @@ from podq.shared.errors import DecodeError
 from podq.shared.records import ControlRecord, KubernetesJob
 
 from .control import run_control
-from .create import Outcome, create_job
+from .create import Outcome, create_job, delivery_lease
 from .runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ def create_batch(payloads: Sequence[bytes], rt: Runtime) -> tuple[list[Outcome |
         except DecodeError as exc:
             # Intake checked this record; failing to read it here is a version skew.
             log.error("create_pod: dropping a job record this worker cannot read: %s", exc)
-    claims = rt.ledger.claim_jobs([job.job_id for job, _ in jobs]) if jobs else []
+    claims = rt.ledger.claim_jobs([job.job_id for job, _ in jobs], delivery_lease(rt)) if jobs else []
     if len(jobs) == 1:
         outcomes = [_guarded(jobs[0][0], jobs[0][1], rt, deadline, claims[0])]
     else:

@@ -1,14 +1,29 @@
--- A worker's claim on a delivered create task: count the delivery, report the state.
--- KEYS[1] job hash; ARGV[1] now
--- Returns {state or "", deliveries, owning scheduler id or ""}.
--- Only "accepted" and "dispatched" may be created.
+-- A worker's claim on a delivered create task.
+-- KEYS[1] job hash; KEYS[2] the in-flight zset
+-- ARGV[1] this delivery's token; ARGV[2] lease seconds; ARGV[3] seconds after the lease
+--         before an unfinished job counts as orphaned (the Celery visibility timeout)
+-- Only "accepted" and "dispatched" jobs may be created, and only by one delivery at a
+-- time: a delivery takes a lease on the job; another delivery that arrives while the
+-- lease runs (a duplicate message) is told the job is busy and counts no delivery.
+-- Returns {state or "", deliveries, owning scheduler id or "", busy (0/1)}.
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then
-  return {'', 0, ''}
+  return {'', 0, '', 0}
 end
-local deliveries = 0
-if state == 'accepted' or state == 'dispatched' then
-  deliveries = redis.call('HINCRBY', KEYS[1], 'deliveries', 1)
-  redis.call('HSET', KEYS[1], 'claimed_at', ARGV[1])
+local owner = redis.call('HGET', KEYS[1], 'scheduler_id') or ''
+local deliveries = tonumber(redis.call('HGET', KEYS[1], 'deliveries') or '0')
+if state ~= 'accepted' and state ~= 'dispatched' then
+  return {state, deliveries, owner, 0}
 end
-return {state, deliveries, redis.call('HGET', KEYS[1], 'scheduler_id') or ''}
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local holder = redis.call('HGET', KEYS[1], 'claim_token')
+local lease_end = tonumber(redis.call('HGET', KEYS[1], 'claim_until') or '0')
+if holder and holder ~= ARGV[1] and lease_end > now then
+  return {state, deliveries, owner, 1}
+end
+deliveries = redis.call('HINCRBY', KEYS[1], 'deliveries', 1)
+local until_ = now + tonumber(ARGV[2])
+redis.call('HSET', KEYS[1], 'claimed_at', tostring(now), 'claim_token', ARGV[1], 'claim_until', tostring(until_))
+redis.call('ZADD', KEYS[2], until_ + tonumber(ARGV[3]), redis.call('HGET', KEYS[1], 'job_id'))
+return {state, deliveries, owner, 0}

@@ -44,6 +44,7 @@ for i = 0, count - 1 do
       if not latched then
         publish = true
         redis.call('HSET', job, 'terminal_state', state, 'terminal_at', now, 'updated_at', now)
+        redis.call('ZREM', 'podq:inflight', job_id)
         local ledger = redis.call('HGET', job, 'state')
         if ledger and ledger ~= 'revoked' then
           redis.call('HSET', job, 'state', 'terminal')

@@ -10,6 +10,9 @@ end
 for allowed in string.gmatch(ARGV[1], '[^,]+') do
   if allowed == state then
     redis.call('HSET', KEYS[1], 'state', ARGV[2], 'updated_at', ARGV[3], ARGV[2] .. '_at', ARGV[3])
+    if ARGV[2] ~= 'accepted' and ARGV[2] ~= 'dispatched' then
+      redis.call('ZREM', 'podq:inflight', redis.call('HGET', KEYS[1], 'job_id') or '')
+    end
     for i = 4, #ARGV, 2 do
       redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
     end

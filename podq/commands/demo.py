@@ -53,7 +53,7 @@ def run(args, settings) -> int:
     stop = threading.Event()
     stop_on_signals(stop)
     print(f"podq demo: starting the embedded stack ({args.workers} workers) ...", flush=True)
-    with Stack(settings, StackOptions(workers=args.workers)) as stack:
+    with Stack(settings, StackOptions(workers=args.workers, restart=True)) as stack:
         print(f"  redis   {stack.redis_url}\n  kubesim {stack.kubesim_url or '(external cluster)'}\n"
               f"  logs    {stack.log_dir}", flush=True)
         client = connect(stack.redis_url, block_ms=500)

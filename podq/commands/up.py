@@ -17,7 +17,7 @@ def register(subparsers) -> None:
 def run(args, settings) -> int:
     stop = threading.Event()
     stop_on_signals(stop)
-    with Stack(settings, StackOptions(workers=args.workers, data_dir=args.data_dir)) as stack:
+    with Stack(settings, StackOptions(workers=args.workers, data_dir=args.data_dir, restart=True)) as stack:
         print(f"""podq is up.
   redis   {stack.redis_url}
   kubesim {stack.kubesim_url or '(external cluster)'}  kubeconfig {stack.kubeconfig}

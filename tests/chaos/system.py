@@ -41,6 +41,8 @@ CHAOS_ENV = {
     "PODQ_WATCHER_LEASE_TTL": "3",
     "PODQ_WATCHER_LEASE_POLL": "0.5",
     "PODQ_INTAKE_BATCH_SIZE": "25",
+    # A message lost with a Redis crash is pushed again after this long (production: 30 s).
+    "PODQ_INTAKE_REDISPATCH_AFTER": "3",
     # Trimming would remove acknowledged results; the audit reads the whole results stream.
     "PODQ_TRIM_INTERVAL": "3600",
 }
@@ -51,10 +53,14 @@ _schedulers = itertools.count()
 
 
 @contextlib.contextmanager
-def chaos_stack(tmp_path, *, workers: int = 2, concurrency: int = 4, **env: str) -> Iterator[Stack]:
-    """The embedded stack (Valkey, kubesim, intake, ``workers`` workers, watcher) with chaos settings."""
+def chaos_stack(tmp_path, *, workers: int = 2, concurrency: int = 4, restart: bool = False,
+                **env: str) -> Iterator[Stack]:
+    """The embedded stack (Valkey, kubesim, intake, ``workers`` workers, watcher) with chaos settings.
+
+    ``restart``: the stack restarts services that exit on their own, as a container runtime would.
+    """
     options = StackOptions(workers=workers, worker_concurrency=concurrency, data_dir=str(tmp_path / "stack"),
-                           extra_env={**CHAOS_ENV, **env})
+                           extra_env={**CHAOS_ENV, **env}, restart=restart)
     with Stack(load_settings({}), options) as stack:
         try:
             yield stack

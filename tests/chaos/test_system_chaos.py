@@ -22,7 +22,7 @@ from podq.kubesim.admin import Admin
 from podq.shared import keys
 from tests.support import wait_for
 
-from .system import (SERVICE_ARGV, Collector, JobsOrphaned, KombuCloseCrash, Producer, assert_exactly_once,
+from .system import (SERVICE_ARGV, Collector, Producer, assert_exactly_once,
                      chaos_stack, check_alive, kill, make_jobs, new_scheduler, worker_argv)
 
 JOBS = 300
@@ -79,28 +79,23 @@ def test_intake_sigkilled_twice_while_jobs_stream_in(stack, client):
     check_alive(stack)
 
 
-# Two known failures under a Redis SIGKILL, both in kombu's Redis transport, reported and not fixed in podq.
-# Only these diagnoses are excused; any other failure fails the test.
-# - Loss: kombu pops a message with BRPOP and records it in its ``unacked`` hash with a later, separate
-#   write (kombu issue #305). A Redis killed between the two, or before BRPOP's reply reaches the worker,
-#   takes the message with it: its jobs stay `dispatched`, never claimed, with no message left anywhere,
-#   until the reconciler calls them lost (600 s). Diagnosed as JobsOrphaned.
-# - Crash: a second connection loss right after a reconnect makes kombu close the channel through a
-#   transport already detached from its connection; the AttributeError is "unrecoverable" to Celery and
-#   the worker exits 1 (signature of kombu issues #582, #970). Diagnosed as KombuCloseCrash.
-KOMBU_REDIS_KILL = pytest.mark.xfail(raises=(JobsOrphaned, KombuCloseCrash), strict=False,
-                                     reason="kombu under a Redis SIGKILL: message lost between BRPOP and the unacked "
-                                            "write (kombu#305), or worker crash closing its channel (kombu#582/#970)")
+# Redis going away exercises two weaknesses of kombu's Redis transport, which podq answers itself:
+# - kombu pops a message with BRPOP and records it as unacked in a later, separate write (kombu#305); a
+#   Redis killed in between takes the message with it. Intake pushes again any dispatched job left with
+#   no live delivery and an empty queue (PODQ_INTAKE_REDISPATCH_AFTER); the claim lease absorbs doubles.
+# - a second connection loss right after a reconnect can make a worker exit 1 while kombu closes its
+#   channel (kombu#582/#970). Services run restartable here, as under a container runtime; the message
+#   the worker held comes back after the visibility timeout.
+@pytest.fixture
+def restartable_stack(tmp_path):
+    with chaos_stack(tmp_path, restart=True) as running:
+        yield running
 
 
-KOMBU_REDIS_STOP = pytest.mark.xfail(raises=KombuCloseCrash, strict=False,
-                                     reason="kombu: worker crash closing its channel after a second connection loss "
-                                            "(kombu#582/#970), seen on a graceful restart too")
-
-
-@pytest.mark.parametrize("how", [pytest.param("graceful", marks=KOMBU_REDIS_STOP),
-                                 pytest.param("sigkill", marks=KOMBU_REDIS_KILL)])
-def test_redis_restarted_mid_run(stack, client, how):
+@pytest.mark.parametrize("how", ["graceful", "sigkill"])
+def test_redis_restarted_mid_run(restartable_stack, how):
+    stack = restartable_stack
+    client = connect(stack.redis_url, block_ms=200)
     scheduler_id, collector = scheduler_of(client, f"redis-{how}")
     jobs, expected = make_jobs(scheduler_id, JOBS)
     producer = Producer(stack.redis_url, jobs, batch=10, interval=0.05)
@@ -119,10 +114,12 @@ def test_redis_restarted_mid_run(stack, client, how):
         stack.redis.start()
         restarts.append((threshold, admin.create_count(namespace="default")))
     producer.finish()
-    print(f"redis restarts ({how}) at (jobs sent, creates so far): {restarts}")
+    print(f"redis restarts ({how}) at (jobs sent, creates so far): {restarts}; "
+          f"services restarted: { {name: len(at) for name, at in stack.restarts.items()} }")
     check_alive(stack)
     assert_exactly_once(stack, client, jobs, expected, collector)
     check_alive(stack)
+    client.close()
 
 
 def test_intake_recovers_entries_whose_read_reply_was_lost(stack, client):

@@ -4,7 +4,6 @@ from __future__ import annotations
 import itertools
 import time
 
-import pytest
 from kubernetes import client as k8s, config as k8s_config
 
 from podq.broker.dispatch import dispatch_jobs

@@ -10,7 +10,6 @@ from podq.broker.publish import Item, PodState
 from podq.broker.watchstate import WatchStore
 from podq.shared import keys, naming
 from podq.shared.states import State
-from podq.watcher.daemon import Watcher
 from podq.watcher.main import main as watcher_main
 from tests.support import wait_for
 

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from podq.broker.ledger import Ledger
+from podq.broker.ledger import Lease, Ledger
 from podq.shared import naming
 from podq.shared.states import Source, State
 from podq.workers.kube import Kube, api_client
@@ -214,8 +214,8 @@ def test_poison_guard_fails_a_job_after_too_many_deliveries(redis_client, settin
     job = make_job(1)
     ledger = Ledger(redis_client)
     ledger.accept_many([(job, pod_name(job))])
-    for _ in range(settings.worker.max_deliveries):   # deliveries whose worker died
-        ledger.claim(job.job_id)
+    for n in range(settings.worker.max_deliveries):   # deliveries whose worker died (leases run out)
+        ledger.claim_job(job.job_id, Lease(token=f"dead-{n}", seconds=0, grace=0))
     with celery_worker(settings):
         redeliver(redis_client, [job])
         failed = wait_failed(redis_client, job)

@@ -1,0 +1,39 @@
+"""The embedded stack's supervisor restarts a service that dies, and the jobs still run."""
+from __future__ import annotations
+
+import os
+import signal
+
+from podq.broker.connection import connect
+from podq.broker.results import ResultsConsumer
+from podq.broker.submit import submit_many
+from podq.shared.records import KubernetesJob, TaskKey
+from podq.shared.settings import load_settings
+from podq.stack import Stack, StackOptions
+from tests.support import wait_for
+
+
+def test_a_killed_worker_and_intake_come_back_and_jobs_finish(tmp_path):
+    options = StackOptions(workers=1, worker_concurrency=4, data_dir=str(tmp_path), restart=True)
+    with Stack(load_settings({}), options) as stack:
+        client = connect(stack.redis_url, block_ms=200)
+        before = {name: stack.processes[name].pid for name in ("worker-1", "intake")}
+        for name in before:
+            os.kill(before[name], signal.SIGKILL)
+        wait_for(lambda: all(stack.processes[name].pid != pid and stack.processes[name].poll() is None
+                             for name, pid in before.items()), timeout=20, message="both services restarted")
+        assert stack.dead() == []
+        assert {name: len(stack.restarts[name]) for name in before} == {"worker-1": 1, "intake": 1}
+        jobs = [KubernetesJob.new(scheduler_id="restarts", key=TaskKey(dag_id="d", task_id=f"t{n}", run_id="r"),
+                                  command=["true"]) for n in range(5)]
+        consumer = ResultsConsumer(client, scheduler_id="restarts", consumer="c", block_ms=200)
+        submit_many(client, jobs)
+        done: set[str] = set()
+
+        def all_terminal():
+            batch = consumer.read()
+            done.update(result.job_id for result in batch if result.terminal)
+            consumer.ack(batch)
+            return done == {job.job_id for job in jobs}
+        wait_for(all_terminal, timeout=60, interval=0, message="every job terminal after the restarts")
+        client.close()
