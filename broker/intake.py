@@ -56,7 +56,7 @@ class Intake:
         self.settings = settings
         self.consumer = consumer or settings.intake.consumer or default_consumer_name("intake")
         self.ledger = Ledger(client)
-        self.publisher = Publisher(client)
+        self.publisher = Publisher(client, ledger_ttl=settings.redis.ledger_ttl)
         self.control_check = control_check
         self.periodic = list(periodic)
         self._known_schedulers: set[str] = set()

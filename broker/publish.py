@@ -50,11 +50,15 @@ class Item:
     pod_state: PodState | None = None
 
 
+DEFAULT_LEDGER_TTL = 7 * 24 * 3600
+
+
 class Publisher:
     """Publishes batches of results through the one publish script."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, *, ledger_ttl: float = DEFAULT_LEDGER_TTL) -> None:
         self._script = register(client, "publish")
+        self._ledger_ttl = int(ledger_ttl)
 
     def publish(self, results: Sequence[KubernetesWatch]) -> list[str]:
         """Publish results; returns each one's stream entry id, or "" where it was dropped."""
@@ -65,7 +69,7 @@ class Publisher:
         """Publish a batch atomically, with an optional lease check, position and pod states."""
         args: list = [repr(time.time()), fence.key if fence else "", fence.token if fence else "",
                       position.key if position else "", position.value if position else "",
-                      states_key or "", len(items)]
+                      states_key or "", self._ledger_ttl, len(items)]
         for item in items:
             result, state = item.result, item.pod_state
             args.extend((result.job_id if result else "", result.state.value if result else "",

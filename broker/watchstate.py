@@ -25,7 +25,7 @@ from podq.shared.states import ControlOp, LedgerState
 
 from .dispatch import dispatch_control
 from .ledger import Ledger, LedgerEntry
-from .publish import Fence, Item, Position, Publisher
+from .publish import DEFAULT_LEDGER_TTL, Fence, Item, Position, Publisher
 from .scripts import register
 
 _BRIEF_FIELDS = ("state", "terminal_state", "scheduler_id", "namespace", "pod_name", "updated_at")
@@ -61,10 +61,10 @@ def _brief(job_id: str, values: Sequence[bytes | None]) -> LedgerBrief | None:
 class WatchStore:
     """Everything the watcher reads from and writes to Redis."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, *, ledger_ttl: float = DEFAULT_LEDGER_TTL) -> None:
         self._client = client
         self._lease = register(client, "lease")
-        self._publisher = Publisher(client)
+        self._publisher = Publisher(client, ledger_ttl=ledger_ttl)
         self._ledger = Ledger(client)
 
     # -- lease ---------------------------------------------------------------------------------

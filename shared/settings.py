@@ -21,6 +21,9 @@ class RedisSettings:
     """Redis/Valkey URL (``redis://``, ``rediss://``). Unset: podq starts its embedded server."""
     data_dir: str | None = None
     """Where the embedded server keeps its AOF; unset: a fresh temporary directory."""
+    ledger_ttl: int = 7 * 24 * 3600
+    """Seconds a finished job's ledger entry is kept after its terminal result (it answers
+    `podq job status` and turns a resubmission of the same try away); 0 keeps it forever."""
     socket_timeout: float = 10.0
     """Seconds a Redis call may take before it fails (blocking reads add their own block time)."""
 

@@ -51,7 +51,7 @@ class Watcher:
             raise WatcherError("no Redis URL (PODQ_REDIS_URL)")
         self.instance = instance or settings.watcher.instance or f"{socket.gethostname()}-{os.getpid()}"
         self._client = connect(url, settings=settings.redis)
-        self.store = WatchStore(self._client)
+        self.store = WatchStore(self._client, ledger_ttl=settings.redis.ledger_ttl)
         self.kube = KubePods(settings.kube, settings.watcher)
         names = [scope.name for scope in self.scopes]
         self.health = Health(health_file or settings.watcher.health_file or default_health_file(names),

@@ -67,7 +67,7 @@ def build_runtime(settings: Settings, *, kube: Kube | None = None) -> Runtime:
     if kube is None:
         kube = Kube(api_client(settings.kube, pool_size=in_flight), request_timeout=settings.kube.request_timeout)
     client = connect(settings.redis.url, settings=settings.redis)
-    return Runtime(settings=settings, client=client, kube=kube, ledger=Ledger(client), publisher=Publisher(client),
+    return Runtime(settings=settings, client=client, kube=kube, ledger=Ledger(client), publisher=Publisher(client, ledger_ttl=settings.redis.ledger_ttl),
                    limiter=CreateRateLimit(client, rate=settings.worker.create_rate, burst=settings.worker.create_burst),
                    templates=TemplateStore(settings.intake.templates_dir), hook=load_hook(settings.worker.pod_mutation_hook),
                    executor=ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="podq-create"),

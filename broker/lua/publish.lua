@@ -4,7 +4,8 @@
 -- ARGV[2] lease key or "" ; ARGV[3] lease token (the publisher's fencing token)
 -- ARGV[4] position key or "" ; ARGV[5] position value (e.g. a watcher's resourceVersion)
 -- ARGV[6] pod-state hash key or ""
--- ARGV[7] number of items; then 6 arguments per item:
+-- ARGV[7] seconds a finished job's ledger entry is kept (0: forever)
+-- ARGV[8] number of items; then 6 arguments per item:
 --   job_id, state, scheduler_id, payload, pod_state_field, pod_state_value
 --   (job_id "" records only the pod state; pod_state_field "" records none;
 --    an empty pod_state_value deletes the field)
@@ -15,6 +16,8 @@
 --   * pending and running are published at most once each, never after running
 --     (for pending) and never after the terminal result;
 --   * adopted is published once per old scheduler and sets no latch.
+-- A job's terminal result also ends its bookkeeping: it leaves the in-flight set and its
+-- scheduler's job set, and its ledger entry expires after the retention.
 -- The result goes to the stream of the ledger's current owner (adoption moves it),
 -- or to the given scheduler's stream for a job with no ledger entry.
 -- Returns one entry id per item, or "" where the item published nothing.
@@ -29,10 +32,11 @@ end
 
 local terminal = {succeeded = true, failed = true, lost = true, revoked = true}
 local published = {}
-local count = tonumber(ARGV[7])
+local retention = tonumber(ARGV[7])
+local count = tonumber(ARGV[8])
 
 for i = 0, count - 1 do
-  local base = 8 + i * 6
+  local base = 9 + i * 6
   local job_id, state, scheduler_id = ARGV[base], ARGV[base + 1], ARGV[base + 2]
   local payload, field, value = ARGV[base + 3], ARGV[base + 4], ARGV[base + 5]
   local entry = ''
@@ -45,6 +49,13 @@ for i = 0, count - 1 do
         publish = true
         redis.call('HSET', job, 'terminal_state', state, 'terminal_at', now, 'updated_at', now)
         redis.call('ZREM', 'podq:inflight', job_id)
+        local owner = redis.call('HGET', job, 'scheduler_id')
+        if owner then
+          redis.call('SREM', 'podq:scheduler:' .. owner .. ':jobs', job_id)
+        end
+        if retention > 0 then
+          redis.call('EXPIRE', job, retention)
+        end
         local ledger = redis.call('HGET', job, 'state')
         if ledger and ledger ~= 'revoked' then
           redis.call('HSET', job, 'state', 'terminal')

@@ -10,12 +10,13 @@ import pytest
 from podq.broker.connection import connect
 from podq.broker.intake import Intake
 from podq.broker.ledger import Ledger
+from podq.broker.publish import Publisher
 from podq.broker.results import ResultsConsumer
 from podq.broker.submit import SubmitError, submit, submit_many
 from podq.shared import keys
-from podq.shared.records import KubernetesJob, TaskKey
+from podq.shared.records import KubernetesJob, KubernetesWatch, TaskKey
 from podq.shared.settings import IntakeSettings, load_settings
-from podq.shared.states import LedgerState, State
+from podq.shared.states import LedgerState, Source, State
 
 
 def make_job(n: int, *, scheduler_id: str = "sched-a", **fields) -> KubernetesJob:
@@ -124,3 +125,18 @@ def test_intake_rides_out_nothing_to_read(redis_url, settings):
     intake = Intake(client=client, settings=settings, consumer="c1")
     intake.prepare()
     assert intake.step(block_ms=10) == 0
+
+
+def test_a_finished_job_leaves_its_bookkeeping_and_its_ledger_entry_expires(redis_client, settings):
+    job = make_job(1)
+    submit(redis_client, job)
+    intake = Intake(client=redis_client, settings=settings, consumer="c1")
+    intake.prepare()
+    drain(intake)
+    assert redis_client.zscore(keys.INFLIGHT_ZSET, job.job_id) is not None
+    assert redis_client.sismember(keys.scheduler_jobs_key(job.scheduler_id), job.job_id)
+    Publisher(redis_client, ledger_ttl=3600).publish([KubernetesWatch.build(
+        job_id=job.job_id, scheduler_id=job.scheduler_id, key=job.key, source=Source.WATCHER, state=State.SUCCEEDED)])
+    assert redis_client.zscore(keys.INFLIGHT_ZSET, job.job_id) is None
+    assert not redis_client.sismember(keys.scheduler_jobs_key(job.scheduler_id), job.job_id)
+    assert 3500 < redis_client.ttl(keys.job_key(job.job_id)) <= 3600
