@@ -20,6 +20,10 @@ def celery_config(*, broker_url: str, worker: WorkerSettings) -> dict:
         "unacked_mutex_expire": max(2.0, min(60.0, visibility)),
         "health_check_interval": 25,
         "socket_timeout": 30,
+        # BRPOP's timeout. With late acks, a worker whose last free slot was just acked
+        # resumes consuming only when its event loop wakes up, which an idle BRPOP does
+        # after this long (celery#4378, #7718); the default 1 s put p90 submit→running at ~1 s.
+        "polling_interval": 0.05,
     }
     return {
         "broker_url": broker_url,

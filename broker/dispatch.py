@@ -54,10 +54,11 @@ def dispatch_jobs(client: redis.Redis, payloads: Sequence[bytes], *, per_message
     return len(messages)
 
 
-def dispatch_control(client: redis.Redis, payloads: Sequence[bytes], *,
+def dispatch_control(client: redis.Redis, payloads: Sequence[bytes], *, per_message: int = 1,
                      queue: str = keys.CELERY_QUEUE) -> int:
-    """Push one ``podq.control`` message per control record."""
-    messages = [envelope(keys.CONTROL_TASK, [[payload]], queue=queue) for payload in payloads]
+    """Push ``podq.control`` messages carrying ``per_message`` control records each."""
+    messages = [envelope(keys.CONTROL_TASK, [list(group)], queue=queue)
+                for group in chunks(list(payloads), per_message)]
     if messages:
         client.lpush(queue, *messages)
     return len(messages)

@@ -58,6 +58,10 @@ def _brief(job_id: str, values: Sequence[bytes | None]) -> LedgerBrief | None:
                        updated_at=float(updated) if updated else None)
 
 
+# Completions travel several to a Celery message: they come in bursts, one per finished job.
+COMPLETIONS_PER_MESSAGE = 8
+
+
 class WatchStore:
     """Everything the watcher reads from and writes to Redis."""
 
@@ -114,15 +118,19 @@ class WatchStore:
                 found[job_id] = brief
         return found
 
-    def scan_ledger(self, *, page: int = 1000) -> Iterator[list[LedgerBrief]]:
-        """Every job of the ledger, a page of briefs at a time."""
-        prefix = keys.job_key("")
+    def scan_live_jobs(self, *, page: int = 1000) -> Iterator[list[LedgerBrief]]:
+        """Every job without a terminal result yet, a page of briefs at a time.
+
+        These are the members of the schedulers' job sets (a terminal result removes a job
+        from its set), so a pass costs what is in flight, not the whole retained ledger.
+        """
         batch: list[str] = []
-        for key in self._client.scan_iter(match=f"{prefix}*", count=page):
-            batch.append(key.decode()[len(prefix):])
-            if len(batch) >= page:
-                yield list(self.briefs(batch).values())
-                batch = []
+        for scheduler_id in sorted(self._client.smembers(keys.SCHEDULERS_SET)):
+            for job_id in self._client.sscan_iter(keys.scheduler_jobs_key(scheduler_id.decode()), count=page):
+                batch.append(job_id.decode())
+                if len(batch) >= page:
+                    yield list(self.briefs(batch).values())
+                    batch = []
         if batch:
             yield list(self.briefs(batch).values())
 
@@ -140,7 +148,7 @@ class WatchStore:
         records = [ControlRecord(op=ControlOp.COMPLETE, scheduler_id=scheduler_id, job_id=job_id,
                                  requested_at=now).encode() for job_id, scheduler_id in jobs]
         if records:
-            dispatch_control(self._client, records)
+            dispatch_control(self._client, records, per_message=COMPLETIONS_PER_MESSAGE)
 
     def request_delete(self, *, job_id: str, scheduler_id: str, reason: str) -> None:
         """Ask the workers to delete a job's pod now (the ledger is not changed)."""

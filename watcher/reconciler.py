@@ -57,7 +57,7 @@ class Reconciler:
             return 0
         ended = 0
         now = time.time()
-        for page in self._store.scan_ledger():
+        for page in self._store.scan_live_jobs():
             for brief in page:
                 state = candidate(brief, now=now, settings=self._settings)
                 if state is None:

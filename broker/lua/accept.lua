@@ -1,5 +1,6 @@
 -- Record a job in the ledger unless it is already there.
--- KEYS[1] job hash, KEYS[2] the owning scheduler's job set
+-- KEYS[1] job hash, KEYS[2] the owning scheduler's job set (of jobs without a terminal
+-- result; the scheduler joins podq:schedulers, which the reconciler walks)
 -- ARGV: job_id, scheduler_id, job record (msgpack), pod_name, namespace, now
 -- Returns "new" for a job recorded now, else the state it already has.
 local state = redis.call('HGET', KEYS[1], 'state')
@@ -13,4 +14,5 @@ redis.call('HSET', KEYS[1], 'state', 'accepted', 'job_id', ARGV[1], 'scheduler_i
   'job', ARGV[3], 'pod_name', ARGV[4], 'namespace', ARGV[5], 'accepted_at', ARGV[6],
   'updated_at', ARGV[6], 'deliveries', 0)
 redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('SADD', 'podq:schedulers', ARGV[2])
 return 'new'
