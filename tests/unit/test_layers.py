@@ -1,0 +1,70 @@
+"""The layering docs/architecture.md states, checked on every import in the tree."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[2]
+# folder -> the podq packages it may import (besides itself)
+ALLOWED = {
+    "shared": set(),
+    "broker": {"shared"},
+    "workers": {"shared", "broker"},
+    "watcher": {"shared", "broker"},
+    "kubesim": set(),
+}
+# third-party modules only some folders may touch
+ADAPTERS = {"redis": {"broker"}, "kubernetes": {"workers", "watcher"}}
+
+
+def imports_of(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module)
+    return names
+
+
+def files_of(folder: str) -> list[Path]:
+    return sorted((ROOT / folder).rglob("*.py"))
+
+
+@pytest.mark.parametrize("folder", sorted(ALLOWED))
+def test_packages_import_only_the_layers_below(folder):
+    wrong = []
+    for path in files_of(folder):
+        for name in imports_of(path):
+            parts = name.split(".")
+            if parts[0] == "podq" and len(parts) > 1 and parts[1] != folder and parts[1] not in ALLOWED[folder]:
+                wrong.append(f"{path.relative_to(ROOT)} imports {name}")
+    assert wrong == []
+
+
+@pytest.mark.parametrize("module", sorted(ADAPTERS))
+def test_third_party_adapters_stay_in_their_folders(module):
+    wrong = []
+    for folder in ALLOWED:
+        if folder in ADAPTERS[module] or folder == "kubesim":
+            continue
+        for path in files_of(folder):
+            if any(name == module or name.startswith(module + ".") for name in imports_of(path)):
+                wrong.append(f"{path.relative_to(ROOT)} imports {module}")
+    assert wrong == []
+
+
+def test_nothing_imports_tests():
+    wrong = [f"{path.relative_to(ROOT)} imports {name}" for folder in [*ALLOWED, "podq"]
+             for path in files_of(folder) for name in imports_of(path) if name.split(".")[0] == "tests"]
+    assert wrong == []
+
+
+@pytest.mark.parametrize("folder", ["workers", "watcher"])
+def test_one_adapter_module_talks_to_kubernetes(folder):
+    users = [path.name for path in files_of(folder)
+             if any(name.split(".")[0] == "kubernetes" for name in imports_of(path))]
+    assert users == ["kube.py"]
