@@ -137,29 +137,25 @@ class KubePods:
 
     def exists(self, namespace: str, name: str) -> bool:
         """Whether the pod exists (in or out of the watcher's selector)."""
-        try:
-            self._core.read_namespaced_pod(name, namespace, _preload_content=False,
-                                           _request_timeout=(self._settings.connect_timeout,
-                                                             self._settings.request_timeout)).data
-        except ApiException as exc:
-            if exc.status == 404:
-                return False
-            raise _failure(f"read pod {namespace}/{name}", exc) from None
-        except Exception as exc:  # noqa: BLE001
-            raise _failure(f"read pod {namespace}/{name}", exc) from None
-        return True
+        return self._unless_gone(f"read pod {namespace}/{name}",
+                                 lambda timeout: self._core.read_namespaced_pod(
+                                     name, namespace, _preload_content=False, _request_timeout=timeout))
 
     def label_revoked(self, namespace: str, name: str) -> bool:
         """Label a pod ``airflow_pod_revoked=True``; False when it is gone already."""
         body = {"metadata": {"labels": {naming.POD_REVOKED: "True"}}}
+        return self._unless_gone(f"label pod {namespace}/{name} revoked",
+                                 lambda timeout: self._core.patch_namespaced_pod(
+                                     name, namespace, body, _preload_content=False, _request_timeout=timeout))
+
+    def _unless_gone(self, what: str, call) -> bool:
+        """Run ``call(timeout)`` and read its answer: True, or False when the pod is not there (404)."""
         try:
-            self._core.patch_namespaced_pod(name, namespace, body, _preload_content=False,
-                                            _request_timeout=(self._settings.connect_timeout,
-                                                              self._settings.request_timeout)).data
+            call((self._settings.connect_timeout, self._settings.request_timeout)).data
         except ApiException as exc:
             if exc.status == 404:
                 return False
-            raise _failure(f"label pod {namespace}/{name} revoked", exc) from None
-        except Exception as exc:  # noqa: BLE001
-            raise _failure(f"label pod {namespace}/{name} revoked", exc) from None
+            raise _failure(what, exc) from None
+        except Exception as exc:  # noqa: BLE001 - every transport failure becomes one WatcherError
+            raise _failure(what, exc) from None
         return True

@@ -4,29 +4,15 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 
 import pytest
-from kubernetes import client, config, watch
+from kubernetes import client, watch
 
 from podq.kubesim.admin import Admin
 from podq.kubesim.server import KubeSim
-from podq.kubesim.testing import running_kubesim, wait_for
+from podq.kubesim.testing import wait_for
 
 NS = "default"
-
-
-@pytest.fixture
-def sim() -> Iterator[KubeSim]:
-    with running_kubesim() as server:
-        yield server
-
-
-@pytest.fixture
-def v1(sim: KubeSim) -> Iterator[client.CoreV1Api]:
-    api_client = config.new_client_from_config(config_file=sim.kubeconfig)
-    yield client.CoreV1Api(api_client)
-    api_client.close()
 
 
 def pod(name: str = "", *, labels: dict[str, str] | None = None, annotations: dict[str, str] | None = None, **spec: object) -> dict:

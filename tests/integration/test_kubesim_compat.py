@@ -33,10 +33,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import client, config, watch
+from kubernetes import client, watch
 
 from podq.kubesim.server import KubeSim
 from podq.kubesim.testing import running_kubesim, wait_for
+from tests.support import core_v1
 
 NS = "default"
 IMAGE = "apache/airflow:3.1.0"
@@ -82,9 +83,8 @@ def sim() -> Iterator[KubeSim]:
 
 @pytest.fixture(scope="module")
 def v1(sim: KubeSim) -> Iterator[client.CoreV1Api]:
-    api_client = config.new_client_from_config(config_file=sim.kubeconfig)
-    yield client.CoreV1Api(api_client)
-    api_client.close()
+    with core_v1(sim.kubeconfig) as api:
+        yield api
 
 
 def _settled(pod: dict[str, Any]) -> bool:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 
 import pytest
 import urllib3
@@ -14,19 +13,6 @@ from podq.kubesim.server import KubeSim
 from podq.kubesim.testing import running_kubesim, wait_for
 
 NS = "default"
-
-
-@pytest.fixture
-def sim() -> Iterator[KubeSim]:
-    with running_kubesim() as server:
-        yield server
-
-
-@pytest.fixture
-def v1(sim: KubeSim) -> Iterator[client.CoreV1Api]:
-    api_client = config.new_client_from_config(config_file=sim.kubeconfig)
-    yield client.CoreV1Api(api_client)
-    api_client.close()
 
 
 def pod(name: str) -> dict:

@@ -1,15 +1,19 @@
 """The watcher against kubesim (over HTTP, official client) and the session Valkey server."""
 from __future__ import annotations
 
+import base64
+import json
 import time
 
+import msgpack
 import pytest
 
 from podq.broker.errors import FencedError
 from podq.broker.publish import Item, PodState
 from podq.broker.watchstate import WatchStore
 from podq.shared import keys, naming
-from podq.shared.states import State
+from podq.shared.records import ControlRecord
+from podq.shared.states import ControlOp, State
 from podq.watcher.main import main as watcher_main
 from tests.support import wait_for
 
@@ -42,8 +46,12 @@ def test_outcomes_are_published_once_each_in_order(env):
     assert failed.failure_details.exit_code == 3 and failed.source.value == "watcher"
     assert failed.annotations[naming.JOB_ID_KEY] == jobs[1].job_id
     assert per_job[jobs[3].job_id][-1].failure_details.container_reason == "InvalidImageName"
-    # Every terminal pod is left for the completion policy: one control message per job.
-    assert env.client.llen(keys.CELERY_QUEUE) == len(jobs)
+    # Every terminal pod is left for the completion policy: one `complete` record per job
+    # (several travel in one Celery message).
+    records = [ControlRecord.decode(payload) for raw in env.client.lrange(keys.CELERY_QUEUE, 0, -1)
+               for payload in msgpack.unpackb(base64.b64decode(json.loads(raw)["body"]), raw=False)[0][0]]
+    assert sorted(record.job_id for record in records) == sorted(job.job_id for job in jobs.values())
+    assert {record.op for record in records} == {ControlOp.COMPLETE}
 
 
 def test_results_are_routed_by_the_scheduler_id_annotation(env):
