@@ -23,10 +23,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def env(redis_client, redis_url, kubesim, tmp_path):
-    api = h.core_api(kubesim.kubeconfig)
-    yield h.Env(client=redis_client, api=api, sim=kubesim,
-                settings=h.settings_for(redis_url, kubesim.kubeconfig), tmp=tmp_path)
-    api.api_client.close()
+    with h.environment(redis_client, redis_url, kubesim, tmp_path) as environment:
+        yield environment
 
 
 class Processes:

@@ -22,10 +22,8 @@ from . import watcher_harness as h
 
 @pytest.fixture
 def env(redis_client, redis_url, kubesim, tmp_path):
-    api = h.core_api(kubesim.kubeconfig)
-    settings = h.settings_for(redis_url, kubesim.kubeconfig)
-    yield h.Env(client=redis_client, api=api, sim=kubesim, settings=settings, tmp=tmp_path)
-    api.api_client.close()
+    with h.environment(redis_client, redis_url, kubesim, tmp_path) as environment:
+        yield environment
 
 
 def test_outcomes_are_published_once_each_in_order(env):

@@ -153,3 +153,14 @@ class Env:
             return per_job if not missing else None
         wait_for(done, timeout=timeout, message=f"a terminal result for each of {len(ids)} jobs")
         return results(self.client, scheduler_id)
+
+
+@contextlib.contextmanager
+def environment(redis_client, redis_url: str, kubesim, tmp_path: Path) -> Iterator["Env"]:
+    """What a watcher test stands on: the session Redis, a fresh kubesim, the official client on it."""
+    api = core_api(kubesim.kubeconfig)
+    try:
+        yield Env(client=redis_client, api=api, sim=kubesim,
+                  settings=settings_for(redis_url, kubesim.kubeconfig), tmp=tmp_path)
+    finally:
+        api.api_client.close()
