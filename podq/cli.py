@@ -1,4 +1,5 @@
-"""The `podq` command: one subcommand per module in podq/commands/."""
+"""The `podq` command: one subcommand per module in podq/commands/, and three services
+(worker, watcher, kubesim) that parse their own flags."""
 from __future__ import annotations
 
 import argparse
@@ -11,7 +12,13 @@ from podq.shared.errors import PodqError
 from podq.shared.settings import load_settings
 
 # Each module defines register(subparsers) and a run(args, settings) -> int.
-COMMANDS = ("up", "demo", "submit", "results", "job", "intake", "worker", "watcher", "kubesim", "settings")
+COMMANDS = ("up", "demo", "submit", "results", "job", "intake", "settings")
+# name -> (module whose main(argv[, settings]) runs it, help)
+PASSTHROUGH = {
+    "worker": ("podq.workers.main", "run a Celery worker that creates pods"),
+    "watcher": ("podq.watcher.main", "run the watcher daemon"),
+    "kubesim": ("podq.kubesim.cli", "run kubesim, the Kubernetes API stand-in"),
+}
 
 
 def configure_logging(level: str, *, json_format: bool) -> None:
@@ -45,20 +52,19 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMANDS:
         module = importlib.import_module(f"podq.commands.{name}")
         module.register(subparsers)
+    for name, (_module, text) in PASSTHROUGH.items():
+        subparsers.add_parser(name, help=f"{text} (`podq {name} --help` for its options)", add_help=False)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    # kubesim, worker and watcher parse their own flags.
-    passthrough = {"kubesim": "podq.kubesim.cli", "worker": "podq.workers.main", "watcher": "podq.watcher.main"}
-    if argv and argv[0] in passthrough:
+    if argv and argv[0] in PASSTHROUGH:
         configure_logging("info", json_format=False)
-        module = importlib.import_module(passthrough[argv[0]])
-        if argv[0] != "kubesim":
-            freeze_imports()
-        if argv[0] == "kubesim":
+        module = importlib.import_module(PASSTHROUGH[argv[0]][0])
+        if argv[0] == "kubesim":  # kubesim is not podq: no PODQ_ settings
             return module.main(argv[1:])
+        freeze_imports()
         return module.main(argv[1:], load_settings())
     parser = build_parser()
     args = parser.parse_args(argv)
