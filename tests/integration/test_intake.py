@@ -40,6 +40,13 @@ def celery_jobs(client) -> list[bytes]:
     return payloads
 
 
+def started_intake(client, settings) -> Intake:
+    """An intake consumer ``c1`` with its groups in place, as `podq intake` starts one."""
+    intake = Intake(client=client, settings=settings, consumer="c1")
+    intake.prepare()
+    return intake
+
+
 def drain(intake: Intake) -> None:
     while intake.step(block_ms=10):
         pass
@@ -48,8 +55,7 @@ def drain(intake: Intake) -> None:
 def test_admitted_jobs_reach_celery_once_and_are_acked(redis_client, settings):
     jobs = [make_job(n) for n in range(10)]
     submit_many(redis_client, jobs)
-    intake = Intake(client=redis_client, settings=settings, consumer="c1")
-    intake.prepare()
+    intake = started_intake(redis_client, settings)
     drain(intake)
     payloads = celery_jobs(redis_client)
     assert sorted(KubernetesJob.decode(p).job_id for p in payloads) == sorted(j.job_id for j in jobs)
@@ -65,8 +71,7 @@ def test_admitted_jobs_reach_celery_once_and_are_acked(redis_client, settings):
 def test_resubmitted_job_is_not_dispatched_again(redis_client, settings):
     job = make_job(1)
     submit(redis_client, job)
-    intake = Intake(client=redis_client, settings=settings, consumer="c1")
-    intake.prepare()
+    intake = started_intake(redis_client, settings)
     drain(intake)
     submit(redis_client, job)
     drain(intake)
@@ -80,8 +85,7 @@ def test_job_left_accepted_by_a_dead_intake_is_dispatched_again(redis_client, se
     Ledger(redis_client).accept_many([(job, "pod")])
     redis_client.xgroup_create(keys.JOBS_STREAM, keys.INTAKE_GROUP, id="0")
     redis_client.xreadgroup(keys.INTAKE_GROUP, "c1", {keys.JOBS_STREAM: ">"}, count=10)
-    restarted = Intake(client=redis_client, settings=settings, consumer="c1")
-    restarted.prepare()
+    restarted = started_intake(redis_client, settings)
     drain(restarted)
     assert [KubernetesJob.decode(p).job_id for p in celery_jobs(redis_client)] == [job.job_id]
 
@@ -96,8 +100,7 @@ def test_malformed_records_go_to_dead_and_later_jobs_still_run(redis_client, set
     redis_client.xadd(keys.JOBS_STREAM, {"record": msgpack.packb(raw)})
     wrong_ns = make_job(4, namespace="forbidden")
     submit_many(redis_client, [wrong_ns, good])
-    intake = Intake(client=redis_client, settings=settings, consumer="c1")
-    intake.prepare()
+    intake = started_intake(redis_client, settings)
     drain(intake)
     dead = redis_client.xrange(keys.DEAD_STREAM)
     reasons = [fields[b"reason"].decode() for _id, fields in dead]
@@ -130,8 +133,7 @@ def test_intake_rides_out_nothing_to_read(redis_url, settings):
 def test_a_finished_job_leaves_its_bookkeeping_and_its_ledger_entry_expires(redis_client, settings):
     job = make_job(1)
     submit(redis_client, job)
-    intake = Intake(client=redis_client, settings=settings, consumer="c1")
-    intake.prepare()
+    intake = started_intake(redis_client, settings)
     drain(intake)
     assert redis_client.zscore(keys.INFLIGHT_ZSET, job.job_id) is not None
     assert redis_client.sismember(keys.scheduler_jobs_key(job.scheduler_id), job.job_id)
