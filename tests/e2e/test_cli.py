@@ -16,8 +16,11 @@ def podq(stack, *args: str) -> subprocess.CompletedProcess:
 
 def test_submit_then_read_results_then_status(stack):
     scheduler = f"cli-{time.time_ns()}"
+    # The pod runs 1.2 s, so the watcher sees it pending and running (a shorter one may be first
+    # seen already finished, and then only its terminal result is published).
+    runs = '{"metadata": {"annotations": {"kubesim.podq.io/run-seconds": "1.2"}}}'
     submitted = podq(stack, "submit", "--scheduler-id", scheduler, "--dag-id", "etl", "--task-id", "load",
-                     "--run-id", "r1", "--", "echo", "hello")
+                     "--run-id", "r1", "--pod-override", runs, "--", "echo", "hello")
     assert submitted.returncode == 0, submitted.stderr
     job_id = submitted.stdout.split()[0]
     seen: list[str] = []
