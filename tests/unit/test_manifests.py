@@ -23,7 +23,7 @@ import pytest
 import yaml
 from cloudcoil.models.keda import v1alpha1 as keda
 
-from podq.shared import keys
+from podq.broker.store import keys
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBE_DIR = ROOT / "deploy" / "kubernetes"
