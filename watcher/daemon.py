@@ -16,6 +16,7 @@ from typing import Sequence
 
 from podq.broker.store.connection import connect
 from podq.broker.store.watchstate import WatchStore
+from podq.shared import metrics
 from podq.shared.loops import LoopCrashed, run_loop
 from podq.shared.settings import Settings
 
@@ -28,6 +29,9 @@ from .reconciler import Reconciler
 from .scope import ScopeRunner
 
 log = logging.getLogger(__name__)
+
+# The adapter's methods and the API verbs they count as (podq_kube_requests_total).
+WATCHER_VERBS = {"list_page": "list", "watch": "watch", "exists": "get", "label_revoked": "patch"}
 
 
 def scopes_for(settings: Settings, namespaces: Sequence[str] = (), *, all_namespaces: bool = False) -> list[Scope]:
@@ -52,7 +56,7 @@ class Watcher:
         self.instance = instance or settings.watcher.instance or f"{socket.gethostname()}-{os.getpid()}"
         self._client = connect(url, settings=settings.redis)
         self.store = WatchStore(self._client, ledger_ttl=settings.redis.ledger_ttl)
-        self.kube = KubePods(settings.kube, settings.watcher)
+        self.kube = metrics.Metered(KubePods(settings.kube, settings.watcher), WATCHER_VERBS)
         names = [scope.name for scope in self.scopes]
         self.health = Health(health_file or settings.watcher.health_file or default_health_file(names),
                              instance=self.instance)
@@ -65,6 +69,10 @@ class Watcher:
         self.reconciler = Reconciler(store=self.store, kube=self.kube, settings=settings.watcher,
                                      default_namespace=settings.kube.namespace, runners=self.led)
         self._threads: list[threading.Thread] = []
+
+    def ping(self) -> object:
+        """One round trip to Redis (the metrics' probe)."""
+        return self._client.ping()
 
     # -- leadership ----------------------------------------------------------------------------
     def _gain(self, scope: str, token: str) -> None:

@@ -12,6 +12,7 @@ from typing import Sequence
 
 from podq.broker.store.publish import Item, PodState
 from podq.broker.store.watchstate import WatchStore
+from podq.shared import metrics
 from podq.shared.records import KubernetesWatch
 from podq.shared.states import LedgerState, Source, State
 
@@ -84,14 +85,30 @@ def publish(store: WatchStore, scope: Scope, intents: Sequence[Intent], *, token
     starts = list(range(0, len(items), step)) or [0]
     for start in starts:
         last = start == starts[-1]
-        entries = store.publish(scope.name, items[start:start + step], token=token,
-                                position=position if last else None)
+        batch = items[start:start + step]
+        entries = store.publish(scope.name, batch, token=token, position=position if last else None)
         published += sum(1 for entry in entries if entry)
+        observe_latencies(store, [item.result for item, entry in zip(batch, entries) if entry and item.result])
     for intent in intents:
         if intent.state is not None and (intent.state.terminal or intent.note):
             log.info("job %s pod %s: %s%s", intent.identity.job_id, intent.ref, intent.state.value,
                      f" ({intent.note})" if intent.note else "")
     return published
+
+
+def observe_latencies(store: WatchStore, results: Sequence[KubernetesWatch]) -> None:
+    """Submit → running and submit → terminal, for results that just reached their streams."""
+    timed = [result for result in results if result.state is State.RUNNING or result.state.terminal]
+    when = store.submitted_at([result.job_id for result in timed]) if timed else {}
+    for result in timed:
+        submitted = when.get(result.job_id)
+        if submitted is None:
+            continue
+        elapsed = max(0.0, result.emitted_at - submitted)
+        if result.state is State.RUNNING:
+            metrics.SUBMIT_TO_RUNNING.observe(elapsed)
+        else:
+            metrics.SUBMIT_TO_TERMINAL.labels(result.state.value).observe(elapsed)
 
 
 def after_publish(store: WatchStore, kube: KubePods, intents: Sequence[Intent]) -> None:

@@ -13,7 +13,7 @@ import time
 from typing import Callable
 
 from podq.broker.store.watchstate import LedgerBrief, WatchStore
-from podq.shared import naming
+from podq.shared import metrics, naming
 from podq.shared.records import FailureDetails
 from podq.shared.settings import WatcherSettings
 from podq.shared.states import LedgerState, State
@@ -72,6 +72,7 @@ class Reconciler:
                 intent = self._intent(brief, state, ref)
                 if intent is not None:
                     runner.publish_external([intent])
+                    metrics.RECONCILER_ENDINGS.labels(intent.state.value).inc()
                     ended += 1
         if ended:
             log.info("reconciler: ended %d jobs that had no pod", ended)

@@ -9,8 +9,10 @@ import dataclasses
 import logging
 import os
 import socket
+import threading
 
 from podq.broker.store import keys
+from podq.shared import metrics
 from podq.shared.errors import PodqError
 from podq.shared.settings import Settings
 
@@ -58,9 +60,12 @@ def main(argv: list[str] | None, settings: Settings) -> int:
                         concurrency=settings.worker.concurrency, loglevel=args.loglevel.upper(),
                         without_gossip=True, without_mingle=True, without_heartbeat=True, optimization="fair")
     stop_creates_on_shutdown(hostname, runtime)
+    probe_stop = threading.Event()
+    metrics.start(settings.metrics, service=f"worker {hostname}", ping=runtime.client.ping, stop=probe_stop)
     try:
         worker.start()
     finally:
+        probe_stop.set()
         runtime.close()
     return worker.exitcode or 0
 

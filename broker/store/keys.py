@@ -11,6 +11,7 @@ RESULTS_GROUP = "scheduler"
 SCHEDULERS_SET = f"{PREFIX}:schedulers"
 DELAYED_ZSET = f"{PREFIX}:delayed"
 INFLIGHT_ZSET = f"{PREFIX}:inflight"
+WATCHER_SCOPES_SET = f"{PREFIX}:watcher:scopes"  # every scope a watcher ever led (for status and gauges)
 CREATE_RATE_KEY = f"{PREFIX}:ratelimit:create"
 # Counters podq keeps in Redis (hash fields, e.g. ``trim_unread:<stream>``).
 METRICS_KEY = f"{PREFIX}:metrics"

@@ -13,6 +13,7 @@ from typing import Sequence
 import redis
 
 from podq.broker.errors import FencedError
+from podq.shared import metrics
 from podq.shared.records import KubernetesWatch
 
 from .scripts import register
@@ -81,4 +82,8 @@ class Publisher:
             if str(exc).startswith("FENCED"):
                 raise FencedError(str(exc)) from None
             raise
-        return [entry.decode() if isinstance(entry, bytes) else "" for entry in entries]
+        published = [entry.decode() if isinstance(entry, bytes) else "" for entry in entries]
+        for item, entry in zip(items, published):
+            if entry and item.result is not None:
+                metrics.RESULTS_PUBLISHED.labels(item.result.state.value, item.result.source.value).inc()
+        return published

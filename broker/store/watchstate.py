@@ -24,6 +24,7 @@ from podq.broker.store import keys
 from podq.shared.records import ControlRecord
 from podq.shared.states import ControlOp, LedgerState
 
+from .latency import submitted_at
 from .ledger import Ledger, LedgerEntry
 from .publish import DEFAULT_LEDGER_TTL, Fence, Item, Position, Publisher
 from .scripts import register
@@ -78,6 +79,10 @@ class WatchStore:
                                     args=["hold", holder, token or "", int(ttl * 1000)])
         return bool(held), current.decode() if isinstance(current, bytes) else current
 
+    def record_scope(self, scope: str) -> None:
+        """Note that ``scope`` has been led, so status and the gauges see it even with no leader."""
+        self._client.sadd(keys.WATCHER_SCOPES_SET, scope)
+
     def release(self, scope: str, *, token: str) -> bool:
         """Give the lease up (only if ``token`` still holds it)."""
         released, _ = self._lease(keys=[keys.watcher_key(scope, "lease"), keys.watcher_key(scope, "fence")],
@@ -106,6 +111,10 @@ class WatchStore:
             states_key=keys.watcher_key(scope, "states"))
 
     # -- ledger --------------------------------------------------------------------------------
+    def submitted_at(self, job_ids: Sequence[str]) -> dict[str, float]:
+        """When each job was submitted (for the latency histograms)."""
+        return submitted_at(self._client, job_ids)
+
     def briefs(self, job_ids: Sequence[str]) -> dict[str, LedgerBrief]:
         """The ledger brief of each job that has a ledger entry."""
         pipe = self._client.pipeline(transaction=False)

@@ -4,10 +4,12 @@ from __future__ import annotations
 import threading
 
 from podq.broker.control.operations import validate_control
+from podq.broker.intake.gauges import GaugeRefresher
 from podq.broker.intake.service import Intake
 from podq.broker.store.delayed import release_due
 from podq.broker.store.ledger import Ledger
 from podq.broker.store.trim import Trimmer
+from podq.shared import metrics
 from podq.shared.loops import stop_on_signals
 
 from ._common import redis_from
@@ -26,11 +28,13 @@ def run(args, settings) -> int:
     intake = Intake(client=client, settings=settings, consumer=args.consumer,
                     control_check=lambda record: validate_control(record, ledger),
                     periodic=[Trimmer(client, settings.trim).maybe_run,
-                              lambda: release_due(client, per_message=settings.intake.jobs_per_message)])
+                              lambda: release_due(client, per_message=settings.intake.jobs_per_message),
+                              GaugeRefresher(client).maybe_run])
     if args.check:
         intake.prepare()
         return 0 if client.ping() else 1
     stop = threading.Event()
     stop_on_signals(stop)
+    metrics.start(settings.metrics, service=f"intake {intake.consumer}", ping=client.ping, stop=stop)
     intake.run(stop)
     return 0

@@ -14,6 +14,12 @@ def register(subparsers) -> None:
     parser.set_defaults(run=run)
 
 
+def metrics_lines(stack: Stack) -> str:
+    """One line per service naming where it serves its Prometheus metrics."""
+    width = max(len(name) for name in stack.metrics)
+    return "\n".join(f"  metrics {name:<{width}} {url}" for name, url in stack.metrics.items())
+
+
 def run(args, settings) -> int:
     stop = threading.Event()
     stop_on_signals(stop)
@@ -22,6 +28,7 @@ def run(args, settings) -> int:
   redis   {stack.redis_url}
   kubesim {stack.kubesim_url or '(external cluster)'}  kubeconfig {stack.kubeconfig}
   logs    {stack.log_dir}
+{metrics_lines(stack)}
 
 Submit a job and read its results from another shell:
   export PODQ_REDIS_URL={stack.redis_url}
