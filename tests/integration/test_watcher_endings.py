@@ -9,7 +9,7 @@ from podq.shared.records import KubernetesJob
 from podq.shared.states import State
 from tests.support import wait_for
 
-from . import watcher_harness as h
+from tests.support import watcher as h
 
 
 @pytest.fixture

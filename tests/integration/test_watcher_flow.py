@@ -17,7 +17,7 @@ from podq.shared.states import ControlOp, State
 from podq.watcher.main import main as watcher_main
 from tests.support import wait_for
 
-from . import watcher_harness as h
+from tests.support import watcher as h
 
 
 @pytest.fixture
