@@ -18,8 +18,9 @@ import redis
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
-from podq.broker.ledger import Ledger
-from podq.shared import keys, naming
+from podq.broker.store import keys
+from podq.broker.store.ledger import Ledger
+from podq.shared import naming
 from podq.shared.records import KubernetesJob, KubernetesWatch, TaskKey
 from podq.shared.settings import KubeSettings, RedisSettings, Settings, WatcherSettings
 from podq.shared.states import State
