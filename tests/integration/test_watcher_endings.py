@@ -9,7 +9,6 @@ from podq.shared import naming
 from podq.shared.records import KubernetesJob
 from podq.shared.states import State
 from tests.support import wait_for
-
 from tests.support import watcher as h
 
 

@@ -17,7 +17,6 @@ from podq.shared.records import ControlRecord
 from podq.shared.states import ControlOp, State
 from podq.watcher.main import main as watcher_main
 from tests.support import wait_for
-
 from tests.support import watcher as h
 
 
