@@ -13,8 +13,7 @@ from podq.shared.states import ControlOp, Source, State
 from podq.shared.kubeclient import api_client
 from podq.workers.kube import Kube
 from tests.support import wait_for
-
-from .workers_harness import (NAMESPACE, SCHEDULER, admit, celery_worker, control, ledger_state, make_job,
+from tests.support.workers import (NAMESPACE, SCHEDULER, admit, celery_worker, control, ledger_state, make_job,
                               make_settings, pod_name, redeliver, results, results_for)
 
 

@@ -75,3 +75,17 @@ def test_workers_and_watcher_reach_the_api_through_their_kube_module(folder):
     users = [path.name for path in files_of(folder)
              if any(name == "podq.shared.kubeclient" for name in imports_of(path))]
     assert users == ["kube.py"]
+
+
+def test_tests_share_helpers_only_through_tests_support():
+    """A test module imports helpers from tests.support, never from another test module."""
+    wrong = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level > 0 and path.parent.name != "support":
+                wrong.append(f"{path.relative_to(ROOT)} imports .{node.module or ''} (relative)")
+            elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "tests" \
+                    and node.module.split(".")[:2] != ["tests", "support"]:
+                wrong.append(f"{path.relative_to(ROOT)} imports {node.module}")
+    assert wrong == []
