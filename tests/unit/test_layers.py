@@ -16,7 +16,7 @@ ALLOWED = {
     "kubesim": set(),
 }
 # third-party modules only some folders may touch
-ADAPTERS = {"redis": {"broker"}, "kubernetes": {"workers", "watcher"}}
+ADAPTERS = {"redis": {"broker"}, "kubernetes": {"shared"}}
 
 
 def imports_of(path: Path) -> set[str]:
@@ -63,10 +63,17 @@ def test_nothing_imports_tests():
     assert wrong == []
 
 
+def test_one_adapter_module_talks_to_kubernetes():
+    """shared/kubeclient.py builds the one client configuration workers and watcher use."""
+    users = [str(path.relative_to(ROOT)) for folder in [*ALLOWED, "podq"] if folder != "kubesim"
+             for path in files_of(folder) if any(name.split(".")[0] == "kubernetes" for name in imports_of(path))]
+    assert users == ["shared/kubeclient.py"]
+
+
 @pytest.mark.parametrize("folder", ["workers", "watcher"])
-def test_one_adapter_module_talks_to_kubernetes(folder):
+def test_workers_and_watcher_reach_the_api_through_their_kube_module(folder):
     users = [path.name for path in files_of(folder)
-             if any(name.split(".")[0] == "kubernetes" for name in imports_of(path))]
+             if any(name == "podq.shared.kubeclient" for name in imports_of(path))]
     assert users == ["kube.py"]
 
 
