@@ -104,64 +104,92 @@ def _text(payload: bytes) -> str | None:
 
 def first_problem(data: bytes, root: str) -> str | None:
     """``"<path>: <problem>"`` for the first problem of ``data`` in byte order, or None."""
-    reader = _Reader(data, root)
-    # One frame per open map or array: [is_map, items left, path, keys seen, next item's path].
-    stack: list[list] = []
     try:
-        while True:
-            frame = stack[-1] if stack else None
-            reading_key = frame is not None and frame[0] and frame[4] is None
-            if frame is None:
-                path = root
-            elif frame[0]:
-                path = frame[2] if reading_key else frame[4]
-            else:
-                path = f"{frame[2]}[{frame[1]}]"
-            kind, count, payload = _header(reader)
-            if reading_key:
+        _walk(data, root, semantic=True)
+    except _Problem as problem:
+        return str(problem)
+    return None
+
+
+def top_level_values(data: bytes) -> dict[str, list[bytes]] | None:
+    """The bytes of each value of the top-level map, by key, for msgpack that is whole.
+
+    Only the structure is checked (format bytes, length, depth): a record refused for a
+    duplicate key or a bad string elsewhere still shows its other fields. None when the
+    bytes are not whole msgpack or the top value is not a map; keys that are not valid
+    UTF-8 strings are left out.
+    """
+    spans: dict[str, list[bytes]] = {}
+    try:
+        if not data or not _walk(data, "", semantic=False, spans=spans):
+            return None
+    except _Problem:
+        return None
+    return spans
+
+
+def _walk(data: bytes, root: str, *, semantic: bool, spans: dict | None = None) -> bool:
+    """Read ``data`` in byte order, raising the first problem; True when the top value is a map."""
+    reader = _Reader(data, root)
+    # One frame per open map or array: [is_map, items left or read, path, keys seen,
+    # next value's path (maps; None while a key is due), item count (arrays)].
+    stack: list[list] = []
+    top_is_map = False
+    top_key: str | None = None
+    value_start = 0
+    while True:
+        frame = stack[-1] if stack else None
+        reading_key = frame is not None and frame[0] and frame[4] is None
+        if frame is None:
+            path = root
+        elif frame[0]:
+            path = frame[2] if reading_key else frame[4]
+        else:
+            path = f"{frame[2]}[{frame[1]}]"
+        kind, count, payload = _header(reader)
+        if frame is None:
+            top_is_map = kind == "map"
+        if reading_key:
+            key = _text(payload) if kind == "string" else None
+            if semantic:
                 if kind != "string":
                     raise _Problem(path, f"map keys must be strings, got {kind}")
-                key = _text(payload)
                 if key is None:
                     raise _Problem(path, "a map key is not valid UTF-8")
                 if key in frame[3]:
                     raise _Problem(path, f"duplicate map key '{key}'")
-                frame[3].add(key)
-                frame[4] = child_path(frame[2], key)
-                continue
-            if kind == "extension":
-                raise _Problem(path, "msgpack extension types are not allowed")
-            if kind == "string" and _text(payload) is None:
-                raise _Problem(path, "a string is not valid UTF-8")
-            if kind in ("map", "array") and count:
-                if len(stack) >= MAX_DEPTH:
-                    raise _Problem(root, "not valid msgpack (nested too deeply)")
-                stack.append([kind == "map", 0, path, set(), None])
-                if kind == "map":
-                    stack[-1][1] = count  # pairs left, counted down
-                else:
-                    stack[-1].append(count)
-                continue
-            if kind in ("map", "array") and len(stack) >= MAX_DEPTH:
+            frame[3].add(key)
+            frame[4] = child_path(frame[2], key if key is not None else "?")
+            if len(stack) == 1:
+                top_key, value_start = key, reader.pos
+            continue
+        if semantic and kind == "extension":
+            raise _Problem(path, "msgpack extension types are not allowed")
+        if semantic and kind == "string" and _text(payload) is None:
+            raise _Problem(path, "a string is not valid UTF-8")
+        if kind in ("map", "array"):
+            if len(stack) >= MAX_DEPTH:
                 raise _Problem(root, "not valid msgpack (nested too deeply)")
-            # One value done: close every container it completes.
-            while stack:
-                top = stack[-1]
-                if top[0]:
-                    top[1] -= 1
-                    top[4] = None
-                    done = top[1] == 0
-                else:
-                    top[1] += 1
-                    done = top[1] == top[5]
-                if not done:
-                    break
-                stack.pop()
-            if not stack:
+            if count:
+                stack.append([kind == "map", count if kind == "map" else 0, path, set(), None, count])
+                continue
+        # One value done: close every container it completes.
+        while stack:
+            top = stack[-1]
+            if len(stack) == 1 and top[0] and spans is not None and top_key is not None:
+                spans.setdefault(top_key, []).append(data[value_start:reader.pos])
+            if top[0]:
+                top[1] -= 1
+                top[4] = None
+                done = top[1] == 0
+            else:
+                top[1] += 1
+                done = top[1] == top[5]
+            if not done:
                 break
-    except _Problem as problem:
-        return str(problem)
+            stack.pop()
+        if not stack:
+            break
     if reader.pos != len(data):
-        return f"{root}: not valid msgpack (extra bytes after the record)"
-    return None
-
+        raise _Problem(root, "not valid msgpack (extra bytes after the record)")
+    return top_is_map

@@ -9,6 +9,7 @@ import pytest
 from podq.shared import codec
 from podq.shared.errors import DecodeError
 from podq.shared.wellformed import MAX_DEPTH, first_problem
+from tests.support import mutated_records
 
 
 def pairs(*items) -> bytes:
@@ -58,40 +59,9 @@ def test_a_timestamp_lookalike_inside_a_string_is_not_an_extension():
     assert codec.loads(payload, "job") == {"a": "\u00d6\u00ff", "b": b"\xd6\xff\x00\x00\x00\x01"}
 
 
-def _random_raw(rng: random.Random, depth: int = 0) -> bytes:
-    """Random msgpack bytes: maps written pair by pair (keys may repeat or not be strings)."""
-    choice = rng.randrange(9 if depth < 4 else 6)
-    if choice == 0:
-        return msgpack.packb(rng.choice([None, True, False, 0, -1, 127, 128, -33, 2**40, -2**40, 1.5]))
-    if choice in (1, 2):
-        return msgpack.packb("".join(rng.choice("aé☃\u212a-_") for _ in range(rng.randrange(40))))
-    if choice == 3:
-        return msgpack.packb(bytes(rng.randrange(256) for _ in range(rng.randrange(5))), use_bin_type=True)
-    if choice == 4:
-        size, head = rng.choice([(1, 0xd4), (4, 0xd6), (8, 0xd7)])
-        return bytes([head, rng.choice([0xff, 0x00, 0x05])]) + b"\x00" * size
-    if choice == 5:
-        return msgpack.packb(rng.choice(["x", "scheduler_id", "spec"]))
-    if choice == 6:
-        items = [_random_raw(rng, depth + 1) for _ in range(rng.randrange(4))]
-        return bytes([0x90 + len(items)]) + b"".join(items)
-    count = rng.randrange(4)
-    body = b"".join((msgpack.packb(rng.choice(["a", "b", "é", "k-1"])) if rng.random() < 0.9
-                     else _random_raw(rng, depth + 1)) + _random_raw(rng, depth + 1) for _ in range(count))
-    return bytes([0x80 + count]) + body
-
-
 def test_walk_and_fast_decoder_agree_on_mutated_records():
     """Seeded fuzz: whatever the bytes, the fast path succeeds exactly when the walk finds nothing."""
-    rng = random.Random(1234)
-    for _ in range(5000):
-        payload = bytearray(_random_raw(rng))
-        for _ in range(rng.randrange(3)):
-            if payload and rng.random() < 0.7:
-                payload[rng.randrange(len(payload))] = rng.randrange(256)
-            else:
-                del payload[rng.randrange(len(payload) + 1):]
-        data = bytes(payload)
+    for data in mutated_records(random.Random(1234), 5000):
         problem = first_problem(data, "job")
         try:
             decoded = codec.loads(data, "job")
