@@ -1,14 +1,23 @@
-"""Helpers for tests: polling with a deadline instead of sleeping."""
+"""Helpers for tests: polling with a deadline instead of sleeping, and the data files under tests/data."""
 from __future__ import annotations
 
 import contextlib
+import json
 import random
 import time
-from typing import Callable
+from pathlib import Path
+from typing import Any, Callable
 
 import msgpack
 import pytest
 from kubernetes import client, config
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def pod_status_samples() -> dict[str, Any]:
+    """Real pod ``status`` shapes by situation name (tests/data/pod-status-samples.json)."""
+    return json.loads((DATA / "pod-status-samples.json").read_text())
 
 
 def wait_for(condition: Callable[[], object], *, timeout: float = 10.0, interval: float = 0.02,

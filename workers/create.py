@@ -13,8 +13,8 @@ import time
 import uuid
 from enum import Enum
 
-from podq.broker.delayed import delay_job
-from podq.broker.ledger import CREATABLE, Claim, Lease
+from podq.broker.store.delayed import delay_job
+from podq.broker.store.ledger import CREATABLE, Claim, Lease
 from podq.shared import naming
 from podq.shared.records import FailureDetails, KubernetesJob, KubernetesWatch
 from podq.shared.states import LedgerState, Source, State

@@ -10,7 +10,7 @@ import logging
 import os
 import socket
 
-from podq.shared import keys
+from podq.broker.store import keys
 from podq.shared.errors import PodqError
 from podq.shared.settings import Settings
 
@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None, settings: Settings) -> int:
     """Run a worker until it is stopped; returns the process exit code."""
-    from podq.broker.celery_app import make_celery
+    from podq.broker.queue.app import make_celery
 
     from .runtime import build_runtime
     from .tasks import register_tasks

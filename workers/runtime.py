@@ -6,10 +6,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from podq.broker.connection import connect
-from podq.broker.ledger import Ledger
-from podq.broker.publish import Publisher
-from podq.broker.ratelimit import CreateRateLimit
+from podq.broker.store.connection import connect
+from podq.broker.store.ledger import Ledger
+from podq.broker.store.publish import Publisher
+from podq.broker.store.ratelimit import CreateRateLimit
 from podq.shared.errors import SettingsError
 from podq.shared.settings import Settings
 
@@ -27,7 +27,7 @@ class Runtime:
     """One per worker process; every field is safe to share between threads."""
 
     settings: Settings
-    client: Any  # redis.Redis, opened by podq.broker.connection (workers/ never import redis)
+    client: Any  # redis.Redis, opened by podq.broker.store.connection (workers/ never import redis)
     kube: Kube
     ledger: Ledger
     publisher: Publisher
@@ -54,7 +54,7 @@ def build_runtime(settings: Settings, *, kube: Kube | None = None) -> Runtime:
     """Open the connections a worker process needs; raises SettingsError on bad settings."""
     import json
 
-    from podq.broker.control import normalize_delete_options
+    from podq.broker.control.operations import normalize_delete_options
 
     if not settings.redis.url:
         raise SettingsError("PODQ_REDIS_URL is not set: a worker needs the broker's Redis")

@@ -15,11 +15,11 @@ import time
 import pytest
 import redis
 
-from podq.broker.connection import connect
-from podq.broker.results import ResultsConsumer
-from podq.broker.submit import submit_many
+from podq.broker.store.connection import connect
+from podq.broker.client.results import ResultsConsumer
+from podq.broker.client.submit import submit_many
 from podq.kubesim.admin import Admin
-from podq.shared import keys
+from podq.broker.store import keys
 from tests.support import wait_for
 
 from .system import (SERVICE_ARGV, Collector, Producer, assert_exactly_once,

@@ -6,8 +6,8 @@ import os
 import shutil
 from pathlib import Path
 
-from podq.broker.connection import connect
-from podq.broker.server import EmbeddedRedis, server_binary
+from podq.broker.embedded import EmbeddedRedis, server_binary
+from podq.broker.store.connection import connect
 
 
 def test_binary_comes_from_the_package_not_path(monkeypatch):

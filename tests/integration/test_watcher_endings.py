@@ -5,8 +5,9 @@ import time
 
 import pytest
 
-from podq.broker.ledger import Ledger
-from podq.shared import keys, naming
+from podq.broker.store.ledger import Ledger
+from podq.broker.store import keys
+from podq.shared import naming
 from podq.shared.records import KubernetesJob
 from podq.shared.states import State
 from tests.support import wait_for

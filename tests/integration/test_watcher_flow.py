@@ -9,9 +9,10 @@ import msgpack
 import pytest
 
 from podq.broker.errors import FencedError
-from podq.broker.publish import Item, PodState
-from podq.broker.watchstate import WatchStore
-from podq.shared import keys, naming
+from podq.broker.store.publish import Item, PodState
+from podq.broker.store.watchstate import WatchStore
+from podq.broker.store import keys
+from podq.shared import naming
 from podq.shared.records import ControlRecord
 from podq.shared.states import ControlOp, State
 from podq.watcher.main import main as watcher_main

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from podq.broker.ledger import Lease, Ledger
+from podq.broker.store.ledger import Lease, Ledger
 from podq.shared import naming
 from podq.shared.states import Source, State
 from podq.workers.kube import Kube, api_client

@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from podq.broker.delayed import delay_job, release_due
-from podq.broker.ratelimit import CreateRateLimit
-from podq.shared import keys
+from podq.broker.store.delayed import delay_job, release_due
+from podq.broker.store.ratelimit import CreateRateLimit
+from podq.broker.store import keys
 from tests.support import wait_for
 
 from .workers_harness import NAMESPACE, admit, ledger_state, make_job, pod_name

@@ -13,11 +13,12 @@ from typing import Iterator, Sequence
 
 from celery.contrib.testing.worker import start_worker
 
-from podq.broker.celery_app import make_celery
-from podq.broker.delayed import release_due
-from podq.broker.dispatch import dispatch_control, dispatch_jobs
-from podq.broker.ledger import Ledger
-from podq.shared import keys, naming
+from podq.broker.queue.app import make_celery
+from podq.broker.queue.envelopes import dispatch_control, dispatch_jobs
+from podq.broker.store import keys
+from podq.broker.store.delayed import release_due
+from podq.broker.store.ledger import Ledger
+from podq.shared import naming
 from podq.shared.records import ControlRecord, KubernetesJob, KubernetesWatch, TaskKey
 from podq.shared.settings import KubeSettings, RedisSettings, Settings, WorkerSettings, load_settings
 from podq.shared.states import ControlOp

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import copy
-import json
-from pathlib import Path
 
 import orjson
 import pytest
@@ -13,11 +11,9 @@ from podq.shared.records import TaskKey
 from podq.shared.states import State
 from podq.watcher.classify import DEFAULT_FATAL_REASONS, classify, deadline_verdict, fatal_container
 from podq.watcher.events import EventType, decode_line, pod_view
+from tests.support import pod_status_samples
 
-SAMPLES_PATH = Path(__file__).resolve().parents[3] / "shared" / "reference" / "pod-status-samples.json"
-if not SAMPLES_PATH.exists():
-    SAMPLES_PATH = Path("/work/shared/reference/pod-status-samples.json")
-SAMPLES = json.loads(SAMPLES_PATH.read_text())
+SAMPLES = pod_status_samples()
 KEY = TaskKey(dag_id="dag", task_id="task", run_id="run", try_number=2, map_index=3)
 JOB = naming.derive_job_id("sched", KEY)
 

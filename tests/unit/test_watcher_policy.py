@@ -5,7 +5,7 @@ import json
 import os
 import time
 
-from podq.broker.watchstate import LedgerBrief
+from podq.broker.store.watchstate import LedgerBrief
 from podq.shared.settings import WatcherSettings
 from podq.shared.states import LedgerState, State
 from podq.watcher.health import Health, check
