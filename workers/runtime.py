@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +39,9 @@ class Runtime:
     budget: float
     create_timeout: float
     delete_options: dict = field(default_factory=dict)
+    stopping: threading.Event = field(default_factory=threading.Event)
+    """Set when the worker begins a warm shutdown (SIGTERM): creates still running finish, and
+    one that would wait to retry hands its job back through the delayed set instead."""
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
