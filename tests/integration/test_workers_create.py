@@ -4,7 +4,6 @@ from __future__ import annotations
 import time
 
 import pytest
-from kubernetes.client import CoreV1Api
 
 from podq.broker.store.ledger import Lease, Ledger
 from podq.shared import naming
@@ -13,7 +12,7 @@ from podq.shared.kubeclient import api_client
 from podq.workers.kube import Kube
 from podq.workers.podspec import build_pod
 from podq.workers.templates import TemplateStore
-from tests.support import wait_for
+from tests.support import core_v1, wait_for
 from tests.support.workers import (NAMESPACE, admit, celery_worker, ledger_state, make_job, make_settings, pod_name,
                               redeliver, releasing, results_for)
 
@@ -238,11 +237,8 @@ def test_an_override_that_lowers_limits_lowers_the_default_requests_and_the_pod_
         admit(redis_client, [lowered, over])
         wait_created(redis_client, [lowered])
         failed = wait_failed(redis_client, over)
-    api = api_client(settings.kube, pool_size=1)
-    try:
-        pod = CoreV1Api(api).read_namespaced_pod(pod_name(lowered), NAMESPACE)
-    finally:
-        api.close()
+    with core_v1(settings.kube.kubeconfig) as v1:
+        pod = v1.read_namespaced_pod(pod_name(lowered), NAMESPACE)
     assert pod.spec.containers[0].resources.requests["memory"] == "128Mi"
     # A request the override itself sets above its limit is the API server's 422, as the job's failure.
     assert failed.failure_details.reason == "Invalid" and "HTTP 422" in failed.failure_details.message
