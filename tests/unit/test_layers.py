@@ -13,7 +13,7 @@ ALLOWED = {
     "broker": {"shared"},
     "workers": {"shared", "broker"},
     "watcher": {"shared", "broker"},
-    "kubesim": set(),
+    "kubesim": {"shared"},
 }
 # single modules a folder may import although their package is not allowed to it
 ALLOWED_MODULES = {
