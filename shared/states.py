@@ -20,7 +20,6 @@ class State(str, Enum):
 
 
 TERMINAL_STATES = frozenset({State.SUCCEEDED, State.FAILED, State.LOST, State.REVOKED})
-PROGRESS_STATES = (State.PENDING, State.RUNNING)
 
 
 class Source(str, Enum):
@@ -40,6 +39,12 @@ class LedgerState(str, Enum):
     CREATED = "created"
     TERMINAL = "terminal"
     REVOKED = "revoked"
+
+
+# A pod may be created only for these; a claim on a job in any other state does nothing.
+CREATABLE_STATES = frozenset({LedgerState.ACCEPTED, LedgerState.DISPATCHED})
+# Jobs still on their way: adoption moves them, revoke ends them.
+LIVE_LEDGER_STATES = CREATABLE_STATES | {LedgerState.CREATED}
 
 
 class ControlOp(str, Enum):

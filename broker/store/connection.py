@@ -22,3 +22,7 @@ def connect(url: str, *, settings: RedisSettings | None = None, block_ms: int = 
         retry=retry, retry_on_error=[redis.ConnectionError, redis.TimeoutError],
         health_check_interval=30, socket_keepalive=True, client_name="podq",
     )
+
+
+# The client type the rest of broker/ passes around (only broker/store imports redis).
+Client = redis.Redis

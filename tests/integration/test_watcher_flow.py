@@ -9,9 +9,9 @@ import msgpack
 import pytest
 
 from podq.broker.errors import FencedError
-from podq.broker.store.publish import Item, PodState
-from podq.broker.store.watchstate import WatchStore
 from podq.broker.store import keys
+from podq.broker.store.publish import Item, PodState, Publisher
+from podq.broker.store.watchstate import WatchStore
 from podq.shared import naming
 from podq.shared.records import ControlRecord
 from podq.shared.states import ControlOp, State
@@ -141,7 +141,8 @@ def test_fencing_refuses_a_deposed_leaders_batch(env):
     assert held
     wait_for(lambda: store.hold("fence-test", holder="b", token=None, ttl=10)[0], timeout=5)
     with pytest.raises(FencedError):
-        store.publish("fence-test", [Item(pod_state=PodState(field="x", value=b"1"))], token=old, position="5")
+        Publisher(env.client).publish_items([Item(pod_state=PodState(field="x", value=b"1"))],
+                                            checkpoint=store.checkpoint("fence-test", token=old, position="5"))
     assert env.client.get(keys.watcher_key("fence-test", "rv")) is None
     assert not store.hold("fence-test", holder="a", token=old, ttl=10)[0]
 
