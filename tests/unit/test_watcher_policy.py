@@ -72,7 +72,7 @@ def test_lease_with_a_new_token_restarts_the_scope():
 def test_lease_steps_down_when_it_cannot_renew_for_a_ttl():
     lease, events = keeper([(True, "1:me"), ConnectionError("down")], ttl=0.0)
     lease.step()
-    time.sleep(0.01)
+    time.sleep(0.01)  # the clock must move past the zero ttl: time passing is what is tested
     try:
         lease.step()
     except ConnectionError:

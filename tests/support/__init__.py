@@ -1,4 +1,11 @@
-"""Helpers for tests: polling with a deadline instead of sleeping, and the data files under tests/data."""
+"""Helpers every test tier shares: polling with a deadline instead of sleeping, the data files under tests/data.
+
+The modules beside this one hold the harnesses of one part each: :mod:`.watcher`
+(pods in kubesim with their ledger entries, a watcher in this process), :mod:`.workers`
+(admitted jobs, Celery workers in this process or as ``podq worker`` processes) and
+:mod:`.pods` (raw pod objects built from the samples). Test modules import from here,
+never from each other.
+"""
 from __future__ import annotations
 
 import contextlib
@@ -10,7 +17,7 @@ from typing import Any, Callable
 import pytest
 from kubernetes import client, config
 
-DATA = Path(__file__).resolve().parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 
 
 def pod_status_samples() -> dict[str, Any]:

@@ -25,7 +25,7 @@ from podq.shared.records import KubernetesJob, KubernetesWatch, TaskKey
 from podq.shared.settings import KubeSettings, RedisSettings, Settings, WatcherSettings
 from podq.shared.states import State
 from podq.watcher.daemon import Watcher
-from tests.support import pod_status_samples, wait_for
+from . import pod_status_samples, wait_for
 
 SIM = "kubesim.podq.io/"
 SCHEDULER = "sched-w"

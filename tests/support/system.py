@@ -30,7 +30,7 @@ from podq.shared.records import KubernetesJob, KubernetesResults, KubernetesWatc
 from podq.shared.settings import load_settings
 from podq.shared.states import LedgerState, State
 from podq.stack import Stack, StackOptions
-from tests.support import wait_for
+from . import wait_for
 
 NAMESPACE = "default"
 SIM = "kubesim.podq.io/"
