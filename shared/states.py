@@ -55,5 +55,5 @@ class ControlOp(str, Enum):
     DELETE = "delete"
     ADOPT = "adopt"
     # Internal: applies the completion policy once a job's terminal result is durable.
-    # Sent by podq's own components (broker.control.request_completion), refused from producers.
+    # Sent by podq's own components (broker.control.operations.completion_request), refused from producers.
     COMPLETE = "complete"

@@ -13,7 +13,7 @@ import logging
 import sys
 import threading
 
-from podq.broker.store.connection import connect
+from podq.broker.store.connection import connect, ping
 from podq.shared.errors import PodqError, SettingsError
 from podq.shared.loops import LoopCrashed, run_loop, stop_on_signals
 from podq.shared.settings import Settings
@@ -44,9 +44,9 @@ class IntakeService:
         self.failed: BaseException | None = None
 
     def check(self) -> bool:
-        """Redis answers and intake's groups exist (creating them is the question asked)."""
+        """Redis answers and intake's groups exist."""
         self.intake.prepare()
-        return True
+        return ping(self.client)
 
     def run(self) -> int:
         """Serve until :attr:`stopping` is set; 0, or 1 when a loop crashed for good."""

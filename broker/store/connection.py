@@ -24,5 +24,10 @@ def connect(url: str, *, settings: RedisSettings | None = None, block_ms: int = 
     )
 
 
-# The client type the rest of broker/ passes around (only broker/store imports redis).
+def ping(client: redis.Redis) -> bool:
+    """True when the server answers (raises the client's error when it cannot be reached)."""
+    return bool(client.ping())
+
+
+# The client type the rest of podq passes around (only broker/store imports redis).
 Client = redis.Redis

@@ -163,8 +163,8 @@ def test_watcher_without_lease_does_not_publish(env):
     assert store.hold("default", holder="someone-else", token=None, ttl=30)[0]
     with env.watcher() as watcher:
         tries = []
-        hold = watcher.store.hold
-        watcher.store.hold = lambda *args, **kwargs: tries.append(1) or hold(*args, **kwargs)
+        hold = watcher.broker.store.hold
+        watcher.broker.store.hold = lambda *args, **kwargs: tries.append(1) or hold(*args, **kwargs)
         h.launch(env.client, env.api, [(item, None) for item in jobs])
         finished = lambda: [pod.status.phase for pod in env.api.list_namespaced_pod("default").items]  # noqa: E731
         wait_for(lambda: finished() == ["Succeeded"] * 3, timeout=10, message="the three pods to finish")

@@ -16,9 +16,9 @@ from typing import Iterator, Sequence
 
 from celery.contrib.testing.worker import start_worker
 
-from podq.broker.queue.app import make_celery
 from podq.broker.control.sender import ControlSender
 from podq.broker.intake.housekeeping import release_due
+from podq.broker.queue.app import make_celery
 from podq.broker.queue.envelopes import dispatch_jobs
 from podq.broker.store import keys
 from podq.broker.store.ledger import Ledger
