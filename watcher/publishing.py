@@ -10,7 +10,12 @@ import logging
 from dataclasses import dataclass
 from typing import Sequence
 
-from podq.broker.store.publish import Item, PodState
+from podq.broker.control.operations import completion_request, delete_request
+from podq.broker.control.sender import COMPLETIONS_PER_MESSAGE, ControlSender
+from podq.broker.store.connection import Client
+from podq.broker.store.latency import Submissions
+from podq.broker.store.ledger import Ledger
+from podq.broker.store.publish import DEFAULT_LEDGER_TTL, Item, PodState, Publisher
 from podq.broker.store.watchstate import WatchStore
 from podq.shared import metrics
 from podq.shared.records import KubernetesWatch
@@ -20,6 +25,24 @@ from .kube import KubePods
 from .tracker import Intent
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Broker:
+    """What the watcher uses of the broker: its own storage (lease, position, pod states),
+    the ledger, the publish script, and the control sender (completions, deletes)."""
+
+    store: WatchStore
+    ledger: Ledger
+    publisher: Publisher
+    control: ControlSender
+    submissions: Submissions
+
+    @classmethod
+    def open(cls, client: Client, *, ledger_ttl: float = DEFAULT_LEDGER_TTL) -> "Broker":
+        return cls(store=WatchStore(client), ledger=Ledger(client),
+                   publisher=Publisher(client, ledger_ttl=ledger_ttl), control=ControlSender(client),
+                   submissions=Submissions(client))
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,15 +62,15 @@ class Scope:
         return self.namespace is None or self.namespace == namespace
 
 
-def resolve_ledger(store: WatchStore, intents: Sequence[Intent]) -> None:
+def resolve_ledger(ledger: Ledger, intents: Sequence[Intent]) -> None:
     """A pod gone without a terminal result ends ``revoked`` when the ledger says revoked, else ``lost``."""
     asking = [intent for intent in intents if intent.ledger_decides and intent.state is State.LOST]
     if not asking:
         return
-    briefs = store.briefs([intent.identity.job_id for intent in asking])
+    entries = ledger.entries([intent.identity.job_id for intent in asking])
     for intent in asking:
-        brief = briefs.get(intent.identity.job_id)
-        if brief is not None and brief.state is LedgerState.REVOKED:
+        entry = entries.get(intent.identity.job_id)
+        if entry is not None and entry.state is LedgerState.REVOKED:
             intent.state = State.REVOKED
             intent.details = None
 
@@ -70,13 +93,13 @@ def to_items(intents: Sequence[Intent]) -> list[Item]:
     return items
 
 
-def publish(store: WatchStore, scope: Scope, intents: Sequence[Intent], *, token: str,
+def publish(broker: Broker, scope: Scope, intents: Sequence[Intent], *, token: str,
             position: str | None, batch_size: int) -> int:
     """Publish ``intents`` (in calls of ``batch_size`` items; the position rides on the last one).
 
     Returns the number of results that reached a stream.
     """
-    resolve_ledger(store, intents)
+    resolve_ledger(broker.ledger, intents)
     items = to_items(intents)
     if not items and not position:
         return 0
@@ -85,10 +108,11 @@ def publish(store: WatchStore, scope: Scope, intents: Sequence[Intent], *, token
     starts = list(range(0, len(items), step)) or [0]
     for start in starts:
         last = start == starts[-1]
+        checkpoint = broker.store.checkpoint(scope.name, token=token, position=position if last else None)
         batch = items[start:start + step]
-        entries = store.publish(scope.name, batch, token=token, position=position if last else None)
+        entries = broker.publisher.publish_items(batch, checkpoint=checkpoint)
         published += sum(1 for entry in entries if entry)
-        observe_latencies(store, [item.result for item, entry in zip(batch, entries) if entry and item.result])
+        observe_latencies(broker, [item.result for item, entry in zip(batch, entries) if entry and item.result])
     for intent in intents:
         if intent.state is not None and (intent.state.terminal or intent.note):
             log.info("job %s pod %s: %s%s", intent.identity.job_id, intent.ref, intent.state.value,
@@ -96,10 +120,10 @@ def publish(store: WatchStore, scope: Scope, intents: Sequence[Intent], *, token
     return published
 
 
-def observe_latencies(store: WatchStore, results: Sequence[KubernetesWatch]) -> None:
+def observe_latencies(broker: Broker, results: Sequence[KubernetesWatch]) -> None:
     """Submit → running and submit → terminal, for results that just reached their streams."""
     timed = [result for result in results if result.state is State.RUNNING or result.state.terminal]
-    when = store.submitted_at([result.job_id for result in timed]) if timed else {}
+    when = broker.submissions.submitted_at([result.job_id for result in timed]) if timed else {}
     for result in timed:
         submitted = when.get(result.job_id)
         if submitted is None:
@@ -111,16 +135,18 @@ def observe_latencies(store: WatchStore, results: Sequence[KubernetesWatch]) -> 
             metrics.SUBMIT_TO_TERMINAL.labels(result.state.value).observe(elapsed)
 
 
-def after_publish(store: WatchStore, kube: KubePods, intents: Sequence[Intent]) -> None:
+def after_publish(broker: Broker, kube: KubePods, intents: Sequence[Intent]) -> None:
     """Ask for the completion policy of ended pods; revoke pods failed by the pending deadline."""
-    done = [(intent.identity.job_id, intent.identity.scheduler_id) for intent in intents if intent.complete]
+    done = [completion_request(job_id=intent.identity.job_id, scheduler_id=intent.identity.scheduler_id)
+            for intent in intents if intent.complete]
     if done:
-        store.request_completions(done)
+        broker.control.send(done, per_message=COMPLETIONS_PER_MESSAGE)
     for intent in intents:
         if not intent.revoke_pod:
             continue
         # The job is terminal in the ledger already; label the pod so no later event of it counts,
         # then have the workers delete it (the ledger is not changed).
         if kube.label_revoked(intent.namespace, intent.pod_name):
-            store.request_delete(job_id=intent.identity.job_id, scheduler_id=intent.identity.scheduler_id,
-                                 reason="pending deadline exceeded")
+            broker.control.send([delete_request(job_id=intent.identity.job_id,
+                                                scheduler_id=intent.identity.scheduler_id,
+                                                reason="pending deadline exceeded")])

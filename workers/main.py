@@ -12,6 +12,7 @@ import socket
 import threading
 
 from podq.broker.store import keys
+from podq.broker.store.connection import ping
 from podq.shared import metrics
 from podq.shared.errors import PodqError
 from podq.shared.settings import Settings
@@ -32,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None, settings: Settings) -> int:
     """Run a worker until it is stopped; returns the process exit code."""
     from podq.broker.queue.app import make_celery
+    from podq.broker.store.connection import ping
 
     from .runtime import build_runtime
     from .tasks import register_tasks
@@ -43,7 +45,7 @@ def main(argv: list[str] | None, settings: Settings) -> int:
     try:
         runtime = build_runtime(settings)
         if args.check:
-            runtime.client.ping()
+            ping(runtime.client)
             runtime.templates.get(None)
             runtime.close()
             return 0
@@ -61,7 +63,7 @@ def main(argv: list[str] | None, settings: Settings) -> int:
                         without_gossip=True, without_mingle=True, without_heartbeat=True, optimization="fair")
     stop_creates_on_shutdown(hostname, runtime)
     probe_stop = threading.Event()
-    metrics.start(settings.metrics, service=f"worker {hostname}", ping=runtime.client.ping, stop=probe_stop)
+    metrics.start(settings.metrics, service=f"worker {hostname}", ping=lambda: ping(runtime.client), stop=probe_stop)
     try:
         worker.start()
     finally:

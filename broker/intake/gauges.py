@@ -5,9 +5,8 @@ from __future__ import annotations
 import logging
 import time
 
-import redis
-
 from podq.broker.store import keys
+from podq.broker.store.connection import Client
 from podq.broker.store.overview import Overview, overview
 from podq.shared import metrics
 
@@ -37,7 +36,7 @@ def export(figures: Overview) -> None:
 class GaugeRefresher:
     """A periodic step of intake's loop: refresh the gauges at most every ``interval`` seconds."""
 
-    def __init__(self, client: redis.Redis, *, interval: float = 2.0) -> None:
+    def __init__(self, client: Client, *, interval: float = 2.0) -> None:
         self._client = client
         self._interval = interval
         self._next = 0.0
@@ -47,5 +46,9 @@ class GaugeRefresher:
         if now < self._next:
             return False
         self._next = now + self._interval
-        export(overview(self._client))
+        try:
+            export(overview(self._client))
+        except Exception as exc:  # noqa: BLE001 - stale gauges must not stop the delayed set or the trims
+            log.warning("metrics: could not read the figures for intake's gauges: %s: %s", type(exc).__name__, exc)
+            return False
         return True

@@ -11,6 +11,16 @@ from podq.shared.records import KubernetesJob
 from . import keys
 
 
+class Submissions:
+    """Reads when jobs were submitted."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._client = client
+
+    def submitted_at(self, job_ids: Sequence[str]) -> dict[str, float]:
+        return submitted_at(self._client, job_ids)
+
+
 def submitted_at(client: redis.Redis, job_ids: Sequence[str]) -> dict[str, float]:
     """Each job's ``submitted_at`` (producer's clock) where its ledger entry still holds the record."""
     if not job_ids:
