@@ -8,6 +8,7 @@ from typing import Any
 
 from podq.broker.connection import connect
 from podq.broker.ledger import Ledger
+from podq.broker.liveness import Liveness
 from podq.broker.publish import Publisher
 from podq.broker.ratelimit import CreateRateLimit
 from podq.shared.errors import SettingsError
@@ -15,6 +16,7 @@ from podq.shared.settings import Settings
 
 from .hook import load_hook
 from .kube import Kube, api_client
+from .liveness import Heartbeat, worker_id
 from .podspec import MutationHook
 from .policy import create_timeout, retry_budget
 from .templates import TemplateStore
@@ -38,8 +40,12 @@ class Runtime:
     budget: float
     create_timeout: float
     delete_options: dict = field(default_factory=dict)
+    # The process's liveness record; claims are backed by it only while it runs (``podq worker`` starts it).
+    heartbeat: Heartbeat | None = None
 
     def close(self) -> None:
+        if self.heartbeat is not None and self.heartbeat.running:
+            self.heartbeat.stop()
         self.executor.shutdown(wait=False, cancel_futures=True)
         self.kube.close()
         self.client.close()
@@ -50,8 +56,11 @@ def jobs_in_flight(settings: Settings) -> int:
     return settings.worker.concurrency * max(1, settings.intake.jobs_per_message)
 
 
-def build_runtime(settings: Settings, *, kube: Kube | None = None) -> Runtime:
-    """Open the connections a worker process needs; raises SettingsError on bad settings."""
+def build_runtime(settings: Settings, *, kube: Kube | None = None, worker: str | None = None) -> Runtime:
+    """Open the connections a worker process needs; raises SettingsError on bad settings.
+
+    ``worker``: the process's worker id for its liveness record (not started here).
+    """
     import json
 
     from podq.broker.control import normalize_delete_options
@@ -72,4 +81,5 @@ def build_runtime(settings: Settings, *, kube: Kube | None = None) -> Runtime:
                    templates=TemplateStore(settings.intake.templates_dir), hook=load_hook(settings.worker.pod_mutation_hook),
                    executor=ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="podq-create"),
                    budget=budget, create_timeout=create_timeout(request_timeout=settings.kube.request_timeout, budget=budget),
-                   delete_options=delete_options)
+                   delete_options=delete_options,
+                   heartbeat=Heartbeat(Liveness(client, worker=worker or worker_id(), ttl=settings.worker.liveness_ttl)))
