@@ -20,7 +20,7 @@ import uuid
 
 from celery import Celery, signals
 
-from podq.broker.liveness import Liveness
+from podq.broker.store.liveness import Liveness
 from podq.shared.loops import LoopCrashed, run_loop
 
 log = logging.getLogger(__name__)

@@ -18,15 +18,14 @@ import re
 import time
 from collections import Counter
 
-from podq.broker.connection import connect
-from podq.broker.results import ResultsConsumer
+from podq.broker.store.connection import connect
+from podq.broker.client.results import ResultsConsumer
 from podq.kubesim.admin import Admin
 from podq.shared.naming import pod_name_for
 from podq.shared.settings import Settings
 
 from tests.support import wait_for
-
-from .system import (CHAOS_ENV, NAMESPACE, Collector, Producer, assert_exactly_once, chaos_stack, check_alive,
+from tests.support.system import (CHAOS_ENV, NAMESPACE, Collector, Producer, assert_exactly_once, chaos_stack, check_alive,
                      kill, make_jobs, new_scheduler, worker_argv)
 
 # The bound: drained within this long of the last submission.

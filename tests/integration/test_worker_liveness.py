@@ -10,14 +10,12 @@ import signal
 import subprocess
 import time
 
-from podq.broker.ledger import Lease, Ledger
-from podq.broker.liveness import Liveness, live_workers
-from podq.shared import keys
+from podq.broker.store.ledger import Lease, Ledger
+from podq.broker.store.liveness import Liveness, live_workers
+from podq.broker.store import keys
 from podq.shared.states import LedgerState
 from tests.support import core_v1, wait_for
-
-from .test_workers_ratelimit import start_worker_process, worker_env
-from .workers_harness import NAMESPACE, admit, make_job, pod_name
+from tests.support.workers import NAMESPACE, admit, make_job, pod_name, start_worker_process, worker_env
 
 # The bound: a dead worker's messages are back in the queue within this long of its death.
 RETURN_BOUND = 15.0

@@ -18,7 +18,7 @@ from typing import Iterable
 
 import redis
 
-from podq.shared import keys
+from . import keys
 
 from .scripts import register
 
