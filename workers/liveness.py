@@ -3,7 +3,7 @@
 Every ``liveness_ttl / 4`` seconds the heartbeat thread renews this process's record
 in Redis with the delivery tags of the messages it holds (tracked through Celery's
 ``task_received``/``task_postrun``/``task_revoked`` signals), and returns to the queue
-the messages of workers whose record lapsed (:mod:`podq.broker.liveness`). A claim
+the messages of workers whose record lapsed (:mod:`podq.broker.store.liveness`). A claim
 taken by this process is void once its record lapses; :meth:`Heartbeat.may_create`
 tells a delivery, before each create, whether its claim may have been taken over
 meanwhile (a paused process, a Redis outage) and then checks it in Redis.
