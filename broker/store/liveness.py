@@ -20,7 +20,7 @@ import redis
 
 from . import keys
 
-from .scripts import register
+from .scripts import scripts_for
 
 # A lapsed worker's record is forgotten this long after it lapsed (a paused worker coming back
 # later simply writes a new one).
@@ -34,9 +34,10 @@ class Liveness:
         self._client = client
         self.worker = worker
         self.ttl = ttl
-        self._beat = register(client, "beat")
-        self._hold = register(client, "hold")
-        self._restore = register(client, "restore")
+        scripts = scripts_for(client)
+        self._beat = scripts.beat
+        self._hold = scripts.hold
+        self._restore = scripts.restore
 
     def beat(self, tags: Iterable[str]) -> bool:
         """Renew the record, listing the delivery tags held; True when it had lapsed before."""

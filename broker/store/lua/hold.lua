@@ -5,8 +5,9 @@
 -- a slow Redis): if another delivery took the job meanwhile, or the job left accepted/dispatched,
 -- this one must not create. Checking the claim and renewing the record in one atomic step means
 -- no other delivery can take the job between the two. Returns 1 to go ahead, 0 to stand down.
+local creatable = $(creatable_states)
 local state = redis.call('HGET', KEYS[1], 'state')
-if (state ~= 'accepted' and state ~= 'dispatched') or redis.call('HGET', KEYS[1], 'claim_token') ~= ARGV[1] then
+if not state or not creatable[state] or redis.call('HGET', KEYS[1], 'claim_token') ~= ARGV[1] then
   return 0
 end
 local clock = redis.call('TIME')
