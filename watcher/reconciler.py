@@ -18,7 +18,8 @@ import logging
 import time
 from typing import Callable
 
-from podq.broker.store.watchstate import LedgerBrief, WatchStore
+from podq.broker.control.operations import delete_request
+from podq.broker.store.ledger import LedgerEntry
 from podq.shared import naming
 from podq.shared.records import FailureDetails
 from podq.shared.settings import WatcherSettings
@@ -26,7 +27,7 @@ from podq.shared.states import LedgerState, State
 
 from .events import PodIdentity
 from .kube import KubePods
-from .publishing import Scope
+from .publishing import Broker, Scope
 from .scope import ScopeRunner
 from .tracker import Intent
 
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 _WAITING = (LedgerState.ACCEPTED, LedgerState.DISPATCHED)
 
 
-def candidate(brief: LedgerBrief, *, now: float, settings: WatcherSettings) -> State | None:
+def candidate(brief: LedgerEntry, *, now: float, settings: WatcherSettings) -> State | None:
     """What the job would end as if its pod turns out not to exist; None: leave it alone."""
     if brief.terminal_state or brief.state is None or not brief.pod_name:
         return None
@@ -49,9 +50,10 @@ def candidate(brief: LedgerBrief, *, now: float, settings: WatcherSettings) -> S
 
 
 class Reconciler:
-    def __init__(self, *, store: WatchStore, kube: KubePods, settings: WatcherSettings, default_namespace: str,
+    def __init__(self, *, broker: Broker, kube: KubePods, settings: WatcherSettings, default_namespace: str,
                  runners: Callable[[], list[ScopeRunner]]) -> None:
-        self._store = store
+        self._broker = broker
+        self._ledger = broker.ledger
         self._kube = kube
         self._settings = settings
         self._default_namespace = default_namespace
@@ -66,7 +68,7 @@ class Reconciler:
         ended = 0
         now = time.time()
         unled: dict[str, bool] = {}
-        for page in self._store.scan_live_jobs():
+        for page in self._ledger.scan_live():
             for brief in page:
                 namespace = brief.namespace or self._default_namespace
                 runner = next((r for r in runners if r.scope.covers(namespace)), None)
@@ -93,13 +95,13 @@ class Reconciler:
     def _unled(self, namespace: str, *, now: float) -> bool:
         """True once no replica has led ``namespace`` (nor all namespaces) for ``lost_after`` seconds."""
         scopes = (Scope.of(namespace).name, Scope.of(None).name)
-        if any(self._store.lease_holder(scope) is not None for scope in scopes):
+        if any(self._broker.store.lease_holder(scope) is not None for scope in scopes):
             self._unled_since.pop(namespace, None)
             return False
         since = self._unled_since.setdefault(namespace, now)
         return now - since >= self._settings.lost_after
 
-    def _end_unwatched(self, brief: LedgerBrief, namespace: str, runner: ScopeRunner, *, now: float) -> bool:
+    def _end_unwatched(self, brief: LedgerEntry, namespace: str, runner: ScopeRunner, *, now: float) -> bool:
         """End a live job of an unled namespace (see the module docstring); True when it was ended."""
         if brief.terminal_state or brief.state is None or not brief.pod_name:
             return False
@@ -116,15 +118,15 @@ class Reconciler:
         if intent is None:
             return False
         runner.publish_external([intent])
-        self._store.request_delete(job_id=brief.job_id, scheduler_id=intent.identity.scheduler_id,
-                                   reason="namespace not watched")
-        log.warning("job %s in namespace %s: ended lost, no watcher watches that namespace", brief.job_id,
-                    namespace)
+        self._broker.control.send([delete_request(job_id=brief.job_id, scheduler_id=intent.identity.scheduler_id,
+                                                  reason="namespace not watched")])
+        log.warning("job %s in namespace %s: ended %s, no watcher watches that namespace", brief.job_id,
+                    namespace, intent.state.value)
         return True
 
-    def _intent(self, brief: LedgerBrief, state: State, ref: str, *, details: FailureDetails | None = None,
+    def _intent(self, brief: LedgerEntry, state: State, ref: str, *, details: FailureDetails | None = None,
                 note: str = "reconciler: no pod") -> Intent | None:
-        entry = self._store.ledger_entry(brief.job_id)
+        entry = self._ledger.get(brief.job_id)
         if entry is None or entry.job is None or entry.terminal_state:
             return None
         job = entry.job
