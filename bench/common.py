@@ -39,6 +39,16 @@ def kubesim_process(*args: str):
         process.stdout.close()
 
 
+def wait_until_watching(admin, *, timeout: float = 120.0) -> None:
+    """Until the stack's watcher has its watch open (a job created before that is first seen finished)."""
+    import time
+    deadline = time.monotonic() + timeout
+    while admin.stats()["watches"] < 1:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the watcher opened no watch in {timeout:.0f} s")
+        time.sleep(0.1)
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values)
 

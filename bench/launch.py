@@ -37,7 +37,7 @@ from podq.shared.records import KubernetesJob, TaskKey
 from podq.shared.settings import KubeSettings, load_settings
 from podq.stack import Stack, StackOptions
 
-from .common import cpu_seconds, kubesim_process, machine, median, spread, target
+from .common import cpu_seconds, kubesim_process, machine, median, spread, target, wait_until_watching
 
 
 def pod_body(name: str) -> dict:
@@ -188,6 +188,7 @@ def main(argv: list[str] | None = None) -> str:
         official = official_client(kubeconfig, threads)
         raw = PodCalls(api_client(KubeSettings(kubeconfig=kubeconfig), pool_size=threads))
         with Stack(settings, options) as stack:
+            wait_until_watching(admin)
             through_podq(stack, admin, min(200, args.jobs))  # warm-up: imports, connections
             direct_official(official, min(200, args.jobs), threads)
             direct_preserialized(raw, min(200, args.jobs), threads)
