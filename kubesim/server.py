@@ -19,6 +19,7 @@ from .discovery import DiscoveryRoutes
 from .http_util import check_accept, error_response
 from .kubeconfig import write_kubeconfig
 from .pod_routes import PodRoutes
+from .runtime import check_bind
 from .settings import SimSettings
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,7 @@ class KubeSimServer:
         return f"http://{self.settings.host}:{self.port}"
 
     async def start(self) -> None:
+        check_bind(self.settings)
         self.core = SimCore(self.settings)
         self._runner = web.AppRunner(build_app(self.core), access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
         await self._runner.setup()
@@ -102,6 +104,7 @@ class KubeSimServer:
     async def stop(self) -> None:
         if self.core is not None:
             self.core.store.hub.close_all("server stopping")
+            self.core.logs.close_all()
             self.core.faults.release_hung()
             await self.core.kubelet.close()
         if self._runner is not None:
