@@ -6,7 +6,7 @@ however it died: the write end lives only in kubesim) or it receives SIGTERM (PR
 SIGKILL to every group it still knows and exits. Each container's first process also carries
 PR_SET_PDEATHSIG itself; the reaper covers the processes that first process started.
 
-Run as a script (``python -I -S reaper.py PARENT_PID``), so it imports nothing but the standard library.
+Run as a script (``python -I -S reaper.py``), so it imports nothing but the standard library.
 """
 
 from __future__ import annotations
@@ -19,10 +19,27 @@ import sys
 _PR_SET_PDEATHSIG = 1
 
 
-def main(argv: list[str]) -> int:
+def _apply(groups: set[int], data: bytes) -> None:
+    for line in data.splitlines():
+        text = line.strip()
+        if text[:1] == b"+":
+            groups.add(int(text[1:]))
+        elif text[:1] == b"-":
+            groups.discard(int(text[1:]))
+
+
+def main() -> int:
     groups: set[int] = set()
+    stdin = sys.stdin.fileno()
 
     def finish(*_: object) -> None:
+        # first take in what kubesim wrote before it died (the pipe keeps it), then kill
+        os.set_blocking(stdin, False)
+        try:
+            while chunk := os.read(stdin, 65536):
+                _apply(groups, chunk)
+        except OSError:
+            pass
         for group in groups:
             try:
                 os.killpg(group, signal.SIGKILL)
@@ -36,17 +53,15 @@ def main(argv: list[str]) -> int:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     except (OSError, AttributeError):
         pass
-    if argv and os.getppid() != int(argv[0]):
-        finish()  # the parent is already gone
-    for line in sys.stdin.buffer:  # loop "reaper-commands": ends at end of file, when kubesim is gone
-        text = line.strip()
-        if text[:1] == b"+":
-            groups.add(int(text[1:]))
-        elif text[:1] == b"-":
-            groups.discard(int(text[1:]))
+    pending = b""
+    while chunk := os.read(stdin, 65536):  # loop "reaper-commands": ends at end of file, when kubesim is gone
+        data = pending + chunk
+        cut = data.rfind(b"\n") + 1
+        _apply(groups, data[:cut])
+        pending = data[cut:]
     finish()
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())

@@ -240,19 +240,19 @@ def exit_info(code: int, *, oom: bool) -> ExitInfo:
 
 
 class Reaper:
-    """The reaper process (reaper.py), started with the first container."""
+    """The reaper process (reaper.py), started with the runtime, on the thread that runs kubesim's loop
+    (a parent-death signal follows the thread that forked)."""
 
     def __init__(self) -> None:
-        self.process: subprocess.Popen[bytes] | None = None
+        script = str(Path(__file__).with_name("reaper.py"))
+        self.process: subprocess.Popen[bytes] | None = subprocess.Popen(
+            [sys.executable, "-I", "-S", script],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, start_new_session=True,
+        )
 
     def _send(self, line: str) -> None:
-        if self.process is None:
-            script = str(Path(__file__).with_name("reaper.py"))
-            self.process = subprocess.Popen(
-                [sys.executable, "-I", "-S", script, str(os.getpid())],
-                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, start_new_session=True,
-            )
-        assert self.process.stdin is not None
+        if self.process is None or self.process.stdin is None:
+            return
         try:
             self.process.stdin.write(line.encode() + b"\n")
             self.process.stdin.flush()
@@ -287,7 +287,7 @@ class Run:
         self.launch = launch
         self.buffer = buffer
         self.label = label
-        self.process: asyncio.subprocess.Process | None = None
+        self.process: subprocess.Popen[bytes] | None = None
         self.pending_signal: int | None = None
         self.oom = False
         self.done: asyncio.Future[ExitInfo] = asyncio.get_running_loop().create_future()
@@ -296,50 +296,92 @@ class Run:
         self.task = asyncio.get_running_loop().create_task(self._main(), name=f"container:{label}")
 
     async def _main(self) -> None:
-        argv0 = self.launch.argv[0]
+        # subprocess.Popen and a pidfd rather than asyncio's subprocess: asyncio's wait() also waits for the
+        # output pipe to close, which a process left behind in the background can hold open forever.
+        loop = asyncio.get_running_loop()
+        read_fd, write_fd = os.pipe()
         try:
-            self.process = await asyncio.create_subprocess_exec(
-                *self.launch.argv, env=self.launch.env, cwd=self.launch.cwd,
-                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                start_new_session=True, preexec_fn=_child_setup(os.getpid()), limit=1 << 20,
+            self.process = subprocess.Popen(
+                self.launch.argv, env=self.launch.env, cwd=self.launch.cwd,
+                stdin=subprocess.DEVNULL, stdout=write_fd, stderr=write_fd,
+                start_new_session=True, preexec_fn=_child_setup(os.getpid()),
             )
         except OSError as exc:
+            os.close(read_fd)
             why = "executable file not found in $PATH" if isinstance(exc, FileNotFoundError) else exc.strerror or str(exc)
             self.buffer.close()
-            self.done.set_result(ExitInfo(128, "StartError", OCI_EXEC_FAILED.format(argv0, why)))
+            self.done.set_result(ExitInfo(128, "StartError", OCI_EXEC_FAILED.format(self.launch.argv[0], why)))
             return
+        finally:
+            os.close(write_fd)
         group = self.process.pid
         self.runtime.reaper.add(group)
         log.info("container %s started: pid %s, %s", self.label, group, self.launch.argv[:3])
         if self.pending_signal is not None:
             self.signal(self.pending_signal)
-        assert self.process.stdout is not None
-        pump = asyncio.get_running_loop().create_task(self._pump(self.process.stdout), name=f"output:{self.label}")
+        eof = self._pump(read_fd)
         watch = None
         if self.launch.memory_limit:
-            watch = asyncio.get_running_loop().create_task(self._watch_memory(self.launch.memory_limit), name=f"memory:{self.label}")
+            watch = loop.create_task(self._watch_memory(self.launch.memory_limit), name=f"memory:{self.label}")
         try:
-            code = await self.process.wait()
+            code = await self._exit()
         finally:
             self._kill_group(signal.SIGKILL)  # the container's end takes every process in it along
             if watch is not None:
                 watch.cancel()
             try:
-                await asyncio.wait_for(asyncio.shield(pump), PIPE_DRAIN_SECONDS)
-            except asyncio.TimeoutError:
-                pump.cancel()
+                await asyncio.wait_for(asyncio.shield(eof), PIPE_DRAIN_SECONDS)
+            except asyncio.TimeoutError:  # a process that left the group holds the pipe: stop reading
+                loop.remove_reader(read_fd)
+                os.close(read_fd)
             self.buffer.close()
             self.runtime.reaper.remove(group)
         info = exit_info(code, oom=self.oom)
         log.info("container %s ended: exit %s %s", self.label, info.exit_code, info.reason)
         self.done.set_result(info)
 
-    async def _pump(self, stream: asyncio.StreamReader) -> None:
-        while True:  # loop "container-output": ends at end of file
-            chunk = await stream.read(65536)
-            if not chunk:
+    def _pump(self, fd: int) -> asyncio.Future[None]:
+        """Copy the output pipe into the log buffer as it comes; the future is done at end of file."""
+        loop = asyncio.get_running_loop()
+        eof: asyncio.Future[None] = loop.create_future()
+        os.set_blocking(fd, False)
+
+        def readable() -> None:
+            try:
+                chunk = os.read(fd, 65536)
+            except BlockingIOError:
                 return
-            self.buffer.feed(chunk)
+            except OSError:
+                chunk = b""
+            if chunk:
+                self.buffer.feed(chunk)
+                return
+            loop.remove_reader(fd)
+            os.close(fd)
+            if not eof.done():
+                eof.set_result(None)
+
+        loop.add_reader(fd, readable)
+        return eof
+
+    async def _exit(self) -> int:
+        """Wait for the first process to exit (a pidfd where Linux has one, else polling); its return code."""
+        assert self.process is not None
+        try:
+            pidfd = os.pidfd_open(self.process.pid)
+        except (AttributeError, OSError):
+            while self.process.poll() is None:  # loop "exit-poll": ends when the process exits
+                await asyncio.sleep(0.05)
+            return self.process.returncode
+        loop = asyncio.get_running_loop()
+        exited: asyncio.Future[None] = loop.create_future()
+        loop.add_reader(pidfd, lambda: exited.done() or exited.set_result(None))
+        try:
+            await exited
+        finally:
+            loop.remove_reader(pidfd)
+            os.close(pidfd)
+        return self.process.wait()
 
     async def _watch_memory(self, limit: int) -> None:
         assert self.process is not None
