@@ -37,6 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ACTION[:VERB[:RATE[:NAMESPACE]]]",
         help="fault rule, e.g. 429:create:0.1 or 403:*:1:forbidden-ns (repeatable)",
     )
+    p.add_argument("--tls-cert-file", help="serve HTTPS with this certificate (PEM)")
+    p.add_argument("--tls-private-key-file", help="the private key of --tls-cert-file (PEM)")
+    p.add_argument("--client-ca-file", help="accept client certificates signed by this CA; requests must authenticate")
+    p.add_argument("--token", help="accept this bearer token; requests must authenticate")
+    p.add_argument("--request-log", type=int, default=0, metavar="N", help="keep the newest N API requests (admin: /_kubesim/requests)")
     runtime = p.add_argument_group("container runtime", "off by default: --run-containers runs the pod's command on this host")
     runtime.add_argument("--run-containers", action="store_true", help="run each pod's containers as local processes (loopback only)")
     runtime.add_argument(
@@ -76,6 +81,11 @@ def settings_from_args(args: argparse.Namespace) -> SimSettings:
         default_run_seconds=args.default_run_seconds,
         kubelet_paused=args.kubelet_paused,
         delays=delays,
+        tls_cert_file=args.tls_cert_file,
+        tls_key_file=args.tls_private_key_file,
+        client_ca_file=args.client_ca_file,
+        token=args.token,
+        request_log=args.request_log,
         run_containers=args.run_containers,
         allow_remote_command_execution=args.allow_remote_command_execution,
         image_map=_pairs(args.image_map, "--image-map"),

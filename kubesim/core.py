@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .access import Gate, RequestLog
 from .faults import Faults
 from .kubelet import Kubelet
 from .logs import LogStore
@@ -24,6 +25,8 @@ class SimCore:
         self.store.listeners.append(self.kubelet)
         self.store.listeners.append(self.logs)
         self.faults = Faults()
+        self.gate = Gate(settings)
+        self.requests = RequestLog(settings.request_log)
         self.in_flight = 0
         """API requests being handled right now (watch streams not counted), latency waits and hangs included"""
 
