@@ -5,9 +5,9 @@ import argparse
 
 import pytest
 
-from podq.broker.connection import connect
-from podq.broker.results import ResultsConsumer
-from podq.broker.submit import submit_many
+from podq.broker.client.results import ResultsConsumer
+from podq.broker.client.submit import submit_many
+from podq.broker.store.connection import connect
 from podq.commands.up import kubesim_args
 from podq.shared.errors import PodqError
 from podq.shared.records import KubernetesJob, TaskKey
