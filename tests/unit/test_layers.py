@@ -13,7 +13,7 @@ ALLOWED = {
     "broker": {"shared"},
     "workers": {"shared", "broker"},
     "watcher": {"shared", "broker"},
-    "kubesim": set(),
+    "kubesim": {"shared"},
 }
 # third-party modules only some folders may touch
 ADAPTERS = {"redis": {"broker"}, "kubernetes": {"shared"}}

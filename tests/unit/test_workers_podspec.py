@@ -134,3 +134,23 @@ def test_load_hook_by_name():
 def test_override_that_breaks_the_base_container_is_a_build_error():
     with pytest.raises(PodBuildError):
         build(job(pod_override={"spec": {"containers": [{"name": "base", "env": "not-a-list"}]}}))
+
+
+def test_default_requests_are_lowered_to_an_overrides_lower_limits():
+    # The default template requests cpu 100m and memory 256Mi.
+    override = {"spec": {"containers": [{"resources": {"limits": {"memory": "128Mi", "cpu": "2"}}}]}}
+    resources = build(job(pod_override=override))["spec"]["containers"][0]["resources"]
+    assert resources["limits"] == {"memory": "128Mi", "cpu": "2"}
+    assert resources["requests"] == {"memory": "128Mi", "cpu": "100m"}  # cpu stays: 100m <= 2
+
+
+def test_requests_the_override_sets_itself_are_left_as_given():
+    override = {"spec": {"containers": [{"name": "base", "resources": {
+        "requests": {"memory": "1Gi"}, "limits": {"memory": "512Mi"}}}]}}
+    resources = build(job(pod_override=override))["spec"]["containers"][0]["resources"]
+    assert resources["requests"]["memory"] == "1Gi"  # the API server's 422 names it; podq does not guess
+
+
+def test_default_image_is_an_airflow_3_release():
+    image = build(job())["spec"]["containers"][0]["image"]
+    assert image.startswith("apache/airflow:3."), image
