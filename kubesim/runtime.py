@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from podq.shared.quantity import parse_quantity
+
 from .logs import LogBuffer, LogStore
 from .settings import SimSettings
 
@@ -106,21 +108,10 @@ class Launch:
     memory_limit: int | None
 
 
-_UNITS = {
-    "": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
-    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60, "m": 10**-3,
-}
-_QUANTITY = re.compile(r"^([0-9.]+(?:[eE][-+]?[0-9]+)?)([a-zA-Z]*)$")
-
-
 def memory_bytes(quantity: object) -> int | None:
-    """A memory quantity (``512Mi``, ``1G``, ``1e9``, 1000) in bytes; None when absent or unreadable."""
-    if isinstance(quantity, (int, float)):
-        return int(quantity)
-    match = _QUANTITY.match(str(quantity or "").strip())
-    if not match or match.group(2) not in _UNITS:
-        return None
-    return int(float(match.group(1)) * _UNITS[match.group(2)])
+    """A memory limit (``512Mi``, ``1G``, ``1e9``, 1000) in bytes; None when absent or unreadable."""
+    amount = parse_quantity(quantity)
+    return None if amount is None else int(amount)
 
 
 _REFERENCE = re.compile(r"\$\$|\$\(([-._a-zA-Z0-9]+)\)")
