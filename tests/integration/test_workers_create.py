@@ -11,7 +11,7 @@ from podq.shared.states import Source, State
 from podq.shared.kubeclient import api_client
 from podq.workers.kube import Kube
 from podq.workers.podspec import build_pod
-from podq.workers.templates import TemplateStore
+from podq.workers.templates import template_store
 from tests.support import core_v1, wait_for
 from tests.support.workers import (NAMESPACE, admit, celery_worker, ledger_state, make_job, make_settings, pod_name,
                               redeliver, releasing, results_for)
@@ -65,7 +65,7 @@ def test_each_job_gets_one_pod_even_when_its_message_comes_again(redis_client, s
 def test_a_409_from_our_own_pod_counts_as_created(redis_client, settings, admin, kubesim):
     job = make_job(1)
     kube = Kube(api_client(settings.kube, pool_size=2), request_timeout=2)
-    existing = kube.create_pod(build_pod(job, template=TemplateStore(None).get(None), namespace=NAMESPACE))
+    existing = kube.create_pod(build_pod(job, template=template_store(None).get(None), namespace=NAMESPACE))
     with celery_worker(settings):
         admit(redis_client, [job])
         wait_created(redis_client, [job])
@@ -199,7 +199,7 @@ def test_template_problems_fail_the_job_naming_the_template(redis_client, settin
     assert [f.failure_details.reason for f in failures] == ["PodTemplateError"] * 2
     assert "'broken'" in failures[0].failure_details.message
     assert "s3cret" not in failures[0].failure_details.message
-    assert "'vanished' not found" in failures[1].failure_details.message
+    assert "no template named 'vanished' is configured" in failures[1].failure_details.message
 
 
 def test_a_job_the_ledger_has_ended_or_revoked_creates_nothing(redis_client, settings, admin):
