@@ -10,12 +10,13 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Iterator
 
+import socket
+
 import orjson
 import urllib3
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
-from kubernetes.utils.keepalive import tcp_keepalive_socket_options
 
 from podq.shared import naming
 from podq.shared.settings import KubeSettings, WatcherSettings
@@ -30,6 +31,19 @@ class ListPage:
     items: list[dict[str, Any]]
     resource_version: str
     next_token: str | None
+
+
+def tcp_keepalive_socket_options(*, idle: int, interval: int, count: int) -> list[tuple[int, int, int]]:
+    """urllib3 socket options with TCP keepalive (kubernetes 37 ships this helper; 36.0.3 does not).
+
+    Built on urllib3's defaults (which disable Nagle), since urllib3 replaces rather than merges them.
+    """
+    options = list(urllib3.connection.HTTPConnection.default_socket_options)
+    options.append((socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1))
+    for name, value in (("TCP_KEEPIDLE", idle), ("TCP_KEEPINTVL", interval), ("TCP_KEEPCNT", count)):
+        if hasattr(socket, name):
+            options.append((socket.IPPROTO_TCP, getattr(socket, name), value))
+    return options
 
 
 def _api_client(kube: KubeSettings, watcher: WatcherSettings) -> k8s.ApiClient:
