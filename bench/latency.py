@@ -14,9 +14,9 @@ import threading
 import time
 import uuid
 
-from podq.broker.connection import connect
-from podq.broker.results import ResultsConsumer
-from podq.broker.submit import submit
+from podq.broker.client.results import ResultsConsumer
+from podq.broker.client.submit import submit
+from podq.broker.store.connection import connect
 from podq.shared.records import KubernetesJob, TaskKey
 from podq.shared.settings import KubeSettings, load_settings
 from podq.shared.states import State

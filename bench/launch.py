@@ -16,8 +16,8 @@ import uuid
 
 from kubernetes import client as k8s, config as k8s_config
 
-from podq.broker.connection import connect
-from podq.broker.submit import submit_many
+from podq.broker.client.submit import submit_many
+from podq.broker.store.connection import connect
 from podq.shared.records import KubernetesJob, TaskKey
 from podq.shared.settings import KubeSettings, load_settings
 from podq.stack import Stack, StackOptions

@@ -27,8 +27,8 @@ from bench.common import kubesim_process, machine, median, report
 
 
 def child(args: argparse.Namespace) -> None:
-    from podq.broker.connection import connect
-    from podq.broker.watchstate import WatchStore
+    from podq.broker.store.connection import connect
+    from podq.broker.store.watchstate import WatchStore
     from podq.shared.settings import KubeSettings, WatcherSettings
     from podq.watcher.health import Health
     from podq.watcher.kube import KubePods
@@ -99,8 +99,8 @@ def main() -> int:
     if args.child:
         child(args)
         return 0
-    from podq.broker.connection import connect
-    from podq.broker.server import EmbeddedRedis
+    from podq.broker.store.connection import connect
+    from podq.broker.embedded import EmbeddedRedis
 
     with EmbeddedRedis() as server, kubesim_process("--default-run-seconds", "3600",
                                                     "--history-size", str(args.pods * 8)) as (_, kubeconfig, admin):

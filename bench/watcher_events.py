@@ -71,9 +71,9 @@ def record(kubeconfig: str, pods: int) -> list[bytes]:
 
 
 def replay(redis_url: str, lines: list[bytes], batch: int) -> tuple[float, float]:
-    from podq.broker.connection import connect
-    from podq.broker.watchstate import WatchStore
-    from podq.shared import keys
+    from podq.broker.store.connection import connect
+    from podq.broker.store.watchstate import WatchStore
+    from podq.broker.store import keys
     from podq.shared.settings import WatcherSettings
     from podq.watcher.health import Health
     from podq.watcher.publishing import Scope
@@ -102,7 +102,7 @@ def main() -> int:
     parser.add_argument("--pods", type=int, default=3000)
     parser.add_argument("--batch", type=int, default=500)
     args = parser.parse_args()
-    from podq.broker.server import EmbeddedRedis
+    from podq.broker.embedded import EmbeddedRedis
 
     with EmbeddedRedis() as server, kubesim_process("--default-run-seconds", "0.2", "--history-size", "200000",
                                                     *[f"--kubelet-{step}=0.01" for step in ("schedule", "start")]

@@ -203,3 +203,7 @@ class Admin:
     def clear_creates(self) -> int:
         """Empty the audit log; returns how many entries it had."""
         return int(self._call("DELETE", "/creates")["cleared"])
+
+    def requests(self) -> list[dict[str, Any]]:
+        """The API requests kubesim logged (started with ``request_log`` > 0), oldest first."""
+        return self._call("GET", "/requests")["items"]

@@ -56,6 +56,7 @@ class AdminRoutes:
         r.add_put(PREFIX + "/pods/{namespace}/{name}/status", self.set_pod_status)
         r.add_get(PREFIX + "/creates", self.creates)
         r.add_delete(PREFIX + "/creates", self.clear_creates)
+        r.add_get(PREFIX + "/requests", self.recorded_requests)
 
     async def health(self, request: web.Request) -> web.Response:
         return json_response({"ok": True, "resourceVersion": self.core.store.rv})
@@ -173,3 +174,8 @@ class AdminRoutes:
         count = len(self.core.store.audit)
         self.core.store.audit.clear()
         return json_response({"cleared": count})
+
+    async def recorded_requests(self, request: web.Request) -> web.Response:
+        """The request log (settings ``request_log``), oldest first."""
+        items = list(self.core.requests.entries)
+        return json_response({"items": items, "count": len(items)})

@@ -36,6 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ACTION[:VERB[:RATE[:NAMESPACE]]]",
         help="fault rule, e.g. 429:create:0.1 or 403:*:1:forbidden-ns (repeatable)",
     )
+    p.add_argument("--tls-cert-file", help="serve HTTPS with this certificate (PEM)")
+    p.add_argument("--tls-private-key-file", help="the private key of --tls-cert-file (PEM)")
+    p.add_argument("--client-ca-file", help="accept client certificates signed by this CA; requests must authenticate")
+    p.add_argument("--token", help="accept this bearer token; requests must authenticate")
+    p.add_argument("--request-log", type=int, default=0, metavar="N", help="keep the newest N API requests (admin: /_kubesim/requests)")
     p.add_argument("--log-level", default="INFO")
     return p
 
@@ -54,6 +59,11 @@ def settings_from_args(args: argparse.Namespace) -> SimSettings:
         default_run_seconds=args.default_run_seconds,
         kubelet_paused=args.kubelet_paused,
         delays=delays,
+        tls_cert_file=args.tls_cert_file,
+        tls_key_file=args.tls_private_key_file,
+        client_ca_file=args.client_ca_file,
+        token=args.token,
+        request_log=args.request_log,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .access import Gate, RequestLog
 from .faults import Faults
 from .kubelet import Kubelet
 from .service import PodService
@@ -19,6 +20,8 @@ class SimCore:
         self.kubelet = Kubelet(service=self.service, settings=settings)
         self.store.listeners.append(self.kubelet)
         self.faults = Faults()
+        self.gate = Gate(settings)
+        self.requests = RequestLog(settings.request_log)
         self.in_flight = 0
         """API requests being handled right now (watch streams not counted), latency waits and hangs included"""
 

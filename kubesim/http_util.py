@@ -11,7 +11,6 @@ from aiohttp import web
 from . import errors
 
 JSON = "application/json"
-_ACCEPTABLE = ("application/json", "application/*", "*/*", "application/yaml", "application/vnd.kubernetes.protobuf")
 
 
 def json_response(body: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:

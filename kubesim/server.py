@@ -12,6 +12,7 @@ from pathlib import Path
 from aiohttp import web
 
 from . import errors
+from .access import ssl_context
 from .admin_routes import PREFIX as ADMIN_PREFIX
 from .admin_routes import AdminRoutes
 from .core import SimCore
@@ -40,6 +41,9 @@ def _middleware(core: SimCore) -> Callable[[web.Request, Handler], Awaitable[web
         if counted:
             core.in_flight += 1
         try:
+            if core.requests.enabled:
+                await core.requests.record(request)
+            core.gate.check(request)
             check_accept(request)
             return await _answer(request, handler)
         except errors.ApiError as exc:
@@ -84,19 +88,22 @@ class KubeSimServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.settings.host}:{self.port}"
+        scheme = "https" if self.settings.tls_cert_file else "http"
+        return f"{scheme}://{self.settings.host}:{self.port}"
 
     async def start(self) -> None:
         self.core = SimCore(self.settings)
         self._runner = web.AppRunner(build_app(self.core), access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.settings.host, self.settings.port, backlog=1024)
+        site = web.TCPSite(self._runner, self.settings.host, self.settings.port, backlog=1024,
+                           ssl_context=ssl_context(self.settings))
         await site.start()
         server = site._server  # noqa: SLF001 - the only way to learn the port picked for port 0
         assert server is not None
         self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         if self.settings.kubeconfig:
-            self.kubeconfig = write_kubeconfig(self.settings.kubeconfig, self.url)
+            self.kubeconfig = write_kubeconfig(self.settings.kubeconfig, self.url, token=self.settings.token,
+                                               ca_file=self.settings.tls_cert_file)
         log.info("kubesim listening on %s (resourceVersion starts at %s)", self.url, self.core.store.rv)
 
     async def stop(self) -> None:

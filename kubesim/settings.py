@@ -65,3 +65,13 @@ class SimSettings:
     delays: KubeletDelays = field(default_factory=KubeletDelays)
     watch_buffer: int = 200000
     """lines a slow watch may fall behind before the server closes it."""
+    tls_cert_file: str | None = None
+    """serve HTTPS with this certificate (PEM; ``tls_key_file`` holds its key); None: plain HTTP."""
+    tls_key_file: str | None = None
+    """the private key of ``tls_cert_file``."""
+    client_ca_file: str | None = None
+    """accept client certificates signed by this CA (needs TLS); requests must then authenticate."""
+    token: str | None = None
+    """accept ``Authorization: Bearer <token>``; requests must then authenticate. None: no check."""
+    request_log: int = 0
+    """keep this many of the newest API requests, bodies included (admin ``GET /_kubesim/requests``)."""

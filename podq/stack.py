@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from podq.broker.server import EmbeddedRedis
+from podq.broker.embedded import EmbeddedRedis
 from podq.shared.errors import PodqError
 from podq.shared.procs import die_with_parent
 from podq.shared.settings import Settings

@@ -20,7 +20,6 @@ class State(str, Enum):
 
 
 TERMINAL_STATES = frozenset({State.SUCCEEDED, State.FAILED, State.LOST, State.REVOKED})
-PROGRESS_STATES = (State.PENDING, State.RUNNING)
 
 
 class Source(str, Enum):

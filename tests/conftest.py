@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from podq.broker.connection import connect
-from podq.broker.server import EmbeddedRedis
+from podq.broker.embedded import EmbeddedRedis
+from podq.broker.store.connection import connect
 
 
 @pytest.fixture(scope="session")

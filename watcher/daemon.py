@@ -14,8 +14,8 @@ import socket
 import threading
 from typing import Sequence
 
-from podq.broker.connection import connect
-from podq.broker.watchstate import WatchStore
+from podq.broker.store.connection import connect
+from podq.broker.store.watchstate import WatchStore
 from podq.shared.loops import LoopCrashed, run_loop
 from podq.shared.settings import Settings
 

@@ -12,7 +12,3 @@ class ResourceExpired(WatcherError):
 
 class WatchFailed(WatcherError):
     """A watch or list request failed in a way a retry may fix (the loop backs off and resumes)."""
-
-
-class NotLeader(WatcherError):
-    """This replica lost the lease of a scope while it was working on it."""

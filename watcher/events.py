@@ -20,13 +20,6 @@ from podq.shared.records import TaskKey
 from .errors import WatcherError
 
 
-class RawStatusError(TypedDict, total=False):
-    kind: str
-    code: int
-    reason: str
-    message: str
-
-
 class RawContainerStatus(TypedDict, total=False):
     name: str
     state: dict[str, dict[str, Any]]

@@ -1,6 +1,8 @@
-"""The watcher's Kubernetes adapter: the only module of watcher/ that imports ``kubernetes``.
+"""The watcher's Kubernetes adapter: the only module of watcher/ that talks to the Kubernetes API.
 
-Lists and watches are read raw (``_preload_content=False``) and decoded with
+Its client comes from :mod:`podq.shared.kubeclient`, the one configuration builder workers
+use too (and the only module that imports ``kubernetes``); the pod reads and label patches
+go through its pre-serialized hot calls. Lists and watches are read raw (``_preload_content=False``) and decoded with
 orjson; the client never builds a model. Errors are mapped once: 410 →
 :class:`ResourceExpired`, anything else a retry may fix → :class:`WatchFailed`.
 """
@@ -10,15 +12,10 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-import socket
-
 import orjson
 import urllib3
-from kubernetes import client as k8s
-from kubernetes import config as k8s_config
-from kubernetes.client.exceptions import ApiException
-
 from podq.shared import naming
+from podq.shared.kubeclient import ApiException, ApiUnreachable, PodCalls, api_client, core_api, keepalive_options
 from podq.shared.settings import KubeSettings, WatcherSettings
 
 from .errors import ResourceExpired, WatchFailed
@@ -33,31 +30,10 @@ class ListPage:
     next_token: str | None
 
 
-def tcp_keepalive_socket_options(*, idle: int, interval: int, count: int) -> list[tuple[int, int, int]]:
-    """urllib3 socket options with TCP keepalive (kubernetes 37 ships this helper; 36.0.3 does not).
-
-    Built on urllib3's defaults (which disable Nagle), since urllib3 replaces rather than merges them.
-    """
-    options = list(urllib3.connection.HTTPConnection.default_socket_options)
-    options.append((socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1))
-    for name, value in (("TCP_KEEPIDLE", idle), ("TCP_KEEPINTVL", interval), ("TCP_KEEPCNT", count)):
-        if hasattr(socket, name):
-            options.append((socket.IPPROTO_TCP, getattr(socket, name), value))
-    return options
-
-
-def _api_client(kube: KubeSettings, watcher: WatcherSettings) -> k8s.ApiClient:
-    configuration = k8s.Configuration()
-    if kube.in_cluster:
-        k8s_config.load_incluster_config(client_configuration=configuration)
-    else:
-        k8s_config.load_kube_config(config_file=kube.kubeconfig, context=kube.context,
-                                    client_configuration=configuration, persist_config=False)
-    configuration.socket_options = tcp_keepalive_socket_options(
-        idle=watcher.keepalive_idle, interval=watcher.keepalive_interval, count=watcher.keepalive_count)
-    configuration.connection_pool_maxsize = 16
-    configuration.retries = False
-    return k8s.ApiClient(configuration)
+def _api_client(kube: KubeSettings, watcher: WatcherSettings):
+    """The shared builder's client, with TCP keepalive on its connections (watches idle for long)."""
+    return api_client(kube, pool_size=16, socket_options=keepalive_options(
+        idle=watcher.keepalive_idle, interval=watcher.keepalive_interval, count=watcher.keepalive_count))
 
 
 def _failure(what: str, exc: Exception) -> Exception:
@@ -110,7 +86,8 @@ class KubePods:
     def __init__(self, kube: KubeSettings, watcher: WatcherSettings) -> None:
         self._settings = watcher
         self._api = _api_client(kube, watcher)
-        self._core = k8s.CoreV1Api(self._api)
+        self._core = core_api(self._api)
+        self._calls = PodCalls(self._api)
         self.selector = naming.podq_selector()
 
     def close(self) -> None:
@@ -152,24 +129,24 @@ class KubePods:
     def exists(self, namespace: str, name: str) -> bool:
         """Whether the pod exists (in or out of the watcher's selector)."""
         return self._unless_gone(f"read pod {namespace}/{name}",
-                                 lambda timeout: self._core.read_namespaced_pod(
-                                     name, namespace, _preload_content=False, _request_timeout=timeout))
+                                 lambda timeout: self._calls.read(name, namespace, timeout=timeout))
 
     def label_revoked(self, namespace: str, name: str) -> bool:
         """Label a pod ``airflow_pod_revoked=True``; False when it is gone already."""
-        body = {"metadata": {"labels": {naming.POD_REVOKED: "True"}}}
         return self._unless_gone(f"label pod {namespace}/{name} revoked",
-                                 lambda timeout: self._core.patch_namespaced_pod(
-                                     name, namespace, body, _preload_content=False, _request_timeout=timeout))
+                                 lambda timeout: self._calls.patch(name, namespace, _REVOKED_PATCH, timeout=timeout))
 
     def _unless_gone(self, what: str, call) -> bool:
         """Run ``call(timeout)`` and read its answer: True, or False when the pod is not there (404)."""
         try:
-            call((self._settings.connect_timeout, self._settings.request_timeout)).data
-        except ApiException as exc:
-            if exc.status == 404:
-                return False
-            raise _failure(what, exc) from None
-        except Exception as exc:  # noqa: BLE001 - every transport failure becomes one WatcherError
-            raise _failure(what, exc) from None
+            answer = call((self._settings.connect_timeout, self._settings.request_timeout))
+        except ApiUnreachable as exc:
+            raise WatchFailed(f"{what}: {exc}") from None
+        if answer.status == 404:
+            return False
+        if not answer.ok:
+            raise WatchFailed(f"{what}: HTTP {answer.status} {answer.reason}")
         return True
+
+
+_REVOKED_PATCH = orjson.dumps({"metadata": {"labels": {naming.POD_REVOKED: "True"}}})

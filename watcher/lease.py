@@ -11,7 +11,7 @@ import logging
 import time
 from typing import Callable, Sequence
 
-from podq.broker.watchstate import WatchStore
+from podq.broker.store.watchstate import WatchStore
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ import logging
 from dataclasses import dataclass
 from typing import Sequence
 
-from podq.broker.publish import Item, PodState
-from podq.broker.watchstate import WatchStore
+from podq.broker.store.publish import Item, PodState
+from podq.broker.store.watchstate import WatchStore
 from podq.shared.records import KubernetesWatch
 from podq.shared.states import LedgerState, Source, State
 

@@ -12,7 +12,7 @@ import logging
 import time
 from typing import Callable
 
-from podq.broker.watchstate import LedgerBrief, WatchStore
+from podq.broker.store.watchstate import LedgerBrief, WatchStore
 from podq.shared import naming
 from podq.shared.records import FailureDetails
 from podq.shared.settings import WatcherSettings

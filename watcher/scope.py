@@ -17,7 +17,7 @@ import time
 import urllib3
 
 from podq.broker.errors import FencedError
-from podq.broker.watchstate import WatchStore
+from podq.broker.store.watchstate import WatchStore
 from podq.shared.loops import LoopCrashed, run_loop
 from podq.shared.settings import WatcherSettings
 from podq.shared.states import State

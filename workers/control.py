@@ -13,8 +13,9 @@ import logging
 import time
 from typing import Callable, TypeVar
 
-from podq.broker import control as broker_control
-from podq.broker.delayed import delay_control
+from podq.broker.control import operations as broker_control
+from podq.broker.store import adoption
+from podq.broker.store.delayed import delay_control
 from podq.shared import naming
 from podq.shared.records import ControlRecord
 from podq.shared.states import ControlOp, LedgerState, State
@@ -155,10 +156,10 @@ def complete(rt: Runtime, entry, *, namespace: str, deadline: float) -> str:
 def adopt(rt: Runtime, record: ControlRecord, *, deadline: float) -> str:
     """Move ``record.scheduler_id``'s jobs to ``record.new_scheduler_id`` and relabel their pods."""
     old, new = record.scheduler_id, record.new_scheduler_id
-    step = broker_control.adopt_step(rt.client, old=old, new=new)
+    step = adoption.adopt_step(rt.client, old=old, new=new)
     # Jobs still waiting for their patch count too: a delivery that died after the step
     # and before these notices leaves them to its redelivery (the notices are once-only).
-    notify = sorted(set(step.live_jobs) | set(broker_control.adopt_pending(rt.client, old=old, new=new)))
+    notify = sorted(set(step.live_jobs) | set(adoption.adopt_pending(rt.client, old=old, new=new)))
     if notify:
         broker_control.publish_adopted(rt.publisher, rt.ledger, old=old, job_ids=notify)
     log.info("adopt %s -> %s: %d live jobs, %d unread results moved", old, new, len(step.live_jobs),
@@ -167,7 +168,7 @@ def adopt(rt: Runtime, record: ControlRecord, *, deadline: float) -> str:
                           "annotations": {naming.SCHEDULER_ID_KEY: new}}}
     done, waiting = [], 0
     try:
-        for job_id in broker_control.adopt_pending(rt.client, old=old, new=new):
+        for job_id in adoption.adopt_pending(rt.client, old=old, new=new):
             entry = rt.ledger.get(job_id)
             if entry is None or entry.state not in (LedgerState.ACCEPTED, LedgerState.DISPATCHED, LedgerState.CREATED):
                 done.append(job_id)
@@ -180,10 +181,10 @@ def adopt(rt: Runtime, record: ControlRecord, *, deadline: float) -> str:
             else:
                 waiting += 1          # not created yet; its create may still carry the old owner
     finally:
-        broker_control.adopt_patched(rt.client, old=old, new=new, job_ids=done)
+        adoption.adopt_patched(rt.client, old=old, new=new, job_ids=done)
     if not waiting:
         return "adopted"
-    passes = broker_control.adopt_pass(rt.client, old=old, new=new)
+    passes = adoption.adopt_pass(rt.client, old=old, new=new)
     if passes >= ADOPT_MAX_PASSES:
         log.error("adopt %s -> %s: %d jobs still without a pod after %d passes; giving up", old, new, waiting, passes)
         return "gave-up"

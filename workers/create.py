@@ -13,8 +13,8 @@ import time
 import uuid
 from enum import Enum
 
-from podq.broker.delayed import delay_job
-from podq.broker.ledger import CREATABLE, Claim, Lease
+from podq.broker.store.delayed import delay_job
+from podq.broker.store.ledger import CREATABLE, Claim, Lease
 from podq.shared import naming
 from podq.shared.records import FailureDetails, KubernetesJob, KubernetesWatch
 from podq.shared.states import LedgerState, Source, State
@@ -120,7 +120,9 @@ def _create(job, payload, rt: Runtime, *, pod, name, namespace, owner, deadline)
                         message=error.message or str(error), status=error.status)
         if decision.action == DELAY:
             return delay(rt, job, payload, wait=decision.wait, error=error, owner=owner, namespace=namespace)
-        time.sleep(decision.wait)
+        if rt.stopping.wait(decision.wait):
+            log.info("job %s: worker shutting down; handing the job back instead of retrying here", job.job_id)
+            return delay(rt, job, payload, wait=decision.wait, error=error, owner=owner, namespace=namespace)
 
 
 def read_pod(rt: Runtime, name: str, namespace: str) -> PodRef | None:

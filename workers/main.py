@@ -10,7 +10,7 @@ import logging
 import os
 import socket
 
-from podq.shared import keys
+from podq.broker.store import keys
 from podq.shared.errors import PodqError
 from podq.shared.settings import Settings
 
@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None, settings: Settings) -> int:
     """Run a worker until it is stopped; returns the process exit code."""
-    from podq.broker.celery_app import make_celery
+    from podq.broker.queue.app import make_celery
 
     from .runtime import build_runtime
     from .tasks import register_tasks
@@ -57,8 +57,23 @@ def main(argv: list[str] | None, settings: Settings) -> int:
     worker = app.Worker(hostname=hostname, queues=[keys.CELERY_QUEUE], pool_cls="threads",
                         concurrency=settings.worker.concurrency, loglevel=args.loglevel.upper(),
                         without_gossip=True, without_mingle=True, without_heartbeat=True, optimization="fair")
+    stop_creates_on_shutdown(hostname, runtime)
     try:
         worker.start()
     finally:
         runtime.close()
     return worker.exitcode or 0
+
+
+def stop_creates_on_shutdown(hostname: str, runtime) -> None:
+    """On SIGTERM/SIGINT Celery stops consuming and waits for running tasks (a warm shutdown);
+    messages reserved but not started go back to the queue when the connection closes. This
+    makes running creates stop retrying in place: a job that would wait for a retry goes back
+    through the delayed set, so the shutdown ends within one API request timeout."""
+    from celery.signals import worker_shutting_down
+
+    def on_shutdown(sender=None, **_kwargs):
+        log.info("worker %s shutting down: running creates finish, retries are handed back", sender)
+        runtime.stopping.set()
+
+    worker_shutting_down.connect(on_shutdown, sender=hostname, weak=False)

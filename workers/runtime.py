@@ -2,19 +2,20 @@
 from __future__ import annotations
 
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from podq.broker.connection import connect
-from podq.broker.ledger import Ledger
-from podq.broker.publish import Publisher
-from podq.broker.ratelimit import CreateRateLimit
+from podq.broker.store.connection import connect
+from podq.broker.store.ledger import Ledger
+from podq.broker.store.publish import Publisher
+from podq.broker.store.ratelimit import CreateRateLimit
 from podq.shared.errors import SettingsError
 from podq.shared.settings import Settings
 
 from .hook import load_hook
-from .kube import Kube, api_client
+from .kube import Kube, open_kube
 from .podspec import MutationHook
 from .policy import create_timeout, retry_budget
 from .templates import TemplateStore
@@ -27,7 +28,7 @@ class Runtime:
     """One per worker process; every field is safe to share between threads."""
 
     settings: Settings
-    client: Any  # redis.Redis, opened by podq.broker.connection (workers/ never import redis)
+    client: Any  # redis.Redis, opened by podq.broker.store.connection (workers/ never import redis)
     kube: Kube
     ledger: Ledger
     publisher: Publisher
@@ -38,6 +39,9 @@ class Runtime:
     budget: float
     create_timeout: float
     delete_options: dict = field(default_factory=dict)
+    stopping: threading.Event = field(default_factory=threading.Event)
+    """Set when the worker begins a warm shutdown (SIGTERM): creates still running finish, and
+    one that would wait to retry hands its job back through the delayed set instead."""
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
@@ -54,7 +58,7 @@ def build_runtime(settings: Settings, *, kube: Kube | None = None) -> Runtime:
     """Open the connections a worker process needs; raises SettingsError on bad settings."""
     import json
 
-    from podq.broker.control import normalize_delete_options
+    from podq.broker.control.operations import normalize_delete_options
 
     if not settings.redis.url:
         raise SettingsError("PODQ_REDIS_URL is not set: a worker needs the broker's Redis")
@@ -65,7 +69,7 @@ def build_runtime(settings: Settings, *, kube: Kube | None = None) -> Runtime:
     in_flight = jobs_in_flight(settings)
     budget = retry_budget(settings.worker)
     if kube is None:
-        kube = Kube(api_client(settings.kube, pool_size=in_flight), request_timeout=settings.kube.request_timeout)
+        kube = open_kube(settings.kube, pool_size=in_flight)
     client = connect(settings.redis.url, settings=settings.redis)
     return Runtime(settings=settings, client=client, kube=kube, ledger=Ledger(client), publisher=Publisher(client, ledger_ttl=settings.redis.ledger_ttl),
                    limiter=CreateRateLimit(client, rate=settings.worker.create_rate, burst=settings.worker.create_burst),

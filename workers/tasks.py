@@ -1,7 +1,7 @@
 """The Celery tasks: thin adapters from a message to :mod:`.create` and :mod:`.control`.
 
 ``podq.create_pod`` receives one positional argument, a list of msgpack job
-records (broker/dispatch.py), and creates them concurrently on the runtime's
+records (broker/queue/envelopes.py), and creates them concurrently on the runtime's
 pool, each job's failure kept to itself. Job-level failures are results, not
 exceptions. An unexpected error (a bug, Redis unreachable) is logged with its
 traceback and the message is rejected with requeue, so it comes back; the
@@ -16,8 +16,8 @@ from typing import Sequence
 from celery import Celery
 from celery.exceptions import Reject
 
-from podq.broker.ledger import Claim
-from podq.shared import keys
+from podq.broker.queue.envelopes import CONTROL_TASK, CREATE_TASK
+from podq.broker.store.ledger import Claim
 from podq.shared.errors import DecodeError
 from podq.shared.records import ControlRecord, KubernetesJob
 
@@ -62,13 +62,13 @@ def _guarded(job: KubernetesJob, payload: bytes, rt: Runtime, deadline: float, c
 def register_tasks(app: Celery, rt: Runtime) -> None:
     """Define ``podq.create_pod`` and ``podq.control`` on ``app``, bound to ``rt``."""
 
-    @app.task(name=keys.CREATE_TASK, **TASK_OPTIONS)
+    @app.task(name=CREATE_TASK, **TASK_OPTIONS)
     def create_pod(payloads: list[bytes]) -> None:
         outcomes, crashed = create_batch(_as_list(payloads), rt)
         if crashed:
             raise Reject(f"{crashed} of {len(outcomes)} jobs crashed", requeue=True)
 
-    @app.task(name=keys.CONTROL_TASK, **TASK_OPTIONS)
+    @app.task(name=CONTROL_TASK, **TASK_OPTIONS)
     def control(payloads: list[bytes]) -> None:
         deadline = time.monotonic() + rt.budget
         for payload in _as_list(payloads):

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 import yaml
 
-from podq.broker.admission import template_path
+from podq.broker.intake.admission import template_path
 
 from .errors import TemplateError
 

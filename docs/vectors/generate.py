@@ -19,7 +19,7 @@ from typing import Any
 
 import msgpack
 
-from podq.broker.admission import check_job
+from podq.broker.intake.admission import check_job
 from podq.shared.errors import DecodeError
 from podq.shared.naming import derive_job_id, pod_name_for
 from podq.shared.records import ControlRecord, KubernetesJob, KubernetesWatch, TaskKey

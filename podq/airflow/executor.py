@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING, Any, Sequence
 from airflow.executors.base_executor import BaseExecutor
 from airflow.utils.state import TaskInstanceState
 
-from podq.broker.connection import connect
-from podq.broker.jobs import job_status
-from podq.broker.results import ResultsConsumer
-from podq.broker.submit import revoke, send_control, submit_many
+from podq.broker.client.control import revoke, send_control
+from podq.broker.client.jobs import job_status
+from podq.broker.client.results import ResultsConsumer
+from podq.broker.client.submit import submit_many
+from podq.broker.store.connection import connect
 from podq.shared.records import ControlRecord, KubernetesJob, KubernetesResults
 from podq.shared.states import ControlOp
 

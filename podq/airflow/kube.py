@@ -1,17 +1,22 @@
-"""The executor's only contact with the ``kubernetes`` package (an adapter module).
+"""What the executor needs of Kubernetes: a task's ``pod_override`` as a dict, and pod logs.
 
-* :func:`serialize_override` turns a task's ``pod_override`` (a ``k8s.V1Pod``) into the API's
-  camelCase dict that a podq job carries; no API call.
+* :func:`serialize_override` turns ``executor_config["pod_override"]`` (a ``k8s.V1Pod``) into
+  the API's camelCase dict that a podq job carries, the way the client's
+  ``sanitize_for_serialization`` does, by reading the model's own ``attribute_map`` (no import
+  of ``kubernetes``: shared/kubeclient.py is podq's one adapter to it). No API call.
 * :class:`PodLogs` reads a task's pod log for ``get_task_log``, only when the executor is
   configured with API access (``logs_from_kubernetes``); the scheduler never needs it.
 """
 from __future__ import annotations
 
+import datetime
 import logging
 from typing import Any
 
+from podq.shared.kubeclient import ApiException, api_client, core_api
 from podq.shared.naming import MAIN_CONTAINER, safe_label_value
 from podq.shared.records import TaskKey
+from podq.shared.settings import KubeSettings
 
 from .config import ExecutorConfig
 from .mapping import WorkloadError
@@ -21,15 +26,27 @@ log = logging.getLogger(__name__)
 
 def serialize_override(override: Any) -> dict[str, Any] | None:
     """``executor_config["pod_override"]`` as a plain dict (a dict is taken as already serialized)."""
-    if override is None:
-        return None
-    if isinstance(override, dict):
+    if override is None or isinstance(override, dict):
         return override
-    from kubernetes.client import ApiClient, V1Pod
-
-    if not isinstance(override, V1Pod):
+    if type(override).__name__ != "V1Pod" or not hasattr(override, "attribute_map"):
         raise WorkloadError(f"executor_config.pod_override: expected a k8s.V1Pod, got {type(override).__name__}")
-    return ApiClient().sanitize_for_serialization(override)
+    return _api_value(override)
+
+
+def _api_value(value: Any) -> Any:
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_api_value(item) for item in value]
+    if isinstance(value, (datetime.datetime, datetime.date)):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {key: _api_value(item) for key, item in value.items()}
+    fields = getattr(value, "openapi_types", None)
+    if fields is None:
+        raise WorkloadError(f"executor_config.pod_override holds a {type(value).__name__}, not an API model")
+    return {value.attribute_map[name]: _api_value(getattr(value, name)) for name in fields
+            if getattr(value, name) is not None}
 
 
 def selector_for(key: TaskKey) -> str:
@@ -51,19 +68,12 @@ class PodLogs:
 
     def _core(self):
         if self._api is None:
-            from kubernetes import client, config as kube_config
-
-            if self.config.kube_in_cluster:
-                kube_config.load_incluster_config()
-            else:
-                kube_config.load_kube_config(config_file=self.config.kube_config_file)
-            self._api = client.CoreV1Api()
+            settings = KubeSettings(kubeconfig=self.config.kube_config_file, in_cluster=self.config.kube_in_cluster)
+            self._api = core_api(api_client(settings, pool_size=1))
         return self._api
 
     def read(self, key: TaskKey, *, namespace: str) -> tuple[list[str], list[str]]:
         """(log lines, messages) as ``get_task_log`` returns them; never raises."""
-        from kubernetes.client.rest import ApiException
-
         selector = selector_for(key)
         try:
             api = self._core()

@@ -1,7 +1,7 @@
 """What several commands share: reaching the configured Redis."""
 from __future__ import annotations
 
-from podq.broker.connection import connect
+from podq.broker.store.connection import connect
 from podq.shared.errors import SettingsError
 from podq.shared.settings import Settings
 

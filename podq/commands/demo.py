@@ -5,9 +5,9 @@ import sys
 import threading
 import time
 
-from podq.broker.connection import connect
-from podq.broker.results import ResultsConsumer
-from podq.broker.submit import submit_many
+from podq.broker.client.results import ResultsConsumer
+from podq.broker.client.submit import submit_many
+from podq.broker.store.connection import connect
 from podq.shared.loops import stop_on_signals
 from podq.shared.records import KubernetesJob, TaskKey
 from podq.shared.states import State

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import threading
 
-from podq.broker.control import validate_control
-from podq.broker.delayed import release_due
-from podq.broker.intake import Intake
-from podq.broker.ledger import Ledger
-from podq.broker.trim import Trimmer
+from podq.broker.control.operations import validate_control
+from podq.broker.intake.service import Intake
+from podq.broker.store.delayed import release_due
+from podq.broker.store.ledger import Ledger
+from podq.broker.store.trim import Trimmer
 from podq.shared.loops import stop_on_signals
 
 from ._common import redis_from

@@ -1,8 +1,8 @@
 """`podq job`: look at or cancel one job."""
 from __future__ import annotations
 
-from podq.broker.jobs import job_status
-from podq.broker.submit import revoke
+from podq.broker.client.jobs import job_status
+from podq.broker.client.control import revoke
 from podq.shared.states import LedgerState
 
 from ._common import redis_from

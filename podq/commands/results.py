@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import threading
 
-from podq.broker.results import ResultsConsumer
-from podq.broker.stats import all_stats, format_stats, results_stats
+from podq.broker.client.results import ResultsConsumer
+from podq.broker.client.stats import all_stats, format_stats, results_stats
 from podq.shared.errors import SettingsError
 from podq.shared.loops import stop_on_signals
 

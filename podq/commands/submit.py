@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from podq.broker.submit import submit
+from podq.broker.client.submit import submit
 from podq.shared.records import KubernetesJob, TaskKey
 
 from ._common import redis_from

@@ -15,14 +15,14 @@ from airflow.utils.state import TaskInstanceState
 from podq.airflow.config import load_config
 from podq.airflow.executor import PodqExecutor
 from podq.airflow.mapping import pod_command
-from podq.broker.connection import connect
+from podq.broker.store import keys
+from podq.broker.store.connection import connect
 from podq.kubesim.admin import Admin
-from podq.shared import keys
 from podq.shared.settings import load_settings
 from podq.stack import Stack, StackOptions
 from tests.support import core_v1
 
-from .workloads import FakeTI, outcome, workload
+from tests.support.airflow_tasks import FakeTI, outcome, workload
 
 
 @pytest.fixture(scope="module")

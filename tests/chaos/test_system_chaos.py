@@ -15,15 +15,14 @@ import time
 import pytest
 import redis
 
-from podq.broker.connection import connect
-from podq.broker.results import ResultsConsumer
-from podq.broker.submit import submit_many
+from podq.broker.store.connection import connect
+from podq.broker.client.results import ResultsConsumer
+from podq.broker.client.submit import submit_many
 from podq.kubesim.admin import Admin
-from podq.shared import keys
+from podq.broker.store import keys
 from tests.support import wait_for
-
-from .system import (SERVICE_ARGV, Collector, Producer, assert_exactly_once,
-                     chaos_stack, check_alive, kill, make_jobs, new_scheduler, worker_argv)
+from tests.support.system import (SERVICE_ARGV, Collector, Producer, assert_exactly_once, chaos_stack, check_alive,
+                                  kill, make_jobs, new_scheduler, worker_argv)
 
 JOBS = 300
 # Redis is down this long in the restart scenarios (a restart of a real server is not instant).

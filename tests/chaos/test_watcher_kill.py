@@ -15,7 +15,7 @@ import pytest
 
 from podq.shared import naming
 from podq.shared.states import State
-from tests.integration import watcher_harness as h
+from tests.support import watcher as h
 from tests.support import wait_for
 
 REPO = Path(__file__).resolve().parents[2]

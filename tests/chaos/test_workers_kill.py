@@ -12,11 +12,10 @@ import signal
 import subprocess
 import time
 
-from podq.broker.delayed import release_due
-from podq.broker.ledger import Ledger
+from podq.broker.store.delayed import release_due
+from podq.broker.store.ledger import Ledger
 from podq.shared.states import State
-from tests.integration.test_workers_ratelimit import start_worker_process, worker_env
-from tests.integration.workers_harness import NAMESPACE, admit, make_job, pod_name, results
+from tests.support.workers import NAMESPACE, admit, make_job, pod_name, results, start_worker_process, worker_env
 
 JOBS = 300
 

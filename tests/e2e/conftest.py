@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from podq.broker.connection import connect
+from podq.broker.store.connection import connect
 from podq.kubesim.admin import Admin
 from podq.shared.settings import load_settings
 from podq.stack import Stack, StackOptions

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from podq.shared import keys
+from podq.broker.store import keys
 from podq.shared.naming import derive_job_id
 from podq.shared.records import TaskKey
 from podq.shared.states import State
@@ -122,7 +122,7 @@ def test_node_producer_and_consumer_run_jobs_revoke_one_and_ack(node, stack, sta
 
 
 def test_node_records_read_back_in_python_and_node_consumer_drops_duplicates(node, redis_client, redis_url):
-    from podq.broker.publish import Publisher
+    from podq.broker.store.publish import Publisher
     from podq.shared.records import ControlRecord, KubernetesJob, KubernetesWatch
     from podq.shared.states import ControlOp, Source
 

@@ -6,10 +6,10 @@ import time
 
 from kubernetes import client as k8s, config as k8s_config
 
-from podq.broker.dispatch import dispatch_jobs
-from podq.broker.results import ResultsConsumer
-from podq.broker.submit import submit, submit_many
-from podq.shared import keys
+from podq.broker.client.results import ResultsConsumer
+from podq.broker.client.submit import submit, submit_many
+from podq.broker.queue.envelopes import dispatch_jobs
+from podq.broker.store import keys
 from podq.shared.naming import pod_name_for
 from podq.shared.records import KubernetesJob, TaskKey
 from podq.shared.states import State

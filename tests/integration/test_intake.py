@@ -7,13 +7,14 @@ import json
 import msgpack
 import pytest
 
-from podq.broker.connection import connect
-from podq.broker.intake import Intake
-from podq.broker.ledger import Ledger
-from podq.broker.publish import Publisher
-from podq.broker.results import ResultsConsumer
-from podq.broker.submit import SubmitError, submit, submit_many
-from podq.shared import keys
+from podq.broker.client.results import ResultsConsumer
+from podq.broker.client.submit import SubmitError, submit, submit_many
+from podq.broker.intake.service import Intake
+from podq.broker.queue.envelopes import CREATE_TASK
+from podq.broker.store import keys
+from podq.broker.store.connection import connect
+from podq.broker.store.ledger import Ledger
+from podq.broker.store.publish import Publisher
 from podq.shared.records import KubernetesJob, KubernetesWatch, TaskKey
 from podq.shared.settings import IntakeSettings, load_settings
 from podq.shared.states import LedgerState, Source, State
@@ -34,7 +35,7 @@ def celery_jobs(client) -> list[bytes]:
     payloads = []
     for raw in client.lrange(keys.CELERY_QUEUE, 0, -1):
         message = json.loads(raw)
-        assert message["headers"]["task"] == keys.CREATE_TASK
+        assert message["headers"]["task"] == CREATE_TASK
         args, _kwargs, _embed = msgpack.unpackb(base64.b64decode(message["body"]), raw=False)
         payloads.extend(args[0])
     return payloads

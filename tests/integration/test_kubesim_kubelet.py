@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,14 +12,11 @@ from kubernetes import client, watch
 
 from podq.kubesim.server import KubeSim
 from podq.kubesim.testing import running_kubesim
-from tests.support import core_v1
+from tests.support import core_v1, pod_status_samples
 
 NS = "default"
 IMAGE = "apache/airflow:3.1.0"
-SAMPLES_PATH = Path(__file__).resolve().parents[3] / "shared" / "reference" / "pod-status-samples.json"
-if not SAMPLES_PATH.exists():  # the working tree may sit elsewhere; fall back to the shared checkout
-    SAMPLES_PATH = Path("/work/shared/reference/pod-status-samples.json")
-SAMPLES: dict[str, Any] = json.loads(SAMPLES_PATH.read_text())
+SAMPLES: dict[str, Any] = pod_status_samples()
 A = "kubesim.podq.io/"
 
 

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import msgpack
 
-from podq.broker.connection import connect
-from podq.broker.intake import Intake
-from podq.broker.publish import Publisher
-from podq.broker.results import ResultsConsumer
-from podq.broker.submit import submit_many
-from podq.shared import keys
+from podq.broker.client.results import ResultsConsumer
+from podq.broker.client.submit import submit_many
+from podq.broker.intake.service import Intake
+from podq.broker.store import keys
+from podq.broker.store.connection import connect
+from podq.broker.store.publish import Publisher
 from podq.shared.naming import derive_job_id
 from podq.shared.records import KubernetesJob, KubernetesWatch, TaskKey
 from podq.shared.settings import IntakeSettings, ResultsSettings, load_settings

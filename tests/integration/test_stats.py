@@ -5,12 +5,12 @@ import re
 
 import pytest
 
-from podq.broker.intake import Intake
-from podq.broker.publish import Publisher
-from podq.broker.results import ResultsConsumer
-from podq.broker.submit import submit
+from podq.broker.client.results import ResultsConsumer
+from podq.broker.client.submit import submit
+from podq.broker.intake.service import Intake
+from podq.broker.store import keys
+from podq.broker.store.publish import Publisher
 from podq.cli import main
-from podq.shared import keys
 from podq.shared.naming import derive_job_id
 from podq.shared.records import ControlRecord, FailureDetails, KubernetesJob, KubernetesWatch, TaskKey
 from podq.shared.settings import IntakeSettings, load_settings

@@ -1,11 +1,11 @@
 """Trimming podq's streams never drops what a group has not finished, short of the hard cap."""
 from __future__ import annotations
 
-from podq.broker.publish import Publisher
-from podq.broker.results import ResultsConsumer
-from podq.broker.submit import submit_many
-from podq.broker.trim import Trimmer, trimmed_unread
-from podq.shared import keys
+from podq.broker.client.results import ResultsConsumer
+from podq.broker.client.submit import submit_many
+from podq.broker.store import keys
+from podq.broker.store.publish import Publisher
+from podq.broker.store.trim import Trimmer, trimmed_unread
 from podq.shared.naming import derive_job_id
 from podq.shared.records import KubernetesJob, KubernetesWatch, TaskKey
 from podq.shared.settings import TrimSettings
@@ -96,7 +96,7 @@ def test_pending_entry_removed_by_the_hard_cap_is_acked_on_redelivery(redis_clie
 
 
 def test_jobs_and_control_streams_are_trimmed_the_same_way(redis_client):
-    from podq.broker.intake import Intake
+    from podq.broker.intake.service import Intake
     from podq.shared.settings import IntakeSettings, load_settings
 
     jobs = [KubernetesJob.new(scheduler_id="sched", key=TaskKey(dag_id="d", task_id=f"t{n}", run_id="r"))

@@ -1,17 +1,15 @@
 """Scenario (e) and the reconciler: jobs that end without a pod finishing them."""
 from __future__ import annotations
 
-import time
-
 import pytest
 
-from podq.broker.ledger import Ledger
-from podq.shared import keys, naming
+from podq.broker.store.ledger import Ledger
+from podq.broker.store import keys
+from podq.shared import naming
 from podq.shared.records import KubernetesJob
 from podq.shared.states import State
 from tests.support import wait_for
-
-from . import watcher_harness as h
+from tests.support import watcher as h
 
 
 @pytest.fixture
@@ -83,9 +81,15 @@ def test_reconciler_ends_jobs_without_pods(env):
 
 def test_reconciler_leaves_young_jobs_alone(env):
     ledger = Ledger(env.client)
-    young = h.job(1)
-    ledger.accept_many([(young, name_of(young))])
-    with env.watcher(lost_after=60.0) as watcher:
-        wait_for(lambda: watcher.leads("default") and watcher.runners["default"].synced.is_set(), timeout=10)
-        time.sleep(1.2)  # two reconciler passes
-    assert h.results(env.client) == {}
+    young, gone = h.job(1), h.job(2)
+    ledger.accept_many([(young, name_of(young)), (gone, name_of(gone))])
+    # The control: a created job whose pod is gone ends after created_grace, so a pass that
+    # ended it has also looked at the young job (the same pass, or a later one).
+    ledger.mark_created(gone.job_id, uid="gone-uid")
+    with env.watcher(lost_after=60.0, created_grace=1.0) as watcher:
+        env.wait_terminal([gone], timeout=15)
+        assert watcher.failed is None
+    per_job = h.results(env.client)
+    assert list(per_job) == [gone.job_id]
+    assert per_job[gone.job_id][-1].state is State.LOST
+    assert ledger.get(young.job_id).state.value == "accepted"

@@ -9,15 +9,15 @@ import msgpack
 import pytest
 
 from podq.broker.errors import FencedError
-from podq.broker.publish import Item, PodState
-from podq.broker.watchstate import WatchStore
-from podq.shared import keys, naming
+from podq.broker.store.publish import Item, PodState
+from podq.broker.store.watchstate import WatchStore
+from podq.broker.store import keys
+from podq.shared import naming
 from podq.shared.records import ControlRecord
 from podq.shared.states import ControlOp, State
 from podq.watcher.main import main as watcher_main
 from tests.support import wait_for
-
-from . import watcher_harness as h
+from tests.support import watcher as h
 
 
 @pytest.fixture
@@ -161,9 +161,15 @@ def test_watcher_without_lease_does_not_publish(env):
     store = WatchStore(env.client)
     assert store.hold("default", holder="someone-else", token=None, ttl=30)[0]
     with env.watcher() as watcher:
+        tries = []
+        hold = watcher.store.hold
+        watcher.store.hold = lambda *args, **kwargs: tries.append(1) or hold(*args, **kwargs)
         h.launch(env.client, env.api, [(item, None) for item in jobs])
-        wait_for(lambda: env.sim.admin().stats()["pods"] == 3, timeout=5)
-        time.sleep(0.5)  # a standby stays quiet: give it a chance to misbehave
+        finished = lambda: [pod.status.phase for pod in env.api.list_namespaced_pod("default").items]  # noqa: E731
+        wait_for(lambda: finished() == ["Succeeded"] * 3, timeout=10, message="the three pods to finish")
+        # Every pod has finished; the standby now sees its lease refused three more times.
+        seen = len(tries)
+        wait_for(lambda: len(tries) >= seen + 3, timeout=10, message="three more lease attempts")
         assert not watcher.leads()
         assert h.results(env.client) == {}
 

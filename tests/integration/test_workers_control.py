@@ -3,16 +3,17 @@ from __future__ import annotations
 
 import pytest
 
-from podq.broker.control import request_completion, validate_control
-from podq.broker.ledger import Ledger
-from podq.broker.publish import Publisher
-from podq.shared import keys, naming
+from podq.broker.control.operations import request_completion, validate_control
+from podq.broker.store.ledger import Ledger
+from podq.broker.store.publish import Publisher
+from podq.broker.store import keys
+from podq.shared import naming
 from podq.shared.records import ControlRecord, KubernetesWatch
 from podq.shared.states import ControlOp, Source, State
-from podq.workers.kube import Kube, api_client
+from podq.shared.kubeclient import api_client
+from podq.workers.kube import Kube
 from tests.support import wait_for
-
-from .workers_harness import (NAMESPACE, SCHEDULER, admit, celery_worker, control, ledger_state, make_job,
+from tests.support.workers import (NAMESPACE, SCHEDULER, admit, celery_worker, control, ledger_state, make_job,
                               make_settings, pod_name, redeliver, results, results_for)
 
 

@@ -5,15 +5,15 @@ import time
 
 import pytest
 
-from podq.broker.ledger import Lease, Ledger
+from podq.broker.store.ledger import Lease, Ledger
 from podq.shared import naming
 from podq.shared.states import Source, State
-from podq.workers.kube import Kube, api_client
+from podq.shared.kubeclient import api_client
+from podq.workers.kube import Kube
 from podq.workers.podspec import build_pod
 from podq.workers.templates import TemplateStore
 from tests.support import wait_for
-
-from .workers_harness import (NAMESPACE, admit, celery_worker, ledger_state, make_job, make_settings, pod_name,
+from tests.support.workers import (NAMESPACE, admit, celery_worker, ledger_state, make_job, make_settings, pod_name,
                               redeliver, releasing, results_for)
 
 

@@ -1,39 +1,18 @@
 """The cluster-wide create rate limit across two ``podq worker`` processes, read from kubesim's create log."""
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import time
 
 import pytest
 
-from podq.broker.delayed import delay_job, release_due
-from podq.broker.ratelimit import CreateRateLimit
-from podq.shared import keys
+from podq.broker.store.delayed import delay_job, release_due
+from podq.broker.store.ratelimit import CreateRateLimit
+from podq.broker.store import keys
 from tests.support import wait_for
-
-from .workers_harness import NAMESPACE, admit, ledger_state, make_job, pod_name
+from tests.support.workers import NAMESPACE, admit, ledger_state, make_job, pod_name, start_worker_process, worker_env
 
 RATE, BURST = 20.0, 5
-
-
-def worker_env(redis_url: str, kubeconfig: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PODQ_")}
-    env.update({"PODQ_REDIS_URL": redis_url, "PODQ_KUBE_KUBECONFIG": kubeconfig, "PODQ_KUBE_NAMESPACE": NAMESPACE,
-                "PODQ_KUBE_REQUEST_TIMEOUT": "2", "PODQ_WORKER_VISIBILITY_TIMEOUT": "6",
-                "PODQ_WORKER_CONCURRENCY": "8", **extra})
-    return env
-
-
-PODQ = "import sys; from podq.cli import main; sys.exit(main(sys.argv[1:]))"
-
-
-def start_worker_process(env: dict[str, str], name: str, log_dir) -> subprocess.Popen:
-    """``podq worker`` as a process of its own; its log goes to ``log_dir/<name>.log``."""
-    with open(f"{log_dir}/{name}.log", "ab") as log:
-        return subprocess.Popen([sys.executable, "-c", PODQ, "worker", "-n", f"{name}@test", "-l", "warning"],
-                                env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
 def max_excess(times: list[float], *, rate: float, burst: int) -> float:

@@ -16,7 +16,7 @@ ALLOWED = {
     "kubesim": set(),
 }
 # third-party modules only some folders may touch
-ADAPTERS = {"redis": {"broker"}, "kubernetes": {"workers", "watcher"}}
+ADAPTERS = {"redis": {"broker"}, "kubernetes": {"shared"}}
 
 
 def imports_of(path: Path) -> set[str]:
@@ -63,8 +63,29 @@ def test_nothing_imports_tests():
     assert wrong == []
 
 
+def test_one_adapter_module_talks_to_kubernetes():
+    """shared/kubeclient.py builds the one client configuration workers and watcher use."""
+    users = [str(path.relative_to(ROOT)) for folder in [*ALLOWED, "podq"] if folder != "kubesim"
+             for path in files_of(folder) if any(name.split(".")[0] == "kubernetes" for name in imports_of(path))]
+    assert users == ["shared/kubeclient.py"]
+
+
 @pytest.mark.parametrize("folder", ["workers", "watcher"])
-def test_one_adapter_module_talks_to_kubernetes(folder):
+def test_workers_and_watcher_reach_the_api_through_their_kube_module(folder):
     users = [path.name for path in files_of(folder)
-             if any(name.split(".")[0] == "kubernetes" for name in imports_of(path))]
+             if any(name == "podq.shared.kubeclient" for name in imports_of(path))]
     assert users == ["kube.py"]
+
+
+def test_tests_share_helpers_only_through_tests_support():
+    """A test module imports helpers from tests.support, never from another test module."""
+    wrong = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level > 0 and path.parent.name != "support":
+                wrong.append(f"{path.relative_to(ROOT)} imports .{node.module or ''} (relative)")
+            elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "tests" \
+                    and node.module.split(".")[:2] != ["tests", "support"]:
+                wrong.append(f"{path.relative_to(ROOT)} imports {node.module}")
+    assert wrong == []

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from podq.broker.admission import check_job
-from podq.broker.policy import check_override
+from podq.broker.intake.admission import check_job
+from podq.broker.intake.policy import check_override
 from podq.shared.records import KubernetesJob, TaskKey
 from podq.shared.settings import IntakeSettings, KubeSettings, load_settings
 
@@ -152,7 +152,7 @@ def test_record_size_limit(settings):
 
 
 def test_submit_with_intakes_settings_raises_intakes_message(settings):
-    from podq.broker.submit import SubmitError, submit
+    from podq.broker.client.submit import SubmitError, submit
 
     bad = job(namespace="jobs", pod_override=spec(hostPID=True))
     with pytest.raises(SubmitError) as caught:

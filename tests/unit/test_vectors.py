@@ -8,7 +8,7 @@ from pathlib import Path
 import msgpack
 import pytest
 
-from podq.broker.admission import check_job
+from podq.broker.intake.admission import check_job
 from podq.shared.errors import DecodeError
 from podq.shared.naming import derive_job_id, pod_name_for
 from podq.shared.records import ControlRecord, KubernetesJob, KubernetesWatch, TaskKey

@@ -1,36 +1,14 @@
 """Classification of every pod situation in pod-status-samples.json, as podq states."""
 from __future__ import annotations
 
-import copy
-import json
-from pathlib import Path
-
 import orjson
 import pytest
 
 from podq.shared import naming
-from podq.shared.records import TaskKey
 from podq.shared.states import State
 from podq.watcher.classify import DEFAULT_FATAL_REASONS, classify, deadline_verdict, fatal_container
 from podq.watcher.events import EventType, decode_line, pod_view
-
-SAMPLES_PATH = Path(__file__).resolve().parents[3] / "shared" / "reference" / "pod-status-samples.json"
-if not SAMPLES_PATH.exists():
-    SAMPLES_PATH = Path("/work/shared/reference/pod-status-samples.json")
-SAMPLES = json.loads(SAMPLES_PATH.read_text())
-KEY = TaskKey(dag_id="dag", task_id="task", run_id="run", try_number=2, map_index=3)
-JOB = naming.derive_job_id("sched", KEY)
-
-
-def raw_pod(status: dict, *, labels: dict | None = None, deleting: bool = False) -> dict:
-    metadata = {"name": "dag-task-x", "namespace": "default", "uid": "u1", "resourceVersion": "17",
-                "creationTimestamp": "2026-01-01T00:00:00Z",
-                "labels": {**naming.pod_labels(job_id=JOB, scheduler_id="sched", key=KEY), **(labels or {})},
-                "annotations": naming.pod_annotations(job_id=JOB, scheduler_id="sched", key=KEY)}
-    if deleting:
-        metadata["deletionTimestamp"] = "2026-01-01T00:01:00Z"
-        metadata["deletionGracePeriodSeconds"] = 30
-    return {"kind": "Pod", "apiVersion": "v1", "metadata": metadata, "status": copy.deepcopy(status)}
+from tests.support.pods import JOB, KEY, SAMPLES, raw_pod
 
 
 def verdict_for(sample: str, kind: EventType = EventType.MODIFIED, **options):

@@ -5,7 +5,7 @@ import json
 import os
 import time
 
-from podq.broker.watchstate import LedgerBrief
+from podq.broker.store.watchstate import LedgerBrief
 from podq.shared.settings import WatcherSettings
 from podq.shared.states import LedgerState, State
 from podq.watcher.health import Health, check
@@ -72,7 +72,7 @@ def test_lease_with_a_new_token_restarts_the_scope():
 def test_lease_steps_down_when_it_cannot_renew_for_a_ttl():
     lease, events = keeper([(True, "1:me"), ConnectionError("down")], ttl=0.0)
     lease.step()
-    time.sleep(0.01)
+    time.sleep(0.01)  # the clock must move past the zero ttl: time passing is what is tested
     try:
         lease.step()
     except ConnectionError:

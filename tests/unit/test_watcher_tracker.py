@@ -9,7 +9,7 @@ from podq.watcher.classify import classify
 from podq.watcher.events import EventType, decode_line, pod_view
 from podq.watcher.tracker import FORGET, PodRecord, Tracker
 
-from .test_watcher_classify import SAMPLES, raw_pod
+from tests.support.pods import SAMPLES, raw_pod
 
 NOW = 1_800_000_000.0
 

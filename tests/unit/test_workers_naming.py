@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import itertools
+import os
 import re
+import subprocess
+import sys
 
 from podq.shared import naming
 from podq.shared.records import TaskKey
@@ -26,7 +29,13 @@ def test_names_are_dns_1123_and_at_most_63_characters():
 
 
 def test_names_are_deterministic_and_keep_a_readable_slug():
-    assert name_for() == name_for()
+    # Another interpreter with another hash seed derives the same name: nothing per-process goes in.
+    program = ("from podq.shared import naming; from podq.shared.records import TaskKey; "
+               "key = TaskKey(dag_id='dag', task_id='task', run_id='run'); "
+               "print(naming.pod_name_for(naming.derive_job_id('s', key), key))")
+    names = {subprocess.run([sys.executable, "-c", program], env={**os.environ, "PYTHONHASHSEED": seed},
+                            capture_output=True, text=True, check=True).stdout.strip() for seed in ("1", "2")}
+    assert names == {name_for()}
     assert name_for().startswith("dag-task-")
 
 

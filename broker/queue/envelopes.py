@@ -16,7 +16,10 @@ from typing import Sequence
 import msgpack
 import redis
 
-from podq.shared import keys
+from podq.broker.store import keys
+
+CREATE_TASK = "podq.create_pod"
+CONTROL_TASK = "podq.control"
 
 _EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
 
@@ -47,7 +50,7 @@ def chunks(items: Sequence, size: int) -> list[Sequence]:
 def dispatch_jobs(client: redis.Redis, payloads: Sequence[bytes], *, per_message: int,
                   queue: str = keys.CELERY_QUEUE) -> int:
     """Push ``podq.create_pod`` messages carrying ``payloads``; returns messages pushed."""
-    messages = [envelope(keys.CREATE_TASK, [list(group)], queue=queue)
+    messages = [envelope(CREATE_TASK, [list(group)], queue=queue)
                 for group in chunks(list(payloads), per_message)]
     if messages:
         client.lpush(queue, *messages)
@@ -57,7 +60,7 @@ def dispatch_jobs(client: redis.Redis, payloads: Sequence[bytes], *, per_message
 def dispatch_control(client: redis.Redis, payloads: Sequence[bytes], *, per_message: int = 1,
                      queue: str = keys.CELERY_QUEUE) -> int:
     """Push ``podq.control`` messages carrying ``per_message`` control records each."""
-    messages = [envelope(keys.CONTROL_TASK, [list(group)], queue=queue)
+    messages = [envelope(CONTROL_TASK, [list(group)], queue=queue)
                 for group in chunks(list(payloads), per_message)]
     if messages:
         client.lpush(queue, *messages)

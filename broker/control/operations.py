@@ -1,27 +1,23 @@
 """Broker-side steps of control operations (revoke, mark done, delete, adopt, complete).
 
 * :func:`validate_control` is intake's check of a ``podq:control`` record.
-* :func:`adopt_step` is adoption's one atomic broker step (``lua/adopt.lua``).
 * :func:`publish_revoked` and :func:`publish_adopted` publish through the publish script.
+  (Adoption's atomic step lives in :mod:`podq.broker.store.adoption`.)
 * :func:`request_completion` asks the workers to apply the completion policy to a
   job whose terminal result is durable (the watcher calls it after publishing).
 """
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any, Sequence
 
 import redis
 
-from podq.shared import keys
+from podq.broker.queue.envelopes import dispatch_control
+from podq.broker.store.ledger import Ledger, LedgerEntry
+from podq.broker.store.publish import Publisher
 from podq.shared.records import ControlRecord, KubernetesWatch
 from podq.shared.states import ControlOp, Source, State
-
-from .dispatch import dispatch_control
-from .ledger import Ledger, LedgerEntry
-from .publish import Publisher
-from .scripts import register
 
 # Delete options a producer may pass (the API's DeleteOptions fields), with their types.
 DELETE_OPTIONS: dict[str, type | tuple[type, ...]] = {
@@ -93,25 +89,6 @@ def publish_revoked(publisher: Publisher, entry: LedgerEntry, *, reason: str | N
     return publisher.publish([result])[0]
 
 
-@dataclass(frozen=True, kw_only=True)
-class Adoption:
-    """What adoption's broker step did."""
-
-    live_jobs: list[str]
-    moved_results: int
-
-
-def adopt_step(client: redis.Redis, *, old: str, new: str) -> Adoption:
-    """Move ``old``'s jobs and unread results to ``new`` in one atomic step (idempotent)."""
-    script = register(client, "adopt")
-    reply = script(keys=[keys.scheduler_jobs_key(old), keys.scheduler_jobs_key(new),
-                         keys.results_stream(old), keys.results_stream(new),
-                         keys.adopt_pending_key(old, new), keys.SCHEDULERS_SET],
-                   args=[old, new, repr(time.time()), keys.RESULTS_GROUP])
-    live = [job_id.decode() for job_id in reply[:-2]]
-    return Adoption(live_jobs=live, moved_results=int(reply[-1]))
-
-
 def publish_adopted(publisher: Publisher, ledger: Ledger, *, old: str, job_ids: Sequence[str]) -> int:
     """Tell ``old``'s stream each job was adopted (once per job; sets no terminal latch)."""
     results = []
@@ -123,21 +100,3 @@ def publish_adopted(publisher: Publisher, ledger: Ledger, *, old: str, job_ids: 
                                              source=Source.BROKER, state=State.ADOPTED,
                                              pod_name=entry.pod_name, namespace=entry.namespace))
     return sum(1 for entry_id in publisher.publish(results) if entry_id) if results else 0
-
-
-def adopt_pending(client: redis.Redis, *, old: str, new: str) -> list[str]:
-    """Jobs of the adoption whose pods are not patched yet."""
-    return sorted(member.decode() for member in client.smembers(keys.adopt_pending_key(old, new)))
-
-
-def adopt_patched(client: redis.Redis, *, old: str, new: str, job_ids: Sequence[str]) -> None:
-    if job_ids:
-        client.srem(keys.adopt_pending_key(old, new), *job_ids)
-
-
-def adopt_pass(client: redis.Redis, *, old: str, new: str) -> int:
-    """Count one patch pass of an adoption; returns the passes made so far."""
-    key = keys.adopt_passes_key(old, new)
-    passes = client.incr(key)
-    client.expire(key, 7 * 24 * 3600)
-    return int(passes)

@@ -1,4 +1,4 @@
-"""Every Redis key, stream, group and Celery name podq uses, in one place."""
+"""Every Redis key, stream and group name podq uses, in one place (Celery task names: :mod:`podq.broker.queue.envelopes`)."""
 from __future__ import annotations
 
 PREFIX = "podq"
@@ -15,9 +15,8 @@ CREATE_RATE_KEY = f"{PREFIX}:ratelimit:create"
 # Counters podq keeps in Redis (hash fields, e.g. ``trim_unread:<stream>``).
 METRICS_KEY = f"{PREFIX}:metrics"
 
+# The Celery queue: kombu keeps it as a Redis list of this name.
 CELERY_QUEUE = "podq.pods"
-CREATE_TASK = "podq.create_pod"
-CONTROL_TASK = "podq.control"
 
 # The field of a stream entry that holds the msgpack record.
 RECORD_FIELD = "record"

@@ -1,18 +1,15 @@
-"""The Python producer API: put jobs and control records on podq's streams."""
+"""The Python producer API: put jobs on ``podq:jobs``."""
 from __future__ import annotations
 
-import time
 from typing import Iterable
 
 import redis
 
-from podq.shared import keys
+from podq.broker.intake.admission import check_job
+from podq.broker.store import keys
 from podq.shared.errors import PodqError
-from podq.shared.records import ControlRecord, KubernetesJob
+from podq.shared.records import KubernetesJob
 from podq.shared.settings import Settings
-from podq.shared.states import ControlOp
-
-from .admission import check_job
 
 
 class SubmitError(PodqError):
@@ -40,14 +37,3 @@ def submit_many(client: redis.Redis, jobs: Iterable[KubernetesJob], *,
     for job in jobs:
         pipe.xadd(keys.JOBS_STREAM, {keys.RECORD_FIELD: job.encode()})
     return [entry.decode() for entry in pipe.execute()]
-
-
-def send_control(client: redis.Redis, record: ControlRecord) -> str:
-    """Add a control record to ``podq:control``; returns the stream entry id."""
-    return client.xadd(keys.CONTROL_STREAM, {keys.RECORD_FIELD: record.encode()}).decode()
-
-
-def revoke(client: redis.Redis, *, job_id: str, scheduler_id: str, reason: str | None = None) -> str:
-    """Ask podq to revoke a job (no pod if none exists yet; otherwise label and delete it)."""
-    return send_control(client, ControlRecord(op=ControlOp.REVOKE, job_id=job_id, scheduler_id=scheduler_id,
-                                              reason=reason, requested_at=time.time()))

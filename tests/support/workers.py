@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
+import subprocess
+import sys
 import threading
 from typing import Iterator, Sequence
 
 from celery.contrib.testing.worker import start_worker
 
-from podq.broker.celery_app import make_celery
-from podq.broker.delayed import release_due
-from podq.broker.dispatch import dispatch_control, dispatch_jobs
-from podq.broker.ledger import Ledger
-from podq.shared import keys, naming
+from podq.broker.queue.app import make_celery
+from podq.broker.queue.envelopes import dispatch_control, dispatch_jobs
+from podq.broker.store import keys
+from podq.broker.store.delayed import release_due
+from podq.broker.store.ledger import Ledger
+from podq.shared import naming
 from podq.shared.records import ControlRecord, KubernetesJob, KubernetesWatch, TaskKey
 from podq.shared.settings import KubeSettings, RedisSettings, Settings, WorkerSettings, load_settings
 from podq.shared.states import ControlOp
@@ -116,3 +120,21 @@ def releasing(client, *, interval: float = 0.05) -> Iterator[None]:
     finally:
         stop.set()
         thread.join(5)
+
+
+def worker_env(redis_url: str, kubeconfig: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PODQ_")}
+    env.update({"PODQ_REDIS_URL": redis_url, "PODQ_KUBE_KUBECONFIG": kubeconfig, "PODQ_KUBE_NAMESPACE": NAMESPACE,
+                "PODQ_KUBE_REQUEST_TIMEOUT": "2", "PODQ_WORKER_VISIBILITY_TIMEOUT": "6",
+                "PODQ_WORKER_CONCURRENCY": "8", **extra})
+    return env
+
+
+PODQ = "import sys; from podq.cli import main; sys.exit(main(sys.argv[1:]))"
+
+
+def start_worker_process(env: dict[str, str], name: str, log_dir) -> subprocess.Popen:
+    """``podq worker`` as a process of its own; its log goes to ``log_dir/<name>.log``."""
+    with open(f"{log_dir}/{name}.log", "ab") as log:
+        return subprocess.Popen([sys.executable, "-c", PODQ, "worker", "-n", f"{name}@test", "-l", "warning"],
+                                env=env, stdout=log, stderr=subprocess.STDOUT)

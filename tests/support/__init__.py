@@ -1,12 +1,28 @@
-"""Helpers for tests: polling with a deadline instead of sleeping."""
+"""Helpers every test tier shares: polling with a deadline instead of sleeping, the data files under tests/data.
+
+The modules beside this one hold the harnesses of one part each: :mod:`.watcher`
+(pods in kubesim with their ledger entries, a watcher in this process), :mod:`.workers`
+(admitted jobs, Celery workers in this process or as ``podq worker`` processes) and
+:mod:`.pods` (raw pod objects built from the samples). Test modules import from here,
+never from each other.
+"""
 from __future__ import annotations
 
 import contextlib
+import json
 import time
-from typing import Callable
+from pathlib import Path
+from typing import Any, Callable
 
 import pytest
 from kubernetes import client, config
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+def pod_status_samples() -> dict[str, Any]:
+    """Real pod ``status`` shapes by situation name (tests/data/pod-status-samples.json)."""
+    return json.loads((DATA / "pod-status-samples.json").read_text())
 
 
 def wait_for(condition: Callable[[], object], *, timeout: float = 10.0, interval: float = 0.02,

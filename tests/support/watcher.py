@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -19,20 +18,18 @@ import redis
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
-from podq.broker.ledger import Ledger
-from podq.shared import keys, naming
+from podq.broker.store import keys
+from podq.broker.store.ledger import Ledger
+from podq.shared import naming
 from podq.shared.records import KubernetesJob, KubernetesWatch, TaskKey
 from podq.shared.settings import KubeSettings, RedisSettings, Settings, WatcherSettings
 from podq.shared.states import State
 from podq.watcher.daemon import Watcher
-from tests.support import wait_for
+from . import pod_status_samples, wait_for
 
 SIM = "kubesim.podq.io/"
 SCHEDULER = "sched-w"
-_SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "reference" / "pod-status-samples.json"
-if not _SAMPLES.exists():
-    _SAMPLES = Path("/work/shared/reference/pod-status-samples.json")
-SAMPLES_STATUS: dict[str, Any] = json.loads(_SAMPLES.read_text())
+SAMPLES_STATUS: dict[str, Any] = pod_status_samples()
 
 
 def core_api(kubeconfig: str) -> k8s.CoreV1Api:

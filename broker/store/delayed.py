@@ -16,9 +16,9 @@ from typing import Sequence
 
 import redis
 
-from podq.shared import keys
+from podq.broker.queue.envelopes import dispatch_control, dispatch_jobs
+from podq.broker.store import keys
 
-from .dispatch import dispatch_control, dispatch_jobs
 from .scripts import register
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ def delay_job(client: redis.Redis, *, job_id: str, payload: bytes, delay: float,
     """Send a job payload back in ``delay`` seconds; returns how often the job was delayed.
 
     ``grace``: seconds after it is due before the job may count as orphaned (see
-    :func:`podq.broker.ledger.Ledger.orphans`); the worker passes its visibility timeout.
+    :func:`podq.broker.store.ledger.Ledger.orphans`); the worker passes its visibility timeout.
     """
     script = register(client, "delay")
     return int(script(keys=[keys.DELAYED_ZSET, keys.job_key(job_id), keys.INFLIGHT_ZSET],

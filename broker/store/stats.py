@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import redis
 
-from podq.shared import keys
+from podq.broker.store import keys
 
 from .trim import trimmed_unread
 
@@ -82,19 +82,3 @@ def all_stats(client: redis.Redis) -> list[StreamStats]:
     return [stream_stats(client, keys.JOBS_STREAM, dead_stream=keys.DEAD_STREAM),
             stream_stats(client, keys.CONTROL_STREAM),
             *(results_stats(client, scheduler_id) for scheduler_id in schedulers)]
-
-
-def format_stats(stats: StreamStats) -> list[str]:
-    """Lines for ``podq results --stats``."""
-    head = f"{stats.stream}  length={stats.length}"
-    if stats.dead is not None:
-        head += f"  dead={stats.dead}"
-    if stats.trimmed_unread:
-        head += f"  trimmed_unread={stats.trimmed_unread}"
-    lines = [head]
-    for group in stats.groups:
-        lines.append(f"  group {group.name}  pending={group.pending}  lag={group.lag}  "
-                     f"last_delivered={group.last_delivered}  consumers={len(group.consumers)}")
-        for consumer in group.consumers:
-            lines.append(f"    consumer {consumer.name}  pending={consumer.pending}  idle_ms={consumer.idle_ms}")
-    return lines

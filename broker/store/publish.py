@@ -12,9 +12,9 @@ from typing import Sequence
 
 import redis
 
+from podq.broker.errors import FencedError
 from podq.shared.records import KubernetesWatch
 
-from .errors import FencedError
 from .scripts import register
 
 

@@ -16,13 +16,12 @@ from typing import Iterator, Sequence
 
 import redis
 
-from podq.shared import keys
+from podq.broker.store import keys
+from podq.broker.store.redelivery import Redelivery, read_own_backlog
+from podq.broker.store.streams import default_consumer_name, ensure_group, entries_of, record_of
 from podq.shared.errors import DecodeError
 from podq.shared.records import KubernetesResults, KubernetesWatch
 from podq.shared.settings import ResultsSettings
-
-from .redelivery import Redelivery, read_own_backlog
-from .streams import default_consumer_name, ensure_group, entries_of, record_of
 
 log = logging.getLogger(__name__)
 

@@ -5,12 +5,11 @@ from dataclasses import dataclass
 
 import redis
 
-from podq.shared import keys
+from podq.broker.store import keys
+from podq.broker.store.ledger import Ledger, LedgerEntry
+from podq.broker.store.streams import record_of
 from podq.shared.errors import DecodeError
 from podq.shared.records import KubernetesWatch
-
-from .ledger import Ledger, LedgerEntry
-from .streams import record_of
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import redis
 
-from podq.shared import keys
+from podq.broker.store import keys
 
 from .scripts import register
 

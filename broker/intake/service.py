@@ -17,7 +17,12 @@ from typing import Any, Callable, Sequence
 import msgpack
 import redis
 
-from podq.shared import keys
+from podq.broker.queue.envelopes import dispatch_control, dispatch_jobs
+from podq.broker.store import keys
+from podq.broker.store.ledger import Ledger
+from podq.broker.store.publish import Publisher
+from podq.broker.store.redelivery import Redelivery
+from podq.broker.store.streams import default_consumer_name, ensure_group, entries_of, record_of
 from podq.shared.errors import DecodeError
 from podq.shared.loops import run_loop
 from podq.shared.naming import derive_job_id, pod_name_for
@@ -27,11 +32,6 @@ from podq.shared.states import Source, State
 from podq.shared.wire import FieldReader
 
 from .admission import check_job
-from .dispatch import dispatch_control, dispatch_jobs
-from .ledger import Ledger
-from .publish import Publisher
-from .redelivery import Redelivery
-from .streams import default_consumer_name, ensure_group, entries_of, record_of
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 ``podq:job:<job_id>`` goes accepted → dispatched → created(uid) → terminal, or
 → revoked. The terminal latch (``terminal_state``) is written only by the publish
-script (see :mod:`podq.broker.publish`).
+script (see :mod:`podq.broker.store.publish`).
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Iterable, Sequence
 
 import redis
 
-from podq.shared import keys
+from podq.broker.store import keys
 from podq.shared.records import KubernetesJob
 from podq.shared.states import LedgerState
 

@@ -19,18 +19,18 @@ from typing import Iterator, Sequence
 
 import pytest
 
-from podq.broker.connection import connect
-from podq.broker.ledger import Ledger
-from podq.broker.results import ResultsConsumer
-from podq.broker.submit import submit_many
+from podq.broker.client.results import ResultsConsumer
+from podq.broker.client.submit import submit_many
+from podq.broker.store import keys
+from podq.broker.store.connection import connect
+from podq.broker.store.ledger import Ledger
 from podq.kubesim.admin import Admin
-from podq.shared import keys
 from podq.shared.naming import pod_name_for
 from podq.shared.records import KubernetesJob, KubernetesResults, KubernetesWatch, TaskKey
 from podq.shared.settings import load_settings
 from podq.shared.states import LedgerState, State
 from podq.stack import Stack, StackOptions
-from tests.support import wait_for
+from . import wait_for
 
 NAMESPACE = "default"
 SIM = "kubesim.podq.io/"

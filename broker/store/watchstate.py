@@ -1,7 +1,7 @@
 """The watcher's state in Redis: its lease, its position, its pods' states, its ledger reads.
 
 Per watched scope (a namespace, or ``_all``) the watcher keeps, under
-``podq:watcher:<scope>:*`` (see :func:`podq.shared.keys.watcher_key`):
+``podq:watcher:<scope>:*`` (see :func:`podq.broker.store.keys.watcher_key`):
 
 * ``lease``: the current fencing token (``<fence>:<holder>``), with a TTL (``lua/lease.lua``);
 * ``fence``: the counter tokens are numbered from;
@@ -19,11 +19,11 @@ from typing import Iterator, Sequence
 
 import redis
 
-from podq.shared import keys
+from podq.broker.queue.envelopes import dispatch_control
+from podq.broker.store import keys
 from podq.shared.records import ControlRecord
 from podq.shared.states import ControlOp, LedgerState
 
-from .dispatch import dispatch_control
 from .ledger import Ledger, LedgerEntry
 from .publish import DEFAULT_LEDGER_TTL, Fence, Item, Position, Publisher
 from .scripts import register
@@ -142,7 +142,7 @@ class WatchStore:
         """These jobs' terminal results are durable: let the workers apply the completion policy.
 
         ``jobs`` holds ``(job_id, scheduler_id)`` pairs; one LPUSH for the lot (the same
-        control records :func:`podq.broker.control.request_completion` sends one at a time).
+        control records :func:`podq.broker.control.operations.request_completion` sends one at a time).
         """
         now = time.time()
         records = [ControlRecord(op=ControlOp.COMPLETE, scheduler_id=scheduler_id, job_id=job_id,

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from celery import Celery
 
-from podq.shared import keys
+from podq.broker.store import keys
 from podq.shared.settings import WorkerSettings
+
+from .envelopes import CONTROL_TASK, CREATE_TASK
 
 
 def celery_config(*, broker_url: str, worker: WorkerSettings) -> dict:
@@ -41,8 +43,8 @@ def celery_config(*, broker_url: str, worker: WorkerSettings) -> dict:
         "worker_hijack_root_logger": False,
         "worker_send_task_events": False,
         "task_default_queue": keys.CELERY_QUEUE,
-        "task_routes": {keys.CREATE_TASK: {"queue": keys.CELERY_QUEUE},
-                        keys.CONTROL_TASK: {"queue": keys.CELERY_QUEUE}},
+        "task_routes": {CREATE_TASK: {"queue": keys.CELERY_QUEUE},
+                        CONTROL_TASK: {"queue": keys.CELERY_QUEUE}},
     }
 
 

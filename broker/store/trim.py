@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import redis
 
-from podq.shared import keys
+from podq.broker.store import keys
 from podq.shared.settings import TrimSettings
 
 from .scripts import register

@@ -1,0 +1,1 @@
+"""podq.broker.client: the public API for producers and schedulers."""

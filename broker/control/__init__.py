@@ -1,0 +1,1 @@
+"""podq.broker.control: control operations (revoke, mark done, delete, adopt, complete)."""

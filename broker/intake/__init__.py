@@ -1,0 +1,1 @@
+"""podq.broker.intake: the intake service (admission, ledger accept, dispatch to Celery)."""

@@ -1,0 +1,48 @@
+"""Adoption's storage: the one atomic step (``lua/adopt.lua``) and the pending-patch bookkeeping."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Sequence
+
+import redis
+
+from . import keys
+from .scripts import register
+
+
+@dataclass(frozen=True, kw_only=True)
+class Adoption:
+    """What adoption's broker step did."""
+
+    live_jobs: list[str]
+    moved_results: int
+
+
+def adopt_step(client: redis.Redis, *, old: str, new: str) -> Adoption:
+    """Move ``old``'s jobs and unread results to ``new`` in one atomic step (idempotent)."""
+    script = register(client, "adopt")
+    reply = script(keys=[keys.scheduler_jobs_key(old), keys.scheduler_jobs_key(new),
+                         keys.results_stream(old), keys.results_stream(new),
+                         keys.adopt_pending_key(old, new), keys.SCHEDULERS_SET],
+                   args=[old, new, repr(time.time()), keys.RESULTS_GROUP])
+    live = [job_id.decode() for job_id in reply[:-2]]
+    return Adoption(live_jobs=live, moved_results=int(reply[-1]))
+
+
+def adopt_pending(client: redis.Redis, *, old: str, new: str) -> list[str]:
+    """Jobs of the adoption whose pods are not patched yet."""
+    return sorted(member.decode() for member in client.smembers(keys.adopt_pending_key(old, new)))
+
+
+def adopt_patched(client: redis.Redis, *, old: str, new: str, job_ids: Sequence[str]) -> None:
+    if job_ids:
+        client.srem(keys.adopt_pending_key(old, new), *job_ids)
+
+
+def adopt_pass(client: redis.Redis, *, old: str, new: str) -> int:
+    """Count one patch pass of an adoption; returns the passes made so far."""
+    key = keys.adopt_passes_key(old, new)
+    passes = client.incr(key)
+    client.expire(key, 7 * 24 * 3600)
+    return int(passes)
