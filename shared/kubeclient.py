@@ -15,6 +15,7 @@ per create that buys podq nothing, since its pods are plain dicts already. Every
 """
 from __future__ import annotations
 
+import inspect
 import socket
 from dataclasses import dataclass
 from typing import Any, Iterable
@@ -111,6 +112,8 @@ class PodCalls:
         self._api = api
         self._pool = api.rest_client.pool_manager
         self._host = api.configuration.host
+        # 37.x's update_params_for_auth also takes the request (path, method, body); 36.x only the first three.
+        self._auth_takes_request = "resource_path" in inspect.signature(api.update_params_for_auth).parameters
 
     def create(self, namespace: str, body: bytes, *, timeout: Timeout) -> Answer:
         return self.send("POST", f"/api/v1/namespaces/{_segment(namespace)}/pods", body=body, timeout=timeout)
@@ -135,7 +138,10 @@ class PodCalls:
         queries: list[tuple[str, str]] = list((query or {}).items())
         # The client's own authentication: a token header (refreshed through the configuration's hook:
         # exec plugins, expiring service-account tokens), or nothing when client certificates authenticate.
-        self._api.update_params_for_auth(headers, queries, ["BearerToken"], path, method, None)
+        if self._auth_takes_request:
+            self._api.update_params_for_auth(headers, queries, ["BearerToken"], path, method, None)
+        else:
+            self._api.update_params_for_auth(headers, queries, ["BearerToken"])
         url = self._host + path + (f"?{urlencode(queries)}" if queries else "")
         try:
             response = self._pool.request(method, url, body=body, headers=headers, timeout=_timeout(timeout),
