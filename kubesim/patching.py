@@ -1,9 +1,15 @@
-"""The three patch dialects: strategic merge (Pod merge keys), JSON merge (RFC 7386), JSON patch (RFC 6902)."""
+"""The three patch dialects: strategic merge (Pod merge keys), JSON merge (RFC 7386), JSON patch (RFC 6902).
+
+The Pod's merge keys come from :mod:`podq.shared.pods.mergekeys`, the one table the
+workers use too; it is the only podq module kubesim imports.
+"""
 
 from __future__ import annotations
 
 import copy
 from typing import Any
+
+from podq.shared.pods.mergekeys import MERGE_KEYS, SET_LISTS, field_path
 
 from .errors import ApiError, bad_request
 
@@ -13,33 +19,7 @@ STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
 PATCH_TYPES = (JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH, APPLY_PATCH)
 
-# Lists of objects merged by a key, addressed by their path with list positions left out.
-MERGE_KEYS: dict[str, str] = {
-    "metadata.ownerReferences": "uid",
-    "spec.containers": "name",
-    "spec.initContainers": "name",
-    "spec.ephemeralContainers": "name",
-    "spec.containers.env": "name",
-    "spec.initContainers.env": "name",
-    "spec.containers.ports": "containerPort",
-    "spec.initContainers.ports": "containerPort",
-    "spec.containers.volumeMounts": "mountPath",
-    "spec.initContainers.volumeMounts": "mountPath",
-    "spec.volumes": "name",
-    "spec.imagePullSecrets": "name",
-    "spec.hostAliases": "ip",
-    "status.conditions": "type",
-    "status.podIPs": "ip",
-    "status.hostIPs": "ip",
-}
-# Lists of scalars merged as sets.
-SET_LISTS = frozenset({"metadata.finalizers"})
-
 _DELETE = object()
-
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
 
 
 def _merge_keyed_list(original: list[Any], patch: list[Any], *, path: str, key: str) -> list[Any]:
@@ -89,7 +69,7 @@ def strategic_merge(original: Any, patch: Any, *, path: str = "") -> Any:
             continue
         if key.startswith("$"):
             continue  # $setElementOrder, $retainKeys: ordering hints we do not need
-        sub = _join(path, key)
+        sub = field_path(path, key)
         if value is None:
             result.pop(key, None)
         elif isinstance(value, dict):

@@ -8,6 +8,8 @@ import re
 import uuid
 from typing import Any
 
+from podq.shared.quantity import parse_quantity
+
 from .clock import rfc3339
 from .errors import ApiError, bad_request, invalid
 from .selectors import label_key_problem, label_value_problem
@@ -109,6 +111,37 @@ def _container_causes(spec: JsonDict) -> list[JsonDict]:
                 seen.add(name)
             if not container.get("image"):
                 causes.append(_required(f"{where}.image"))
+            causes += _resource_causes(container.get("resources"), f"{where}.resources")
+    return causes
+
+
+def _overcommit_allowed(resource: str) -> bool:
+    """Native resources other than hugepages may be requested below their limit (helper.IsOvercommitAllowed)."""
+    native = "/" not in resource or "kubernetes.io/" in resource
+    return native and not resource.startswith("hugepages-")
+
+
+def _resource_causes(resources: Any, where: str) -> list[JsonDict]:
+    """ValidateResourceRequirements: a request above its limit (or, where overcommit is not allowed, unequal)."""
+    if not isinstance(resources, dict):
+        return []
+    requests, limits = resources.get("requests"), resources.get("limits")
+    if not isinstance(requests, dict) or not isinstance(limits, dict):
+        return []
+    causes = []
+    for resource, request in requests.items():
+        if resource not in limits:
+            continue
+        amount, limit = parse_quantity(request), parse_quantity(limits[resource])
+        if amount is None or limit is None:
+            continue
+        if amount != limit and not _overcommit_allowed(resource):
+            problem = f"must be equal to {resource} limit of {limits[resource]}"
+        elif amount > limit:
+            problem = f"must be less than or equal to {resource} limit of {limits[resource]}"
+        else:
+            continue
+        causes.append(_cause(f"{where}.requests", f'Invalid value: "{request}": {problem}'))
     return causes
 
 
@@ -155,6 +188,13 @@ def qos_class(spec: JsonDict) -> str:
 
 
 def _default_container(container: JsonDict) -> None:
+    resources = container.get("resources")
+    if isinstance(resources, dict) and isinstance(resources.get("limits"), dict):
+        # A limit without a request gives the request (SetDefaults_Pod).
+        requests = resources.setdefault("requests", {})
+        if isinstance(requests, dict):
+            for resource, limit in resources["limits"].items():
+                requests.setdefault(resource, limit)
     image = str(container.get("image", ""))
     tagless = ":" not in image.rsplit("/", 1)[-1] and "@" not in image
     container.setdefault("imagePullPolicy", "Always" if tagless or image.endswith(":latest") else "IfNotPresent")

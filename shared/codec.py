@@ -6,11 +6,13 @@ know; a different major is refused (it would come on new stream names anyway).
 """
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import msgpack
 
 from .errors import DecodeError
+from .wellformed import first_problem
 from .wire import FieldReader, type_name
 
 SCHEMA_MAJOR = 1
@@ -32,14 +34,7 @@ def unpack(payload: Any, kind: str, *, max_bytes: int = MAX_RECORD_BYTES) -> Fie
         raise DecodeError(f"{kind}: expected msgpack bytes, got {type_name(payload)}")
     if len(payload) > max_bytes:
         raise DecodeError(f"{kind}: record is {len(payload)} bytes, over the {max_bytes}-byte limit")
-    try:
-        data = msgpack.unpackb(payload, raw=False, strict_map_key=True)
-    except UnicodeDecodeError:
-        raise DecodeError(f"{kind}: a string is not valid UTF-8") from None
-    except (ValueError, msgpack.UnpackException) as exc:
-        # Library-independent wording, so the conformance vectors hold for every language.
-        raise DecodeError(f"{kind}: {_unpack_problem(exc)}") from None
-    reader = FieldReader(data, kind)
+    reader = FieldReader(loads(bytes(payload), kind), kind)
     check_schema(reader)
     found = reader.str("kind")
     if found != kind:
@@ -47,16 +42,51 @@ def unpack(payload: Any, kind: str, *, max_bytes: int = MAX_RECORD_BYTES) -> Fie
     return reader
 
 
-def _unpack_problem(exc: Exception) -> str:
-    if isinstance(exc, msgpack.ExtraData):
-        return "not valid msgpack (extra bytes after the record)"
-    if isinstance(exc, msgpack.StackError):
-        return "not valid msgpack (nested too deeply)"
-    if isinstance(exc, msgpack.FormatError):
-        return "not valid msgpack (invalid format byte)"
-    if "map key" in str(exc):
-        return "map keys must be strings"
-    return "not valid msgpack (incomplete record)"
+# A timestamp extension (type -1, 4, 8 or 12 bytes) may be inside: the C decoder builds it
+# without calling ext_hook, so such payloads take the byte-order walk.
+_MAYBE_TIMESTAMP = re.compile(rb"[\xd6\xd7]\xff|\xc7[\x04\x08\x0c]\xff|\xc8\x00[\x04\x08\x0c]\xff"
+                              rb"|\xc9\x00\x00\x00[\x04\x08\x0c]\xff")
+
+
+class _Flagged(Exception):
+    """The fast decode met something the byte-order walk must name."""
+
+
+def _plain_map(pairs: list) -> dict:
+    value = dict(pairs)
+    if len(value) != len(pairs) or not all(type(key) is str for key in value):
+        raise _Flagged
+    return value
+
+
+def _no_extension(_code: int, _data: bytes) -> Any:
+    raise _Flagged
+
+
+def loads(payload: bytes, kind: str) -> Any:
+    """The decoded msgpack of a well-formed record; else DecodeError with its first problem.
+
+    Well-formed (docs/protocol.md, framing): valid msgpack, no extension types, string keys
+    only, each key once per map, valid UTF-8. The C decoder reads such records; anything it
+    flags is named by :func:`~podq.shared.wellformed.first_problem`, the language-neutral rule.
+    """
+    if not _MAYBE_TIMESTAMP.search(payload):
+        try:
+            return _unpack(payload)
+        except (_Flagged, ValueError, TypeError, msgpack.UnpackException):
+            pass
+    problem = first_problem(payload, kind)
+    if problem is not None:
+        raise DecodeError(problem)
+    try:
+        return _unpack(payload)
+    except (_Flagged, ValueError, TypeError, msgpack.UnpackException):  # the walk and the decoder disagree
+        raise DecodeError(f"{kind}: not valid msgpack (unreadable)") from None
+
+
+def _unpack(payload: bytes) -> Any:
+    return msgpack.unpackb(payload, raw=False, strict_map_key=False, object_pairs_hook=_plain_map,
+                           ext_hook=_no_extension)
 
 
 def check_schema(reader: FieldReader) -> tuple[int, int]:

@@ -35,6 +35,9 @@ _INVALID_LABEL_CHARS = re.compile(r"[^A-Za-z0-9_.-]+")
 _INVALID_NAME_CHARS = re.compile(r"[^a-z0-9-]+")
 _LABEL_EDGE = re.compile(r"^[^A-Za-z0-9]+|[^A-Za-z0-9]+$")
 _DNS_1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+# ASCII A-Z to a-z and nothing else: str.lower() would turn the Kelvin sign into "k" and a
+# dotted capital I into "i" plus a combining dot, which other languages' lower-casing may not.
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
 def derive_job_id(scheduler_id: str, key: "TaskKey") -> str:
@@ -47,9 +50,10 @@ def pod_name_for(job_id: str, key: "TaskKey") -> str:
     """A DNS-1123 pod name of at most 63 characters, unique per job.
 
     A readable slug of ``dag_id-task_id`` followed by 16 hex characters of the job id:
-    the slug may be cut or empty (unicode ids), the hash keeps names distinct.
+    the slug may be cut or empty (unicode ids), the hash keeps names distinct. Only ASCII
+    letters are lower-cased; every other character outside ``a-z0-9-`` becomes ``-``.
     """
-    slug = _INVALID_NAME_CHARS.sub("-", f"{key.dag_id}-{key.task_id}".lower())
+    slug = _INVALID_NAME_CHARS.sub("-", f"{key.dag_id}-{key.task_id}".translate(_ASCII_LOWER))
     slug = re.sub(r"-{2,}", "-", slug).strip("-")
     suffix = job_id[:_NAME_HASH_LEN]
     room = POD_NAME_MAX - len(suffix) - 1

@@ -13,6 +13,8 @@ from typing import Any
 from . import codec
 from .naming import derive_job_id
 from .states import ControlOp, Source, State
+from .errors import DecodeError
+from .wellformed import top_level_values
 from .wire import FieldReader
 
 MAX_ID_LEN = 250
@@ -93,6 +95,29 @@ class KubernetesJob:
                    pod_template=reader.str("pod_template", required=False, max_len=253),
                    pod_override=reader.map("pod_override"),
                    submitted_at=reader.float("submitted_at"))
+
+    @classmethod
+    def identity(cls, payload: Any) -> "tuple[str, TaskKey] | None":
+        """The scheduler id and task key of a job record, whatever else is wrong with it.
+
+        Both can be read when the payload is whole msgpack whose top-level map holds
+        ``scheduler_id`` and ``task_key`` once each, and each is valid on its own (the
+        field rules and the well-formedness rule). Intake publishes a refused job's
+        ``failed`` result to that scheduler; None means there is no one to tell.
+        """
+        if isinstance(payload, str):
+            payload = payload.encode("utf-8", "surrogateescape")
+        if not isinstance(payload, (bytes, bytearray, memoryview)):
+            return None
+        values = top_level_values(bytes(payload))
+        if values is None or len(values.get("scheduler_id", ())) != 1 or len(values.get("task_key", ())) != 1:
+            return None
+        try:
+            reader = FieldReader({name: codec.loads(values[name][0], f"{cls.KIND}.{name}")
+                                  for name in ("scheduler_id", "task_key")}, cls.KIND)
+            return reader.str("scheduler_id", max_len=MAX_ID_LEN), TaskKey.from_reader(reader.sub("task_key"))
+        except DecodeError:
+            return None
 
 
 @dataclass(frozen=True, kw_only=True)

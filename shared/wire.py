@@ -12,14 +12,16 @@ from typing import Any, Mapping
 from .errors import DecodeError
 
 _MISSING = object()
+# The msgpack type names docs/protocol.md uses; a decoded record holds no other type.
+_TYPE_NAMES = {bool: "bool", int: "integer", float: "float", str: "string", bytes: "binary",
+               list: "array", tuple: "array", dict: "map"}
 
 
 def type_name(value: Any) -> str:
     """The name a non-Python producer would recognise for a decoded msgpack value."""
     if value is None:
         return "nil"
-    return {bool: "bool", int: "integer", float: "float", str: "string", bytes: "binary",
-            list: "array", tuple: "array", dict: "map"}.get(type(value), type(value).__name__)
+    return _TYPE_NAMES.get(type(value), "extension")
 
 
 class FieldReader:
@@ -107,9 +109,9 @@ class FieldReader:
             return {}
         if not isinstance(value, Mapping):
             raise self.fail(name, f"expected a map of strings, got {type_name(value)}")
-        for key, item in value.items():
-            if not isinstance(key, str) or not isinstance(item, str):
-                raise self.fail(f"{name}[{key!r}]", "keys and values must be strings")
+        for key, item in value.items():  # keys are strings in every decoded record
+            if not isinstance(item, str):
+                raise self.fail(f"{name}['{key}']", f"expected a string, got {type_name(item)}")
         return dict(value)
 
     def map(self, name: str, *, required: bool = False) -> dict | None:

@@ -16,6 +16,7 @@ from enum import Enum
 from podq.broker.store.delayed import delay_job
 from podq.broker.store.ledger import CREATABLE, Claim, Lease
 from podq.shared import naming
+from podq.shared.pods.templates import TemplateError
 from podq.shared.records import FailureDetails, KubernetesJob, KubernetesWatch
 from podq.shared.states import LedgerState, Source, State
 
@@ -68,7 +69,7 @@ def create_job(job: KubernetesJob, payload: bytes, rt: Runtime, *, deadline: flo
     try:
         pod = build_pod(job, template=rt.templates.get(job.pod_template), namespace=namespace, owner=owner,
                         image=rt.settings.worker.image, hook=rt.hook)
-    except PodBuildError as exc:
+    except (PodBuildError, TemplateError) as exc:
         return fail(rt, job, owner=owner, namespace=namespace, reason=exc.reason, message=str(exc))
     return _create(job, payload, rt, pod=pod, name=name, namespace=namespace, owner=owner, deadline=deadline)
 

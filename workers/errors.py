@@ -19,12 +19,6 @@ class PodBuildError(WorkerError):
     reason = "PodBuildError"
 
 
-class TemplateError(PodBuildError):
-    """A named pod template is missing or invalid (the message names it, never quotes it)."""
-
-    reason = "PodTemplateError"
-
-
 class MutationHookError(PodBuildError):
     """The configured pod mutation hook raised or returned something that is not a pod."""
 

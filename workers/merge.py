@@ -3,9 +3,10 @@
 ``merge(base, override)`` returns a new dict; neither input is changed.
 
 * maps merge key by key, recursively; a ``None`` value in the override removes the key;
-* lists with a merge key (containers by ``name``, ports by ``containerPort``, …; the
-  table below is the Pod's own) merge item by item: an override item whose key matches
-  a base item is merged into it, others are appended, base order is kept;
+* lists with a merge key (containers by ``name``, a container's ports by ``containerPort``,
+  …; the Pod's own table, :data:`podq.shared.pods.mergekeys.MERGE_KEYS`, shared with
+  kubesim) merge item by item: an override item whose key matches a base item is merged
+  into it, others are appended, base order is kept;
 * every other list (``command``, ``args``, ``tolerations``, ``envFrom``, …) and every
   scalar is replaced by the override's value.
 
@@ -15,28 +16,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from podq.shared.pods.mergekeys import MERGE_KEYS, field_path
+
 from .errors import PodBuildError
 
-# The Pod API's patchMergeKey for each list field that has one.
-MERGE_KEYS: dict[str, str] = {
-    "containers": "name",
-    "initContainers": "name",
-    "ephemeralContainers": "name",
-    "volumes": "name",
-    "env": "name",
-    "imagePullSecrets": "name",
-    "resourceClaims": "name",
-    "ports": "containerPort",
-    "volumeMounts": "mountPath",
-    "volumeDevices": "devicePath",
-    "hostAliases": "ip",
-    "readinessGates": "conditionType",
-    "topologySpreadConstraints": "topologyKey",
-}
 
+def merge(base: Any, override: Any, *, path: str = "pod", at: str = "") -> Any:
+    """``override`` merged onto ``base`` (see the module docstring).
 
-def merge(base: Any, override: Any, *, path: str = "pod") -> Any:
-    """``override`` merged onto ``base`` (see the module docstring)."""
+    ``path`` names the place in error messages; ``at`` is its place in the Pod with list
+    positions left out ("" for the Pod itself), which picks the merge keys.
+    """
     if isinstance(base, dict) and isinstance(override, dict):
         merged = dict(base)
         for key, value in override.items():
@@ -45,24 +35,27 @@ def merge(base: Any, override: Any, *, path: str = "pod") -> Any:
             if value is None:
                 merged.pop(key, None)
             elif key in merged:
-                merged[key] = _merge_field(key, merged[key], value, path=f"{path}.{key}")
+                merged[key] = _merge_field(merged[key], value, path=f"{path}.{key}", at=field_path(at, key))
             else:
                 merged[key] = value
         return merged
     return override
 
 
-def _merge_field(name: str, base: Any, override: Any, *, path: str) -> Any:
-    merge_key = MERGE_KEYS.get(name)
+def _merge_field(base: Any, override: Any, *, path: str, at: str) -> Any:
+    merge_key = MERGE_KEYS.get(at)
     if merge_key and isinstance(base, list) and isinstance(override, list):
-        return merge_list(base, override, key=merge_key, path=path)
+        return merge_list(base, override, key=merge_key, path=path, at=at)
     if isinstance(base, dict) and isinstance(override, dict):
-        return merge(base, override, path=path)
+        return merge(base, override, path=path, at=at)
     return override
 
 
-def merge_list(base: list, override: list, *, key: str, path: str) -> list:
-    """Merge two lists of maps item by item on ``key``; unkeyed override items are appended."""
+def merge_list(base: list, override: list, *, key: str, path: str, at: str = "") -> list:
+    """Merge two lists of maps item by item on ``key``; unkeyed override items are appended.
+
+    ``at`` is the list's place in the Pod (see :func:`merge`), for the lists inside its items.
+    """
     merged = list(base)
     index = {item[key]: position for position, item in enumerate(merged)
              if isinstance(item, dict) and item.get(key) is not None}
@@ -72,7 +65,7 @@ def merge_list(base: list, override: list, *, key: str, path: str) -> list:
         value = item.get(key)
         if value is not None and value in index:
             position = index[value]
-            merged[position] = merge(merged[position], item, path=f"{path}[{key}={value}]")
+            merged[position] = merge(merged[position], item, path=f"{path}[{key}={value}]", at=at)
         else:
             if value is not None:
                 index[value] = len(merged)

@@ -4,7 +4,9 @@ The order (docs/pods.md):
 
 1. the job's named template, or the default one;
 2. the configured image, if any, on the ``base`` container;
-3. the job's ``pod_override``, merged with Kubernetes semantics (:mod:`.merge`);
+3. the job's ``pod_override``, merged with Kubernetes semantics (:mod:`.merge`); a
+   request the override left alone is lowered to a limit the override set below it
+   (the API server refuses a request above its limit);
 4. podq's part, which nothing above can undo: the deterministic name, the namespace,
    Airflow-compatible labels and annotations, ``restartPolicy: Never``, the job's
    command as the ``base`` container's ``args``, ``AIRFLOW_IS_K8S_EXECUTOR_POD=True``;
@@ -17,6 +19,7 @@ import logging
 from typing import Any, Callable
 
 from podq.shared import naming
+from podq.shared.quantity import parse_quantity
 from podq.shared.records import KubernetesJob
 
 from .errors import MutationHookError, PodBuildError
@@ -45,7 +48,9 @@ def build_pod(job: KubernetesJob, *, template: dict[str, Any], namespace: str, o
     if image:
         containers[0]["image"] = image
     if job.pod_override:
-        pod = merge(pod, _override_with_named_base(job.pod_override))
+        override = _override_with_named_base(job.pod_override)
+        pod = merge(pod, override)
+        _keep_requests_within_limits(pod, override)
     _apply_identity(pod, job, namespace=namespace, owner=owner)
     if hook is not None:
         pod = _run_hook(hook, pod, job)
@@ -72,6 +77,49 @@ def _override_with_named_base(override: dict[str, Any]) -> dict[str, Any]:
         containers = [{**containers[0], "name": naming.MAIN_CONTAINER}, *containers[1:]]
         return {**override, "spec": {**spec, "containers": containers}}
     return override
+
+
+def _keep_requests_within_limits(pod: dict[str, Any], override: dict[str, Any]) -> None:
+    """Lower each request the override did not set to the container's limit, where it is above it.
+
+    The template's default requests (say ``memory: 256Mi``) must not outgrow an override's
+    lower limit (``memory: 128Mi``): the API server would refuse the pod. A request the
+    override sets itself is left as given.
+    """
+    spec = pod.get("spec")
+    if not isinstance(spec, dict):
+        return
+    for field in ("initContainers", "containers"):
+        set_by_override = _requests_by_container(override, field)
+        for container in _dicts(spec.get(field)):
+            resources = container.get("resources")
+            if not isinstance(resources, dict):
+                continue
+            requests, limits = resources.get("requests"), resources.get("limits")
+            if not isinstance(requests, dict) or not isinstance(limits, dict):
+                continue
+            own = set_by_override.get(container.get("name"), set())
+            for resource, limit in limits.items():
+                if resource in own or resource not in requests:
+                    continue
+                request_amount, limit_amount = parse_quantity(requests[resource]), parse_quantity(limit)
+                if request_amount is not None and limit_amount is not None and request_amount > limit_amount:
+                    requests[resource] = limit
+
+
+def _requests_by_container(override: dict[str, Any], field: str) -> dict[str, set[str]]:
+    spec = override.get("spec")
+    containers = spec.get(field) if isinstance(spec, dict) else None
+    named: dict[str, set[str]] = {}
+    for container in _dicts(containers):
+        resources = container.get("resources")
+        requests = resources.get("requests") if isinstance(resources, dict) else None
+        named[container.get("name")] = set(requests) if isinstance(requests, dict) else set()
+    return named
+
+
+def _dicts(items: Any) -> list[dict[str, Any]]:
+    return [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
 
 
 def _main_container(pod: dict[str, Any]) -> dict[str, Any]:

@@ -12,13 +12,14 @@ from podq.broker.store.ledger import Ledger
 from podq.broker.store.publish import Publisher
 from podq.broker.store.ratelimit import CreateRateLimit
 from podq.shared.errors import SettingsError
+from podq.shared.pods.templates import TemplateStore
 from podq.shared.settings import Settings
 
 from .hook import load_hook
 from .kube import Kube, open_kube
 from .podspec import MutationHook
 from .policy import create_timeout, retry_budget
-from .templates import TemplateStore
+from .templates import template_store
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ def build_runtime(settings: Settings, *, kube: Kube | None = None) -> Runtime:
     client = connect(settings.redis.url, settings=settings.redis)
     return Runtime(settings=settings, client=client, kube=kube, ledger=Ledger(client), publisher=Publisher(client, ledger_ttl=settings.redis.ledger_ttl),
                    limiter=CreateRateLimit(client, rate=settings.worker.create_rate, burst=settings.worker.create_burst),
-                   templates=TemplateStore(settings.intake.templates_dir), hook=load_hook(settings.worker.pod_mutation_hook),
+                   templates=template_store(settings.intake.templates_dir), hook=load_hook(settings.worker.pod_mutation_hook),
                    executor=ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="podq-create"),
                    budget=budget, create_timeout=create_timeout(request_timeout=settings.kube.request_timeout, budget=budget),
                    delete_options=delete_options)

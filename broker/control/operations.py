@@ -18,6 +18,7 @@ from podq.broker.store.ledger import Ledger, LedgerEntry
 from podq.broker.store.publish import Publisher
 from podq.shared.records import ControlRecord, KubernetesWatch
 from podq.shared.states import ControlOp, Source, State
+from podq.shared.wire import type_name
 
 # Delete options a producer may pass (the API's DeleteOptions fields), with their types.
 DELETE_OPTIONS: dict[str, type | tuple[type, ...]] = {
@@ -38,7 +39,7 @@ def normalize_delete_options(options: dict[str, Any] | None) -> dict[str, Any]:
             raise ValueError(f"delete_options.{name}: not a delete option "
                              f"(allowed: {', '.join(sorted(DELETE_OPTIONS))})")
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise ValueError(f"delete_options.{name}: expected {kind.__name__}")
+            raise ValueError(f"delete_options.{name}: expected {type_name(kind())}")
         if field == "gracePeriodSeconds" and value < 0:
             raise ValueError(f"delete_options.{name}: must not be negative")
         if field == "propagationPolicy" and value not in ("Orphan", "Background", "Foreground"):

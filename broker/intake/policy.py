@@ -76,7 +76,7 @@ def check_override_shape(override: Mapping[str, Any], where: str = "job.pod_over
     if unknown:
         return (f"{where}.metadata.{unknown[0]}: producers may set only labels and annotations "
                 "(podq names the pod and takes the namespace from job.namespace)")
-    for name in METADATA_KEYS & set(metadata):
+    for name in sorted(METADATA_KEYS & set(metadata)):
         if reason := _string_map(metadata[name], f"{where}.metadata.{name}"):
             return reason
     spec = override.get("spec", {})

@@ -57,6 +57,24 @@ def result(state="running", **fields) -> dict[str, Any]:
             "annotations": {}, "resource_version": "4711", "failure_details": None, "emitted_at": AT, **fields}
 
 
+def raw(*items: tuple[str | bytes, Any]) -> bytes:
+    """A msgpack map written pair by pair, so a key may repeat; bytes items are written as they are."""
+    out = bytearray(b"\xde" + len(items).to_bytes(2, "big"))
+    for item in items:
+        for part in item:
+            out += part if isinstance(part, bytes) else msgpack.packb(part, use_bin_type=True)
+    return bytes(out)
+
+
+def raw_job(*extra: tuple[str | bytes, Any], task_key: Any = None) -> bytes:
+    """A job as raw pairs: the required fields, then ``extra`` (which may repeat one of them)."""
+    return raw(("schema", "1.0"), ("kind", "job"), ("scheduler_id", "sched-a"),
+               ("task_key", key() if task_key is None else task_key), *extra)
+
+
+TIMESTAMP = b"\xd6\xff" + (1_790_000_000).to_bytes(4, "big")  # msgpack's timestamp extension (type -1)
+
+
 def without(record: dict[str, Any], *names: str) -> dict[str, Any]:
     return {name: value for name, value in record.items() if name not in names}
 
@@ -119,6 +137,24 @@ INVALID: list[tuple[str, str, str, Any]] = [
     ("too-deep", "job", "arrays nested past the decoder's limit", b"\x91" * 2000),
     ("not-a-map", "job", "an array instead of a map", ["schema", "1.0"]),
     ("integer-map-key", "job", "a map key that is not a string", {**job(), 7: "x"}),
+    ("duplicate-scheduler-id", "job", "scheduler_id twice: refused, never the last one winning",
+     raw_job(("scheduler_id", "sched-b"))),
+    ("duplicate-key-in-task-key", "job", "task_key.run_id twice",
+     raw_job(task_key=raw(("dag_id", "etl"), ("task_id", "load"), ("run_id", "a"), ("run_id", "b")))),
+    ("duplicate-key-in-override", "job", "a label written twice inside pod_override (any depth counts)",
+     raw_job(("pod_override", raw(("metadata", raw(("labels", raw(("team", "a"), ("team", "b"))))))))),
+    ("command-not-utf8", "job", "a command item whose bytes are not UTF-8",
+     raw_job(("command", b"\x92\xa4echo\xa2\xff\xfe"))),
+    ("override-integer-key", "job", "a map key inside pod_override that is not a string",
+     raw_job(("pod_override", raw(("spec", raw(("nodeSelector", {1: "x"}))))))),
+    ("override-binary-key", "job", "a map key sent as msgpack bin",
+     raw_job(("pod_override", raw((b"\xc4\x04spec", {}))))),
+    ("key-not-utf8", "job", "a top-level map key whose bytes are not UTF-8",
+     raw_job((b"\xa2\xc3\x28", 1))),
+    ("timestamp-extension", "job", "submitted_at as msgpack's timestamp extension",
+     raw_job(("submitted_at", TIMESTAMP))),
+    ("extension-in-unknown-field", "job", "an extension type in a field podq does not know",
+     raw_job(("priority", b"\xd4\x05\x01"))),
     ("no-schema", "job", "schema missing", without(job(), "schema")),
     ("schema-number", "job", "schema as a float", job(schema=1.0)),
     ("schema-no-minor", "job", "schema without a minor version", job(schema="1")),
@@ -149,6 +185,8 @@ INVALID: list[tuple[str, str, str, Any]] = [
     ("control-adopt-no-new", "control", "adopt without new_scheduler_id",
      without(control(op="adopt"), "job_id")),
     ("control-reason-long", "control", "reason over 1024 characters", control(reason="r" * 1025)),
+    ("control-duplicate-op", "control", "op twice",
+     raw(*control().items(), ("op", "adopt"))),
     ("result-unknown-state", "result", "a state podq does not know", result("done")),
     ("result-unknown-source", "result", "a source podq does not know", result(source="kubelet")),
     ("result-no-event-id", "result", "event_id missing", without(result(), "event_id")),
@@ -156,6 +194,7 @@ INVALID: list[tuple[str, str, str, Any]] = [
      result(annotations={"team": 7})),
     ("result-exit-code", "result", "failure_details.exit_code as a string",
      result("failed", failure_details={"exit_code": "137"})),
+    ("result-duplicate-state", "result", "state twice", raw(*result().items(), ("state", "succeeded"))),
 ]
 
 ADMISSION: list[tuple[str, str, Any]] = [
@@ -185,6 +224,9 @@ JOB_ID_KEYS = [
     ("sched-b", key()),
     ("planificateur-é", key(dag="données", task="charger→s3", run="run ☃", try_number=3, map_index=12)),
     ("s", key(dag="d", task="t", run="r", try_number=0, map_index=1000)),
+    # Pod names lower-case ASCII letters only: the Kelvin sign and the dotted capital I become "-".
+    ("sched-a", key(dag="\u212aelvin", task="\u0130stanbul", run="r")),
+    ("sched-a", key(dag="ETL_Daily", task="Load.S3", run="r")),
 ]
 
 
@@ -205,6 +247,15 @@ def error_of(kind: str, payload: bytes) -> str:
     raise SystemExit(f"vector of kind {kind} unexpectedly decodes")
 
 
+def failed_result(payload: bytes) -> dict[str, str] | None:
+    """Who gets intake's ``failed`` result for a refused job: its scheduler and job id, or nobody."""
+    identity = KubernetesJob.identity(payload)
+    if identity is None:
+        return None
+    scheduler_id, task_key = identity
+    return {"scheduler_id": scheduler_id, "job_id": derive_job_id(scheduler_id, task_key)}
+
+
 def build() -> dict[str, Any]:
     settings = load_settings(ADMISSION_ENV)
     vectors = []
@@ -215,15 +266,19 @@ def build() -> dict[str, Any]:
                         "description": description, "hex": payload.hex(), "decoded": plain(decoded.to_wire())})
     for name, kind, description, record in INVALID:
         payload = pack(record)
-        vectors.append({"name": name, "kind": kind, "valid": False, "stage": "decode",
-                        "description": description, "hex": payload.hex(), "error": error_of(kind, payload)})
+        vector = {"name": name, "kind": kind, "valid": False, "stage": "decode",
+                  "description": description, "hex": payload.hex(), "error": error_of(kind, payload)}
+        if kind == "job":
+            vector["failed_result"] = failed_result(payload)
+        vectors.append(vector)
     for name, description, record in ADMISSION:
         payload = pack(record)
         reason = check_job(KubernetesJob.decode(payload), settings)
         if reason is None:
             raise SystemExit(f"admission vector {name} is admitted")
         vectors.append({"name": name, "kind": "job", "valid": False, "stage": "admission",
-                        "description": description, "hex": payload.hex(), "error": reason})
+                        "description": description, "hex": payload.hex(), "error": reason,
+                        "failed_result": failed_result(payload)})
     job_ids = [{"scheduler_id": sid, "task_key": task_key, "job_id": jid(sid, task_key),
                 "pod_name": pod_name_for(jid(sid, task_key), TaskKey(**task_key))}
                for sid, task_key in JOB_ID_KEYS]

@@ -17,7 +17,7 @@ from podq.broker.store import keys
 from podq.shared.naming import derive_job_id
 from podq.shared.records import TaskKey
 from podq.shared.states import State
-from tests.support import wait_for
+from tests.support import mutated_records, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENT = ROOT / "clients" / "node"
@@ -67,6 +67,22 @@ def test_node_client_agrees_with_the_conformance_vectors(node):
     done = node("test/vectors.js")
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.strip().endswith("passed, 0 failed")
+
+
+def test_node_well_formedness_walk_agrees_with_pythons_on_fuzzed_records(node, tmp_path):
+    import random
+
+    from podq.shared.wellformed import first_problem
+
+    cases = [{"hex": data.hex(), "problem": first_problem(data, "job")}
+             for data in mutated_records(random.Random(99), 3000)]
+    assert sum(case["problem"] is None for case in cases) > 300
+    assert len({case["problem"] for case in cases}) > 10
+    path = tmp_path / "cases.json"
+    path.write_text(json.dumps(cases))
+    done = node("test/wellformed.js", str(path))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.strip().endswith("3000 passed, 0 failed")
 
 
 def test_node_producer_and_consumer_run_jobs_revoke_one_and_ack(node, stack, stack_redis):

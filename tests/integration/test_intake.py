@@ -143,3 +143,18 @@ def test_a_finished_job_leaves_its_bookkeeping_and_its_ledger_entry_expires(redi
     assert redis_client.zscore(keys.INFLIGHT_ZSET, job.job_id) is None
     assert not redis_client.sismember(keys.scheduler_jobs_key(job.scheduler_id), job.job_id)
     assert 3500 < redis_client.ttl(keys.job_key(job.job_id)) <= 3600
+
+
+def test_intake_refuses_a_template_no_worker_could_build_from(redis_client, tmp_path):
+    # Intake and the workers read templates through one store with one set of rules.
+    (tmp_path / "secret.yaml").write_text("kind: Secret\nspec: {containers: [{name: x}]}\n")
+    (tmp_path / "gpu.yaml").write_text("kind: Pod\nspec: {containers: [{name: base, image: gpu:1}]}\n")
+    settings = load_settings({}, intake=IntakeSettings(block_ms=10, jobs_per_message=4, templates_dir=str(tmp_path)))
+    refused, admitted = make_job(1, pod_template="secret"), make_job(2, pod_template="gpu")
+    submit_many(redis_client, [refused, admitted])
+    drain(started_intake(redis_client, settings))
+    assert [KubernetesJob.decode(p).job_id for p in celery_jobs(redis_client)] == [admitted.job_id]
+    results = ResultsConsumer(redis_client, scheduler_id="sched-a", consumer="s1", block_ms=10).read()
+    assert [(r.job_id, r.state) for r in results] == [(refused.job_id, State.FAILED)]
+    assert results[0].failure_details.message == \
+        "job.pod_template: template 'secret' is not a Pod (its kind is another)"

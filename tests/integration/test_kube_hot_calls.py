@@ -32,7 +32,7 @@ from podq.watcher.kube import KubePods
 from podq.workers.errors import KubeApiError
 from podq.workers.kube import Kube, open_kube
 from podq.workers.podspec import build_pod
-from podq.workers.templates import TemplateStore
+from podq.workers.templates import template_store
 
 NAMESPACE = "default"
 
@@ -43,7 +43,7 @@ def podq_pod(task: str) -> dict:
     job = KubernetesJob.new(scheduler_id="wire", key=key, command=["echo", "hello"], namespace=NAMESPACE,
                             pod_override={"spec": {"containers": [{"name": "base", "env": [{"name": "A", "value": "1"}],
                                                                    "resources": {"limits": {"cpu": "1"}}}]}})
-    return build_pod(job, template=TemplateStore(None).get(None), namespace=NAMESPACE)
+    return build_pod(job, template=template_store(None).get(None), namespace=NAMESPACE)
 
 
 def meaning(entry: dict, *, name: str) -> dict:

@@ -76,6 +76,32 @@ def test_validation_errors(v1: client.CoreV1Api) -> None:
     assert info.value.status == 400
 
 
+def test_requests_above_limits_are_422_as_the_api_server_answers(v1: client.CoreV1Api) -> None:
+    over = pod("over")
+    over["spec"]["containers"][0]["resources"] = {"requests": {"memory": "256Mi", "cpu": "100m"},
+                                                  "limits": {"memory": "128Mi", "cpu": "1"}}
+    with pytest.raises(client.ApiException) as info:
+        v1.create_namespaced_pod(NS, over)
+    assert info.value.status == 422
+    body = status_body(info.value)
+    assert body["reason"] == "Invalid" and body["details"]["name"] == "over"
+    cause = {"reason": "FieldValueInvalid", "field": "spec.containers[0].resources.requests",
+             "message": 'Invalid value: "256Mi": must be less than or equal to memory limit of 128Mi'}
+    assert body["details"]["causes"] == [cause]
+    assert body["message"] == f'Pod "over" is invalid: {cause["field"]}: {cause["message"]}'
+    gpu = pod("gpu")  # an extended resource cannot be overcommitted at all
+    gpu["spec"]["containers"][0]["resources"] = {"requests": {"example.com/gpu": "1"},
+                                                 "limits": {"example.com/gpu": "2"}}
+    with pytest.raises(client.ApiException) as info:
+        v1.create_namespaced_pod(NS, gpu)
+    assert "must be equal to example.com/gpu limit of 2" in status_body(info.value)["message"]
+    within = pod("within")  # equal amounts in other units pass; a limit alone gives the request
+    within["spec"]["containers"][0]["resources"] = {"requests": {"memory": "1024Mi"},
+                                                    "limits": {"memory": "1Gi", "cpu": "500m"}}
+    created = v1.create_namespaced_pod(NS, within)
+    assert created.spec.containers[0].resources.requests == {"memory": "1024Mi", "cpu": "500m"}
+
+
 def test_get_missing_is_404(v1: client.CoreV1Api) -> None:
     for call in (lambda: v1.read_namespaced_pod("nope", NS), lambda: v1.delete_namespaced_pod("nope", NS)):
         with pytest.raises(client.ApiException) as info:

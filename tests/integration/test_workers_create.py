@@ -11,8 +11,8 @@ from podq.shared.states import Source, State
 from podq.shared.kubeclient import api_client
 from podq.workers.kube import Kube
 from podq.workers.podspec import build_pod
-from podq.workers.templates import TemplateStore
-from tests.support import wait_for
+from podq.workers.templates import template_store
+from tests.support import core_v1, wait_for
 from tests.support.workers import (NAMESPACE, admit, celery_worker, ledger_state, make_job, make_settings, pod_name,
                               redeliver, releasing, results_for)
 
@@ -65,7 +65,7 @@ def test_each_job_gets_one_pod_even_when_its_message_comes_again(redis_client, s
 def test_a_409_from_our_own_pod_counts_as_created(redis_client, settings, admin, kubesim):
     job = make_job(1)
     kube = Kube(api_client(settings.kube, pool_size=2), request_timeout=2)
-    existing = kube.create_pod(build_pod(job, template=TemplateStore(None).get(None), namespace=NAMESPACE))
+    existing = kube.create_pod(build_pod(job, template=template_store(None).get(None), namespace=NAMESPACE))
     with celery_worker(settings):
         admit(redis_client, [job])
         wait_created(redis_client, [job])
@@ -199,7 +199,7 @@ def test_template_problems_fail_the_job_naming_the_template(redis_client, settin
     assert [f.failure_details.reason for f in failures] == ["PodTemplateError"] * 2
     assert "'broken'" in failures[0].failure_details.message
     assert "s3cret" not in failures[0].failure_details.message
-    assert "'vanished' not found" in failures[1].failure_details.message
+    assert "no template named 'vanished' is configured" in failures[1].failure_details.message
 
 
 def test_a_job_the_ledger_has_ended_or_revoked_creates_nothing(redis_client, settings, admin):
@@ -226,3 +226,21 @@ def test_poison_guard_fails_a_job_after_too_many_deliveries(redis_client, settin
     assert failed.failure_details.reason == "PoisonJob"
     assert "delivered 6 times" in failed.failure_details.message
     assert admin.create_count(namespace=NAMESPACE) == 0
+
+
+def test_an_override_that_lowers_limits_lowers_the_default_requests_and_the_pod_is_created(
+        redis_client, settings, admin):
+    lowered = make_job(1, pod_override={"spec": {"containers": [{"resources": {"limits": {"memory": "128Mi"}}}]}})
+    over = make_job(2, pod_override={"spec": {"containers": [{"resources": {
+        "requests": {"memory": "1Gi"}, "limits": {"memory": "128Mi"}}}]}})
+    with celery_worker(settings):
+        admit(redis_client, [lowered, over])
+        wait_created(redis_client, [lowered])
+        failed = wait_failed(redis_client, over)
+    with core_v1(settings.kube.kubeconfig) as v1:
+        pod = v1.read_namespaced_pod(pod_name(lowered), NAMESPACE)
+    assert pod.spec.containers[0].resources.requests["memory"] == "128Mi"
+    # A request the override itself sets above its limit is the API server's 422, as the job's failure.
+    assert failed.failure_details.reason == "Invalid" and "HTTP 422" in failed.failure_details.message
+    assert "must be less than or equal to memory limit of 128Mi" in failed.failure_details.message
+    assert creates_of(admin, over) == 0

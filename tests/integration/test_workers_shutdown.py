@@ -13,8 +13,7 @@ import time
 from podq.broker.store.delayed import release_due
 from podq.broker.store.ledger import Ledger
 from podq.broker.store import keys
-from tests.integration.test_workers_ratelimit import start_worker_process, worker_env
-from tests.integration.workers_harness import NAMESPACE, admit, make_job, pod_name
+from tests.support.workers import NAMESPACE, admit, make_job, pod_name, start_worker_process, worker_env
 from tests.support import wait_for
 
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import random
 import time
 from pathlib import Path
 from typing import Any, Callable
 
+import msgpack
 import pytest
 from kubernetes import client, config
 
@@ -46,3 +48,40 @@ def core_v1(kubeconfig: str):
         yield client.CoreV1Api(api_client)
     finally:
         api_client.close()
+
+
+def _random_msgpack(rng: random.Random, depth: int = 0) -> bytes:
+    """Random msgpack bytes: maps written pair by pair (keys may repeat or not be strings)."""
+    choice = rng.randrange(9 if depth < 4 else 6)
+    if choice == 0:
+        return msgpack.packb(rng.choice([None, True, False, 0, -1, 127, 128, -33, 2**40, -2**40, 1.5]))
+    if choice in (1, 2):
+        return msgpack.packb("".join(rng.choice("aé☃\u212a-_") for _ in range(rng.randrange(40))))
+    if choice == 3:
+        return msgpack.packb(bytes(rng.randrange(256) for _ in range(rng.randrange(5))), use_bin_type=True)
+    if choice == 4:
+        size, head = rng.choice([(1, 0xd4), (4, 0xd6), (8, 0xd7)])
+        return bytes([head, rng.choice([0xff, 0x00, 0x05])]) + b"\x00" * size
+    if choice == 5:
+        return msgpack.packb(rng.choice(["x", "scheduler_id", "spec"]))
+    if choice == 6:
+        items = [_random_msgpack(rng, depth + 1) for _ in range(rng.randrange(4))]
+        return bytes([0x90 + len(items)]) + b"".join(items)
+    count = rng.randrange(4)
+    body = b"".join((msgpack.packb(rng.choice(["a", "b", "é", "k-1"])) if rng.random() < 0.9
+                     else _random_msgpack(rng, depth + 1)) + _random_msgpack(rng, depth + 1) for _ in range(count))
+    return bytes([0x80 + count]) + body
+
+
+def mutated_records(rng: random.Random, count: int) -> list[bytes]:
+    """Random msgpack with up to two random byte changes or cuts each (also used by the Node test)."""
+    records = []
+    for _ in range(count):
+        payload = bytearray(_random_msgpack(rng))
+        for _ in range(rng.randrange(3)):
+            if payload and rng.random() < 0.7:
+                payload[rng.randrange(len(payload))] = rng.randrange(256)
+            else:
+                del payload[rng.randrange(len(payload) + 1):]
+        records.append(bytes(payload))
+    return records

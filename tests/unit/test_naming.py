@@ -51,3 +51,9 @@ def test_labels_sanitised_annotations_raw():
     assert labels["kubernetes_executor"] == "True" and labels["map_index"] == "4"
     assert annotations["run_id"] == k.run_id and annotations["podq.io/scheduler-id"] == "sched one"
     assert "map_index" not in pod_labels(job_id="j", scheduler_id="s", key=key())
+
+
+def test_pod_names_lower_case_ascii_letters_only():
+    # str.lower() would give "kelvin" and "i\u0307stanbul"; the rule keeps only ASCII a-z.
+    k = key(dag_id="\u212aelvin", task_id="\u0130stanbul-ABC")
+    assert pod_name_for("0" * 32, k) == "elvin-stanbul-abc-0000000000000000"

@@ -5,8 +5,10 @@ import pytest
 
 from podq.broker.intake.admission import check_job
 from podq.broker.intake.policy import check_override
+from podq.shared.pods.templates import TemplateError
 from podq.shared.records import KubernetesJob, TaskKey
 from podq.shared.settings import IntakeSettings, KubeSettings, load_settings
+from podq.workers.templates import template_store
 
 KEY = TaskKey(dag_id="dag", task_id="task", run_id="run-1")
 
@@ -122,8 +124,8 @@ def test_default_namespace_is_allowed_and_star_allows_any(settings):
     ("/abs/path", "job.pod_template: '/abs/path' is not a template name (names only, no paths)"),
     ("a..b", "job.pod_template: 'a..b' is not a template name (names only, no paths)"),
     ("missing", "job.pod_template: no template named 'missing' is configured"),
-    ("broken", "job.pod_template: template 'broken' cannot be read as YAML"),
-    ("list", "job.pod_template: template 'list' is not a map"),
+    ("broken", "job.pod_template: template 'broken' cannot be read as YAML at line 2, column 1"),
+    ("list", "job.pod_template: template 'list' is not a map (found a list)"),
     ("root", "job.pod_template[root].spec.hostPID: refused by pod policy (host namespaces)"),
 ])
 def test_templates_only_by_name_from_the_configured_directory(settings, name, reason):
@@ -158,3 +160,20 @@ def test_submit_with_intakes_settings_raises_intakes_message(settings):
     with pytest.raises(SubmitError) as caught:
         submit(None, bad, settings=settings)  # refused before anything is sent
     assert str(caught.value).endswith(": " + check_job(bad, settings))
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("kind: Secret\nspec: {containers: [{name: x}]}\n", "is not a Pod"),
+    ("kind: Pod\nmetadata: {}\n", "has no spec map"),
+    ("kind: Pod\nspec: {containers: []}\n", "has no spec.containers list"),
+    ("spec: {containers: [{name: x}]}\nmetadata: {annotations: {when: 2024-01-01}}\n", "not JSON"),
+])
+def test_admission_refuses_what_a_worker_could_not_build_from(tmp_path, text, problem):
+    # The same store and rules as the workers: a template admitted here never fails in a worker.
+    (tmp_path / "odd.yaml").write_text(text)
+    settings = load_settings({}, intake=IntakeSettings(templates_dir=str(tmp_path)))
+    reason = check_job(job(pod_template="odd"), settings)
+    assert reason is not None and reason.startswith("job.pod_template: template 'odd'") and problem in reason
+    with pytest.raises(TemplateError) as raised:
+        template_store(str(tmp_path)).get("odd")
+    assert reason == f"job.pod_template: {raised.value}"

@@ -56,6 +56,28 @@ def test_admission_vector_is_refused_by_intake_with_its_documented_reason(vector
     assert check_job(job, settings) == vector["error"]
 
 
+@pytest.mark.parametrize("vector", by(valid=False, kind="job"))
+def test_refused_job_vector_names_who_gets_its_failed_result(vector):
+    identity = KubernetesJob.identity(bytes.fromhex(vector["hex"]))
+    expected = vector["failed_result"]
+    if expected is None:
+        assert identity is None
+    else:
+        scheduler_id, key = identity
+        assert {"scheduler_id": scheduler_id, "job_id": derive_job_id(scheduler_id, key)} == expected
+
+
+def test_vectors_cover_every_well_formedness_problem():
+    errors = [v["error"] for v in DATA["vectors"] if not v["valid"]]
+    for problem in ("duplicate map key", "map keys must be strings", "a string is not valid UTF-8",
+                    "a map key is not valid UTF-8", "msgpack extension types are not allowed",
+                    "nested too deeply", "invalid format byte", "incomplete record", "extra bytes"):
+        assert any(problem in error for error in errors), problem
+    # Both answers to "who hears of a refused job" are shown.
+    answers = {v["failed_result"] is None for v in DATA["vectors"] if "failed_result" in v}
+    assert answers == {True, False}
+
+
 @pytest.mark.parametrize("case", DATA["job_ids"], ids=lambda case: case["job_id"][:8])
 def test_job_id_and_pod_name_derivation(case):
     key = TaskKey(**case["task_key"])

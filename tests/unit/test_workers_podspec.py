@@ -5,10 +5,11 @@ import pytest
 
 from podq.shared import naming
 from podq.shared.records import KubernetesJob, TaskKey
-from podq.workers.errors import MutationHookError, PodBuildError, TemplateError
+from podq.shared.pods.templates import TemplateError, parse_template
+from podq.workers.errors import MutationHookError, PodBuildError
 from podq.workers.hook import load_hook
 from podq.workers.podspec import build_pod
-from podq.workers.templates import TemplateStore, parse_template
+from podq.workers.templates import template_store
 
 KEY = TaskKey(dag_id="etl", task_id="load", run_id="manual__1", try_number=2)
 
@@ -17,8 +18,8 @@ def job(**fields) -> KubernetesJob:
     return KubernetesJob.new(scheduler_id="sched-1", key=KEY, command=["airflow", "tasks", "run"], **fields)
 
 
-def build(j: KubernetesJob, store: TemplateStore | None = None, **kwargs):
-    store = store or TemplateStore(None)
+def build(j: KubernetesJob, store=None, **kwargs):
+    store = store or template_store(None)
     return build_pod(j, template=store.get(j.pod_template), namespace="podq", **kwargs)
 
 
@@ -63,7 +64,7 @@ def test_owner_after_adoption_names_label_and_annotation():
 def test_named_template_is_used_and_cached_per_file(tmp_path):
     (tmp_path / "gpu.yaml").write_text(
         "kind: Pod\nspec:\n  containers:\n    - name: main\n      image: gpu:1\n  nodeSelector: {gpu: 'yes'}\n")
-    store = TemplateStore(str(tmp_path))
+    store = template_store(str(tmp_path))
     pod = build(job(pod_template="gpu"), store)
     assert pod["spec"]["nodeSelector"] == {"gpu": "yes"}
     assert pod["spec"]["containers"][0]["name"] == "base"
@@ -73,8 +74,8 @@ def test_named_template_is_used_and_cached_per_file(tmp_path):
 
 
 @pytest.mark.parametrize("text, problem", [
-    ("kind: Pod\nspec: [unclosed\n  secret: hunter2", "not valid YAML at line"),
-    ("- a\n- b\n", "must be a map"),
+    ("kind: Pod\nspec: [unclosed\n  secret: hunter2", "cannot be read as YAML at line"),
+    ("- a\n- b\n", "is not a map (found a list)"),
     ("", "an empty file"),
     ("kind: Secret\nspec: {containers: [{name: x}]}\n", "not a Pod"),
     ("kind: Pod\nmetadata: {}\n", "no spec map"),
@@ -84,17 +85,17 @@ def test_named_template_is_used_and_cached_per_file(tmp_path):
 def test_template_problems_name_the_template_and_never_its_content(tmp_path, text, problem):
     (tmp_path / "bad.yaml").write_text(text)
     with pytest.raises(TemplateError) as raised:
-        TemplateStore(str(tmp_path)).get("bad")
+        template_store(str(tmp_path)).get("bad")
     message = str(raised.value)
     assert "'bad'" in message and problem in message
     assert "hunter2" not in message and "Secret" not in message
 
 
 def test_missing_template_is_a_template_error(tmp_path):
-    with pytest.raises(TemplateError, match="'gone' not found"):
-        TemplateStore(str(tmp_path)).get("gone")
-    with pytest.raises(TemplateError, match="no templates directory"):
-        TemplateStore(None).get("gone")
+    with pytest.raises(TemplateError, match="no template named 'gone' is configured"):
+        template_store(str(tmp_path)).get("gone")
+    with pytest.raises(TemplateError, match="no template named 'gone' is configured"):
+        template_store(None).get("gone")
 
 
 def test_parse_template_accepts_json():
@@ -134,3 +135,23 @@ def test_load_hook_by_name():
 def test_override_that_breaks_the_base_container_is_a_build_error():
     with pytest.raises(PodBuildError):
         build(job(pod_override={"spec": {"containers": [{"name": "base", "env": "not-a-list"}]}}))
+
+
+def test_default_requests_are_lowered_to_an_overrides_lower_limits():
+    # The default template requests cpu 100m and memory 256Mi.
+    override = {"spec": {"containers": [{"resources": {"limits": {"memory": "128Mi", "cpu": "2"}}}]}}
+    resources = build(job(pod_override=override))["spec"]["containers"][0]["resources"]
+    assert resources["limits"] == {"memory": "128Mi", "cpu": "2"}
+    assert resources["requests"] == {"memory": "128Mi", "cpu": "100m"}  # cpu stays: 100m <= 2
+
+
+def test_requests_the_override_sets_itself_are_left_as_given():
+    override = {"spec": {"containers": [{"name": "base", "resources": {
+        "requests": {"memory": "1Gi"}, "limits": {"memory": "512Mi"}}}]}}
+    resources = build(job(pod_override=override))["spec"]["containers"][0]["resources"]
+    assert resources["requests"]["memory"] == "1Gi"  # the API server's 422 names it; podq does not guess
+
+
+def test_default_image_is_an_airflow_3_release():
+    image = build(job())["spec"]["containers"][0]["image"]
+    assert image.startswith("apache/airflow:3."), image

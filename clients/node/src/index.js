@@ -1,6 +1,7 @@
 'use strict';
 module.exports = {
   ...require('./protocol'),
+  ...require('./wellformed'),
   ...require('./producer'),
   ...require('./consumer'),
 };

@@ -2,6 +2,7 @@
 // podq wire protocol 1.0, as written in docs/protocol.md: names, records, job_id, checks.
 const crypto = require('node:crypto');
 const { encode, decode } = require('@msgpack/msgpack');
+const { firstProblem } = require('./wellformed');
 
 const SCHEMA_MAJOR = 1;
 const SCHEMA = '1.0';
@@ -47,6 +48,18 @@ function deriveJobId(schedulerId, key) {
   const k = normalizeKey(key);
   const text = [schedulerId, k.dag_id, k.task_id, k.run_id, String(k.try_number), String(k.map_index)].join('\x1f');
   return crypto.createHash('sha256').update(text, 'utf8').digest('hex').slice(0, 32);
+}
+
+// Pod name: `<slug>-<first 16 characters of job_id>`; the slug is `<dag_id>-<task_id>` with only
+// ASCII A-Z lower-cased, every run of characters outside a-z0-9- made one '-', repeated '-'
+// collapsed, cut to 46 characters and trimmed of '-' ('podq' when nothing is left).
+function podNameFor(jobId, key) {
+  const asciiLower = `${key.dag_id}-${key.task_id}`.replace(/[A-Z]/g, (c) => c.toLowerCase());
+  // The u flag makes [^...] match whole code points, so a character outside the BMP is one run too.
+  let slug = asciiLower.replace(/[^a-z0-9-]+/gu, '-').replace(/-{2,}/g, '-').replace(/^-+|-+$/g, '');
+  const suffix = jobId.slice(0, 16);
+  slug = slug.slice(0, 63 - suffix.length - 1).replace(/-+$/, '') || 'podq';
+  return `${slug}-${suffix}`;
 }
 
 function pack(record) {
@@ -99,13 +112,12 @@ function isMap(value) {
 
 // Decode a record of `kind`: check the framing and the schema's major version; unknown fields stay ignored.
 function decodeRecord(bytes, kind) {
-  if (bytes.length > MAX_RECORD_BYTES) throw new ProtocolError(`${kind}: record is over the limit`);
-  let data;
-  try {
-    data = decode(bytes);
-  } catch (err) {
-    throw new ProtocolError(`${kind}: not valid msgpack (${err.message})`);
+  if (bytes.length > MAX_RECORD_BYTES) {
+    throw new ProtocolError(`${kind}: record is ${bytes.length} bytes, over the ${MAX_RECORD_BYTES}-byte limit`);
   }
+  const problem = firstProblem(bytes, kind); // duplicate keys, extension types, bad UTF-8, ...
+  if (problem !== null) throw new ProtocolError(problem);
+  const data = decode(bytes);
   if (!isMap(data)) throw new ProtocolError(`${kind}: expected a map`);
   const schema = requireString(data, 'schema', kind);
   const match = /^(\d+)\.(\d+)$/.exec(schema);
@@ -144,6 +156,6 @@ function decodeResult(bytes) {
 
 module.exports = {
   SCHEMA, MAX_RECORD_BYTES, RECORD_FIELD, JOBS_STREAM, CONTROL_STREAM, RESULTS_GROUP, TERMINAL,
-  ProtocolError, resultsStream, resultsDeadStream, deriveJobId, encodeJob, encodeControl,
+  ProtocolError, resultsStream, resultsDeadStream, deriveJobId, podNameFor, encodeJob, encodeControl,
   decodeRecord, decodeResult,
 };

@@ -4,7 +4,9 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 const { decode } = require('@msgpack/msgpack');
-const { ProtocolError, decodeRecord, decodeResult, deriveJobId, encodeJob } = require('../src');
+const {
+  ProtocolError, decodeRecord, decodeResult, deriveJobId, encodeJob, firstProblem, podNameFor,
+} = require('../src');
 
 const data = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', '..', 'docs', 'vectors', 'vectors.json'), 'utf8'));
 let passed = 0;
@@ -22,7 +24,12 @@ function check(name, fn) {
 
 for (const item of data.job_ids) {
   check(`job_id ${item.job_id}`, () => assert.equal(deriveJobId(item.scheduler_id, item.task_key), item.job_id));
+  check(`pod_name ${item.pod_name}`, () => assert.equal(podNameFor(item.job_id, item.task_key), item.pod_name));
 }
+
+// The problems the byte-order well-formedness rule names (docs/protocol.md, framing).
+const WELLFORMED = ['not valid msgpack', 'duplicate map key', 'map keys must be strings', 'not valid UTF-8',
+  'msgpack extension types are not allowed'];
 
 for (const vector of data.vectors) {
   const bytes = Buffer.from(vector.hex, 'hex');
@@ -54,6 +61,19 @@ for (const vector of data.vectors) {
     });
   } else if (!vector.valid && vector.stage === 'decode' && vector.name.startsWith('schema-major')) {
     check(vector.name, () => assert.throws(() => decodeRecord(bytes, vector.kind), ProtocolError));
+  }
+  if (!vector.valid && vector.stage === 'decode') {
+    check(`${vector.name} (well-formedness)`, () => {
+      const problem = firstProblem(bytes, vector.kind);
+      if (WELLFORMED.some((text) => vector.error.includes(text))) {
+        assert.equal(problem, vector.error);
+        assert.throws(() => decodeRecord(bytes, vector.kind), { message: vector.error });
+      } else {
+        assert.equal(problem, null); // well-formed bytes, refused by a field rule
+      }
+    });
+  } else {
+    check(`${vector.name} (well-formed)`, () => assert.equal(firstProblem(bytes, vector.kind), null));
   }
 }
 
