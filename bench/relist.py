@@ -28,20 +28,20 @@ from bench.common import kubesim_process, machine, median, report
 
 def child(args: argparse.Namespace) -> None:
     from podq.broker.store.connection import connect
-    from podq.broker.store.watchstate import WatchStore
     from podq.shared.settings import KubeSettings, WatcherSettings
     from podq.watcher.health import Health
     from podq.watcher.kube import KubePods
-    from podq.watcher.publishing import Scope
+    from podq.watcher.publishing import Broker, Scope
     from podq.watcher.scope import ScopeRunner
     from podq.watcher.tracker import Tracker
 
     settings = WatcherSettings(list_page_size=args.page_size)
-    store = WatchStore(connect(args.redis))
+    broker = Broker.open(connect(args.redis))
+    store = broker.store
     kube = KubePods(KubeSettings(kubeconfig=args.kubeconfig), settings)
     held, token = store.hold("default", holder="bench", token=None, ttl=600)
     assert held, token
-    runner = ScopeRunner(scope=Scope.of("default"), token=token, store=store, kube=kube, settings=settings,
+    runner = ScopeRunner(scope=Scope.of("default"), token=token, broker=broker, kube=kube, settings=settings,
                          health=Health("/dev/null", instance="bench"))
     started = time.perf_counter()
     runner.tracker = Tracker.from_stored(store.states("default"))

@@ -71,20 +71,19 @@ def record(kubeconfig: str, pods: int) -> list[bytes]:
 
 
 def replay(redis_url: str, lines: list[bytes], batch: int) -> tuple[float, float]:
-    from podq.broker.store.connection import connect
-    from podq.broker.store.watchstate import WatchStore
     from podq.broker.store import keys
+    from podq.broker.store.connection import connect
     from podq.shared.settings import WatcherSettings
     from podq.watcher.health import Health
-    from podq.watcher.publishing import Scope
+    from podq.watcher.publishing import Broker, Scope
     from podq.watcher.scope import ScopeRunner
     from podq.watcher.tracker import Tracker
 
     client = connect(redis_url)
     client.flushall()
-    store = WatchStore(client)
-    _, token = store.hold("default", holder="bench", token=None, ttl=600)
-    runner = ScopeRunner(scope=Scope.of("default"), token=token, store=store, kube=None,
+    broker = Broker.open(client)
+    _, token = broker.store.hold("default", holder="bench", token=None, ttl=600)
+    runner = ScopeRunner(scope=Scope.of("default"), token=token, broker=broker, kube=None,
                          settings=WatcherSettings(batch_size=batch), health=Health("/dev/null", instance="bench"))
     runner.tracker = Tracker()
     started = time.perf_counter()

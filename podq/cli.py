@@ -1,5 +1,5 @@
-"""The `podq` command: one subcommand per module in podq/commands/, and three services
-(worker, watcher, kubesim) that parse their own flags."""
+"""The `podq` command: one subcommand per module in podq/commands/, and four services
+(intake, worker, watcher, kubesim) that parse their own flags."""
 from __future__ import annotations
 
 import argparse
@@ -12,9 +12,10 @@ from podq.shared.errors import PodqError
 from podq.shared.settings import load_settings
 
 # Each module defines register(subparsers) and a run(args, settings) -> int.
-COMMANDS = ("up", "demo", "submit", "results", "job", "intake", "settings")
+COMMANDS = ("up", "demo", "submit", "results", "job", "settings")
 # name -> (module whose main(argv[, settings]) runs it, help)
 PASSTHROUGH = {
+    "intake": ("podq.broker.intake.main", "run intake (admission and dispatch to workers)"),
     "worker": ("podq.workers.main", "run a Celery worker that creates pods"),
     "watcher": ("podq.watcher.main", "run the watcher daemon"),
     "kubesim": ("podq.kubesim.cli", "run kubesim, the Kubernetes API stand-in"),

@@ -41,6 +41,12 @@ class LedgerState(str, Enum):
     REVOKED = "revoked"
 
 
+# A pod may be created only for these; a claim on a job in any other state does nothing.
+CREATABLE_STATES = frozenset({LedgerState.ACCEPTED, LedgerState.DISPATCHED})
+# Jobs still on their way: adoption moves them, revoke ends them.
+LIVE_LEDGER_STATES = CREATABLE_STATES | {LedgerState.CREATED}
+
+
 class ControlOp(str, Enum):
     """Operations a producer may ask for on ``podq:control``."""
 
@@ -49,5 +55,5 @@ class ControlOp(str, Enum):
     DELETE = "delete"
     ADOPT = "adopt"
     # Internal: applies the completion policy once a job's terminal result is durable.
-    # Sent by podq's own components (broker.control.request_completion), refused from producers.
+    # Sent by podq's own components (broker.control.operations.completion_request), refused from producers.
     COMPLETE = "complete"

@@ -15,7 +15,6 @@ import threading
 from typing import Sequence
 
 from podq.broker.store.connection import connect
-from podq.broker.store.watchstate import WatchStore
 from podq.shared.loops import LoopCrashed, run_loop
 from podq.shared.settings import Settings
 
@@ -23,7 +22,7 @@ from .errors import WatcherError
 from .health import Health, default_health_file
 from .kube import KubePods
 from .lease import LeaseKeeper
-from .publishing import Scope
+from .publishing import Broker, Scope
 from .reconciler import Reconciler
 from .scope import ScopeRunner
 
@@ -51,7 +50,7 @@ class Watcher:
             raise WatcherError("no Redis URL (PODQ_REDIS_URL)")
         self.instance = instance or settings.watcher.instance or f"{socket.gethostname()}-{os.getpid()}"
         self._client = connect(url, settings=settings.redis)
-        self.store = WatchStore(self._client, ledger_ttl=settings.redis.ledger_ttl)
+        self.broker = Broker.open(self._client, ledger_ttl=settings.redis.ledger_ttl)
         self.kube = KubePods(settings.kube, settings.watcher)
         names = [scope.name for scope in self.scopes]
         self.health = Health(health_file or settings.watcher.health_file or default_health_file(names),
@@ -60,16 +59,16 @@ class Watcher:
         self._runners_lock = threading.Lock()
         self.stopping = threading.Event()
         self.failed: str | None = None
-        self.lease = LeaseKeeper(self.store, scopes=names, holder=self.instance, ttl=settings.watcher.lease_ttl,
+        self.lease = LeaseKeeper(self.broker.store, scopes=names, holder=self.instance, ttl=settings.watcher.lease_ttl,
                                  on_gain=self._gain, on_loss=self._loss)
-        self.reconciler = Reconciler(store=self.store, kube=self.kube, settings=settings.watcher,
+        self.reconciler = Reconciler(ledger=self.broker.ledger, kube=self.kube, settings=settings.watcher,
                                      default_namespace=settings.kube.namespace, runners=self.led)
         self._threads: list[threading.Thread] = []
 
     # -- leadership ----------------------------------------------------------------------------
     def _gain(self, scope: str, token: str) -> None:
         target = next(item for item in self.scopes if item.name == scope)
-        runner = ScopeRunner(scope=target, token=token, store=self.store, kube=self.kube,
+        runner = ScopeRunner(scope=target, token=token, broker=self.broker, kube=self.kube,
                              settings=self.settings.watcher, health=self.health)
         with self._runners_lock:
             self.runners[scope] = runner

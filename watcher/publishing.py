@@ -10,7 +10,11 @@ import logging
 from dataclasses import dataclass
 from typing import Sequence
 
-from podq.broker.store.publish import Item, PodState
+from podq.broker.control.operations import completion_request, delete_request
+from podq.broker.control.sender import COMPLETIONS_PER_MESSAGE, ControlSender
+from podq.broker.store.connection import Client
+from podq.broker.store.ledger import Ledger
+from podq.broker.store.publish import DEFAULT_LEDGER_TTL, Item, PodState, Publisher
 from podq.broker.store.watchstate import WatchStore
 from podq.shared.records import KubernetesWatch
 from podq.shared.states import LedgerState, Source, State
@@ -19,6 +23,22 @@ from .kube import KubePods
 from .tracker import Intent
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Broker:
+    """What the watcher uses of the broker: its own storage (lease, position, pod states),
+    the ledger, the publish script, and the control sender (completions, deletes)."""
+
+    store: WatchStore
+    ledger: Ledger
+    publisher: Publisher
+    control: ControlSender
+
+    @classmethod
+    def open(cls, client: Client, *, ledger_ttl: float = DEFAULT_LEDGER_TTL) -> "Broker":
+        return cls(store=WatchStore(client), ledger=Ledger(client),
+                   publisher=Publisher(client, ledger_ttl=ledger_ttl), control=ControlSender(client))
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,15 +58,15 @@ class Scope:
         return self.namespace is None or self.namespace == namespace
 
 
-def resolve_ledger(store: WatchStore, intents: Sequence[Intent]) -> None:
+def resolve_ledger(ledger: Ledger, intents: Sequence[Intent]) -> None:
     """A pod gone without a terminal result ends ``revoked`` when the ledger says revoked, else ``lost``."""
     asking = [intent for intent in intents if intent.ledger_decides and intent.state is State.LOST]
     if not asking:
         return
-    briefs = store.briefs([intent.identity.job_id for intent in asking])
+    entries = ledger.entries([intent.identity.job_id for intent in asking])
     for intent in asking:
-        brief = briefs.get(intent.identity.job_id)
-        if brief is not None and brief.state is LedgerState.REVOKED:
+        entry = entries.get(intent.identity.job_id)
+        if entry is not None and entry.state is LedgerState.REVOKED:
             intent.state = State.REVOKED
             intent.details = None
 
@@ -69,13 +89,13 @@ def to_items(intents: Sequence[Intent]) -> list[Item]:
     return items
 
 
-def publish(store: WatchStore, scope: Scope, intents: Sequence[Intent], *, token: str,
+def publish(broker: Broker, scope: Scope, intents: Sequence[Intent], *, token: str,
             position: str | None, batch_size: int) -> int:
     """Publish ``intents`` (in calls of ``batch_size`` items; the position rides on the last one).
 
     Returns the number of results that reached a stream.
     """
-    resolve_ledger(store, intents)
+    resolve_ledger(broker.ledger, intents)
     items = to_items(intents)
     if not items and not position:
         return 0
@@ -84,8 +104,8 @@ def publish(store: WatchStore, scope: Scope, intents: Sequence[Intent], *, token
     starts = list(range(0, len(items), step)) or [0]
     for start in starts:
         last = start == starts[-1]
-        entries = store.publish(scope.name, items[start:start + step], token=token,
-                                position=position if last else None)
+        checkpoint = broker.store.checkpoint(scope.name, token=token, position=position if last else None)
+        entries = broker.publisher.publish_items(items[start:start + step], checkpoint=checkpoint)
         published += sum(1 for entry in entries if entry)
     for intent in intents:
         if intent.state is not None and (intent.state.terminal or intent.note):
@@ -94,16 +114,18 @@ def publish(store: WatchStore, scope: Scope, intents: Sequence[Intent], *, token
     return published
 
 
-def after_publish(store: WatchStore, kube: KubePods, intents: Sequence[Intent]) -> None:
+def after_publish(broker: Broker, kube: KubePods, intents: Sequence[Intent]) -> None:
     """Ask for the completion policy of ended pods; revoke pods failed by the pending deadline."""
-    done = [(intent.identity.job_id, intent.identity.scheduler_id) for intent in intents if intent.complete]
+    done = [completion_request(job_id=intent.identity.job_id, scheduler_id=intent.identity.scheduler_id)
+            for intent in intents if intent.complete]
     if done:
-        store.request_completions(done)
+        broker.control.send(done, per_message=COMPLETIONS_PER_MESSAGE)
     for intent in intents:
         if not intent.revoke_pod:
             continue
         # The job is terminal in the ledger already; label the pod so no later event of it counts,
         # then have the workers delete it (the ledger is not changed).
         if kube.label_revoked(intent.namespace, intent.pod_name):
-            store.request_delete(job_id=intent.identity.job_id, scheduler_id=intent.identity.scheduler_id,
-                                 reason="pending deadline exceeded")
+            broker.control.send([delete_request(job_id=intent.identity.job_id,
+                                                scheduler_id=intent.identity.scheduler_id,
+                                                reason="pending deadline exceeded")])

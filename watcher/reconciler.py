@@ -12,7 +12,7 @@ import logging
 import time
 from typing import Callable
 
-from podq.broker.store.watchstate import LedgerBrief, WatchStore
+from podq.broker.store.ledger import Ledger, LedgerEntry
 from podq.shared import naming
 from podq.shared.records import FailureDetails
 from podq.shared.settings import WatcherSettings
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 _WAITING = (LedgerState.ACCEPTED, LedgerState.DISPATCHED)
 
 
-def candidate(brief: LedgerBrief, *, now: float, settings: WatcherSettings) -> State | None:
+def candidate(brief: LedgerEntry, *, now: float, settings: WatcherSettings) -> State | None:
     """What the job would end as if its pod turns out not to exist; None: leave it alone."""
     if brief.terminal_state or brief.state is None or not brief.pod_name:
         return None
@@ -42,9 +42,9 @@ def candidate(brief: LedgerBrief, *, now: float, settings: WatcherSettings) -> S
 
 
 class Reconciler:
-    def __init__(self, *, store: WatchStore, kube: KubePods, settings: WatcherSettings, default_namespace: str,
+    def __init__(self, *, ledger: Ledger, kube: KubePods, settings: WatcherSettings, default_namespace: str,
                  runners: Callable[[], list[ScopeRunner]]) -> None:
-        self._store = store
+        self._ledger = ledger
         self._kube = kube
         self._settings = settings
         self._default_namespace = default_namespace
@@ -57,7 +57,7 @@ class Reconciler:
             return 0
         ended = 0
         now = time.time()
-        for page in self._store.scan_live_jobs():
+        for page in self._ledger.scan_live():
             for brief in page:
                 state = candidate(brief, now=now, settings=self._settings)
                 if state is None:
@@ -77,8 +77,8 @@ class Reconciler:
             log.info("reconciler: ended %d jobs that had no pod", ended)
         return ended
 
-    def _intent(self, brief: LedgerBrief, state: State, ref: str) -> Intent | None:
-        entry = self._store.ledger_entry(brief.job_id)
+    def _intent(self, brief: LedgerEntry, state: State, ref: str) -> Intent | None:
+        entry = self._ledger.get(brief.job_id)
         if entry is None or entry.job is None or entry.terminal_state:
             return None
         job = entry.job

@@ -17,7 +17,6 @@ import time
 import urllib3
 
 from podq.broker.errors import FencedError
-from podq.broker.store.watchstate import WatchStore
 from podq.shared.loops import LoopCrashed, run_loop
 from podq.shared.settings import WatcherSettings
 from podq.shared.states import State
@@ -27,7 +26,7 @@ from .errors import ResourceExpired, WatchFailed
 from .events import BadEvent, EventType, decode_line, pod_view
 from .health import Health
 from .kube import KubePods, WatchStream
-from .publishing import Scope, after_publish, publish
+from .publishing import Broker, Scope, after_publish, publish
 from .tracker import Intent, Tracker
 
 log = logging.getLogger(__name__)
@@ -42,11 +41,11 @@ class _Idle(Exception):
 class ScopeRunner:
     """Lists and watches one scope and publishes what changes, with one lease token."""
 
-    def __init__(self, *, scope: Scope, token: str, store: WatchStore, kube: KubePods,
+    def __init__(self, *, scope: Scope, token: str, broker: Broker, kube: KubePods,
                  settings: WatcherSettings, health: Health) -> None:
         self.scope = scope
         self.token = token
-        self._store = store
+        self._broker = broker
         self._kube = kube
         self._settings = settings
         self._health = health
@@ -94,8 +93,8 @@ class ScopeRunner:
         try:
             if self.tracker is None:
                 with self.lock:
-                    self.tracker = Tracker.from_stored(self._store.states(self.scope.name))
-                    self.rv = self._store.position(self.scope.name)
+                    self.tracker = Tracker.from_stored(self._broker.store.states(self.scope.name))
+                    self.rv = self._broker.store.position(self.scope.name)
                 log.info("scope %s: leader with token %s; %d pods stored, position %s",
                          self.scope.name, self.token, len(self.tracker), self.rv)
             if self.rv is None:
@@ -253,10 +252,10 @@ class ScopeRunner:
 
     def _publish(self, intents: list[Intent], *, position: str | None) -> None:
         """Publish under ``self.lock`` (held by the caller), then the follow-up requests."""
-        publish(self._store, self.scope, intents, token=self.token, position=position,
+        publish(self._broker, self.scope, intents, token=self.token, position=position,
                 batch_size=self._settings.batch_size)
         if any(intent.complete or intent.revoke_pod for intent in intents):
-            after_publish(self._store, self._kube, intents)
+            after_publish(self._broker, self._kube, intents)
 
     def publish_external(self, intents: list[Intent]) -> None:
         """Publish intents made outside the loop (the reconciler) under the same lock and token."""

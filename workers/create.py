@@ -14,11 +14,11 @@ import uuid
 from enum import Enum
 
 from podq.broker.store.delayed import delay_job
-from podq.broker.store.ledger import CREATABLE, Claim, Lease
+from podq.broker.store.ledger import Claim, Lease
 from podq.shared import naming
 from podq.shared.pods.templates import TemplateError
 from podq.shared.records import FailureDetails, KubernetesJob, KubernetesWatch
-from podq.shared.states import LedgerState, Source, State
+from podq.shared.states import CREATABLE_STATES, LedgerState, Source, State
 
 from .errors import (ApiTimeout, ConflictError, KubeApiError, NotFoundError, PodBuildError,
                      TransientApiError, TransportError)
@@ -54,7 +54,7 @@ def create_job(job: KubernetesJob, payload: bytes, rt: Runtime, *, deadline: flo
     if claim.busy:
         log.info("job %s (%s): another delivery of it holds its claim; leaving it to that one", job.job_id, job.key)
         return Outcome.SKIPPED
-    if claim.state not in CREATABLE:
+    if claim.state not in CREATABLE_STATES:
         log.info("job %s (%s): ledger state %s, nothing to create", job.job_id, job.key,
                  claim.state.value if claim.state else "missing")
         return Outcome.SKIPPED

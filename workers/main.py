@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None, settings: Settings) -> int:
     """Run a worker until it is stopped; returns the process exit code."""
     from podq.broker.queue.app import make_celery
+    from podq.broker.store.connection import ping
 
     from .runtime import build_runtime
     from .tasks import register_tasks
@@ -41,7 +42,7 @@ def main(argv: list[str] | None, settings: Settings) -> int:
     try:
         runtime = build_runtime(settings)
         if args.check:
-            runtime.client.ping()
+            ping(runtime.client)
             runtime.templates.get(None)
             runtime.close()
             return 0

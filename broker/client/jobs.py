@@ -3,11 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import redis
-
-from podq.broker.store import keys
+from podq.broker.store import keys, streams
+from podq.broker.store.connection import Client
 from podq.broker.store.ledger import Ledger, LedgerEntry
-from podq.broker.store.streams import record_of
 from podq.shared.errors import DecodeError
 from podq.shared.records import KubernetesWatch
 
@@ -44,19 +42,18 @@ class JobStatus:
         return lines
 
 
-def job_status(client: redis.Redis, job_id: str) -> JobStatus | None:
+def job_status(client: Client, job_id: str) -> JobStatus | None:
     """The job's ledger entry and last published result, or None for a job podq never admitted."""
     entry = Ledger(client).get(job_id)
     if entry is None or entry.state is None:
         return None
-    raw_entry = client.hget(keys.job_key(job_id), "last_entry")
-    last_entry_id = raw_entry.decode() if raw_entry else None
+    last_entry_id = entry.last_entry
     result = None
     if last_entry_id and entry.scheduler_id:
-        found = client.xrange(keys.results_stream(entry.scheduler_id), min=last_entry_id, max=last_entry_id)
-        if found:
+        fields = streams.read_entry(client, keys.results_stream(entry.scheduler_id), last_entry_id)
+        if fields is not None:
             try:
-                result = KubernetesWatch.decode(record_of(found[0][1]))
+                result = KubernetesWatch.decode(streams.record_of(fields) or b"")
             except DecodeError:
                 result = None
     return JobStatus(entry=entry, last_entry_id=last_entry_id, last_result=result)

@@ -14,11 +14,11 @@ import threading
 from collections import OrderedDict
 from typing import Iterator, Sequence
 
-import redis
-
 from podq.broker.store import keys
 from podq.broker.store.redelivery import Redelivery, read_own_backlog
-from podq.broker.store.streams import default_consumer_name, ensure_group, entries_of, record_of
+from podq.broker.store import streams
+from podq.broker.store.connection import Client
+from podq.broker.store.streams import default_consumer_name
 from podq.shared.errors import DecodeError
 from podq.shared.records import KubernetesResults, KubernetesWatch
 from podq.shared.settings import ResultsSettings
@@ -34,7 +34,7 @@ class ResultsConsumer:
     copy of a handled result is acknowledged and skipped instead of returned.
     """
 
-    def __init__(self, client: redis.Redis, *, scheduler_id: str, consumer: str | None = None,
+    def __init__(self, client: Client, *, scheduler_id: str, consumer: str | None = None,
                  group: str = keys.RESULTS_GROUP, batch_size: int = 100, block_ms: int = 1000,
                  dedupe_window: int = 100_000, reclaim_idle_ms: int = 60_000,
                  max_deliveries: int = 5) -> None:
@@ -56,10 +56,12 @@ class ResultsConsumer:
         self._dedupe_window = dedupe_window
         self._backlog_done = False
         self._backlog_cursor = "0"
-        ensure_group(client, self.stream, group)
+        streams.ensure_results_group(client, scheduler_id)
+        if group != keys.RESULTS_GROUP:   # a second reader of the same results (an audit, say)
+            streams.ensure_group(client, self.stream, group)
 
     @classmethod
-    def from_settings(cls, client: redis.Redis, settings: ResultsSettings, *, scheduler_id: str,
+    def from_settings(cls, client: Client, settings: ResultsSettings, *, scheduler_id: str,
                       consumer: str | None = None) -> "ResultsConsumer":
         return cls(client, scheduler_id=scheduler_id, consumer=consumer, batch_size=settings.batch_size,
                    block_ms=settings.block_ms, reclaim_idle_ms=settings.reclaim_idle_ms,
@@ -87,8 +89,8 @@ class ResultsConsumer:
             return results
         block = self.block_ms if block_ms is None else block_ms
         # BLOCK 0 would wait forever; here 0 means "do not wait".
-        entries = entries_of(self.client.xreadgroup(
-            self.group, self.consumer, {self.stream: ">"}, count=count, block=block or None))
+        entries = streams.read_group(self.client, group=self.group, consumer=self.consumer,
+                                     streams={self.stream: ">"}, count=count, block_ms=block or None)
         return self._decode(entries)
 
     def reclaim(self) -> list[KubernetesResults]:
@@ -98,7 +100,7 @@ class ResultsConsumer:
     def _decode(self, entries) -> list[KubernetesResults]:
         results, skip, dead = [], [], []
         for _stream, entry_id, fields in entries:
-            payload = record_of(fields)
+            payload = streams.record_of(fields)
             try:
                 watch = KubernetesWatch.decode(payload if payload is not None else b"")
             except DecodeError as exc:
@@ -115,13 +117,12 @@ class ResultsConsumer:
             self._track(entry_id, watch.event_id)
             results.append(KubernetesResults.from_watch(entry_id, watch))
         if dead or skip:
-            pipe = self.client.pipeline(transaction=True)
-            for entry_id, payload, reason in dead:
-                pipe.xadd(keys.results_dead_stream(self.scheduler_id),
-                          {"record": payload or b"", "reason": reason, "stream": self.stream,
-                           "entry_id": entry_id, "group": self.group, "consumer": self.consumer})
-            pipe.xack(self.stream, self.group, *skip, *[entry_id for entry_id, _, _ in dead])
-            pipe.execute()
+            letters = [(keys.results_dead_stream(self.scheduler_id),
+                        {keys.RECORD_FIELD: payload or b"", "reason": reason, "stream": self.stream,
+                         "entry_id": entry_id, "group": self.group, "consumer": self.consumer})
+                       for entry_id, payload, reason in dead]
+            streams.dead_letter(self.client, letters, group=self.group,
+                                acks={self.stream: [*skip, *[entry_id for entry_id, _, _ in dead]]})
         return results
 
     def _track(self, entry_id: str, event_id: str) -> None:
@@ -136,7 +137,7 @@ class ResultsConsumer:
         ids = [item if isinstance(item, str) else item.entry_id for item in results]
         if not ids:
             return 0
-        acked = self.client.xack(self.stream, self.group, *ids)
+        acked = streams.ack(self.client, self.stream, self.group, ids)
         for entry_id in ids:
             event_id = self._outstanding.pop(entry_id, None)
             if event_id is not None:

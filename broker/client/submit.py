@@ -3,10 +3,9 @@ from __future__ import annotations
 
 from typing import Iterable
 
-import redis
-
 from podq.broker.intake.admission import check_job
-from podq.broker.store import keys
+from podq.broker.store import keys, streams
+from podq.broker.store.connection import Client
 from podq.shared.errors import PodqError
 from podq.shared.records import KubernetesJob
 from podq.shared.settings import Settings
@@ -16,7 +15,7 @@ class SubmitError(PodqError):
     """A job intake would refuse; the message is the one intake would give."""
 
 
-def submit(client: redis.Redis, job: KubernetesJob, *, settings: Settings | None = None) -> str:
+def submit(client: Client, job: KubernetesJob, *, settings: Settings | None = None) -> str:
     """Add ``job`` to ``podq:jobs``; returns the stream entry id.
 
     With ``settings`` (intake's), the job is first checked as intake would check it.
@@ -24,7 +23,7 @@ def submit(client: redis.Redis, job: KubernetesJob, *, settings: Settings | None
     return submit_many(client, [job], settings=settings)[0]
 
 
-def submit_many(client: redis.Redis, jobs: Iterable[KubernetesJob], *,
+def submit_many(client: Client, jobs: Iterable[KubernetesJob], *,
                 settings: Settings | None = None) -> list[str]:
     """Add several jobs in one round trip."""
     jobs = list(jobs)
@@ -33,7 +32,4 @@ def submit_many(client: redis.Redis, jobs: Iterable[KubernetesJob], *,
             reason = check_job(job, settings)
             if reason:
                 raise SubmitError(f"job {job.job_id} ({job.key}): {reason}")
-    pipe = client.pipeline(transaction=False)
-    for job in jobs:
-        pipe.xadd(keys.JOBS_STREAM, {keys.RECORD_FIELD: job.encode()})
-    return [entry.decode() for entry in pipe.execute()]
+    return streams.add_records(client, keys.JOBS_STREAM, [job.encode() for job in jobs])

@@ -5,6 +5,8 @@ checks every record, records admitted jobs in the ledger, pushes them to Celery
 in batches, and acknowledges the entries only after that push (at-least-once).
 A record it refuses goes to ``podq:dead`` with the reason and, when its
 scheduler id and task key can be read, a ``failed`` result to its scheduler.
+Its periodic chores (the delayed set, orphaned jobs, trimming) are
+:mod:`.housekeeping`'s; :mod:`.main` runs both.
 """
 from __future__ import annotations
 
@@ -12,17 +14,19 @@ import dataclasses
 import logging
 import threading
 import time
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import msgpack
-import redis
 
-from podq.broker.queue.envelopes import dispatch_control, dispatch_jobs
-from podq.broker.store import keys
+from podq.broker.control.operations import validate_control
+from podq.broker.control.sender import ControlSender
+from podq.broker.queue.envelopes import dispatch_jobs
+from podq.broker.store import keys, streams
+from podq.broker.store.connection import Client
 from podq.broker.store.ledger import Ledger
 from podq.broker.store.publish import Publisher
 from podq.broker.store.redelivery import Redelivery
-from podq.broker.store.streams import default_consumer_name, ensure_group, entries_of, record_of
+from podq.broker.store.streams import default_consumer_name, ensure_group
 from podq.shared.errors import DecodeError
 from podq.shared.loops import run_loop
 from podq.shared.naming import derive_job_id, pod_name_for
@@ -34,8 +38,6 @@ from podq.shared.wire import FieldReader
 from .admission import check_job
 
 log = logging.getLogger(__name__)
-
-ControlCheck = Callable[[ControlRecord], "str | None"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,16 +51,13 @@ class Rejection:
 class Intake:
     """One intake consumer. Stateless: run several, each with its own consumer name."""
 
-    def __init__(self, *, client: redis.Redis, settings: Settings, consumer: str | None = None,
-                 control_check: ControlCheck | None = None,
-                 periodic: Sequence[Callable[[], object]] = ()) -> None:
+    def __init__(self, *, client: Client, settings: Settings, consumer: str | None = None) -> None:
         self.client = client
         self.settings = settings
         self.consumer = consumer or settings.intake.consumer or default_consumer_name("intake")
         self.ledger = Ledger(client)
         self.publisher = Publisher(client, ledger_ttl=settings.redis.ledger_ttl)
-        self.control_check = control_check
-        self.periodic = list(periodic)
+        self.control = ControlSender(client)
         self._known_schedulers: set[str] = set()
         # Entries another intake took and never acked are reclaimed; poison entries go dead.
         self.redelivery = Redelivery(client, group=keys.INTAKE_GROUP, consumer=self.consumer,
@@ -67,7 +66,6 @@ class Intake:
                                      dead_stream=lambda _stream: keys.DEAD_STREAM,
                                      count=settings.intake.batch_size)
         self._backlog_done = False
-        self._next_orphan_sweep = 0.0
 
     def prepare(self) -> None:
         for stream in (keys.JOBS_STREAM, keys.CONTROL_STREAM):
@@ -80,9 +78,6 @@ class Intake:
 
     def step(self, *, block_ms: int | None = None) -> int:
         """Handle one batch; returns how many entries it handled."""
-        for task in self.periodic:
-            task()
-        self.redispatch_orphans()
         entries = []
         if not self._backlog_done or self.redelivery.due():
             # After a restart, this consumer's own delivered-but-unacked entries come first. They are
@@ -104,28 +99,10 @@ class Intake:
             self._handle_controls(controls)
         return len(entries)
 
-    def redispatch_orphans(self, *, force: bool = False) -> int:
-        """Push again the jobs that wait for a pod with no live delivery; returns how many.
-
-        Checked a few times per ``redispatch_after``; see ``lua/orphans.lua``.
-        """
-        after = self.settings.intake.redispatch_after
-        if not force and time.monotonic() < self._next_orphan_sweep:
-            return 0
-        self._next_orphan_sweep = time.monotonic() + max(0.5, after / 3)
-        records = self.ledger.orphans(queue=keys.CELERY_QUEUE, limit=self.settings.intake.batch_size,
-                                      again_after=after)
-        if records:
-            log.warning("%d dispatched jobs had no live delivery (a message lost with Redis?); "
-                        "pushing them again", len(records))
-            dispatch_jobs(self.client, records, per_message=self.settings.intake.jobs_per_message)
-        return len(records)
-
     def _read(self, start: str, *, block_ms: int | None) -> list:
-        reply = self.client.xreadgroup(
-            keys.INTAKE_GROUP, self.consumer, {keys.JOBS_STREAM: start, keys.CONTROL_STREAM: start},
-            count=self.settings.intake.batch_size, block=block_ms)
-        return entries_of(reply)
+        return streams.read_group(self.client, group=keys.INTAKE_GROUP, consumer=self.consumer,
+                                  streams={keys.JOBS_STREAM: start, keys.CONTROL_STREAM: start},
+                                  count=self.settings.intake.batch_size, block_ms=block_ms)
 
     def _screen(self, stream: str, entries: list[tuple[str, dict]], *, what: str,
                 decode: Callable[[bytes], Any], check: Callable[[Any], "str | None"]):
@@ -133,7 +110,7 @@ class Intake:
         passed: list[Any] = []
         rejected: list[Rejection] = []
         for entry_id, fields in entries:
-            payload = record_of(fields)
+            payload = streams.record_of(fields)
             try:
                 if payload is None:
                     raise DecodeError(f"entry: no 'record' field holding a msgpack {what}")
@@ -154,7 +131,7 @@ class Intake:
             default = self.settings.kube.namespace
             self._admit([dataclasses.replace(job, namespace=job.namespace or default) for job in jobs])
         self._reject(rejected)
-        self.client.xack(keys.JOBS_STREAM, keys.INTAKE_GROUP, *[entry_id for entry_id, _ in entries])
+        streams.ack(self.client, keys.JOBS_STREAM, keys.INTAKE_GROUP, [entry_id for entry_id, _ in entries])
 
     def _admit(self, jobs: list[KubernetesJob]) -> None:
         self._ensure_results_groups({job.scheduler_id for job in jobs})
@@ -174,36 +151,32 @@ class Intake:
 
     def _ensure_results_groups(self, scheduler_ids: set[str]) -> None:
         for scheduler_id in scheduler_ids - self._known_schedulers:
-            ensure_group(self.client, keys.results_stream(scheduler_id), keys.RESULTS_GROUP)
-            self.client.sadd(keys.SCHEDULERS_SET, scheduler_id)
+            streams.ensure_results_group(self.client, scheduler_id)
             self._known_schedulers.add(scheduler_id)
 
     def _handle_controls(self, entries: list[tuple[str, dict]]) -> None:
-        check = self.control_check or (lambda _record: None)
         records, rejected = self._screen(keys.CONTROL_STREAM, entries, what="control record",
-                                         decode=ControlRecord.decode, check=check)
-        dispatch_control(self.client, [record.encode() for record in records])
+                                         decode=ControlRecord.decode,
+                                         check=lambda record: validate_control(record, self.ledger))
+        self.control.send(records)
         self._reject(rejected, publish_failure=False)
-        self.client.xack(keys.CONTROL_STREAM, keys.INTAKE_GROUP, *[entry_id for entry_id, _ in entries])
+        streams.ack(self.client, keys.CONTROL_STREAM, keys.INTAKE_GROUP, [entry_id for entry_id, _ in entries])
 
     def _reject(self, rejected: list[Rejection], *, publish_failure: bool = True) -> None:
         if not rejected:
             return
-        pipe = self.client.pipeline(transaction=False)
         for item in rejected:
             log.warning("rejected %s entry %s: %s", item.stream, item.entry_id, item.reason)
-            pipe.xadd(keys.DEAD_STREAM, {"record": item.payload or b"", "reason": item.reason,
-                                         "stream": item.stream, "entry_id": item.entry_id,
-                                         "at": repr(time.time())})
-        pipe.execute()
+        streams.dead_letter(self.client, [(keys.DEAD_STREAM, {keys.RECORD_FIELD: item.payload or b"",
+                                                               "reason": item.reason, "stream": item.stream,
+                                                               "entry_id": item.entry_id, "at": repr(time.time())})
+                                          for item in rejected], group=keys.INTAKE_GROUP)
         if publish_failure:
             failures = [result for item in rejected if (result := rejection_result(item)) is not None]
             # A refused duplicate of an admitted job must not end that job: only jobs
             # the ledger has never admitted get the refusal as their result.
-            pipe = self.client.pipeline(transaction=False)
-            for result in failures:
-                pipe.hexists(keys.job_key(result.job_id), "state")
-            failures = [result for result, known in zip(failures, pipe.execute()) if not known]
+            known = self.ledger.knows([result.job_id for result in failures])
+            failures = [result for result, admitted in zip(failures, known) if not admitted]
             if failures:
                 self.publisher.publish(failures)
 

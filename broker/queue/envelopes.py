@@ -1,4 +1,4 @@
-"""Handing admitted jobs to Celery: protocol-2 envelopes pushed in one pipeline.
+"""Celery protocol-2 envelopes for podq's two tasks, built here and pushed in one LPUSH.
 
 Celery's ``send_task`` costs about a millisecond per message; building the same
 envelope here and pushing a batch with one pipelined LPUSH is ~30× cheaper, and
@@ -14,9 +14,9 @@ import uuid
 from typing import Sequence
 
 import msgpack
-import redis
 
-from podq.broker.store import keys
+from podq.broker.store import keys, tasks
+from podq.broker.store.connection import Client
 
 CREATE_TASK = "podq.create_pod"
 CONTROL_TASK = "podq.control"
@@ -47,21 +47,13 @@ def chunks(items: Sequence, size: int) -> list[Sequence]:
     return [items[start:start + size] for start in range(0, len(items), max(1, size))]
 
 
-def dispatch_jobs(client: redis.Redis, payloads: Sequence[bytes], *, per_message: int,
+def messages_for(task: str, payloads: Sequence[bytes], *, per_message: int,
+                 queue: str = keys.CELERY_QUEUE) -> list[str]:
+    """Envelopes of ``task`` carrying ``per_message`` records each."""
+    return [envelope(task, [list(group)], queue=queue) for group in chunks(list(payloads), per_message)]
+
+
+def dispatch_jobs(client: Client, payloads: Sequence[bytes], *, per_message: int,
                   queue: str = keys.CELERY_QUEUE) -> int:
     """Push ``podq.create_pod`` messages carrying ``payloads``; returns messages pushed."""
-    messages = [envelope(CREATE_TASK, [list(group)], queue=queue)
-                for group in chunks(list(payloads), per_message)]
-    if messages:
-        client.lpush(queue, *messages)
-    return len(messages)
-
-
-def dispatch_control(client: redis.Redis, payloads: Sequence[bytes], *, per_message: int = 1,
-                     queue: str = keys.CELERY_QUEUE) -> int:
-    """Push ``podq.control`` messages carrying ``per_message`` control records each."""
-    messages = [envelope(CONTROL_TASK, [list(group)], queue=queue)
-                for group in chunks(list(payloads), per_message)]
-    if messages:
-        client.lpush(queue, *messages)
-    return len(messages)
+    return tasks.push(client, messages_for(CREATE_TASK, payloads, per_message=per_message, queue=queue), queue=queue)

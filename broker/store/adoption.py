@@ -7,8 +7,10 @@ from typing import Sequence
 
 import redis
 
+from podq.broker.errors import BrokerError
+
 from . import keys
-from .scripts import register
+from .scripts import scripts_for
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -19,15 +21,25 @@ class Adoption:
     moved_results: int
 
 
+# The old scheduler's job set is read, then moved in one script call that names each job's
+# ledger hash; a job accepted in between makes the script refuse, and the set is read again.
+_MAX_ATTEMPTS = 20
+
+
 def adopt_step(client: redis.Redis, *, old: str, new: str) -> Adoption:
     """Move ``old``'s jobs and unread results to ``new`` in one atomic step (idempotent)."""
-    script = register(client, "adopt")
-    reply = script(keys=[keys.scheduler_jobs_key(old), keys.scheduler_jobs_key(new),
-                         keys.results_stream(old), keys.results_stream(new),
-                         keys.adopt_pending_key(old, new), keys.SCHEDULERS_SET],
-                   args=[old, new, repr(time.time()), keys.RESULTS_GROUP])
-    live = [job_id.decode() for job_id in reply[:-2]]
-    return Adoption(live_jobs=live, moved_results=int(reply[-1]))
+    script = scripts_for(client).adopt
+    for _ in range(_MAX_ATTEMPTS):
+        job_ids = sorted(member.decode() for member in client.smembers(keys.scheduler_jobs_key(old)))
+        reply = script(keys=[keys.scheduler_jobs_key(old), keys.scheduler_jobs_key(new),
+                             keys.results_stream(old), keys.results_stream(new),
+                             keys.adopt_pending_key(old, new), keys.SCHEDULERS_SET,
+                             *map(keys.job_key, job_ids)],
+                       args=[old, new, repr(time.time()), keys.RESULTS_GROUP, *job_ids])
+        if reply != [b"RETRY"]:
+            live = [job_id.decode() for job_id in reply[:-2]]
+            return Adoption(live_jobs=live, moved_results=int(reply[-1]))
+    raise BrokerError(f"adopt {old} -> {new}: its job set kept changing across {_MAX_ATTEMPTS} attempts")
 
 
 def adopt_pending(client: redis.Redis, *, old: str, new: str) -> list[str]:

@@ -22,3 +22,12 @@ def connect(url: str, *, settings: RedisSettings | None = None, block_ms: int = 
         retry=retry, retry_on_error=[redis.ConnectionError, redis.TimeoutError],
         health_check_interval=30, socket_keepalive=True, client_name="podq",
     )
+
+
+def ping(client: redis.Redis) -> bool:
+    """True when the server answers (raises the client's error when it cannot be reached)."""
+    return bool(client.ping())
+
+
+# The client type the rest of podq passes around (only broker/store imports redis).
+Client = redis.Redis

@@ -2,61 +2,77 @@
 
 ``podq:job:<job_id>`` goes accepted → dispatched → created(uid) → terminal, or
 → revoked. The terminal latch (``terminal_state``) is written only by the publish
-script (see :mod:`podq.broker.store.publish`).
+script (see :mod:`podq.broker.store.publish`). :class:`LedgerEntry` is the one
+reading of that hash: whole (:meth:`Ledger.get`) or only the fields a caller
+needs (:meth:`Ledger.entries`).
 """
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Mapping, Sequence
 
 import redis
 
-from podq.broker.store import keys
+from podq.shared.errors import DecodeError
 from podq.shared.records import KubernetesJob
-from podq.shared.states import LedgerState
+from podq.shared.states import CREATABLE_STATES, LedgerState
 
-from .scripts import register
+from . import keys
+from .scripts import scripts_for
 
-CREATABLE = (LedgerState.ACCEPTED, LedgerState.DISPATCHED)
+log = logging.getLogger(__name__)
+
+# The fields the watcher's reconciler and relist read for many jobs at once (no job record).
+SUMMARY_FIELDS = ("state", "terminal_state", "scheduler_id", "namespace", "pod_name", "updated_at")
 
 
 @dataclass(frozen=True, kw_only=True)
 class LedgerEntry:
-    """A job's ledger hash, decoded."""
+    """A job's ledger hash, decoded (fields not read are None)."""
 
     job_id: str
-    state: LedgerState | None
-    scheduler_id: str | None
-    job: KubernetesJob | None
-    pod_name: str | None
-    namespace: str | None
-    uid: str | None
-    terminal_state: str | None
-    last_state: str | None
-    deliveries: int
-    accepted_at: float | None
-    updated_at: float | None
+    state: LedgerState | None = None
+    scheduler_id: str | None = None
+    job: KubernetesJob | None = None
+    pod_name: str | None = None
+    namespace: str | None = None
+    uid: str | None = None
+    terminal_state: str | None = None
+    last_state: str | None = None
+    last_entry: str | None = None
+    deliveries: int = 0
+    accepted_at: float | None = None
+    updated_at: float | None = None
 
     @classmethod
-    def from_hash(cls, job_id: str, raw: dict[bytes, bytes]) -> "LedgerEntry":
-        text = {k.decode(): v for k, v in raw.items()}
+    def decode(cls, job_id: str, fields: Mapping[str | bytes, bytes | None]) -> "LedgerEntry":
+        """Read a ledger hash (or some of its fields); raises DecodeError naming the bad field."""
+        raw = {name.decode() if isinstance(name, bytes) else name: value for name, value in fields.items()
+               if value is not None}
 
-        def get(name: str) -> str | None:
-            value = text.get(name)
+        def text(name: str) -> str | None:
+            value = raw.get(name)
             return value.decode() if value is not None else None
 
         def number(name: str) -> float | None:
-            value = get(name)
-            return float(value) if value else None
+            value = text(name)
+            try:
+                return float(value) if value else None
+            except ValueError:
+                raise DecodeError(f"ledger {job_id}.{name}: {value!r} is not a number") from None
 
-        state = get("state")
-        return cls(job_id=job_id, state=LedgerState(state) if state else None,
-                   scheduler_id=get("scheduler_id"),
-                   job=KubernetesJob.decode(text["job"]) if "job" in text else None,
-                   pod_name=get("pod_name"), namespace=get("namespace"), uid=get("uid"),
-                   terminal_state=get("terminal_state"), last_state=get("last_state"),
-                   deliveries=int(get("deliveries") or 0),
+        state = text("state")
+        try:
+            ledger_state = LedgerState(state) if state else None
+        except ValueError:
+            raise DecodeError(f"ledger {job_id}.state: {state!r} is not a ledger state") from None
+        return cls(job_id=job_id, state=ledger_state, scheduler_id=text("scheduler_id"),
+                   job=KubernetesJob.decode(raw["job"]) if "job" in raw else None,
+                   pod_name=text("pod_name"), namespace=text("namespace") or None, uid=text("uid"),
+                   terminal_state=text("terminal_state") or None, last_state=text("last_state"),
+                   last_entry=text("last_entry") or None, deliveries=int(number("deliveries") or 0),
                    accepted_at=number("accepted_at"), updated_at=number("updated_at"))
 
 
@@ -103,26 +119,24 @@ class Ledger:
 
     def __init__(self, client: redis.Redis) -> None:
         self._client = client
-        self._accept = register(client, "accept")
-        self._transition = register(client, "transition")
-        self._claim = register(client, "claim")
-        self._orphans = register(client, "orphans")
+        self._scripts = scripts_for(client)
 
     def accept_many(self, jobs: Sequence[tuple[KubernetesJob, str]]) -> list[str]:
         """Record ``(job, pod_name)`` pairs; per job "new" or the state it already had."""
         now = repr(time.time())
         pipe = self._client.pipeline(transaction=False)
         for job, pod_name in jobs:
-            self._accept(keys=[keys.job_key(job.job_id), keys.scheduler_jobs_key(job.scheduler_id)],
-                         args=[job.job_id, job.scheduler_id, job.encode(), pod_name,
-                               job.namespace or "", now], client=pipe)
+            self._scripts.accept(keys=[keys.job_key(job.job_id), keys.scheduler_jobs_key(job.scheduler_id),
+                                       keys.SCHEDULERS_SET],
+                                 args=[job.job_id, job.scheduler_id, job.encode(), pod_name,
+                                       job.namespace or "", now], client=pipe)
         return [value.decode() for value in pipe.execute()]
 
     def transition(self, job_id: str, *, allowed: Iterable[LedgerState], to: LedgerState,
                    fields: dict[str, str] | None = None) -> tuple[bool, str]:
         """Move ``job_id`` to ``to`` if its state is one of ``allowed``; report the outcome."""
-        moved, state = self._transition(keys=[keys.job_key(job_id)],
-                                        args=_transition_args(allowed, to, fields))
+        moved, state = self._scripts.transition(keys=[keys.job_key(job_id), keys.INFLIGHT_ZSET],
+                                                args=_transition_args(allowed, to, fields))
         return bool(moved), state.decode() if isinstance(state, bytes) else state
 
     def mark_dispatched(self, job_ids: Sequence[str], *, orphaned_after: float = 30.0) -> None:
@@ -135,7 +149,7 @@ class Ledger:
         pipe.zadd(keys.INFLIGHT_ZSET, {job_id: time.time() + orphaned_after for job_id in job_ids})
         args = _transition_args((LedgerState.ACCEPTED,), LedgerState.DISPATCHED, None)
         for job_id in job_ids:
-            self._transition(keys=[keys.job_key(job_id)], args=args, client=pipe)
+            self._scripts.transition(keys=[keys.job_key(job_id), keys.INFLIGHT_ZSET], args=args, client=pipe)
         pipe.execute()
 
     def claim_job(self, job_id: str, lease: Lease) -> Claim:
@@ -146,22 +160,77 @@ class Ledger:
         """:meth:`claim_job` for several jobs of one delivery in one pipelined round trip."""
         pipe = self._client.pipeline(transaction=False)
         for job_id in job_ids:
-            self._claim(keys=[keys.job_key(job_id), keys.INFLIGHT_ZSET],
-                        args=[lease.token, lease.seconds, lease.grace], client=pipe)
+            self._scripts.claim(keys=[keys.job_key(job_id), keys.INFLIGHT_ZSET],
+                                args=[lease.token, lease.seconds, lease.grace], client=pipe)
         return [_claim_of(reply) for reply in pipe.execute()]
 
-    def orphans(self, *, queue: str, limit: int, again_after: float) -> list[bytes]:
-        """Records of jobs waiting for a pod with no live delivery (``lua/orphans.lua``)."""
-        return self._orphans(keys=[keys.INFLIGHT_ZSET, queue], args=[limit, again_after])
+    def orphans(self, *, limit: int, again_after: float) -> list[bytes]:
+        """Records of jobs waiting for a pod with no live delivery (``lua/orphans.lua``).
+
+        The due members of the in-flight set are read first, then checked and taken in one
+        script call that names each one's ledger hash (a member due by the server's clock).
+        """
+        if self._client.llen(keys.CELERY_QUEUE):
+            return []
+        seconds, micros = self._client.time()
+        due = [member.decode() for member in self._client.zrangebyscore(
+            keys.INFLIGHT_ZSET, "-inf", seconds + micros / 1e6, start=0, num=limit)]
+        if not due:
+            return []
+        return self._scripts.orphans(keys=[keys.INFLIGHT_ZSET, keys.CELERY_QUEUE, *map(keys.job_key, due)],
+                                     args=[again_after, *due])
 
     def mark_created(self, job_id: str, *, uid: str) -> tuple[bool, str]:
         """accepted/dispatched → created, recording the pod's uid."""
-        return self.transition(job_id, allowed=CREATABLE, to=LedgerState.CREATED, fields={"uid": uid})
+        return self.transition(job_id, allowed=CREATABLE_STATES, to=LedgerState.CREATED, fields={"uid": uid})
 
     def revoke(self, job_id: str) -> tuple[bool, str]:
         """Any live state → revoked (terminal jobs stay terminal)."""
-        return self.transition(job_id, allowed=(*CREATABLE, LedgerState.CREATED), to=LedgerState.REVOKED)
+        return self.transition(job_id, allowed=(*CREATABLE_STATES, LedgerState.CREATED), to=LedgerState.REVOKED)
 
     def get(self, job_id: str) -> LedgerEntry | None:
+        """The job's whole ledger entry, or None when the ledger does not know it."""
         raw = self._client.hgetall(keys.job_key(job_id))
-        return LedgerEntry.from_hash(job_id, raw) if raw else None
+        return LedgerEntry.decode(job_id, raw) if raw else None
+
+    def knows(self, job_ids: Sequence[str]) -> list[bool]:
+        """Per job, whether the ledger has admitted it (one pipelined round trip)."""
+        pipe = self._client.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hexists(keys.job_key(job_id), "state")
+        return [bool(known) for known in pipe.execute()]
+
+    def entries(self, job_ids: Sequence[str], *, fields: Sequence[str] = SUMMARY_FIELDS) -> dict[str, LedgerEntry]:
+        """``fields`` of each job the ledger knows, in one pipelined round trip.
+
+        An entry that cannot be read is logged and left out, so one damaged hash does not
+        stop a pass over many.
+        """
+        pipe = self._client.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hmget(keys.job_key(job_id), list(fields))
+        found = {}
+        for job_id, values in zip(job_ids, pipe.execute()):
+            if not any(values):
+                continue
+            try:
+                found[job_id] = LedgerEntry.decode(job_id, dict(zip(fields, values)))
+            except DecodeError as exc:
+                log.error("%s; left out", exc)
+        return found
+
+    def scan_live(self, *, page: int = 1000) -> Iterator[list[LedgerEntry]]:
+        """Every job without a terminal result yet, a page of summaries at a time.
+
+        These are the members of the schedulers' job sets (a terminal result removes a job
+        from its set), so a pass costs what is in flight, not the whole retained ledger.
+        """
+        batch: list[str] = []
+        for scheduler_id in sorted(self._client.smembers(keys.SCHEDULERS_SET)):
+            for job_id in self._client.sscan_iter(keys.scheduler_jobs_key(scheduler_id.decode()), count=page):
+                batch.append(job_id.decode())
+                if len(batch) >= page:
+                    yield list(self.entries(batch).values())
+                    batch = []
+        if batch:
+            yield list(self.entries(batch).values())

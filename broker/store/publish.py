@@ -3,6 +3,10 @@
 The script enforces the per-job rules (first terminal result wins; pending and
 running at most once, in order; adopted sets no latch) and, for the watcher,
 checks its lease token and stores its position and pods' states in the same call.
+Every key the script touches is named here (``KEYS[]``): each result's ledger hash,
+and the results stream and job set of the scheduler believed to own it. Adoption
+can move a job between that belief and the call; the script then writes nothing
+and names the owners, and the batch is sent again with theirs.
 """
 from __future__ import annotations
 
@@ -12,26 +16,24 @@ from typing import Sequence
 
 import redis
 
-from podq.broker.errors import FencedError
+from podq.broker.errors import BrokerError, FencedError
 from podq.shared.records import KubernetesWatch
+from podq.shared.states import State
 
-from .scripts import register
+from . import keys
+from .scripts import scripts_for
 
 
 @dataclass(frozen=True, kw_only=True)
-class Fence:
-    """A publisher's lease: the key that must hold ``token`` for a publish to land."""
+class Checkpoint:
+    """What a watcher stores with a batch: its lease (the batch lands only while ``token``
+    holds ``lease_key``), the position reached, and the hash its pods' states go to."""
 
-    key: str
+    lease_key: str
     token: str
-
-
-@dataclass(frozen=True, kw_only=True)
-class Position:
-    """A value stored with the batch, e.g. the resourceVersion a watcher reached."""
-
-    key: str
-    value: str
+    states_key: str
+    position_key: str
+    position: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,29 +58,54 @@ DEFAULT_LEDGER_TTL = 7 * 24 * 3600
 class Publisher:
     """Publishes batches of results through the one publish script."""
 
+    # Owners move only by adoption; a batch is asked again at most this often.
+    MAX_OWNER_RETRIES = 8
+
     def __init__(self, client: redis.Redis, *, ledger_ttl: float = DEFAULT_LEDGER_TTL) -> None:
-        self._script = register(client, "publish")
+        self._script = scripts_for(client).publish
         self._ledger_ttl = int(ledger_ttl)
 
     def publish(self, results: Sequence[KubernetesWatch]) -> list[str]:
         """Publish results; returns each one's stream entry id, or "" where it was dropped."""
         return self.publish_items([Item(result=result) for result in results])
 
-    def publish_items(self, items: Sequence[Item], *, fence: Fence | None = None,
-                      position: Position | None = None, states_key: str | None = None) -> list[str]:
-        """Publish a batch atomically, with an optional lease check, position and pod states."""
-        args: list = [repr(time.time()), fence.key if fence else "", fence.token if fence else "",
-                      position.key if position else "", position.value if position else "",
-                      states_key or "", self._ledger_ttl, len(items)]
+    def publish_items(self, items: Sequence[Item], *, checkpoint: Checkpoint | None = None) -> list[str]:
+        """Publish a batch atomically, with the watcher's lease check, position and pod states."""
+        owners: dict[str, str] = {}
+        for _ in range(self.MAX_OWNER_RETRIES):
+            reply = self._call(items, checkpoint, owners)
+            tag, rest = reply[0], reply[1:]
+            if tag == b"OK":
+                return [entry.decode() if isinstance(entry, bytes) else "" for entry in rest]
+            # MOVED: job id, owner, ... (adopted since the result was built); ask with their keys.
+            owners.update((job_id.decode(), owner.decode()) for job_id, owner in zip(rest[::2], rest[1::2]))
+        raise BrokerError(f"publish: owners kept moving across {self.MAX_OWNER_RETRIES} attempts")
+
+    def _call(self, items: Sequence[Item], checkpoint: Checkpoint | None, owners: dict[str, str]):
+        script_keys = [keys.INFLIGHT_ZSET, keys.SCHEDULERS_SET]
+        position = checkpoint.position if checkpoint else None
+        if checkpoint:
+            script_keys.append(checkpoint.lease_key)
+            if position:
+                script_keys.append(checkpoint.position_key)
+            script_keys.append(checkpoint.states_key)
+        args: list = [repr(time.time()), checkpoint.token if checkpoint else "", position or "",
+                      "1" if checkpoint else "", self._ledger_ttl, keys.RESULTS_GROUP, len(items)]
         for item in items:
             result, state = item.result, item.pod_state
-            args.extend((result.job_id if result else "", result.state.value if result else "",
-                         result.scheduler_id if result else "", result.encode() if result else b"",
-                         state.field if state else "", state.value if state else ""))
+            if result is not None:
+                owner = result.scheduler_id
+                if result.state is not State.ADOPTED:
+                    owner = owners.get(result.job_id, owner)
+                script_keys.extend((keys.job_key(result.job_id), keys.results_stream(owner),
+                                    keys.scheduler_jobs_key(owner)))
+                args.extend((result.job_id, result.state.value, owner, result.encode()))
+            else:
+                args.extend(("", "", "", b""))
+            args.extend((state.field if state else "", state.value if state else ""))
         try:
-            entries = self._script(keys=[], args=args)
+            return self._script(keys=script_keys, args=args)
         except redis.ResponseError as exc:
             if str(exc).startswith("FENCED"):
                 raise FencedError(str(exc)) from None
             raise
-        return [entry.decode() if isinstance(entry, bytes) else "" for entry in entries]

@@ -12,7 +12,7 @@ import redis
 
 from podq.broker.store import keys
 
-from .scripts import register
+from .scripts import scripts_for
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class CreateRateLimit:
         self.rate = rate
         self.burst = max(1, burst)
         self.key = key
-        self._script = register(client, "ratelimit") if rate > 0 else None
+        self._script = scripts_for(client).ratelimit if rate > 0 else None
 
     def reserve(self, *, max_wait: float) -> Reservation:
         """Take one slot no more than ``max_wait`` seconds away, or none at all."""

@@ -1,10 +1,16 @@
-"""Consumer-group plumbing shared by intake and the results consumers."""
+"""Streams and consumer groups: the Redis side of intake and of the results consumers."""
 from __future__ import annotations
 
-import socket
 import os
+import socket
+from typing import Mapping, Sequence
 
 import redis
+
+from . import keys
+from .scripts import scripts_for
+
+Entry = tuple[str, str, dict]
 
 
 def ensure_group(client: redis.Redis, stream: str, group: str) -> None:
@@ -16,12 +22,19 @@ def ensure_group(client: redis.Redis, stream: str, group: str) -> None:
             raise
 
 
+def ensure_results_group(client: redis.Redis, scheduler_id: str) -> None:
+    """The scheduler's results stream with its group at id 0, and the scheduler known
+    (``lua/lib/results_group.lua``, the one definition the publish and adopt scripts use too)."""
+    scripts_for(client).results_group(keys=[keys.results_stream(scheduler_id), keys.SCHEDULERS_SET],
+                                      args=[keys.RESULTS_GROUP, scheduler_id])
+
+
 def default_consumer_name(role: str) -> str:
     """A consumer name stable across restarts of the same service on the same host."""
     return f"{role}-{os.environ.get('HOSTNAME') or socket.gethostname()}"
 
 
-def entries_of(reply) -> list[tuple[str, str, dict]]:
+def entries_of(reply) -> list[Entry]:
     """Flatten an XREADGROUP reply into (stream, entry_id, fields) triples."""
     flat = []
     for stream, entries in reply or []:
@@ -34,4 +47,40 @@ def entries_of(reply) -> list[tuple[str, str, dict]]:
 
 def record_of(fields: dict) -> bytes | None:
     """The msgpack record of a stream entry (field ``record``), or None if absent."""
-    return fields.get(b"record", fields.get("record"))
+    return fields.get(keys.RECORD_FIELD.encode(), fields.get(keys.RECORD_FIELD))
+
+
+def read_group(client: redis.Redis, *, group: str, consumer: str, streams: Mapping[str, str], count: int,
+               block_ms: int | None = None) -> list[Entry]:
+    """XREADGROUP: ``streams`` maps each stream to where to read from (``>``: new entries)."""
+    return entries_of(client.xreadgroup(group, consumer, dict(streams), count=count, block=block_ms))
+
+
+def ack(client: redis.Redis, stream: str, group: str, entry_ids: Sequence[str]) -> int:
+    return int(client.xack(stream, group, *entry_ids)) if entry_ids else 0
+
+
+def dead_letter(client: redis.Redis, letters: Sequence[tuple[str, dict]], *, group: str,
+                acks: Mapping[str, Sequence[str]] = {}) -> None:
+    """Add each ``(dead stream, fields)`` letter and acknowledge ``acks`` (stream → entry ids), atomically."""
+    pipe = client.pipeline(transaction=True)
+    for dead_stream, fields in letters:
+        pipe.xadd(dead_stream, fields)
+    for stream, entry_ids in acks.items():
+        if entry_ids:
+            pipe.xack(stream, group, *entry_ids)
+    pipe.execute()
+
+
+def read_entry(client: redis.Redis, stream: str, entry_id: str) -> dict | None:
+    """The fields of one stream entry, or None when it is gone (trimmed)."""
+    found = client.xrange(stream, min=entry_id, max=entry_id)
+    return found[0][1] if found else None
+
+
+def add_records(client: redis.Redis, stream: str, payloads: Sequence[bytes]) -> list[str]:
+    """XADD each msgpack record as its own entry (one round trip); the entry ids."""
+    pipe = client.pipeline(transaction=False)
+    for payload in payloads:
+        pipe.xadd(stream, {keys.RECORD_FIELD: payload})
+    return [entry.decode() for entry in pipe.execute()]

@@ -20,7 +20,7 @@ import redis
 from podq.broker.store import keys
 from podq.shared.settings import TrimSettings
 
-from .scripts import register
+from .scripts import scripts_for
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class Trimmer:
     def __init__(self, client: redis.Redis, settings: TrimSettings | None = None) -> None:
         self.client = client
         self.settings = settings or TrimSettings()
-        self._script = register(client, "trim")
+        self._script = scripts_for(client).trim
         self._next = 0.0
 
     def streams(self) -> list[str]:

@@ -12,7 +12,7 @@ import signal
 import subprocess
 import time
 
-from podq.broker.store.delayed import release_due
+from podq.broker.intake.housekeeping import release_due
 from podq.broker.store.ledger import Ledger
 from podq.shared.states import State
 from tests.support.workers import NAMESPACE, admit, make_job, pod_name, results, start_worker_process, worker_env

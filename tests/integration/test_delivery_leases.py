@@ -7,7 +7,7 @@ import json
 
 import msgpack
 
-from podq.broker.intake.service import Intake
+from podq.broker.intake.housekeeping import Housekeeping
 from podq.broker.store import keys
 from podq.broker.store.ledger import Lease, Ledger
 from podq.shared.records import KubernetesJob
@@ -51,45 +51,43 @@ def test_duplicate_messages_make_one_create_and_count_one_delivery(redis_client,
     assert Ledger(redis_client).get(job.job_id).deliveries == 1
 
 
-def intake_for(redis_client, settings, *, after: float) -> Intake:
+def housekeeping_for(redis_client, settings, *, after: float) -> Housekeeping:
     settings = dataclasses.replace(settings, intake=dataclasses.replace(settings.intake, redispatch_after=after))
-    intake = Intake(client=redis_client, settings=settings, consumer="i1")
-    intake.prepare()
-    return intake
+    return Housekeeping(client=redis_client, settings=settings)
 
 
 def test_a_job_whose_message_vanished_is_pushed_again_and_created_once(redis_client, redis_url, kubesim):
     settings = make_settings(redis_url, kubesim.kubeconfig)
     admin = kubesim.admin()
     job = make_job(1, run_seconds=30)
-    intake = intake_for(redis_client, settings, after=0.5)
+    housekeeping = housekeeping_for(redis_client, settings, after=0.5)
     ledger = Ledger(redis_client)
     ledger.accept_many([(job, pod_name(job))])
     ledger.mark_dispatched([job.job_id], orphaned_after=0.5)
     # The Celery message was lost (as when Redis dies between kombu's pop and its unacked write).
     assert redis_client.llen(keys.CELERY_QUEUE) == 0
     with celery_worker(settings):
-        wait_for(lambda: intake.redispatch_orphans(force=True) or ledger.get(job.job_id).state is LedgerState.CREATED,
+        wait_for(lambda: housekeeping.redispatch_orphans(force=True) or ledger.get(job.job_id).state is LedgerState.CREATED,
                  message="the orphan pushed again")
         wait_for(lambda: ledger.get(job.job_id).state is LedgerState.CREATED, message="created")
         # Created jobs leave the in-flight set: nothing more to push.
-        assert intake.redispatch_orphans(force=True) == 0
+        assert housekeeping.redispatch_orphans(force=True) == 0
     assert admin.create_count(namespace=NAMESPACE, name_prefix=pod_name(job)) == 1
     assert redis_client.zscore(keys.INFLIGHT_ZSET, job.job_id) is None
 
 
 def test_orphans_wait_while_the_queue_holds_messages_or_a_lease_runs(redis_client, redis_url, kubesim):
     settings = make_settings(redis_url, kubesim.kubeconfig)
-    intake = intake_for(redis_client, settings, after=0.0)
+    housekeeping = housekeeping_for(redis_client, settings, after=0.0)
     jobs = [make_job(n) for n in range(2)]
     ledger = Ledger(redis_client)
     ledger.accept_many([(job, pod_name(job)) for job in jobs])
     ledger.mark_dispatched([job.job_id for job in jobs], orphaned_after=0.0)
     redis_client.lpush(keys.CELERY_QUEUE, b"another job's message")
-    assert intake.redispatch_orphans(force=True) == 0          # the queue may still hold them
+    assert housekeeping.redispatch_orphans(force=True) == 0          # the queue may still hold them
     redis_client.delete(keys.CELERY_QUEUE)
     ledger.claim_job(jobs[0].job_id, Lease(token="live", seconds=60, grace=0))
-    pushed = intake.redispatch_orphans(force=True)                # only the one nobody holds
+    pushed = housekeeping.redispatch_orphans(force=True)                # only the one nobody holds
     assert pushed == 1
     assert [KubernetesJob.decode(p) for p in _queued_payloads(redis_client)] == [jobs[1]]
 

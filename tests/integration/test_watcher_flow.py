@@ -9,9 +9,9 @@ import msgpack
 import pytest
 
 from podq.broker.errors import FencedError
-from podq.broker.store.publish import Item, PodState
-from podq.broker.store.watchstate import WatchStore
 from podq.broker.store import keys
+from podq.broker.store.publish import Item, PodState, Publisher
+from podq.broker.store.watchstate import WatchStore
 from podq.shared import naming
 from podq.shared.records import ControlRecord
 from podq.shared.states import ControlOp, State
@@ -140,7 +140,8 @@ def test_fencing_refuses_a_deposed_leaders_batch(env):
     assert held
     wait_for(lambda: store.hold("fence-test", holder="b", token=None, ttl=10)[0], timeout=5)
     with pytest.raises(FencedError):
-        store.publish("fence-test", [Item(pod_state=PodState(field="x", value=b"1"))], token=old, position="5")
+        Publisher(env.client).publish_items([Item(pod_state=PodState(field="x", value=b"1"))],
+                                            checkpoint=store.checkpoint("fence-test", token=old, position="5"))
     assert env.client.get(keys.watcher_key("fence-test", "rv")) is None
     assert not store.hold("fence-test", holder="a", token=old, ttl=10)[0]
 
@@ -162,8 +163,8 @@ def test_watcher_without_lease_does_not_publish(env):
     assert store.hold("default", holder="someone-else", token=None, ttl=30)[0]
     with env.watcher() as watcher:
         tries = []
-        hold = watcher.store.hold
-        watcher.store.hold = lambda *args, **kwargs: tries.append(1) or hold(*args, **kwargs)
+        hold = watcher.broker.store.hold
+        watcher.broker.store.hold = lambda *args, **kwargs: tries.append(1) or hold(*args, **kwargs)
         h.launch(env.client, env.api, [(item, None) for item in jobs])
         finished = lambda: [pod.status.phase for pod in env.api.list_namespaced_pod("default").items]  # noqa: E731
         wait_for(lambda: finished() == ["Succeeded"] * 3, timeout=10, message="the three pods to finish")

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from podq.broker.control.operations import request_completion, validate_control
+from podq.broker.control.operations import completion_request, validate_control
+from podq.broker.control.sender import ControlSender
 from podq.broker.store.ledger import Ledger
 from podq.broker.store.publish import Publisher
 from podq.broker.store import keys
@@ -92,14 +93,14 @@ def test_completion_policy_deletes_succeeded_pods_and_labels_failed_ones(redis_c
     with celery_worker(settings):
         admit(redis_client, [ok, bad])
         created(redis_client, [ok, bad])
-        request_completion(redis_client, job_id=ok.job_id, scheduler_id=SCHEDULER)   # not terminal yet
+        ControlSender(redis_client).send([completion_request(job_id=ok.job_id, scheduler_id=SCHEDULER)])  # not terminal yet
         drained(redis_client)
         assert pod_or_none(kube, ok) is not None
         publisher = Publisher(redis_client)
         for job, state in ((ok, State.SUCCEEDED), (bad, State.FAILED)):
             publisher.publish([KubernetesWatch.build(job_id=job.job_id, scheduler_id=SCHEDULER, key=job.key,
                                                      source=Source.WATCHER, state=state)])
-            request_completion(redis_client, job_id=job.job_id, scheduler_id=SCHEDULER)
+            ControlSender(redis_client).send([completion_request(job_id=job.job_id, scheduler_id=SCHEDULER)])
         wait_for(lambda: (pod := pod_or_none(kube, ok)) is None or pod.deleting, message="succeeded pod deleted")
         wait_for(lambda: pod_or_none(kube, bad).labels.get(naming.EXECUTOR_DONE) == "True",
                  message="failed pod kept and labelled done")

@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from podq.broker.store.delayed import delay_job, release_due
+from podq.broker.intake.housekeeping import release_due
+from podq.broker.store.delayed import delay_job
 from podq.broker.store.ratelimit import CreateRateLimit
 from podq.broker.store import keys
 from tests.support import wait_for

@@ -10,9 +10,9 @@ import signal
 import subprocess
 import time
 
-from podq.broker.store.delayed import release_due
-from podq.broker.store.ledger import Ledger
+from podq.broker.intake.housekeeping import release_due
 from podq.broker.store import keys
+from podq.broker.store.ledger import Ledger
 from tests.support.workers import NAMESPACE, admit, make_job, pod_name, start_worker_process, worker_env
 from tests.support import wait_for
 

@@ -16,10 +16,11 @@ from typing import Iterator, Sequence
 
 from celery.contrib.testing.worker import start_worker
 
+from podq.broker.control.sender import ControlSender
+from podq.broker.intake.housekeeping import release_due
 from podq.broker.queue.app import make_celery
-from podq.broker.queue.envelopes import dispatch_control, dispatch_jobs
+from podq.broker.queue.envelopes import dispatch_jobs
 from podq.broker.store import keys
-from podq.broker.store.delayed import release_due
 from podq.broker.store.ledger import Ledger
 from podq.shared import naming
 from podq.shared.records import ControlRecord, KubernetesJob, KubernetesWatch, TaskKey
@@ -71,7 +72,7 @@ def redeliver(client, jobs: Sequence[KubernetesJob], *, per_message: int = 4) ->
 
 def control(client, op: ControlOp, *, job_id: str | None = None, scheduler_id: str = SCHEDULER, **fields) -> None:
     record = ControlRecord(op=op, scheduler_id=scheduler_id, job_id=job_id, **fields)
-    dispatch_control(client, [record.encode()])
+    ControlSender(client).send([record])
 
 
 def results(client, scheduler_id: str = SCHEDULER) -> list[KubernetesWatch]:

@@ -95,3 +95,63 @@ def test_tests_share_helpers_only_through_tests_support():
                     and node.module.split(".")[:2] != ["tests", "support"]:
                 wrong.append(f"{path.relative_to(ROOT)} imports {node.module}")
     assert wrong == []
+
+
+# Inside broker/: its role packages and what each may import (besides itself, shared and broker.errors).
+BROKER_ALLOWED = {
+    "store": set(),
+    "queue": {"store"},
+    "control": {"store", "queue"},
+    "intake": {"store", "queue", "control"},
+    "client": {"store", "intake"},   # submit() runs intake's admission checks before sending
+    "embedded": set(),
+}
+
+
+def broker_part(path: Path) -> str:
+    relative = path.relative_to(ROOT / "broker")
+    return relative.parts[0] if len(relative.parts) > 1 else relative.stem
+
+
+@pytest.mark.parametrize("part", sorted(BROKER_ALLOWED))
+def test_broker_packages_import_only_the_ones_below(part):
+    wrong = []
+    for path in files_of("broker"):
+        if broker_part(path) != part:
+            continue
+        for name in imports_of(path):
+            parts = name.split(".")
+            if parts[:2] == ["podq", "broker"] and len(parts) > 2 and parts[2] not in (part, "errors") \
+                    and parts[2] not in BROKER_ALLOWED[part]:
+                wrong.append(f"{path.relative_to(ROOT)} imports {name}")
+    assert wrong == []
+
+
+def test_only_broker_store_imports_redis():
+    users = [str(path.relative_to(ROOT)) for folder in ALLOWED for path in files_of(folder)
+             if any(name.split(".")[0] == "redis" for name in imports_of(path))]
+    assert users and all(user.startswith("broker/store/") for user in users), users
+
+
+def redis_calls(path: Path) -> list[str]:
+    """Calls of a Redis command on something named like a client or a pipeline."""
+    import redis
+
+    commands = {name for name in dir(redis.Redis) if not name.startswith("_")} - {"close"}
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in commands:
+            receiver = ast.unparse(node.func.value)
+            if receiver.split(".")[-1].lstrip("_") in {"client", "pipe", "pipeline", "redis"}:
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno} {receiver}.{node.func.attr}()")
+    return found
+
+
+def test_redis_commands_are_issued_only_in_broker_store():
+    calls = [call for folder in ("broker", "workers", "watcher", "podq") for path in files_of(folder)
+             if not path.relative_to(ROOT).as_posix().startswith("broker/store/") for call in redis_calls(path)]
+    assert calls == []
+
+
+def test_the_redis_call_check_sees_a_command():
+    assert redis_calls(ROOT / "broker" / "store" / "streams.py")

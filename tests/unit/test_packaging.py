@@ -31,5 +31,7 @@ def test_every_lua_script_is_package_data():
     scripts = sorted((ROOT / "broker").rglob("*.lua"))
     assert scripts
     for script in scripts:
-        package = "podq." + ".".join(script.parent.parent.relative_to(ROOT).parts)
-        assert f"{script.parent.name}/*.lua" in data.get(package, []), f"{script} is not package data"
+        folder = next(parent for parent in script.parents if (parent / "__init__.py").exists())
+        package = "podq." + ".".join(folder.relative_to(ROOT).parts)
+        pattern = (script.parent.relative_to(folder) / "*.lua").as_posix()
+        assert pattern in data.get(package, []), f"{script} is not package data"

@@ -5,7 +5,7 @@ import json
 import os
 import time
 
-from podq.broker.store.watchstate import LedgerBrief
+from podq.broker.store.ledger import LedgerEntry
 from podq.shared.settings import WatcherSettings
 from podq.shared.states import LedgerState, State
 from podq.watcher.health import Health, check
@@ -15,8 +15,8 @@ from podq.watcher.reconciler import candidate
 SETTINGS = WatcherSettings(lost_after=600, created_grace=30)
 
 
-def brief(state, *, age: float, terminal: str | None = None, pod: str | None = "p") -> LedgerBrief:
-    return LedgerBrief(job_id="j", state=state, terminal_state=terminal, scheduler_id="s", namespace=None,
+def brief(state, *, age: float, terminal: str | None = None, pod: str | None = "p") -> LedgerEntry:
+    return LedgerEntry(job_id="j", state=state, terminal_state=terminal, scheduler_id="s", namespace=None,
                        pod_name=pod, updated_at=1000.0 - age)
 
 

@@ -2,17 +2,18 @@
 -- KEYS[1] job hash; KEYS[2] the in-flight zset
 -- ARGV[1] this delivery's token; ARGV[2] lease seconds; ARGV[3] seconds after the lease
 --         before an unfinished job counts as orphaned (the Celery visibility timeout)
--- Only "accepted" and "dispatched" jobs may be created, and only by one delivery at a
+-- Only creatable jobs (accepted, dispatched) may be created, and only by one delivery at a
 -- time: a delivery takes a lease on the job; another delivery that arrives while the
 -- lease runs (a duplicate message) is told the job is busy and counts no delivery.
 -- Returns {state or "", deliveries, owning scheduler id or "", busy (0/1)}.
+local creatable = $(creatable_states)
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then
   return {'', 0, '', 0}
 end
 local owner = redis.call('HGET', KEYS[1], 'scheduler_id') or ''
 local deliveries = tonumber(redis.call('HGET', KEYS[1], 'deliveries') or '0')
-if state ~= 'accepted' and state ~= 'dispatched' then
+if not creatable[state] then
   return {state, deliveries, owner, 0}
 end
 local clock = redis.call('TIME')

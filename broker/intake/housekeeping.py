@@ -1,0 +1,76 @@
+"""Intake's periodic chores, one named loop beside the consumer loop.
+
+* the delayed set: tasks whose wait is over go back to Celery (:func:`release_due`);
+* orphaned jobs: dispatched jobs whose message vanished (a Redis crash between kombu's
+  two writes) are pushed again once nobody holds them (``lua/orphans.lua``);
+* trimming: every stream held below what its groups still need (:mod:`podq.broker.store.trim`).
+
+Safe to run in several intakes at once.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+from podq.broker.control.sender import ControlSender
+from podq.broker.queue.envelopes import dispatch_jobs
+from podq.broker.store import delayed
+from podq.broker.store.connection import Client
+from podq.broker.store.ledger import Ledger
+from podq.broker.store.trim import Trimmer
+from podq.shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# How long the loop waits between passes that found nothing to do.
+IDLE_WAIT = 0.2
+
+
+def release_due(client: Client, now: float | None = None, *, per_message: int = 8, limit: int = 1000) -> int:
+    """Push every due task of the delayed set back to Celery; returns how many were released.
+
+    ``now`` (seconds since the epoch) is for tests; by default the server's clock decides.
+    """
+    due = delayed.take_due(client, now, limit=limit)
+    if not due.members:
+        return 0
+    jobs, controls = due.jobs, due.controls
+    dispatch_jobs(client, jobs, per_message=per_message)
+    ControlSender(client).send_encoded(controls)
+    delayed.forget(client, due)
+    log.info("released %d delayed jobs and %d control tasks", len(jobs), len(controls))
+    return len(jobs) + len(controls)
+
+
+class Housekeeping:
+    """One pass of every chore that is due; :meth:`step` is the loop's body."""
+
+    def __init__(self, *, client: Client, settings: Settings) -> None:
+        self.client = client
+        self.settings = settings
+        self.ledger = Ledger(client)
+        self.trimmer = Trimmer(client, settings.trim)
+        self._next_orphan_sweep = 0.0
+
+    def step(self) -> int:
+        """Do what is due; returns how many tasks it pushed (0: the loop may rest)."""
+        released = release_due(self.client, per_message=self.settings.intake.jobs_per_message)
+        pushed = self.redispatch_orphans()
+        self.trimmer.maybe_run()
+        return released + pushed
+
+    def redispatch_orphans(self, *, force: bool = False) -> int:
+        """Push again the jobs that wait for a pod with no live delivery; returns how many.
+
+        Checked a few times per ``redispatch_after``; see ``lua/orphans.lua``.
+        """
+        after = self.settings.intake.redispatch_after
+        if not force and time.monotonic() < self._next_orphan_sweep:
+            return 0
+        self._next_orphan_sweep = time.monotonic() + max(0.5, after / 3)
+        records = self.ledger.orphans(limit=self.settings.intake.batch_size, again_after=after)
+        if records:
+            log.warning("%d dispatched jobs had no live delivery (a message lost with Redis?); "
+                        "pushing them again", len(records))
+            dispatch_jobs(self.client, records, per_message=self.settings.intake.jobs_per_message)
+        return len(records)
