@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.podq-installed
 
-.PHONY: demo test unit integration e2e chaos bench up clean airflow-venv airflow-test airflow-test-quick
+.PHONY: demo test unit integration e2e chaos bench bench-quick up clean airflow-venv airflow-test airflow-test-quick
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "podq needs Python 3.11 or newer")'
@@ -35,6 +35,9 @@ chaos: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+
+bench-quick: $(STAMP)
+	$(BIN)/python -m bench.run --quick --report .podq/bench-quick-report.md
 
 # Airflow is heavy: it lives in its own venv, so `make test` stays fast. docs/airflow.md.
 AIRFLOW_VENV  := .venv-airflow

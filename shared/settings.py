@@ -103,7 +103,7 @@ class WorkerSettings:
 @dataclass(frozen=True, kw_only=True)
 class WatcherSettings:
     namespaces: tuple[str, ...] = ()
-    """Namespaces to watch; empty: ``PODQ_KUBE_NAMESPACE``; ``*``: all namespaces."""
+    """Namespaces to watch; empty: ``PODQ_KUBE_NAMESPACE``; ``*``: all namespaces. When set, intake refuses jobs for other namespaces."""
     batch_size: int = 500
     """Events published per Lua call at most."""
     list_page_size: int = 500
@@ -134,7 +134,7 @@ class WatcherSettings:
     reconcile_interval: float = 30.0
     """Seconds between reconciler passes over the ledger."""
     lost_after: float = 600.0
-    """Seconds a job may stay accepted or dispatched without a pod before the reconciler publishes lost."""
+    """Seconds a job may stay accepted or dispatched without a pod, or live in a namespace no watcher leads, before the reconciler publishes lost."""
     created_grace: float = 30.0
     """Seconds after creation before the reconciler may call a created job's missing pod lost."""
     max_crashes: int = 8
