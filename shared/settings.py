@@ -74,7 +74,11 @@ class WorkerSettings:
     ``PODQ_INTAKE_JOBS_PER_MESSAGE`` creates at once), so 8 threads keep 64 creates in flight.
     More threads mostly add GIL contention (docs/performance.md)."""
     visibility_timeout: float = 300.0
-    """Seconds before an unacknowledged Celery message is redelivered."""
+    """Seconds before an unacknowledged Celery message is redelivered (the last resort: a dead
+    worker's messages come back after ``liveness_ttl``)."""
+    liveness_ttl: float = 10.0
+    """Seconds a worker's liveness record lives without renewal (renewed every quarter of it);
+    the messages of a worker that stopped renewing go back to the queue within about 1.25 × this."""
     prefetch_multiplier: int = 1
     """Celery prefetch multiplier (messages reserved per thread)."""
     create_rate: float = 50.0
