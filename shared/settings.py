@@ -173,8 +173,9 @@ class ResultsSettings:
     """An entry delivered to a consumer and not acknowledged for this long is reclaimed
     (XAUTOCLAIM) by a live consumer of the same group; intake's groups use it too."""
     max_deliveries: int = 5
-    """An entry delivered this many times without an ack goes to the dead stream
-    (``podq:results:<scheduler_id>:dead``, or ``podq:dead`` for intake's streams)."""
+    """An entry found delivered more than this many times without an ack (XAUTOCLAIM counts)
+    goes to the dead stream instead of being handled again (``podq:results:<scheduler_id>:dead``
+    by podq's results consumer, ``podq:dead`` by intake); other consumers apply their own limit."""
 
 
 @dataclass(frozen=True, kw_only=True)
