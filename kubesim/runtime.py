@@ -106,6 +106,8 @@ class Launch:
     env: dict[str, str]
     cwd: str
     memory_limit: int | None
+    logs_as_message: bool = False
+    """``terminationMessagePolicy: FallbackToLogsOnError``: a failed exit carries the end of the output as its message"""
 
 
 def memory_bytes(quantity: object) -> int | None:
@@ -353,6 +355,8 @@ class Run:
             self.buffer.close()
             self.runtime.reaper.remove(group)
         info = exit_info(code, oom=self.oom)
+        if info.exit_code != 0 and self.launch.logs_as_message:
+            info = ExitInfo(info.exit_code, info.reason, self.buffer.tail_text() or None)
         log.info("container %s ended: exit %s %s", self.label, info.exit_code, info.reason)
         self.done.set_result(info)
 
@@ -485,7 +489,8 @@ class ContainerRuntime:
         working = container.get("workingDir")
         cwd = working if working and os.path.isdir(working) else home
         limits = (container.get("resources") or {}).get("limits") or {}
-        return Launch(argv=argv, env=env, cwd=cwd, memory_limit=memory_bytes(limits.get("memory")))
+        return Launch(argv=argv, env=env, cwd=cwd, memory_limit=memory_bytes(limits.get("memory")),
+                      logs_as_message=container.get("terminationMessagePolicy") == "FallbackToLogsOnError")
 
     # -- running --------------------------------------------------------------------------------------
     def start(self, pod: JsonDict, name: str, launch: Launch, *, container_id: str) -> Run:

@@ -111,6 +111,13 @@ def test_nonzero_exit_fails_with_the_code_and_reason_error(v1: client.CoreV1Api)
     assert v1.read_namespaced_pod_log("bad", NS) == "about to fail\n"
 
 
+def test_fallback_to_logs_on_error_puts_the_output_end_in_the_message(v1: client.CoreV1Api) -> None:
+    v1.create_namespaced_pod(NS, pod("lastwords", ["sh", "-c", "seq 1 200; echo Traceback: boom; exit 1"], image="busybox",
+                                     container={"terminationMessagePolicy": "FallbackToLogsOnError"}))
+    message = terminated(finished(v1, "lastwords")).message
+    assert message.endswith("200\nTraceback: boom\n") and message.count("\n") == 80
+
+
 def test_a_missing_executable_is_a_start_error(v1: client.CoreV1Api) -> None:
     v1.create_namespaced_pod(NS, pod("nocmd", ["no-such-program-kubesim"]))
     state = terminated(finished(v1, "nocmd"))
