@@ -183,6 +183,14 @@ def container_env(pod: JsonDict, container: JsonDict, *, base: dict[str, str], p
     return env
 
 
+def mapped_bin_dir(image: str, image_map: tuple[tuple[str, str], ...]) -> str | None:
+    """The directory the first matching glob maps ``image`` to (an interpreter named instead stands for its directory)."""
+    for pattern, target in image_map:
+        if fnmatch.fnmatchcase(image, pattern):
+            return target if os.path.isdir(target) or not os.path.exists(target) else os.path.dirname(target)
+    return None
+
+
 def _child_setup(parent_pid: int):  # type: ignore[no-untyped-def]
     def setup() -> None:
         if _prctl is not None:
@@ -454,12 +462,6 @@ class ContainerRuntime:
         self.root.mkdir(parents=True, exist_ok=True)
 
     # -- what to start ------------------------------------------------------------------------------
-    def bin_dir(self, image: str) -> str | None:
-        for pattern, directory in self.settings.image_map:
-            if fnmatch.fnmatchcase(image, pattern):
-                return directory
-        return None
-
     def pod_dir(self, pod: JsonDict) -> Path:
         meta = pod["metadata"]
         path = self.root / f"{meta['namespace']}_{meta['name']}_{meta['uid'][:8]}"
@@ -470,7 +472,7 @@ class ContainerRuntime:
         """The process for ``container``; ConfigError when the kubelet could not create it."""
         home = str(self.pod_dir(pod))
         path = os.environ.get("PATH") or DEFAULT_PATH
-        bin_dir = self.bin_dir(container.get("image", ""))
+        bin_dir = mapped_bin_dir(container.get("image", ""), self.settings.image_map)
         if bin_dir:
             path = f"{bin_dir}{os.pathsep}{path}"
         base = {"PATH": path, "HOME": home, "HOSTNAME": pod["metadata"]["name"]}
