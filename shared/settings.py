@@ -18,7 +18,19 @@ from .errors import SettingsError
 @dataclass(frozen=True, kw_only=True)
 class RedisSettings:
     url: str | None = None
-    """Redis/Valkey URL (``redis://``, ``rediss://``). Unset: podq starts its embedded server."""
+    """Redis/Valkey URL: ``redis://[[user]:password@]host[:port][/db]``, ``rediss://`` (TLS), or the primary
+    named by Sentinels: ``redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/<master>[/db]``
+    (``rediss+sentinel://``: TLS to the Sentinels and the primary). Unset: podq starts its embedded server."""
+    tls_ca_file: str | None = None
+    """CA certificates (PEM) that sign the server's TLS certificate; unset: the system's CAs."""
+    tls_cert_file: str | None = None
+    """Client certificate (PEM) for a server that requires one (mutual TLS); goes with ``tls_key_file``."""
+    tls_key_file: str | None = None
+    """The client certificate's private key (PEM)."""
+    tls_check_hostname: bool = True
+    """Check that the server's TLS certificate names the host of the URL."""
+    sentinel_password: str | None = None
+    """Password of the Sentinels themselves, if they require one (the URL's password is the primary's)."""
     data_dir: str | None = None
     """Where the embedded server keeps its AOF; unset: a fresh temporary directory."""
     ledger_ttl: int = 7 * 24 * 3600
@@ -74,7 +86,11 @@ class WorkerSettings:
     ``PODQ_INTAKE_JOBS_PER_MESSAGE`` creates at once), so 8 threads keep 64 creates in flight.
     More threads mostly add GIL contention (docs/performance.md)."""
     visibility_timeout: float = 300.0
-    """Seconds before an unacknowledged Celery message is redelivered."""
+    """Seconds before an unacknowledged Celery message is redelivered (the last resort: a dead
+    worker's messages come back after ``liveness_ttl``)."""
+    liveness_ttl: float = 10.0
+    """Seconds a worker's liveness record lives without renewal (renewed every quarter of it);
+    the messages of a worker that stopped renewing go back to the queue within about 1.25 × this."""
     prefetch_multiplier: int = 1
     """Celery prefetch multiplier (messages reserved per thread)."""
     create_rate: float = 50.0
@@ -103,7 +119,7 @@ class WorkerSettings:
 @dataclass(frozen=True, kw_only=True)
 class WatcherSettings:
     namespaces: tuple[str, ...] = ()
-    """Namespaces to watch; empty: ``PODQ_KUBE_NAMESPACE``; ``*``: all namespaces."""
+    """Namespaces to watch; empty: ``PODQ_KUBE_NAMESPACE``; ``*``: all namespaces. When set, intake refuses jobs for other namespaces."""
     batch_size: int = 500
     """Events published per Lua call at most."""
     list_page_size: int = 500
@@ -134,7 +150,7 @@ class WatcherSettings:
     reconcile_interval: float = 30.0
     """Seconds between reconciler passes over the ledger."""
     lost_after: float = 600.0
-    """Seconds a job may stay accepted or dispatched without a pod before the reconciler publishes lost."""
+    """Seconds a job may stay accepted or dispatched without a pod, or live in a namespace no watcher leads, before the reconciler publishes lost."""
     created_grace: float = 30.0
     """Seconds after creation before the reconciler may call a created job's missing pod lost."""
     max_crashes: int = 8
@@ -157,8 +173,9 @@ class ResultsSettings:
     """An entry delivered to a consumer and not acknowledged for this long is reclaimed
     (XAUTOCLAIM) by a live consumer of the same group; intake's groups use it too."""
     max_deliveries: int = 5
-    """An entry delivered this many times without an ack goes to the dead stream
-    (``podq:results:<scheduler_id>:dead``, or ``podq:dead`` for intake's streams)."""
+    """An entry found delivered more than this many times without an ack (XAUTOCLAIM counts)
+    goes to the dead stream instead of being handled again (``podq:results:<scheduler_id>:dead``
+    by podq's results consumer, ``podq:dead`` by intake); other consumers apply their own limit."""
 
 
 @dataclass(frozen=True, kw_only=True)

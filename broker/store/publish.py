@@ -50,6 +50,10 @@ class Item:
 
     result: KubernetesWatch | None = None
     pod_state: PodState | None = None
+    pod_uid: str = ""
+    """The uid of the pod the result is about ("" for none). A terminal result records it as its
+    job's ``uid`` when the ledger has none yet: the pod ended the job before its create's answer
+    reached the worker, which then keeps the pod (workers/create.py)."""
 
 
 DEFAULT_LEDGER_TTL = 7 * 24 * 3600
@@ -102,7 +106,7 @@ class Publisher:
                 args.extend((result.job_id, result.state.value, owner, result.encode()))
             else:
                 args.extend(("", "", "", b""))
-            args.extend((state.field if state else "", state.value if state else ""))
+            args.extend((state.field if state else "", state.value if state else "", item.pod_uid))
         try:
             return self._script(keys=script_keys, args=args)
         except redis.ResponseError as exc:
