@@ -106,6 +106,8 @@ class Launch:
     env: dict[str, str]
     cwd: str
     memory_limit: int | None
+    logs_as_message: bool = False
+    """``terminationMessagePolicy: FallbackToLogsOnError``: a failed exit carries the end of the output as its message"""
 
 
 def memory_bytes(quantity: object) -> int | None:
@@ -181,6 +183,14 @@ def container_env(pod: JsonDict, container: JsonDict, *, base: dict[str, str], p
     return env
 
 
+def mapped_bin_dir(image: str, image_map: tuple[tuple[str, str], ...]) -> str | None:
+    """The directory the first matching glob maps ``image`` to (an interpreter named instead stands for its directory)."""
+    for pattern, target in image_map:
+        if fnmatch.fnmatchcase(image, pattern):
+            return target if os.path.isdir(target) or not os.path.exists(target) else os.path.dirname(target)
+    return None
+
+
 def _child_setup(parent_pid: int):  # type: ignore[no-untyped-def]
     def setup() -> None:
         if _prctl is not None:
@@ -205,21 +215,46 @@ def _children(pid: int) -> list[int]:
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
-def tree_rss(pid: int) -> int:
-    """Resident bytes of ``pid`` and all its descendants (those that stayed its descendants)."""
-    total, todo, seen = 0, [pid], set()
+def _tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants (those that stayed its descendants)."""
+    found, todo = [], [pid]
     while todo:
         current = todo.pop()
-        if current in seen:
-            continue
-        seen.add(current)
-        try:
-            with open(f"/proc/{current}/statm", "rb") as f:
-                total += int(f.read().split()[1]) * _PAGE
-        except (OSError, IndexError, ValueError):
-            continue
-        todo.extend(_children(current))
-    return total
+        if current not in found:
+            found.append(current)
+            todo.extend(_children(current))
+    return found
+
+
+def _rss(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as f:
+            return int(f.read().split()[1]) * _PAGE
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def _pss(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as f:
+            for line in f:
+                if line.startswith(b"Pss:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, IndexError, ValueError):
+        return _rss(pid)
+    return _rss(pid)
+
+
+def over_limit(pid: int, limit: int) -> bool:
+    """Whether the memory of ``pid``'s process tree exceeds ``limit`` bytes.
+
+    The resident sizes are summed first (cheap); only when they exceed the limit is it confirmed with the
+    proportional sizes, which count pages shared between the processes (a fork's) once, as a cgroup does.
+    """
+    pids = _tree(pid)
+    if sum(_rss(p) for p in pids) <= limit:
+        return False
+    return sum(_pss(p) for p in pids) > limit
 
 
 def exit_info(code: int, *, oom: bool) -> ExitInfo:
@@ -328,6 +363,8 @@ class Run:
             self.buffer.close()
             self.runtime.reaper.remove(group)
         info = exit_info(code, oom=self.oom)
+        if info.exit_code != 0 and self.launch.logs_as_message:
+            info = ExitInfo(info.exit_code, info.reason, self.buffer.tail_text() or None)
         log.info("container %s ended: exit %s %s", self.label, info.exit_code, info.reason)
         self.done.set_result(info)
 
@@ -378,7 +415,7 @@ class Run:
         assert self.process is not None
         while True:  # loop "memory-watch": ends when the container ends (cancelled) or exceeds its limit
             await asyncio.sleep(self.runtime.settings.memory_poll)
-            if tree_rss(self.process.pid) > limit:
+            if over_limit(self.process.pid, limit):
                 log.info("container %s exceeded its memory limit of %s bytes: killed", self.label, limit)
                 self.oom = True
                 self._kill_group(signal.SIGKILL)
@@ -425,12 +462,6 @@ class ContainerRuntime:
         self.root.mkdir(parents=True, exist_ok=True)
 
     # -- what to start ------------------------------------------------------------------------------
-    def bin_dir(self, image: str) -> str | None:
-        for pattern, directory in self.settings.image_map:
-            if fnmatch.fnmatchcase(image, pattern):
-                return directory
-        return None
-
     def pod_dir(self, pod: JsonDict) -> Path:
         meta = pod["metadata"]
         path = self.root / f"{meta['namespace']}_{meta['name']}_{meta['uid'][:8]}"
@@ -441,7 +472,7 @@ class ContainerRuntime:
         """The process for ``container``; ConfigError when the kubelet could not create it."""
         home = str(self.pod_dir(pod))
         path = os.environ.get("PATH") or DEFAULT_PATH
-        bin_dir = self.bin_dir(container.get("image", ""))
+        bin_dir = mapped_bin_dir(container.get("image", ""), self.settings.image_map)
         if bin_dir:
             path = f"{bin_dir}{os.pathsep}{path}"
         base = {"PATH": path, "HOME": home, "HOSTNAME": pod["metadata"]["name"]}
@@ -460,7 +491,8 @@ class ContainerRuntime:
         working = container.get("workingDir")
         cwd = working if working and os.path.isdir(working) else home
         limits = (container.get("resources") or {}).get("limits") or {}
-        return Launch(argv=argv, env=env, cwd=cwd, memory_limit=memory_bytes(limits.get("memory")))
+        return Launch(argv=argv, env=env, cwd=cwd, memory_limit=memory_bytes(limits.get("memory")),
+                      logs_as_message=container.get("terminationMessagePolicy") == "FallbackToLogsOnError")
 
     # -- running --------------------------------------------------------------------------------------
     def start(self, pod: JsonDict, name: str, launch: Launch, *, container_id: str) -> Run:

@@ -178,8 +178,9 @@ class ResultsSettings:
     """An entry delivered to a consumer and not acknowledged for this long is reclaimed
     (XAUTOCLAIM) by a live consumer of the same group; intake's groups use it too."""
     max_deliveries: int = 5
-    """An entry delivered this many times without an ack goes to the dead stream
-    (``podq:results:<scheduler_id>:dead``, or ``podq:dead`` for intake's streams)."""
+    """An entry found delivered more than this many times without an ack (XAUTOCLAIM counts)
+    goes to the dead stream instead of being handled again (``podq:results:<scheduler_id>:dead``
+    by podq's results consumer, ``podq:dead`` by intake); other consumers apply their own limit."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -193,6 +194,15 @@ class TrimSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class MetricsSettings:
+    port: int = 9464
+    """Port each service serves Prometheus metrics on (``/metrics``); -1: none. One port per process:
+    services sharing a host need different ports (``podq up`` assigns them)."""
+    address: str = "0.0.0.0"
+    """Address the metrics server binds (``127.0.0.1`` to keep it to the host)."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class Settings:
     redis: RedisSettings = field(default_factory=RedisSettings)
     kube: KubeSettings = field(default_factory=KubeSettings)
@@ -201,6 +211,7 @@ class Settings:
     watcher: WatcherSettings = field(default_factory=WatcherSettings)
     results: ResultsSettings = field(default_factory=ResultsSettings)
     trim: TrimSettings = field(default_factory=TrimSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
 
 
 def _convert(name: str, raw: str, kind: Any) -> Any:

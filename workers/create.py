@@ -15,7 +15,7 @@ from enum import Enum
 
 from podq.broker.store.delayed import delay_job
 from podq.broker.store.ledger import Claim, Lease
-from podq.shared import naming
+from podq.shared import metrics, naming
 from podq.shared.pods.templates import TemplateError
 from podq.shared.records import FailureDetails, KubernetesJob, KubernetesWatch
 from podq.shared.states import CREATABLE_STATES, LedgerState, Source, State
@@ -114,8 +114,10 @@ def _create(job, payload, rt: Runtime, *, pod, name, namespace, owner, deadline,
         reservation = rt.limiter.reserve(max_wait=deadline - time.monotonic() - rt.create_timeout)
         if not reservation.granted:
             log.info("job %s: rate limit slot %.2f s away, delaying", job.job_id, reservation.wait)
-            return delay(rt, job, payload, wait=reservation.wait, error=None, owner=owner, namespace=namespace)
+            return delay(rt, job, payload, wait=reservation.wait, error=None, owner=owner, namespace=namespace,
+                         cause="rate_limit")
         if reservation.wait > 0:
+            metrics.RATE_LIMIT_WAIT.observe(reservation.wait)
             time.sleep(reservation.wait)
         if not still_held():
             return Outcome.SKIPPED
@@ -145,10 +147,12 @@ def _create(job, payload, rt: Runtime, *, pod, name, namespace, owner, deadline,
             return fail(rt, job, owner=owner, namespace=namespace, reason=error.reason,
                         message=error.message or str(error), status=error.status)
         if decision.action == DELAY:
-            return delay(rt, job, payload, wait=decision.wait, error=error, owner=owner, namespace=namespace)
+            return delay(rt, job, payload, wait=decision.wait, error=error, owner=owner, namespace=namespace,
+                         cause="api_error")
         if rt.stopping.wait(decision.wait):
             log.info("job %s: worker shutting down; handing the job back instead of retrying here", job.job_id)
-            return delay(rt, job, payload, wait=decision.wait, error=error, owner=owner, namespace=namespace)
+            return delay(rt, job, payload, wait=decision.wait, error=error, owner=owner, namespace=namespace,
+                         cause="shutdown")
 
 
 def read_pod(rt: Runtime, name: str, namespace: str) -> PodRef | None:
@@ -178,16 +182,29 @@ def mark_created(rt: Runtime, job: KubernetesJob, pod: PodRef) -> Outcome:
     if moved or state == LedgerState.CREATED.value:
         log.debug("job %s: pod %s/%s created (uid %s)", job.job_id, pod.namespace, pod.name, pod.uid)
         return Outcome.CREATED
-    # Revoked (or ended) while the create was in flight: the pod must not run.
+    if state == LedgerState.TERMINAL.value and ended_by(rt, job, pod):
+        # The pod finished before its create's answer came back (a fast pod, a slow answer): its
+        # own result ended the job, and the completion policy applies to it like to any other.
+        log.info("job %s: pod %s/%s (uid %s) ended its job before the create's answer came back; keeping it",
+                 job.job_id, pod.namespace, pod.name, pod.uid)
+        return Outcome.CREATED
+    # Revoked, or ended before this pod existed (or by another pod): the pod must not run.
     log.warning("job %s: ledger became %s while pod %s was created; removing the pod", job.job_id, state, pod.name)
     from .control import remove_revoked_pod
     remove_revoked_pod(rt, pod.name, pod.namespace)
     return Outcome.UNDONE
 
 
+def ended_by(rt: Runtime, job: KubernetesJob, pod: PodRef) -> bool:
+    """True when ``pod`` itself ended the job: the terminal result recorded its uid (publish script)."""
+    entry = rt.ledger.get(job.job_id)
+    return entry is not None and entry.uid is not None and entry.uid == pod.uid
+
+
 def delay(rt: Runtime, job: KubernetesJob, payload: bytes, *, wait: float, error: KubeApiError | None,
-          owner: str, namespace: str) -> Outcome:
+          owner: str, namespace: str, cause: str) -> Outcome:
     """Hand the job to the delayed set; past ``max_delays`` it fails with the last error."""
+    metrics.JOBS_DELAYED.labels(cause).inc()
     delays = delay_job(rt.client, job_id=job.job_id, payload=payload, delay=wait,
                        grace=rt.settings.worker.visibility_timeout)
     limit = rt.settings.worker.max_delays

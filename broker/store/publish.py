@@ -11,12 +11,13 @@ and names the owners, and the batch is sent again with theirs.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import redis
 
 from podq.broker.errors import BrokerError, FencedError
+from podq.shared import metrics
 from podq.shared.records import KubernetesWatch
 from podq.shared.states import State
 
@@ -51,6 +52,10 @@ class Item:
 
     result: KubernetesWatch | None = None
     pod_state: PodState | None = None
+    pod_uid: str = ""
+    """The uid of the pod the result is about ("" for none). A terminal result records it as its
+    job's ``uid`` when the ledger has none yet: the pod ended the job before its create's answer
+    reached the worker, which then keeps the pod (workers/create.py)."""
 
 
 DEFAULT_LEDGER_TTL = 7 * 24 * 3600
@@ -78,7 +83,9 @@ class Publisher:
             reply = self._call(items, checkpoint, owners)
             tag, rest = reply[0], reply[1:]
             if tag == b"OK":
-                return [entry.decode() if isinstance(entry, bytes) else "" for entry in rest]
+                published = [entry.decode() if isinstance(entry, bytes) else "" for entry in rest]
+                count_published(items, published)
+                return published
             # MOVED: job id, owner, ... (adopted since the result was built); ask with their keys.
             owners.update((job_id.decode(), owner.decode()) for job_id, owner in zip(rest[::2], rest[1::2]))
         raise BrokerError(f"publish: owners kept moving across {self.MAX_OWNER_RETRIES} attempts")
@@ -97,14 +104,16 @@ class Publisher:
             result, state = item.result, item.pod_state
             if result is not None:
                 owner = result.scheduler_id
-                if result.state is not State.ADOPTED:
-                    owner = owners.get(result.job_id, owner)
+                if result.state is not State.ADOPTED and owners.get(result.job_id, owner) != owner:
+                    # Adopted since it was built: it goes to, and names, the new owner.
+                    owner = owners[result.job_id]
+                    result = replace(result, scheduler_id=owner)
                 script_keys.extend((keys.job_key(result.job_id), keys.results_stream(owner),
                                     keys.scheduler_jobs_key(owner)))
                 args.extend((result.job_id, result.state.value, owner, result.encode()))
             else:
                 args.extend(("", "", "", b""))
-            args.extend((state.field if state else "", state.value if state else ""))
+            args.extend((state.field if state else "", state.value if state else "", item.pod_uid))
         try:
             pipe = self._client.pipeline(transaction=False)
             self._script(keys=script_keys, args=args, client=pipe)
@@ -113,3 +122,10 @@ class Publisher:
             if str(exc).startswith("FENCED"):
                 raise FencedError(str(exc)) from None
             raise
+
+
+def count_published(items: Sequence[Item], entries: Sequence[str]) -> None:
+    """Results that reached a stream, by state and by the service that published them."""
+    for item, entry in zip(items, entries):
+        if entry and item.result is not None:
+            metrics.RESULTS_PUBLISHED.labels(item.result.state.value, item.result.source.value).inc()

@@ -8,14 +8,16 @@
 -- (the scheduler the caller believes owns it) and that owner's job set.
 -- ARGV[1] now; ARGV[2] lease token or ""; ARGV[3] position value or ""; ARGV[4] "1" or "";
 -- ARGV[5] seconds a finished job's ledger entry is kept (0: forever); ARGV[6] the results group;
--- ARGV[7] number of items; then 6 arguments per item:
---   job_id, state, owner, payload, pod_state_field, pod_state_value
+-- ARGV[7] number of items; then 7 arguments per item:
+--   job_id, state, owner, payload, pod_state_field, pod_state_value, pod_uid
 --   (job_id "" records only the pod state; pod_state_field "" records none;
---    an empty pod_state_value deletes the field)
+--    an empty pod_state_value deletes the field; pod_uid "" when the result is about no pod)
 --
 -- Rules, per job:
 --   * the first terminal result wins and is latched in `terminal_state`; later terminal
---     results are dropped;
+--     results are dropped; a latching result about a pod records that pod's uid as the
+--     job's `uid` when the ledger has none yet (its create's answer has not come back), so
+--     the worker tells "ended by this very pod" from "ended before this pod existed";
 --   * pending and running are published at most once each, never after running
 --     (for pending) and never after the terminal result;
 --   * adopted is published once per old scheduler (the item's owner) and sets no latch.
@@ -46,9 +48,9 @@ end
 -- Where each item's keys are, and a check of every owner before anything is written.
 local items, moved = {}, {}
 for i = 0, count - 1 do
-  local base = 8 + i * 6
+  local base = 8 + i * 7
   local item = {job_id = ARGV[base], state = ARGV[base + 1], owner = ARGV[base + 2],
-                payload = ARGV[base + 3], field = ARGV[base + 4], value = ARGV[base + 5]}
+                payload = ARGV[base + 3], field = ARGV[base + 4], value = ARGV[base + 5], uid = ARGV[base + 6]}
   if item.job_id ~= '' then
     item.job, item.stream, item.jobs = KEYS[next_key], KEYS[next_key + 1], KEYS[next_key + 2]
     next_key = next_key + 3
@@ -78,6 +80,9 @@ for _, item in ipairs(items) do
       if not latched then
         publish = true
         redis.call('HSET', job, 'terminal_state', state, 'terminal_at', now, 'updated_at', now)
+        if item.uid ~= '' then
+          redis.call('HSETNX', job, 'uid', item.uid)
+        end
         redis.call('ZREM', KEYS[1], item.job_id)
         redis.call('SREM', item.jobs, item.job_id)
         if retention > 0 then
