@@ -34,7 +34,7 @@ def register(subparsers) -> None:
 
 def run(args, settings) -> int:
     client = redis_from(settings)
-    app = make_celery(broker_url=settings.redis.url, worker=settings.worker)
+    app = make_celery(broker_url=settings.redis.url, worker=settings.worker, redis=settings.redis)
     ping = celery_ping(app, timeout=1.0)
     interval = max(0.2, args.interval)
     try:
