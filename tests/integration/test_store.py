@@ -56,9 +56,9 @@ def test_the_publish_script_writes_nothing_when_an_owner_moved(redis_client):
     redis_client.hset(keys.job_key(job.job_id), "scheduler_id", "elsewhere")
     watch = result(job, State.RUNNING)
     reply = scripts_for(redis_client).publish(
-        keys=[keys.INFLIGHT_ZSET, keys.SCHEDULERS_SET, keys.job_key(job.job_id), keys.results_stream("old"),
-              keys.scheduler_jobs_key("old")],
-        args=["0", "", "", "", 0, keys.RESULTS_GROUP, 1, job.job_id, "running", "old", watch.encode(), "", ""])
+        keys=[keys.INFLIGHT_ZSET, keys.SCHEDULERS_SET, keys.results_stream("old"), keys.scheduler_jobs_key("old"),
+              keys.job_key(job.job_id)],
+        args=["0", "", "", "", 0, keys.RESULTS_GROUP, 1, "old", 1, job.job_id, "running", 1, watch.encode(), "", ""])
     assert reply == [b"MOVED", job.job_id.encode(), b"elsewhere"]
     assert not redis_client.hexists(keys.job_key(job.job_id), "published_running")
     assert not redis_client.exists(keys.results_stream("elsewhere"))
@@ -115,3 +115,13 @@ def test_one_ledger_decoder_for_whole_entries_and_summaries(redis_client):
         ledger.get(job.job_id)
     assert ledger.entries([job.job_id]) == {}   # a pass over many leaves the damaged one out
 
+
+
+def test_one_batch_keeps_the_rules_for_several_results_of_one_job(redis_client):
+    job = make_job(8)
+    accept(redis_client, job)
+    entries = Publisher(redis_client).publish([result(job, State.RUNNING), result(job, State.FAILED),
+                                               result(job, State.SUCCEEDED), result(job, State.PENDING)])
+    assert [bool(entry) for entry in entries] == [True, True, False, False]
+    assert stream_states(redis_client, "old") == [State.RUNNING.value, State.FAILED.value]
+    assert Ledger(redis_client).get(job.job_id).terminal_state == State.FAILED.value
