@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.podq-installed
 
-.PHONY: demo test unit integration e2e chaos bench up clean
+.PHONY: demo test unit integration e2e chaos bench bench-quick up clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "podq needs Python 3.11 or newer")'
@@ -35,6 +35,9 @@ chaos: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+
+bench-quick: $(STAMP)
+	$(BIN)/python -m bench.run --quick --report .podq/bench-quick-report.md
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,6 +1,7 @@
-"""What the benchmarks share: a kubesim subprocess, timing and reporting."""
+"""What the benchmarks share: a kubesim subprocess, CPU accounting, timing, reporting and targets."""
 from __future__ import annotations
 
+import os
 import re
 import statistics
 import subprocess
@@ -17,7 +18,7 @@ _LINE = re.compile(r"http://(?P<host>[^:\s]+):(?P<port>\d+).*kubeconfig=(?P<kube
 
 @contextmanager
 def kubesim_process(*args: str):
-    """A kubesim in its own process (its own core, as a real API server would be)."""
+    """A kubesim in its own process (its own core, as a real API server would be): url, kubeconfig, admin, pid."""
     workdir = Path(tempfile.mkdtemp(prefix="podq-bench-"))
     with open(workdir / "kubesim.log", "ab") as log:
         process = subprocess.Popen([sys.executable, "-m", "podq", "kubesim", "--port", "0",
@@ -31,21 +32,62 @@ def kubesim_process(*args: str):
                 raise RuntimeError(f"kubesim did not start; see {workdir / 'kubesim.log'}")
             match = _LINE.search(line)
         url = f"http://{match.group('host')}:{match.group('port')}"
-        yield url, match.group("kubeconfig"), Admin(url)
+        yield url, match.group("kubeconfig"), Admin(url), process.pid
     finally:
         process.terminate()
         process.wait(10)
         process.stdout.close()
 
 
+def wait_until_watching(admin, *, timeout: float = 120.0) -> None:
+    """Until the stack's watcher has its watch open (a job created before that is first seen finished)."""
+    import time
+    deadline = time.monotonic() + timeout
+    while admin.stats()["watches"] < 1:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the watcher opened no watch in {timeout:.0f} s")
+        time.sleep(0.1)
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
+def spread(values: list[float]) -> str:
+    """min–max of the runs, the honest companion of a median on a noisy machine."""
+    return f"{min(values):.1f}–{max(values):.1f}" if values else "-"
+
+
 def machine() -> str:
-    import os
     import platform
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+            f"load average {load} at the start")
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids) -> float:
+    """User + system CPU seconds the processes ``pids`` have used so far (gone ones count 0)."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / _TICK
+
+
+def target(name: str, value: float, *, goal: float, unit: str, higher_is_better: bool = True) -> str:
+    """One figure against its target, as a line ``bench.run`` gathers into its summary."""
+    met = value >= goal if higher_is_better else value <= goal
+    sign = "≥" if higher_is_better else "≤"
+    line = f"target: {name}: {value:,.2f} {unit} (target {sign} {goal:,g} {unit}): {'MET' if met else 'NOT MET'}"
+    print(line, flush=True)
+    return line
 
 
 def report(title: str, rows: list[tuple[str, list[float], str]]) -> str:

@@ -80,7 +80,9 @@ class Stack:
             for index in range(1, self.options.workers + 1):
                 self.spawn(f"worker-{index}", ["worker", "--hostname", f"worker-{index}@podq",
                                                 "--concurrency", str(self.options.worker_concurrency)])
-            self.spawn("watcher", ["watcher", "--namespace", self.options.namespace])
+            # No scope on the command line: the watcher takes PODQ_WATCHER_NAMESPACES (else the
+            # stack's namespace, PODQ_KUBE_NAMESPACE), the setting intake's checks read too.
+            self.spawn("watcher", ["watcher"])
         except BaseException:
             self.close()
             raise

@@ -74,7 +74,11 @@ class WorkerSettings:
     ``PODQ_INTAKE_JOBS_PER_MESSAGE`` creates at once), so 8 threads keep 64 creates in flight.
     More threads mostly add GIL contention (docs/performance.md)."""
     visibility_timeout: float = 300.0
-    """Seconds before an unacknowledged Celery message is redelivered."""
+    """Seconds before an unacknowledged Celery message is redelivered (the last resort: a dead
+    worker's messages come back after ``liveness_ttl``)."""
+    liveness_ttl: float = 10.0
+    """Seconds a worker's liveness record lives without renewal (renewed every quarter of it);
+    the messages of a worker that stopped renewing go back to the queue within about 1.25 × this."""
     prefetch_multiplier: int = 1
     """Celery prefetch multiplier (messages reserved per thread)."""
     create_rate: float = 50.0
@@ -103,7 +107,7 @@ class WorkerSettings:
 @dataclass(frozen=True, kw_only=True)
 class WatcherSettings:
     namespaces: tuple[str, ...] = ()
-    """Namespaces to watch; empty: ``PODQ_KUBE_NAMESPACE``; ``*``: all namespaces."""
+    """Namespaces to watch; empty: ``PODQ_KUBE_NAMESPACE``; ``*``: all namespaces. When set, intake refuses jobs for other namespaces."""
     batch_size: int = 500
     """Events published per Lua call at most."""
     list_page_size: int = 500
@@ -134,7 +138,7 @@ class WatcherSettings:
     reconcile_interval: float = 30.0
     """Seconds between reconciler passes over the ledger."""
     lost_after: float = 600.0
-    """Seconds a job may stay accepted or dispatched without a pod before the reconciler publishes lost."""
+    """Seconds a job may stay accepted or dispatched without a pod, or live in a namespace no watcher leads, before the reconciler publishes lost."""
     created_grace: float = 30.0
     """Seconds after creation before the reconciler may call a created job's missing pod lost."""
     max_crashes: int = 8

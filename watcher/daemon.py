@@ -61,7 +61,7 @@ class Watcher:
         self.failed: str | None = None
         self.lease = LeaseKeeper(self.broker.store, scopes=names, holder=self.instance, ttl=settings.watcher.lease_ttl,
                                  on_gain=self._gain, on_loss=self._loss)
-        self.reconciler = Reconciler(ledger=self.broker.ledger, kube=self.kube, settings=settings.watcher,
+        self.reconciler = Reconciler(broker=self.broker, kube=self.kube, settings=settings.watcher,
                                      default_namespace=settings.kube.namespace, runners=self.led)
         self._threads: list[threading.Thread] = []
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from enum import Enum
 from typing import Any, TypedDict
 
@@ -188,7 +189,30 @@ def pod_view(raw: RawPod) -> PodView:
     )
 
 
+# A pod's identity comes with each of its ~7 events: it is read once per (job id, scheduler id) and
+# shared (PodIdentity and its annotations dict are never mutated). The job id is derived from the
+# scheduler id and the task key, so the pair determines the rest; an adoption changes the scheduler
+# id, and so the entry. The cache is emptied when it grows past _IDENTITIES_KEPT.
+_identities: dict[tuple[str, str], PodIdentity | None] = {}
+_IDENTITIES_KEPT = 50_000
+
+
 def _identity(annotations: dict[str, str]) -> PodIdentity | None:
+    job_id = annotations.get(naming.JOB_ID_KEY)
+    scheduler_id = annotations.get(naming.SCHEDULER_ID_KEY)
+    if not job_id or not scheduler_id:
+        return None
+    try:
+        return _identities[job_id, scheduler_id]
+    except KeyError:
+        pass
+    if len(_identities) >= _IDENTITIES_KEPT:
+        _identities.clear()
+    identity = _identities[job_id, scheduler_id] = _read_identity(annotations)
+    return identity
+
+
+def _read_identity(annotations: dict[str, str]) -> PodIdentity | None:
     job_id = annotations.get(naming.JOB_ID_KEY)
     scheduler_id = annotations.get(naming.SCHEDULER_ID_KEY)
     if not job_id or not scheduler_id:
@@ -232,6 +256,7 @@ def _unscheduled(conditions: list[dict[str, Any]] | None) -> str | None:
     return None
 
 
+@lru_cache(maxsize=8192)  # a pod's creationTimestamp comes with each of its events
 def _timestamp(text: str | None) -> float | None:
     if not text:
         return None

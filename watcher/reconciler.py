@@ -5,6 +5,12 @@ Run by the leader of each scope, over the ledger: a job still ``accepted`` or
 whose pod is gone (past ``created_grace``) without a terminal result, end
 ``lost``; a ``revoked`` job whose pod is gone ends ``revoked``. "No pod" means
 the scope's tracker does not know it and the API answers 404 for its name.
+
+A live job in a namespace that no watcher replica leads (no lease on the namespace's
+scope nor on the all-namespaces one) could never end: nobody sees its pod. Once the
+namespace has gone unled for ``lost_after`` seconds, as seen by this replica, and the
+job is that old too, it ends ``lost`` with reason ``NamespaceNotWatched`` and its pod,
+if any, is deleted by the workers (it would run unobserved).
 """
 from __future__ import annotations
 
@@ -12,7 +18,8 @@ import logging
 import time
 from typing import Callable
 
-from podq.broker.store.ledger import Ledger, LedgerEntry
+from podq.broker.control.operations import delete_request
+from podq.broker.store.ledger import LedgerEntry
 from podq.shared import naming
 from podq.shared.records import FailureDetails
 from podq.shared.settings import WatcherSettings
@@ -20,6 +27,7 @@ from podq.shared.states import LedgerState, State
 
 from .events import PodIdentity
 from .kube import KubePods
+from .publishing import Broker, Scope
 from .scope import ScopeRunner
 from .tracker import Intent
 
@@ -42,13 +50,15 @@ def candidate(brief: LedgerEntry, *, now: float, settings: WatcherSettings) -> S
 
 
 class Reconciler:
-    def __init__(self, *, ledger: Ledger, kube: KubePods, settings: WatcherSettings, default_namespace: str,
+    def __init__(self, *, broker: Broker, kube: KubePods, settings: WatcherSettings, default_namespace: str,
                  runners: Callable[[], list[ScopeRunner]]) -> None:
-        self._ledger = ledger
+        self._broker = broker
+        self._ledger = broker.ledger
         self._kube = kube
         self._settings = settings
         self._default_namespace = default_namespace
         self._runners = runners
+        self._unled_since: dict[str, float] = {}   # namespace -> when this replica first saw it unled
 
     def step(self) -> int:
         """One pass over the ledger; returns how many jobs it ended."""
@@ -57,14 +67,19 @@ class Reconciler:
             return 0
         ended = 0
         now = time.time()
+        unled: dict[str, bool] = {}
         for page in self._ledger.scan_live():
             for brief in page:
-                state = candidate(brief, now=now, settings=self._settings)
-                if state is None:
-                    continue
                 namespace = brief.namespace or self._default_namespace
                 runner = next((r for r in runners if r.scope.covers(namespace)), None)
-                if runner is None or runner.tracker is None:
+                if runner is None:
+                    if namespace not in unled:
+                        unled[namespace] = self._unled(namespace, now=now)
+                    if unled[namespace] and self._end_unwatched(brief, namespace, runners[0], now=now):
+                        ended += 1
+                    continue
+                state = candidate(brief, now=now, settings=self._settings)
+                if state is None or runner.tracker is None:
                     continue
                 ref = f"{namespace}/{brief.pod_name}"
                 if runner.tracker.knows(ref) or self._kube.exists(namespace, brief.pod_name):
@@ -74,10 +89,43 @@ class Reconciler:
                     runner.publish_external([intent])
                     ended += 1
         if ended:
-            log.info("reconciler: ended %d jobs that had no pod", ended)
+            log.info("reconciler: ended %d jobs that had no pod or no watcher", ended)
         return ended
 
-    def _intent(self, brief: LedgerEntry, state: State, ref: str) -> Intent | None:
+    def _unled(self, namespace: str, *, now: float) -> bool:
+        """True once no replica has led ``namespace`` (nor all namespaces) for ``lost_after`` seconds."""
+        scopes = (Scope.of(namespace).name, Scope.of(None).name)
+        if any(self._broker.store.lease_holder(scope) is not None for scope in scopes):
+            self._unled_since.pop(namespace, None)
+            return False
+        since = self._unled_since.setdefault(namespace, now)
+        return now - since >= self._settings.lost_after
+
+    def _end_unwatched(self, brief: LedgerEntry, namespace: str, runner: ScopeRunner, *, now: float) -> bool:
+        """End a live job of an unled namespace (see the module docstring); True when it was ended."""
+        if brief.terminal_state or brief.state is None or not brief.pod_name:
+            return False
+        if now - (brief.updated_at or now) < self._settings.lost_after:
+            return False
+        details = FailureDetails(
+            reason="NamespaceNotWatched",
+            message=f"no watcher has watched namespace {namespace!r} for {self._settings.lost_after:.0f} s, "
+                    "so this job's pod could never be seen to finish; its pod is deleted "
+                    "(watch the namespace: PODQ_WATCHER_NAMESPACES, or refuse it: PODQ_INTAKE_NAMESPACES)")
+        revoked = brief.state is LedgerState.REVOKED
+        intent = self._intent(brief, State.REVOKED if revoked else State.LOST, f"{namespace}/{brief.pod_name}",
+                              details=None if revoked else details, note="reconciler: namespace not watched")
+        if intent is None:
+            return False
+        runner.publish_external([intent])
+        self._broker.control.send([delete_request(job_id=brief.job_id, scheduler_id=intent.identity.scheduler_id,
+                                                  reason="namespace not watched")])
+        log.warning("job %s in namespace %s: ended %s, no watcher watches that namespace", brief.job_id,
+                    namespace, intent.state.value)
+        return True
+
+    def _intent(self, brief: LedgerEntry, state: State, ref: str, *, details: FailureDetails | None = None,
+                note: str = "reconciler: no pod") -> Intent | None:
         entry = self._ledger.get(brief.job_id)
         if entry is None or entry.job is None or entry.terminal_state:
             return None
@@ -86,9 +134,8 @@ class Reconciler:
         identity = PodIdentity(job_id=job.job_id, scheduler_id=scheduler_id, key=job.key,
                                annotations=naming.pod_annotations(job_id=job.job_id, scheduler_id=scheduler_id,
                                                                   key=job.key))
-        details = None
-        if state is State.LOST:
+        if details is None and state is State.LOST:
             why = ("its pod was never created" if brief.state in _WAITING
                    else "its pod disappeared before a terminal result")
             details = FailureDetails(reason="PodMissing", message=f"job {brief.state.value}: {why}")
-        return Intent(ref=ref, identity=identity, state=state, details=details, note="reconciler: no pod")
+        return Intent(ref=ref, identity=identity, state=state, details=details, note=note)

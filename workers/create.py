@@ -44,13 +44,17 @@ def owns(pod: PodRef, job: KubernetesJob) -> bool:
 
 
 def create_job(job: KubernetesJob, payload: bytes, rt: Runtime, *, deadline: float,
-               claim: Claim | None = None) -> Outcome:
+               claim: Claim | None = None, lease: Lease | None = None, epoch: int = 0) -> Outcome:
     """Create ``job``'s pod unless the ledger says otherwise; ``deadline`` bounds retries (monotonic).
 
     ``claim`` is the job's ledger claim when the caller already took it (a batch claims
-    all its jobs in one round trip); otherwise it is taken here.
+    all its jobs in one round trip) with ``lease`` in the heartbeat's ``epoch``; otherwise
+    it is taken here.
     """
-    claim = claim or rt.ledger.claim_job(job.job_id, delivery_lease(rt))
+    if claim is None or lease is None:
+        epoch = rt.heartbeat.epoch if rt.heartbeat else 0
+        lease = delivery_lease(rt)
+        claim = rt.ledger.claim_job(job.job_id, lease)
     if claim.busy:
         log.info("job %s (%s): another delivery of it holds its claim; leaving it to that one", job.job_id, job.key)
         return Outcome.SKIPPED
@@ -71,7 +75,9 @@ def create_job(job: KubernetesJob, payload: bytes, rt: Runtime, *, deadline: flo
                         image=rt.settings.worker.image, hook=rt.hook)
     except (PodBuildError, TemplateError) as exc:
         return fail(rt, job, owner=owner, namespace=namespace, reason=exc.reason, message=str(exc))
-    return _create(job, payload, rt, pod=pod, name=name, namespace=namespace, owner=owner, deadline=deadline)
+    still_held = _claim_check(rt, job, lease, epoch)
+    return _create(job, payload, rt, pod=pod, name=name, namespace=namespace, owner=owner, deadline=deadline,
+                   still_held=still_held)
 
 
 def delivery_lease(rt: Runtime) -> Lease:
@@ -79,13 +85,30 @@ def delivery_lease(rt: Runtime) -> Lease:
 
     A delivery never starts a create later than ``budget - create_timeout`` after it began,
     and a create ends by its timeout, so another delivery taking the job after the lease
-    cannot overlap with this one's creates.
+    cannot overlap with this one's creates. With a running heartbeat the lease is also
+    backed by the worker's liveness record: it is void once the record lapses (a dead
+    worker's job is taken over in seconds), and the delivery checks before each create
+    that it was not (:meth:`podq.workers.liveness.Heartbeat.may_create`).
     """
+    worker = rt.heartbeat.worker if rt.heartbeat and rt.heartbeat.running else ""
     return Lease(token=uuid.uuid4().hex, seconds=rt.budget + rt.create_timeout + 1.0,
-                 grace=rt.settings.worker.visibility_timeout)
+                 grace=rt.settings.worker.visibility_timeout, worker=worker)
 
 
-def _create(job, payload, rt: Runtime, *, pod, name, namespace, owner, deadline) -> Outcome:
+def _claim_check(rt: Runtime, job: KubernetesJob, lease: Lease, epoch: int):
+    """A callable telling, before each create attempt, whether this delivery still holds the job."""
+    def still_held() -> bool:
+        if not lease.worker or rt.heartbeat is None:
+            return True
+        if rt.heartbeat.may_create(job.job_id, lease.token, epoch=epoch):
+            return True
+        log.warning("job %s (%s): this worker's liveness record lapsed and its claim was taken over "
+                    "(a pause or a Redis outage); leaving the job to the delivery that holds it", job.job_id, job.key)
+        return False
+    return still_held
+
+
+def _create(job, payload, rt: Runtime, *, pod, name, namespace, owner, deadline, still_held) -> Outcome:
     attempt = 0
     while True:
         reservation = rt.limiter.reserve(max_wait=deadline - time.monotonic() - rt.create_timeout)
@@ -94,6 +117,8 @@ def _create(job, payload, rt: Runtime, *, pod, name, namespace, owner, deadline)
             return delay(rt, job, payload, wait=reservation.wait, error=None, owner=owner, namespace=namespace)
         if reservation.wait > 0:
             time.sleep(reservation.wait)
+        if not still_held():
+            return Outcome.SKIPPED
         try:
             created = rt.kube.create_pod(pod, timeout=rt.create_timeout)
             return mark_created(rt, job, created)

@@ -32,6 +32,7 @@ def main(argv: list[str] | None, settings: Settings) -> int:
     from podq.broker.queue.app import make_celery
     from podq.broker.store.connection import ping
 
+    from .liveness import worker_id
     from .runtime import build_runtime
     from .tasks import register_tasks
 
@@ -39,8 +40,9 @@ def main(argv: list[str] | None, settings: Settings) -> int:
     if args.concurrency:
         settings = dataclasses.replace(settings, worker=dataclasses.replace(settings.worker,
                                                                             concurrency=args.concurrency))
+    hostname = args.hostname or f"podq-worker-{os.getpid()}@{socket.gethostname()}"
     try:
-        runtime = build_runtime(settings)
+        runtime = build_runtime(settings, worker=worker_id(hostname))
         if args.check:
             ping(runtime.client)
             runtime.templates.get(None)
@@ -54,12 +56,13 @@ def main(argv: list[str] | None, settings: Settings) -> int:
         return 1
     app = make_celery(broker_url=settings.redis.url, worker=settings.worker)
     register_tasks(app, runtime)
-    hostname = args.hostname or f"podq-worker-{os.getpid()}@{socket.gethostname()}"
     worker = app.Worker(hostname=hostname, queues=[keys.CELERY_QUEUE], pool_cls="threads",
                         concurrency=settings.worker.concurrency, loglevel=args.loglevel.upper(),
                         without_gossip=True, without_mingle=True, without_heartbeat=True, optimization="fair")
+    runtime.heartbeat.attach(app)
     stop_creates_on_shutdown(hostname, runtime)
     try:
+        runtime.heartbeat.start()
         worker.start()
     finally:
         runtime.close()

@@ -9,6 +9,7 @@ from typing import Any
 
 from podq.broker.store.connection import connect
 from podq.broker.store.ledger import Ledger
+from podq.broker.store.liveness import Liveness
 from podq.broker.store.publish import Publisher
 from podq.broker.store.ratelimit import CreateRateLimit
 from podq.shared.errors import SettingsError
@@ -16,6 +17,7 @@ from podq.shared.pods.templates import TemplateStore
 from podq.shared.settings import Settings
 
 from .hook import load_hook
+from .liveness import Heartbeat, worker_id
 from .kube import Kube, open_kube
 from .podspec import MutationHook
 from .policy import create_timeout, retry_budget
@@ -40,11 +42,15 @@ class Runtime:
     budget: float
     create_timeout: float
     delete_options: dict = field(default_factory=dict)
+    # The process's liveness record; claims are backed by it only while it runs (``podq worker`` starts it).
+    heartbeat: Heartbeat | None = None
     stopping: threading.Event = field(default_factory=threading.Event)
     """Set when the worker begins a warm shutdown (SIGTERM): creates still running finish, and
     one that would wait to retry hands its job back through the delayed set instead."""
 
     def close(self) -> None:
+        if self.heartbeat is not None and self.heartbeat.running:
+            self.heartbeat.stop()
         self.executor.shutdown(wait=False, cancel_futures=True)
         self.kube.close()
         self.client.close()
@@ -55,8 +61,11 @@ def jobs_in_flight(settings: Settings) -> int:
     return settings.worker.concurrency * max(1, settings.intake.jobs_per_message)
 
 
-def build_runtime(settings: Settings, *, kube: Kube | None = None) -> Runtime:
-    """Open the connections a worker process needs; raises SettingsError on bad settings."""
+def build_runtime(settings: Settings, *, kube: Kube | None = None, worker: str | None = None) -> Runtime:
+    """Open the connections a worker process needs; raises SettingsError on bad settings.
+
+    ``worker``: the process's worker id for its liveness record (not started here).
+    """
     import json
 
     from podq.broker.control.operations import normalize_delete_options
@@ -77,4 +86,5 @@ def build_runtime(settings: Settings, *, kube: Kube | None = None) -> Runtime:
                    templates=template_store(settings.intake.templates_dir), hook=load_hook(settings.worker.pod_mutation_hook),
                    executor=ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="podq-create"),
                    budget=budget, create_timeout=create_timeout(request_timeout=settings.kube.request_timeout, budget=budget),
-                   delete_options=delete_options)
+                   delete_options=delete_options,
+                   heartbeat=Heartbeat(Liveness(client, worker=worker or worker_id(), ttl=settings.worker.liveness_ttl)))

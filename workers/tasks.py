@@ -17,7 +17,7 @@ from celery import Celery
 from celery.exceptions import Reject
 
 from podq.broker.queue.envelopes import CONTROL_TASK, CREATE_TASK
-from podq.broker.store.ledger import Claim
+from podq.broker.store.ledger import Claim, Lease
 from podq.shared.errors import DecodeError
 from podq.shared.records import ControlRecord, KubernetesJob
 
@@ -41,19 +41,22 @@ def create_batch(payloads: Sequence[bytes], rt: Runtime) -> tuple[list[Outcome |
         except DecodeError as exc:
             # Intake checked this record; failing to read it here is a version skew.
             log.error("create_pod: dropping a job record this worker cannot read: %s", exc)
-    claims = rt.ledger.claim_jobs([job.job_id for job, _ in jobs], delivery_lease(rt)) if jobs else []
+    epoch = rt.heartbeat.epoch if rt.heartbeat else 0
+    lease = delivery_lease(rt)
+    claims = rt.ledger.claim_jobs([job.job_id for job, _ in jobs], lease) if jobs else []
     if len(jobs) == 1:
-        outcomes = [_guarded(jobs[0][0], jobs[0][1], rt, deadline, claims[0])]
+        outcomes = [_guarded(jobs[0][0], jobs[0][1], rt, deadline, claims[0], lease, epoch)]
     else:
-        futures = [rt.executor.submit(_guarded, job, payload, rt, deadline, claim)
+        futures = [rt.executor.submit(_guarded, job, payload, rt, deadline, claim, lease, epoch)
                    for (job, payload), claim in zip(jobs, claims)]
         outcomes = [future.result() for future in futures]
     return outcomes, sum(1 for outcome in outcomes if outcome is None)
 
 
-def _guarded(job: KubernetesJob, payload: bytes, rt: Runtime, deadline: float, claim: Claim) -> Outcome | None:
+def _guarded(job: KubernetesJob, payload: bytes, rt: Runtime, deadline: float, claim: Claim, lease: Lease,
+             epoch: int) -> Outcome | None:
     try:
-        return create_job(job, payload, rt, deadline=deadline, claim=claim)
+        return create_job(job, payload, rt, deadline=deadline, claim=claim, lease=lease, epoch=epoch)
     except Exception:  # noqa: BLE001 - one job's crash must not take its batch-mates down
         log.exception("job %s (%s): create crashed; the message will be redelivered", job.job_id, job.key)
         return None

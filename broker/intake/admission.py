@@ -43,6 +43,19 @@ def check_namespace(namespace: str, settings: Settings) -> str | None:
     return None
 
 
+def check_watched(namespace: str, settings: Settings) -> str | None:
+    """Refuse a namespace the watcher settings leave out: no result could ever end its job.
+
+    Only when ``PODQ_WATCHER_NAMESPACES`` is set: unset, the watchers' scopes may come from
+    their command lines, and the reconciler ends jobs of unwatched namespaces instead.
+    """
+    watched = settings.watcher.namespaces
+    if not watched or "*" in watched or namespace in watched:
+        return None
+    return (f"job.namespace: {namespace!r} is not watched (PODQ_WATCHER_NAMESPACES: {', '.join(watched)}), "
+            "so nothing could report its pod")
+
+
 def check_template(name: str, settings: Settings) -> str | None:
     try:
         pod = template_store(settings.intake.templates_dir).get(name)
@@ -64,7 +77,8 @@ def check_size(job: KubernetesJob, settings: Settings) -> str | None:
 def check_job(job: KubernetesJob, settings: Settings) -> str | None:
     """Why intake would refuse ``job``, or None when it admits it."""
     reason = check_size(job, settings)
-    reason = reason or check_namespace(job.namespace or settings.kube.namespace, settings)
+    namespace = job.namespace or settings.kube.namespace
+    reason = reason or check_namespace(namespace, settings) or check_watched(namespace, settings)
     if reason is None and job.pod_template is not None:
         reason = check_template(job.pod_template, settings)
     if reason is None:

@@ -12,11 +12,17 @@ SCHEDULERS_SET = f"{PREFIX}:schedulers"
 DELAYED_ZSET = f"{PREFIX}:delayed"
 INFLIGHT_ZSET = f"{PREFIX}:inflight"
 CREATE_RATE_KEY = f"{PREFIX}:ratelimit:create"
+# Worker liveness: worker id -> server time its record lapses; worker id -> delivery tags it holds.
+WORKERS_ZSET = f"{PREFIX}:workers"
+WORKER_DELIVERIES = f"{PREFIX}:workers:deliveries"
 # Counters podq keeps in Redis (hash fields, e.g. ``trim_unread:<stream>``).
 METRICS_KEY = f"{PREFIX}:metrics"
 
 # The Celery queue: kombu keeps it as a Redis list of this name.
 CELERY_QUEUE = "podq.pods"
+# kombu's Redis transport: delivered-but-unacknowledged messages and their delivery times.
+KOMBU_UNACKED = "unacked"
+KOMBU_UNACKED_INDEX = "unacked_index"
 
 # The field of a stream entry that holds the msgpack record.
 RECORD_FIELD = "record"

@@ -92,11 +92,16 @@ class Claim:
 
 @dataclass(frozen=True, kw_only=True)
 class Lease:
-    """What a delivery claims with: its token, how long it may act, and the grace after."""
+    """What a delivery claims with: its token, how long it may act, the grace after, and its worker.
+
+    ``worker``: the id of the worker process whose liveness record backs the lease (the lease
+    is void once that record lapses); "" for a lease that lasts its full term regardless.
+    """
 
     token: str
     seconds: float
     grace: float
+    worker: str = ""
 
 
 def _claim_of(reply) -> Claim:
@@ -160,8 +165,8 @@ class Ledger:
         """:meth:`claim_job` for several jobs of one delivery in one pipelined round trip."""
         pipe = self._client.pipeline(transaction=False)
         for job_id in job_ids:
-            self._scripts.claim(keys=[keys.job_key(job_id), keys.INFLIGHT_ZSET],
-                                args=[lease.token, lease.seconds, lease.grace], client=pipe)
+            self._scripts.claim(keys=[keys.job_key(job_id), keys.INFLIGHT_ZSET, keys.WORKERS_ZSET],
+                                args=[lease.token, lease.seconds, lease.grace, lease.worker], client=pipe)
         return [_claim_of(reply) for reply in pipe.execute()]
 
     def orphans(self, *, limit: int, again_after: float) -> list[bytes]:

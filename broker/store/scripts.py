@@ -26,8 +26,8 @@ from podq.shared.states import CREATABLE_STATES, LIVE_LEDGER_STATES, TERMINAL_ST
 
 from . import keys
 
-NAMES = ("accept", "adopt", "claim", "delay", "lease", "orphans", "publish", "ratelimit", "release",
-         "released", "results_group", "transition", "trim")
+NAMES = ("accept", "adopt", "beat", "claim", "delay", "hold", "lease", "orphans", "publish", "ratelimit",
+         "release", "released", "restore", "results_group", "transition", "trim")
 _PLACEHOLDER = re.compile(r"\$\(([a-z_.:]+)\)")
 
 
@@ -79,14 +79,17 @@ class Scripts:
 
     accept: Script
     adopt: Script
+    beat: Script
     claim: Script
     delay: Script
+    hold: Script
     lease: Script
     orphans: Script
     publish: Script
     ratelimit: Script
     release: Script
     released: Script
+    restore: Script
     results_group: Script
     transition: Script
     trim: Script

@@ -43,6 +43,11 @@ class WatchStore:
                                   args=["release", "", token, 0])
         return bool(released)
 
+    def lease_holder(self, scope: str) -> str | None:
+        """The token holding the scope's lease, or None when no replica leads it (the reconciler asks)."""
+        value = self._client.get(keys.watcher_key(scope, "lease"))
+        return value.decode() if value is not None else None
+
     # -- position and states -------------------------------------------------------------------
     def position(self, scope: str) -> str | None:
         value = self._client.get(keys.watcher_key(scope, "rv"))

@@ -37,3 +37,25 @@ def test_a_killed_worker_and_intake_come_back_and_jobs_finish(tmp_path):
             return done == {job.job_id for job in jobs}
         wait_for(all_terminal, timeout=60, interval=0, message="every job terminal after the restarts")
         client.close()
+
+
+def test_podq_up_watches_the_namespaces_its_settings_name(tmp_path):
+    # Intake admits "podq" and "default"; the watcher must watch every namespace, as the settings say.
+    env = {"PODQ_INTAKE_NAMESPACES": "podq,default", "PODQ_WATCHER_NAMESPACES": "*"}
+    options = StackOptions(workers=1, worker_concurrency=4, data_dir=str(tmp_path), extra_env=env)
+    with Stack(load_settings({}), options) as stack:
+        client = connect(stack.redis_url, block_ms=200)
+        jobs = [KubernetesJob.new(scheduler_id="scopes", key=TaskKey(dag_id="d", task_id=f"t-{namespace}", run_id="r"),
+                                  command=["true"], namespace=namespace) for namespace in ("podq", "default")]
+        consumer = ResultsConsumer(client, scheduler_id="scopes", consumer="c", block_ms=200)
+        submit_many(client, jobs)
+        ended: dict[str, str] = {}
+
+        def all_terminal():
+            batch = consumer.read()
+            ended.update((result.job_id, result.state.value) for result in batch if result.terminal)
+            consumer.ack(batch)
+            return len(ended) == len(jobs)
+        wait_for(all_terminal, timeout=60, interval=0, message="both jobs terminal")
+        client.close()
+    assert ended == {job.job_id: "succeeded" for job in jobs}

@@ -158,3 +158,15 @@ def test_intake_refuses_a_template_no_worker_could_build_from(redis_client, tmp_
     assert [(r.job_id, r.state) for r in results] == [(refused.job_id, State.FAILED)]
     assert results[0].failure_details.message == \
         "job.pod_template: template 'secret' is not a Pod (its kind is another)"
+
+
+def test_intake_refuses_a_namespace_no_watcher_is_set_to_watch(redis_client):
+    env = {"PODQ_INTAKE_NAMESPACES": "team-a,default", "PODQ_WATCHER_NAMESPACES": "default",
+           "PODQ_INTAKE_BLOCK_MS": "10"}
+    refused, admitted = make_job(1, namespace="team-a"), make_job(2, namespace="default")
+    submit_many(redis_client, [refused, admitted])
+    drain(started_intake(redis_client, load_settings(env)))
+    assert [KubernetesJob.decode(p).job_id for p in celery_jobs(redis_client)] == [admitted.job_id]
+    results = ResultsConsumer(redis_client, scheduler_id="sched-a", consumer="s1", block_ms=10).read()
+    assert [(r.job_id, r.state) for r in results] == [(refused.job_id, State.FAILED)]
+    assert "'team-a' is not watched (PODQ_WATCHER_NAMESPACES: default)" in results[0].failure_details.message

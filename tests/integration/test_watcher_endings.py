@@ -1,13 +1,19 @@
 """Scenario (e) and the reconciler: jobs that end without a pod finishing them."""
 from __future__ import annotations
 
+import base64
+import json
+
+import msgpack
 import pytest
 
-from podq.broker.store.ledger import Ledger
+from podq.broker.queue.envelopes import CONTROL_TASK
 from podq.broker.store import keys
+from podq.broker.store.ledger import Ledger
+from podq.broker.store.watchstate import WatchStore
 from podq.shared import naming
-from podq.shared.records import KubernetesJob
-from podq.shared.states import State
+from podq.shared.records import ControlRecord, KubernetesJob
+from podq.shared.states import ControlOp, State
 from tests.support import wait_for
 from tests.support import watcher as h
 
@@ -16,6 +22,17 @@ from tests.support import watcher as h
 def env(redis_client, redis_url, kubesim, tmp_path):
     with h.environment(redis_client, redis_url, kubesim, tmp_path) as environment:
         yield environment
+
+
+def queued_controls(client) -> list[ControlRecord]:
+    """The control records waiting in the Celery queue, decoded from their envelopes."""
+    records = []
+    for raw in client.lrange(keys.CELERY_QUEUE, 0, -1):
+        message = json.loads(raw)
+        if message["headers"]["task"] == CONTROL_TASK:
+            args, _kwargs, _embed = msgpack.unpackb(base64.b64decode(message["body"]), raw=False)
+            records.extend(ControlRecord.decode(payload) for payload in args[0])
+    return records
 
 
 def name_of(item: KubernetesJob) -> str:
@@ -93,3 +110,40 @@ def test_reconciler_leaves_young_jobs_alone(env):
     assert list(per_job) == [gone.job_id]
     assert per_job[gone.job_id][-1].state is State.LOST
     assert ledger.get(young.job_id).state.value == "accepted"
+
+
+def test_jobs_in_a_namespace_no_watcher_leads_end_with_a_clear_reason(env):
+    # The watcher leads "default" only; podq has a running pod and a job not yet created.
+    watched, running, waiting = h.job(1), h.job(2, namespace="podq"), h.job(3, namespace="podq")
+    ledger = Ledger(env.client)
+    ledger.accept_many([(waiting, name_of(waiting))])
+    with env.watcher(lost_after=1.0, created_grace=60.0) as watcher:
+        h.launch(env.client, env.api, [(watched, {"run-seconds": "30"}), (running, {"run-seconds": "30"})])
+        per_job = env.wait_terminal([running, waiting], timeout=20)
+        assert h.terminal_of(h.results(env.client), watched.job_id) is None
+        assert watcher.failed is None
+    for item in (running, waiting):
+        result = per_job[item.job_id][-1]
+        assert result.state is State.LOST
+        assert result.failure_details.reason == "NamespaceNotWatched"
+        assert "'podq'" in result.failure_details.message
+    # The running pod would go on unobserved: the workers are asked to delete it.
+    deletes = [record.job_id for record in queued_controls(env.client) if record.op is ControlOp.DELETE]
+    assert running.job_id in deletes
+
+
+def test_a_namespace_led_by_another_replica_is_left_to_it(env):
+    # A lease on podq held elsewhere: this replica (leading "default") must not end podq's jobs.
+    other = h.job(1, namespace="podq")
+    ledger = Ledger(env.client)
+    ledger.accept_many([(other, name_of(other))])
+    ledger.mark_created(other.job_id, uid="u-other")
+    gone = h.job(2)
+    ledger.accept_many([(gone, name_of(gone))])
+    ledger.mark_created(gone.job_id, uid="gone-uid")
+    store = WatchStore(env.client)
+    assert store.hold("podq", holder="elsewhere", token=None, ttl=60)[0]
+    with env.watcher(lost_after=1.0, created_grace=2.0) as watcher:
+        env.wait_terminal([gone], timeout=15)   # the control: passes ran past both graces
+        assert watcher.failed is None
+    assert h.terminal_of(h.results(env.client), other.job_id) is None

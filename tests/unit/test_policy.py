@@ -177,3 +177,14 @@ def test_admission_refuses_what_a_worker_could_not_build_from(tmp_path, text, pr
     with pytest.raises(TemplateError) as raised:
         template_store(str(tmp_path)).get("odd")
     assert reason == f"job.pod_template: {raised.value}"
+
+
+def test_a_namespace_the_watcher_settings_leave_out_is_refused():
+    env = {"PODQ_INTAKE_NAMESPACES": "team-a,default", "PODQ_WATCHER_NAMESPACES": "default"}
+    settings = load_settings(env)
+    assert check_job(job(namespace="team-a"), settings) == (
+        "job.namespace: 'team-a' is not watched (PODQ_WATCHER_NAMESPACES: default), so nothing could report its pod")
+    assert check_job(job(namespace="default"), settings) is None
+    # Every namespace watched, or the watched set not stated in the settings: admitted.
+    assert check_job(job(namespace="team-a"), load_settings({**env, "PODQ_WATCHER_NAMESPACES": "*"})) is None
+    assert check_job(job(namespace="team-a"), load_settings({"PODQ_INTAKE_NAMESPACES": "team-a"})) is None
