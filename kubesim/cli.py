@@ -10,6 +10,7 @@ import signal
 import sys
 from pathlib import Path
 
+from .runtime import UnsafeBind
 from .settings import DEFAULT_NAMESPACES, KubeletDelays, SimSettings
 
 log = logging.getLogger(__name__)
@@ -41,8 +42,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--client-ca-file", help="accept client certificates signed by this CA; requests must authenticate")
     p.add_argument("--token", help="accept this bearer token; requests must authenticate")
     p.add_argument("--request-log", type=int, default=0, metavar="N", help="keep the newest N API requests (admin: /_kubesim/requests)")
+    runtime = p.add_argument_group("container runtime", "off by default: --run-containers runs the pod's command on this host")
+    runtime.add_argument("--run-containers", action="store_true", help="run each pod's containers as local processes (loopback only)")
+    runtime.add_argument(
+        "--allow-remote-command-execution",
+        action="store_true",
+        help="with --run-containers, allow a --host other than loopback: anyone who reaches it can run commands on this host",
+    )
+    runtime.add_argument("--image-map", action="append", default=[], metavar="IMAGE_GLOB=DIR", help="put DIR first on PATH for images matching the glob (repeatable)")
+    runtime.add_argument("--container-env", action="append", default=[], metavar="NAME=VALUE", help="environment for every container process (repeatable)")
+    runtime.add_argument("--runtime-dir", default=None, help="where each pod's working directory is made (default: a temporary directory)")
+    runtime.add_argument("--memory-poll", type=float, default=0.1, metavar="SECONDS", help="how often a container's memory is checked against its limit")
     p.add_argument("--log-level", default="INFO")
     return p
+
+
+def _pairs(values: list[str], flag: str) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for value in values:
+        key, sep, rest = value.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"podq kubesim: {flag} {value!r}: expected NAME=VALUE")
+        pairs.append((key, rest))
+    return tuple(pairs)
 
 
 def settings_from_args(args: argparse.Namespace) -> SimSettings:
@@ -64,6 +86,12 @@ def settings_from_args(args: argparse.Namespace) -> SimSettings:
         client_ca_file=args.client_ca_file,
         token=args.token,
         request_log=args.request_log,
+        run_containers=args.run_containers,
+        allow_remote_command_execution=args.allow_remote_command_execution,
+        image_map=_pairs(args.image_map, "--image-map"),
+        container_env=_pairs(args.container_env, "--container-env"),
+        runtime_dir=args.runtime_dir,
+        memory_poll=args.memory_poll,
     )
 
 
@@ -124,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     quiet_collector()
     try:
         return asyncio.run(_serve(args))
+    except UnsafeBind as exc:
+        print(f"kubesim: refused: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"kubesim: cannot start: {exc}", file=sys.stderr)
         return 1

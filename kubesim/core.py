@@ -5,6 +5,8 @@ from __future__ import annotations
 from .access import Gate, RequestLog
 from .faults import Faults
 from .kubelet import Kubelet
+from .logs import LogStore
+from .runtime import ContainerRuntime
 from .service import PodService
 from .settings import SimSettings
 from .store import Store
@@ -17,8 +19,11 @@ class SimCore:
         self.settings = settings
         self.store = Store(history_size=settings.history_size, namespaces=list(settings.namespaces))
         self.service = PodService(self.store)
-        self.kubelet = Kubelet(service=self.service, settings=settings)
+        self.logs = LogStore(limit_bytes=settings.log_limit_bytes)
+        self.runtime = ContainerRuntime(settings, self.logs) if settings.run_containers else None
+        self.kubelet = Kubelet(service=self.service, settings=settings, runtime=self.runtime)
         self.store.listeners.append(self.kubelet)
+        self.store.listeners.append(self.logs)
         self.faults = Faults()
         self.gate = Gate(settings)
         self.requests = RequestLog(settings.request_log)
@@ -43,6 +48,8 @@ class SimCore:
             "requests": dict(self.faults.requests),
             "kubeletPaused": self.kubelet.paused,
             "kubeletTasks": len(self.kubelet.tasks),
+            "runContainers": self.runtime is not None,
+            "containerProcesses": len(self.runtime.alive) if self.runtime is not None else 0,
             "kubeletDelays": self.settings.delays.as_dict(),
             "defaultRunSeconds": self.settings.default_run_seconds,
             "bookmarkInterval": self.settings.bookmark_interval,

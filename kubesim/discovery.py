@@ -35,6 +35,7 @@ API_RESOURCES = {
          "verbs": ["create", "get", "list"], "shortNames": ["ns"]},
         {"name": "pods", "singularName": "pod", "namespaced": True, "kind": "Pod", "verbs": _POD_VERBS,
          "shortNames": ["po"], "categories": ["all"]},
+        {"name": "pods/log", "singularName": "", "namespaced": True, "kind": "Pod", "verbs": ["get"]},
         {"name": "pods/status", "singularName": "", "namespaced": True, "kind": "Pod", "verbs": ["get", "patch", "update"]},
     ],
 }

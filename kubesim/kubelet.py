@@ -1,7 +1,8 @@
 """The simulated scheduler + kubelet: drives every pod through the real sequence of status writes.
 
 Each step is an ordinary write through the store (new resourceVersion, fanned out to watchers), after a
-configurable delay. Outcome annotations (see outcomes.py) pick how the pod's life goes.
+configurable delay. Outcome annotations (see outcomes.py) pick how the pod's life goes; with the container
+runtime on (runtime.py, ``--run-containers``) the containers' processes decide instead how the run ends.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from . import outcomes as oc
 from .clock import rfc3339
 from .history import ADDED, DELETED, Event
 from .pods import qos_class
+from .runtime import DEADLINE_MESSAGE, ConfigError, ContainerRuntime, ExitInfo, Launch, Run
 from .service import DeleteOptions, PodService
 from .settings import SimSettings
-from .statuses import HOST_IP, NODE_NAME, PodModel, condition
+from .statuses import HOST_IP, NODE_NAME, ContainerModel, PodModel, condition
 from .store import Entry
 
 log = logging.getLogger(__name__)
@@ -42,8 +44,9 @@ class _Pod:
 
 
 class Kubelet:
-    def __init__(self, *, service: PodService, settings: SimSettings) -> None:
+    def __init__(self, *, service: PodService, settings: SimSettings, runtime: ContainerRuntime | None = None) -> None:
         self.service = service
+        self.runtime = runtime
         self.settings = settings
         self.delays = settings.delays
         self.tasks: dict[str, asyncio.Task[None]] = {}
@@ -80,6 +83,8 @@ class Kubelet:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self.runtime is not None:
+            await self.runtime.close()
 
     # -- store listener -----------------------------------------------------------------------
     def pod_written(self, event: Event) -> None:
@@ -93,6 +98,8 @@ class Kubelet:
                 task.cancel()
             self.models.pop(pod.uid, None)
             self.detached.discard(pod.uid)
+            if self.runtime is not None:
+                self.runtime.forget(pod.uid, event.new)
         else:
             old_meta = (event.old or {}).get("metadata") or {}
             grace = meta.get("deletionGracePeriodSeconds")
@@ -177,12 +184,18 @@ class Kubelet:
         model.set_condition("PodReadyToStartContainers", "True")
         model.pod_ip = self._pod_ip()
         self._write(pod, model)
-        if model.init_containers and not await self._run_init_containers(pod, model, outcome=outcome):
+        if self.runtime is not None:
+            if model.init_containers and not await self._run_init_processes(pod, model, obj=obj):
+                return
+        elif model.init_containers and not await self._run_init_containers(pod, model, outcome=outcome):
             return
         if not await self._pull_images(pod, model, outcome=outcome):
             return
         await self._step(d.ready)
-        await self._run_main(pod, model, outcome=outcome, spec=spec)
+        if self.runtime is not None:
+            await self._run_processes(pod, model, obj=obj)
+        else:
+            await self._run_main(pod, model, outcome=outcome, spec=spec)
 
     def _first_status(self, model: PodModel) -> None:
         model.host_ip = HOST_IP
@@ -331,8 +344,141 @@ class Kubelet:
         self.models.pop(pod.uid, None)
         self.service.set_status(pod.namespace, pod.name, status=status)
 
+    # -- the container runtime (--run-containers) ---------------------------------------------------
+    def _launches(self, pod: _Pod, model: PodModel, obj: JsonDict, key: str) -> dict[str, Launch] | None:
+        """Each container's process, or None after reporting CreateContainerConfigError."""
+        assert self.runtime is not None
+        launches: dict[str, Launch] = {}
+        for container in obj["spec"].get(key) or []:
+            try:
+                launches[container["name"]] = self.runtime.prepare(obj, container, pod_ip=model.pod_ip, host_ip=model.host_ip)
+            except ConfigError as exc:
+                for c in (model.init_containers if key == "initContainers" else model.containers):
+                    if c.name == container["name"]:
+                        c.wait("CreateContainerConfigError", str(exc))
+                self._write(pod, model)
+                return None
+        return launches
+
+    def _start_run(self, obj: JsonDict, c: ContainerModel, launch: Launch) -> Run:
+        assert self.runtime is not None and c.cid is not None
+        return self.runtime.start(obj, c.name, launch, container_id=c.cid)
+
+    async def _run_init_processes(self, pod: _Pod, model: PodModel, *, obj: JsonDict) -> bool:
+        launches = self._launches(pod, model, obj, "initContainers")
+        if launches is None:
+            return False
+        for init in model.init_containers:
+            await self._step(self.delays.init)
+            init.run(rfc3339(), ready=False)
+            run = self._start_run(obj, init, launches[init.name])
+            self._write(pod, model)
+            info = await asyncio.shield(run.done)
+            await self._resumed.wait()
+            init.terminate(rfc3339(), exit_code=info.exit_code, reason=info.reason, message=info.message)
+            if info.exit_code != 0:
+                model.phase = "Failed"
+                self._write(pod, model)
+                await self._teardown(pod, model)
+                return False
+            self._write(pod, model)
+        model.set_condition("Initialized", "True")
+        for c in model.containers:
+            c.wait("ContainerCreating")
+        return True
+
+    async def _run_processes(self, pod: _Pod, model: PodModel, *, obj: JsonDict) -> None:
+        """Run the containers' processes; their exits (or the deadline) end the pod."""
+        spec = obj["spec"]
+        restart_policy = spec.get("restartPolicy", "Always")
+        grace = float(spec.get("terminationGracePeriodSeconds", 30))
+        deadline = spec.get("activeDeadlineSeconds")
+        loop = asyncio.get_running_loop()
+        deadline_at = loop.time() + deadline if isinstance(deadline, int) and deadline > 0 else None
+        launches = self._launches(pod, model, obj, "containers")
+        if launches is None:
+            return
+        while True:  # loop "container-restarts": one pass per start of the containers; ends on a terminal phase
+            started = rfc3339()
+            runs: dict[str, Run] = {}
+            for c in model.containers:
+                c.run(started)
+                runs[c.name] = self._start_run(obj, c, launches[c.name])
+            model.phase = "Running"
+            model.set_condition("Ready", "True")
+            model.set_condition("ContainersReady", "True")
+            self._write(pod, model)
+            infos = await self._await_exits(pod, model, runs, deadline_at=deadline_at)
+            if infos is None:  # activeDeadlineSeconds passed
+                infos = await self.runtime.stop_pod(pod.uid, grace) if self.runtime is not None else {}
+                await self._resumed.wait()
+                self._record_exits(model, infos)
+                model.reason = "DeadlineExceeded"
+                model.message = DEADLINE_MESSAGE
+                await self._finish(pod, model, succeeded=False)
+                return
+            failed = any(info.exit_code != 0 for info in infos.values())
+            if restart_policy == "Never" or (restart_policy == "OnFailure" and not failed):
+                await self._finish(pod, model, succeeded=not failed)
+                return
+            await self._crash_loop(pod, model)
+
+    async def _await_exits(self, pod: _Pod, model: PodModel, runs: dict[str, Run], *, deadline_at: float | None) -> dict[str, ExitInfo] | None:
+        """Wait for every container to end, reporting each one that ends while others still run; None at the deadline."""
+        loop = asyncio.get_running_loop()
+        waiting = {asyncio.shield(run.done): name for name, run in runs.items()}
+        infos: dict[str, ExitInfo] = {}
+        while waiting:  # loop "container-exits": ends when every container ended or at the deadline
+            timeout = None if deadline_at is None else max(0.0, deadline_at - loop.time())
+            done, _ = await asyncio.wait(waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            if not done:
+                for future in waiting:
+                    future.cancel()
+                return None
+            await self._resumed.wait()
+            for future in done:
+                infos[waiting.pop(future)] = future.result()
+            self._record_exits(model, infos)
+            if waiting:
+                model.mark_containers_unready()
+                self._write(pod, model)
+        return infos
+
+    def _record_exits(self, model: PodModel, infos: dict[str, ExitInfo]) -> None:
+        finished = rfc3339()
+        for c in model.containers:
+            info = infos.get(c.name)
+            if info is not None and "running" in c.state:
+                c.terminate(finished, exit_code=info.exit_code, reason=info.reason, message=info.message)
+
+    async def _stop_processes(self, pod: _Pod, grace: int) -> None:
+        """Graceful deletion with the runtime on: SIGTERM now, SIGKILL after the grace period, report the exits."""
+        assert self.runtime is not None
+        infos = await self.runtime.stop_pod(pod.uid, float(grace))
+        await self._resumed.wait()
+        self._current(pod)
+        model = self.models.get(pod.uid)
+        if model is None or pod.uid in self.detached or model.phase not in ("Running", "Pending") or not infos:
+            return
+        if not any("running" in c.state for c in model.containers if c.name in infos):
+            return
+        self._record_exits(model, infos)
+        if all("terminated" in c.state for c in model.containers):
+            failed = any(c.state["terminated"]["exitCode"] != 0 for c in model.containers)
+            model.phase = "Failed" if failed else "Succeeded"
+            reason = "PodFailed" if failed else "PodCompleted"
+            model.set_condition("Ready", "False", reason=reason)
+            model.set_condition("ContainersReady", "False", reason=reason)
+        else:
+            model.mark_containers_unready()
+        self._write(pod, model)
+
     # -- graceful deletion --------------------------------------------------------------------
     async def _terminate(self, pod: _Pod, grace: int) -> None:
+        if self.runtime is not None:
+            await self._stop_processes(pod, grace)
+            await self._terminated(pod)
+            return
         await self._step(min(self.delays.kill, float(grace)))
         self._current(pod)
         model = self.models.get(pod.uid)
@@ -348,6 +494,10 @@ class Kubelet:
                 model.set_condition("Ready", "False", reason="PodFailed")
                 model.set_condition("ContainersReady", "False", reason="PodFailed")
                 self._write(pod, model)
+        await self._terminated(pod)
+
+    async def _terminated(self, pod: _Pod) -> None:
+        """The containers are stopped: the kubelet's final DELETE with grace 0 and a uid precondition."""
         await self._step(self.delays.finalize)
         self._current(pod)
         try:

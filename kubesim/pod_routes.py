@@ -12,6 +12,7 @@ from . import errors, patching
 from .core import SimCore
 from .faults import reset_connection
 from .http_util import dry_run, json_response, media_type, query_int, read_body
+from .log_routes import parse_query, serve_log
 from .selectors import parse_field_selector, parse_label_selector
 from .service import DeleteOptions
 from .store import Entry
@@ -46,6 +47,7 @@ class PodRoutes:
         app.router.add_get(base + "/{name}/status", self.get)
         app.router.add_put(base + "/{name}/status", self.replace_status)
         app.router.add_patch(base + "/{name}/status", self.patch_status)
+        app.router.add_get(base + "/{name}/log", self.log)
 
     async def _gate(self, request: web.Request, verb: str, *, namespace: str | None, name: str | None = None) -> str | None:
         return await self.core.faults.gate(verb=verb, namespace=namespace, name=name, transport=request.transport)
@@ -133,6 +135,15 @@ class PodRoutes:
         namespace, name = request.match_info["namespace"], request.match_info["name"]
         action = await self._gate(request, "get", namespace=namespace, name=name)
         return await self._finish(request, action, response=json_response(self.service.entry(namespace, name).raw))
+
+    async def log(self, request: web.Request) -> web.StreamResponse:
+        namespace, name = request.match_info["namespace"], request.match_info["name"]
+        query = parse_query(request, name)
+        action = await self._gate(request, "get", namespace=namespace, name=name)
+        response = await serve_log(request, core=self.core, query=query)
+        if isinstance(response, web.Response):
+            return await self._finish(request, action, response=response)
+        return response
 
     async def replace(self, request: web.Request, subresource: str | None = None) -> web.Response:
         namespace, name = request.match_info["namespace"], request.match_info["name"]

@@ -20,6 +20,7 @@ from .discovery import DiscoveryRoutes
 from .http_util import check_accept, error_response
 from .kubeconfig import write_kubeconfig
 from .pod_routes import PodRoutes
+from .runtime import check_bind
 from .settings import SimSettings
 
 log = logging.getLogger(__name__)
@@ -92,12 +93,17 @@ class KubeSimServer:
         return f"{scheme}://{self.settings.host}:{self.port}"
 
     async def start(self) -> None:
+        check_bind(self.settings)
         self.core = SimCore(self.settings)
         self._runner = web.AppRunner(build_app(self.core), access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.host, self.settings.port, backlog=1024,
                            ssl_context=ssl_context(self.settings))
-        await site.start()
+        try:
+            await site.start()
+        except BaseException:
+            await self.core.kubelet.close()  # the container runtime's reaper process goes with it
+            raise
         server = site._server  # noqa: SLF001 - the only way to learn the port picked for port 0
         assert server is not None
         self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
@@ -109,6 +115,7 @@ class KubeSimServer:
     async def stop(self) -> None:
         if self.core is not None:
             self.core.store.hub.close_all("server stopping")
+            self.core.logs.close_all()
             self.core.faults.release_hung()
             await self.core.kubelet.close()
         if self._runner is not None:

@@ -75,3 +75,17 @@ class SimSettings:
     """accept ``Authorization: Bearer <token>``; requests must then authenticate. None: no check."""
     request_log: int = 0
     """keep this many of the newest API requests, bodies included (admin ``GET /_kubesim/requests``)."""
+    run_containers: bool = False
+    """run each pod's containers as processes on this host (runtime.py) instead of simulating their outcome."""
+    allow_remote_command_execution: bool = False
+    """with run_containers, allow a listen address other than loopback (anyone reaching it runs commands here)."""
+    image_map: tuple[tuple[str, str], ...] = ()
+    """(image glob, directory) pairs: a container whose image matches gets the directory first on its PATH."""
+    container_env: tuple[tuple[str, str], ...] = ()
+    """environment every container process starts with (the pod's env comes on top)."""
+    runtime_dir: str | None = None
+    """where each pod's working/home directory is made; None: a temporary directory removed at stop."""
+    memory_poll: float = 0.1
+    """seconds between checks of a container's resident memory against its limit."""
+    log_limit_bytes: int = 10 * 1024 * 1024
+    """output kept per container instance for pods/log; the oldest lines go first."""

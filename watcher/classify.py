@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
+from podq.shared import naming
 from podq.shared.records import FailureDetails
 from podq.shared.states import State
 
@@ -45,8 +46,8 @@ def classify(kind: EventType, pod: PodView, *, fatal_reasons: Iterable[str] = DE
     if pod.revoked:
         return Verdict(State.REVOKED, note="pod revoked", gone=deleted)
     if deleted and not pod.deleting:
-        # The pod left the label selector (marked done, or relabelled): nothing from this event.
-        return Verdict(None, note="marked done" if pod.done else "left the watch", gone=True)
+        # The pod left the label selector (marked done, or relabelled): no later event of it comes.
+        return left_the_watch(pod)
     if pod.reason == PROVIDER_FAILED:
         return Verdict(State.FAILED, failure_details(pod), note="provider failed", gone=deleted)
     phase = pod.phase
@@ -75,6 +76,29 @@ def classify(kind: EventType, pod: PodView, *, fatal_reasons: Iterable[str] = DE
                                                   message=f"pod deleted in phase {phase}"),
                        note=f"deleted in phase {phase}", gone=True, ledger_decides=True, warn=True)
     return Verdict(None, note=f"unknown phase {phase!r}", warn=True)
+
+
+def left_the_watch(pod: PodView) -> Verdict:
+    """The end of a job whose pod left the watch (labelled done, or relabelled) and so is seen no more.
+
+    After the job's terminal result (the completion policy marks kept pods done) the tracker
+    publishes nothing more. Before it, the pod's status at that moment decides: Succeeded or
+    Failed as usual, anything else ``lost`` (``revoked`` when the ledger says so), since
+    nothing would ever end the job otherwise.
+    """
+    note = "marked done" if pod.done else "left the watch"
+    if pod.phase == "Succeeded":
+        return Verdict(State.SUCCEEDED, note=note, gone=True)
+    if pod.phase == "Failed":
+        return Verdict(State.FAILED, failure_details(pod), note=note, gone=True)
+    # A watch's DELETED for a pod leaving the selector carries the pod as it was before (the API
+    # server's rule), so only a read pod tells "labelled done" from "relabelled".
+    how = (f"was labelled {naming.EXECUTOR_DONE}=True" if pod.done
+           else f"left podq's label selector (labelled {naming.EXECUTOR_DONE}=True, or relabelled)")
+    details = FailureDetails(pod_status=pod.phase, reason="LeftTheWatch",
+                             message=f"the pod {how} while {pod.phase or 'in no phase'}, before any terminal "
+                                     "result; podq does not watch it any more")
+    return Verdict(State.LOST, details, note=note, gone=True, ledger_decides=True)
 
 
 def fatal_container(pod: PodView, fatal_reasons: Iterable[str]) -> str | None:

@@ -167,6 +167,13 @@ def to_event(raw: RawEvent) -> PodEvent:
     return PodEvent(type=kind, resource_version=rv, pod=pod_view(obj))
 
 
+def in_selector(raw: RawPod) -> bool:
+    """Whether the watcher's label selector (:func:`podq.shared.naming.podq_selector`) matches the pod."""
+    labels = (raw.get("metadata") or {}).get("labels") or {}
+    return (labels.get(naming.KUBERNETES_EXECUTOR) == "True" and naming.JOB_ID_KEY in labels
+            and labels.get(naming.EXECUTOR_DONE) != "True")
+
+
 def pod_view(raw: RawPod) -> PodView:
     """Convert one raw pod (from a watch event or a list page)."""
     meta = raw.get("metadata") or {}

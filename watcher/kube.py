@@ -126,6 +126,20 @@ class KubePods:
             raise _failure(f"watch pods in {namespace or 'all namespaces'} from {resource_version}", exc) from None
         return WatchStream(response)
 
+    def read(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The pod as the API holds it (in or out of the watcher's selector); None when it does not exist."""
+        what = f"read pod {namespace}/{name}"
+        try:
+            answer = self._calls.read(name, namespace,
+                                      timeout=(self._settings.connect_timeout, self._settings.request_timeout))
+        except ApiUnreachable as exc:
+            raise WatchFailed(f"{what}: {exc}") from None
+        if answer.status == 404:
+            return None
+        if not answer.ok:
+            raise WatchFailed(f"{what}: HTTP {answer.status} {answer.reason}")
+        return answer.json()
+
     def exists(self, namespace: str, name: str) -> bool:
         """Whether the pod exists (in or out of the watcher's selector)."""
         return self._unless_gone(f"read pod {namespace}/{name}",

@@ -4,7 +4,10 @@ Run by the leader of each scope, over the ledger: a job still ``accepted`` or
 ``dispatched`` after ``lost_after`` seconds with no pod, and a ``created`` job
 whose pod is gone (past ``created_grace``) without a terminal result, end
 ``lost``; a ``revoked`` job whose pod is gone ends ``revoked``. "No pod" means
-the scope's tracker does not know it and the API answers 404 for its name.
+the scope's tracker does not know it and the API answers 404 for its name. A
+pod that exists but has left the watcher's selector before its job's terminal
+result (labelled done, or relabelled) ends the job by its status now
+(:func:`.classify.left_the_watch`): no event of it will ever come.
 
 A live job in a namespace that no watcher replica leads (no lease on the namespace's
 scope nor on the all-namespaces one) could never end: nobody sees its pod. Once the
@@ -25,7 +28,8 @@ from podq.shared.records import FailureDetails
 from podq.shared.settings import WatcherSettings
 from podq.shared.states import LedgerState, State
 
-from .events import PodIdentity
+from .classify import left_the_watch
+from .events import PodIdentity, in_selector, pod_view
 from .kube import KubePods
 from .publishing import Broker, Scope
 from .scope import ScopeRunner
@@ -82,9 +86,19 @@ class Reconciler:
                 if state is None or runner.tracker is None:
                     continue
                 ref = f"{namespace}/{brief.pod_name}"
-                if runner.tracker.knows(ref) or self._kube.exists(namespace, brief.pod_name):
+                if runner.tracker.knows(ref):
                     continue
-                intent = self._intent(brief, state, ref)
+                raw = self._kube.read(namespace, brief.pod_name)
+                if raw is not None and in_selector(raw):
+                    continue
+                if raw is None:
+                    intent = self._intent(brief, state, ref)
+                else:   # the pod left the watch before its terminal result: its status decides
+                    verdict = left_the_watch(pod_view(raw))
+                    intent = self._intent(brief, verdict.state, ref, details=verdict.details,
+                                          note=f"reconciler: {verdict.note}")
+                    if intent is not None:
+                        intent.ledger_decides = verdict.ledger_decides
                 if intent is not None:
                     runner.publish_external([intent])
                     ended += 1

@@ -21,7 +21,7 @@ from podq.shared.loops import LoopCrashed, run_loop
 from podq.shared.settings import WatcherSettings
 from podq.shared.states import State
 
-from .classify import classify
+from .classify import classify, left_the_watch
 from .errors import ResourceExpired, WatchFailed
 from .events import BadEvent, EventType, decode_line, pod_view
 from .health import Health
@@ -142,8 +142,13 @@ class ScopeRunner:
         with self.lock:
             gone = self.tracker.vanished(present)
             for intent in gone:
-                if intent.state is State.LOST and self._kube.exists(intent.namespace, intent.pod_name):
-                    intent.state, intent.details = None, None  # it only left the selector
+                if intent.state is not State.LOST:
+                    continue
+                raw = self._kube.read(intent.namespace, intent.pod_name)
+                if raw is not None:
+                    # It only left the selector (marked done, relabelled): its status now decides.
+                    verdict = left_the_watch(pod_view(raw))
+                    intent.state, intent.details, intent.note = verdict.state, verdict.details, verdict.note
             intents.extend(gone)
             self._publish(intents, position=position)
         self.rv = position

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import threading
 
+from podq.shared.errors import PodqError
 from podq.shared.loops import stop_on_signals
 from podq.stack import Stack, StackOptions
 
@@ -11,16 +12,35 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("up", help="run the whole stack in the foreground")
     parser.add_argument("--workers", type=int, default=2, help="Celery worker processes")
     parser.add_argument("--data-dir", help="keep Redis data and logs here (default: a temp dir)")
+    parser.add_argument("--run-containers", action="store_true",
+                        help="kubesim runs each pod's command on this host (loopback only; see docs/kubesim.md)")
+    parser.add_argument("--image-map", action="append", default=[], metavar="IMAGE_GLOB=DIR",
+                        help="with --run-containers: DIR first on PATH for images matching the glob (repeatable)")
+    parser.add_argument("--container-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="with --run-containers: environment for every container process (repeatable)")
     parser.set_defaults(run=run)
+
+
+def kubesim_args(args) -> tuple[str, ...]:
+    """The kubesim flags `podq up` passes on (its container runtime is opt-in)."""
+    if not args.run_containers:
+        if args.image_map or args.container_env:
+            raise PodqError("--image-map and --container-env need --run-containers")
+        return ()
+    extra = ["--run-containers"]
+    extra += [f"--image-map={value}" for value in args.image_map]
+    extra += [f"--container-env={value}" for value in args.container_env]
+    return tuple(extra)
 
 
 def run(args, settings) -> int:
     stop = threading.Event()
     stop_on_signals(stop)
-    with Stack(settings, StackOptions(workers=args.workers, data_dir=args.data_dir, restart=True)) as stack:
+    options = StackOptions(workers=args.workers, data_dir=args.data_dir, restart=True, kubesim_args=kubesim_args(args))
+    with Stack(settings, options) as stack:
         print(f"""podq is up.
   redis   {stack.redis_url}
-  kubesim {stack.kubesim_url or '(external cluster)'}  kubeconfig {stack.kubeconfig}
+  kubesim {stack.kubesim_url or '(external cluster)'}  kubeconfig {stack.kubeconfig}{'  (runs pod commands on this host)' if args.run_containers else ''}
   logs    {stack.log_dir}
 
 Submit a job and read its results from another shell:

@@ -147,3 +147,59 @@ def test_a_namespace_led_by_another_replica_is_left_to_it(env):
         env.wait_terminal([gone], timeout=15)   # the control: passes ran past both graces
         assert watcher.failed is None
     assert h.terminal_of(h.results(env.client), other.job_id) is None
+
+
+def mark_done(env, item: KubernetesJob) -> None:
+    """What the workers' mark_done control operation does to a pod."""
+    env.api.patch_namespaced_pod(name_of(item), item.namespace,
+                                 {"metadata": {"labels": {naming.EXECUTOR_DONE: "True"}}}, _preload_content=False)
+
+
+def phase_of(env, item: KubernetesJob) -> str:
+    return env.api.read_namespaced_pod(name_of(item), item.namespace).status.phase
+
+
+def test_a_pod_marked_done_while_watched_ends_its_job(env):
+    running = h.job(1)
+    with env.watcher() as watcher:
+        h.launch(env.client, env.api, [(running, {"run-seconds": "30"})])
+        wait_for(lambda: State.RUNNING in [r.state for r in h.results(env.client).get(running.job_id, [])],
+                 timeout=10, message="the running result")
+        mark_done(env, running)
+        per_job = env.wait_terminal([running], timeout=15)
+        assert watcher.failed is None
+    assert [r.state for r in per_job[running.job_id]] == [State.PENDING, State.RUNNING, State.LOST]
+    details = per_job[running.job_id][-1].failure_details
+    assert details.reason == "LeftTheWatch" and "while Running" in details.message
+
+
+def test_a_pod_marked_done_while_no_watcher_ran_ends_its_job_at_the_relist(env):
+    running = h.job(1)
+    with env.watcher():
+        h.launch(env.client, env.api, [(running, {"run-seconds": "30"})])
+        wait_for(lambda: State.RUNNING in [r.state for r in h.results(env.client).get(running.job_id, [])],
+                 timeout=10, message="the running result")
+    mark_done(env, running)
+    env.client.delete(keys.watcher_key("default", "rv"))  # the next leader lists instead of resuming the watch
+    with env.watcher() as watcher:
+        per_job = env.wait_terminal([running], timeout=15)
+        assert watcher.failed is None
+    assert [r.state for r in per_job[running.job_id]] == [State.PENDING, State.RUNNING, State.LOST]
+    details = per_job[running.job_id][-1].failure_details
+    assert details.reason == "LeftTheWatch" and f"was labelled {naming.EXECUTOR_DONE}=True" in details.message
+
+
+def test_a_pod_marked_done_before_the_watcher_ever_saw_it_ends_its_job(env):
+    # Never in the watcher's selector: the reconciler reads it and its status ends the job.
+    failed, succeeded = h.job(1), h.job(2)
+    h.launch(env.client, env.api, [(failed, {"run-seconds": "0.1", "outcome": "Failed"}),
+                                   (succeeded, {"run-seconds": "0.1"})])
+    for item in (failed, succeeded):
+        mark_done(env, item)
+    wait_for(lambda: [phase_of(env, item) for item in (failed, succeeded)] == ["Failed", "Succeeded"],
+             timeout=10, message="both pods finished")
+    with env.watcher(created_grace=1.0) as watcher:
+        per_job = env.wait_terminal([failed, succeeded], timeout=15)
+        assert watcher.failed is None
+    assert [r.state for r in per_job[failed.job_id]] == [State.FAILED]
+    assert [r.state for r in per_job[succeeded.job_id]] == [State.SUCCEEDED]

@@ -142,11 +142,22 @@ def test_running_with_a_deletion_timestamp_is_still_running():
     assert verdict_for("running", deleting=True).state is State.RUNNING
 
 
-def test_leaving_the_watch_publishes_nothing():
-    for sample in ("running", "succeeded", "container_creating"):
-        verdict = verdict_for(sample, EventType.DELETED)
-        assert verdict.state is None and verdict.gone
-    assert verdict_for("succeeded", EventType.DELETED, labels={naming.EXECUTOR_DONE: "True"}).note == "marked done"
+def test_leaving_the_watch_ends_the_job_by_the_pods_status():
+    # No later event of a pod that left the selector comes: its status now is the job's end.
+    done = {naming.EXECUTOR_DONE: "True"}
+    assert verdict_for("succeeded", EventType.DELETED, labels=done).state is State.SUCCEEDED
+    failed = verdict_for("failed_error", EventType.DELETED, labels=done)
+    assert failed.state is State.FAILED and failed.details.pod_status == "Failed"
+    for sample in ("running", "container_creating"):
+        verdict = verdict_for(sample, EventType.DELETED, labels=done)
+        assert (verdict.state, verdict.details.reason, verdict.note) == (State.LOST, "LeftTheWatch", "marked done")
+        assert verdict.gone and verdict.ledger_decides
+        assert f"was labelled {naming.EXECUTOR_DONE}=True while" in verdict.details.message
+    # The watch's DELETED carries the pod before the change: done or relabelled cannot be told apart.
+    relabelled = verdict_for("running", EventType.DELETED)
+    assert (relabelled.state, relabelled.details.reason, relabelled.note) == (State.LOST, "LeftTheWatch",
+                                                                                "left the watch")
+    assert "left podq's label selector" in relabelled.details.message
 
 
 def test_succeeded_and_failed_deleted_keep_their_outcome():

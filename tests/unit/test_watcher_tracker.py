@@ -86,11 +86,13 @@ def test_marked_done_after_the_terminal_result_publishes_nothing_more():
     assert stored == [State.SUCCEEDED, "forget"]
 
 
-def test_leaving_the_watch_before_the_terminal_result_publishes_nothing():
-    tracker = Tracker()
-    published, stored = feed(tracker, [("ADDED", "running", {}), ("DELETED", "running", {})])
-    assert published == [State.PENDING, State.RUNNING]
+def test_leaving_the_watch_before_the_terminal_result_ends_the_job():
+    done = {"labels": {naming.EXECUTOR_DONE: "True"}}
+    published, stored = feed(Tracker(), [("ADDED", "running", {}), ("DELETED", "running", done)])
+    assert published == [State.PENDING, State.RUNNING, State.LOST]
     assert stored[-1] == "forget"
+    published, _ = feed(Tracker(), [("ADDED", "running", {}), ("DELETED", "failed_error", done)])
+    assert published == [State.PENDING, State.RUNNING, State.FAILED]
 
 
 def test_terminal_result_asks_for_completion_unless_the_pod_is_gone():
