@@ -18,7 +18,19 @@ from .errors import SettingsError
 @dataclass(frozen=True, kw_only=True)
 class RedisSettings:
     url: str | None = None
-    """Redis/Valkey URL (``redis://``, ``rediss://``). Unset: podq starts its embedded server."""
+    """Redis/Valkey URL: ``redis://[[user]:password@]host[:port][/db]``, ``rediss://`` (TLS), or the primary
+    named by Sentinels: ``redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/<master>[/db]``
+    (``rediss+sentinel://``: TLS to the Sentinels and the primary). Unset: podq starts its embedded server."""
+    tls_ca_file: str | None = None
+    """CA certificates (PEM) that sign the server's TLS certificate; unset: the system's CAs."""
+    tls_cert_file: str | None = None
+    """Client certificate (PEM) for a server that requires one (mutual TLS); goes with ``tls_key_file``."""
+    tls_key_file: str | None = None
+    """The client certificate's private key (PEM)."""
+    tls_check_hostname: bool = True
+    """Check that the server's TLS certificate names the host of the URL."""
+    sentinel_password: str | None = None
+    """Password of the Sentinels themselves, if they require one (the URL's password is the primary's)."""
     data_dir: str | None = None
     """Where the embedded server keeps its AOF; unset: a fresh temporary directory."""
     ledger_ttl: int = 7 * 24 * 3600
@@ -161,8 +173,9 @@ class ResultsSettings:
     """An entry delivered to a consumer and not acknowledged for this long is reclaimed
     (XAUTOCLAIM) by a live consumer of the same group; intake's groups use it too."""
     max_deliveries: int = 5
-    """An entry delivered this many times without an ack goes to the dead stream
-    (``podq:results:<scheduler_id>:dead``, or ``podq:dead`` for intake's streams)."""
+    """An entry found delivered more than this many times without an ack (XAUTOCLAIM counts)
+    goes to the dead stream instead of being handled again (``podq:results:<scheduler_id>:dead``
+    by podq's results consumer, ``podq:dead`` by intake); other consumers apply their own limit."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -54,7 +54,7 @@ def main(argv: list[str] | None, settings: Settings) -> int:
     except Exception as exc:  # noqa: BLE001 - a start-up failure is reported, not traced
         print(f"podq worker: cannot start: {type(exc).__name__}: {exc}")
         return 1
-    app = make_celery(broker_url=settings.redis.url, worker=settings.worker)
+    app = make_celery(broker_url=settings.redis.url, worker=settings.worker, redis=settings.redis)
     register_tasks(app, runtime)
     worker = app.Worker(hostname=hostname, queues=[keys.CELERY_QUEUE], pool_cls="threads",
                         concurrency=settings.worker.concurrency, loglevel=args.loglevel.upper(),

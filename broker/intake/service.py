@@ -15,7 +15,6 @@ import logging
 import time
 from typing import Any, Callable
 
-import msgpack
 
 from podq.broker.control.operations import validate_control
 from podq.broker.control.sender import ControlSender
@@ -28,10 +27,9 @@ from podq.broker.store.redelivery import Redelivery
 from podq.broker.store.streams import default_consumer_name, ensure_group
 from podq.shared.errors import DecodeError
 from podq.shared.naming import derive_job_id, pod_name_for
-from podq.shared.records import ControlRecord, FailureDetails, KubernetesJob, KubernetesWatch, TaskKey
+from podq.shared.records import ControlRecord, FailureDetails, KubernetesJob, KubernetesWatch
 from podq.shared.settings import Settings
 from podq.shared.states import Source, State
-from podq.shared.wire import FieldReader
 
 from .admission import check_job
 
@@ -175,15 +173,15 @@ class Intake:
 
 
 def rejection_result(item: Rejection) -> KubernetesWatch | None:
-    """A ``failed`` result for a refused job record, when its scheduler id and key can be read."""
-    try:
-        data = msgpack.unpackb(item.payload, raw=False) if item.payload else None
-        reader = FieldReader(data, "job")
-        scheduler_id = reader.str("scheduler_id", max_len=250)
-        key = TaskKey.from_reader(reader.sub("task_key"))
-    except (DecodeError, ValueError, TypeError, msgpack.UnpackException):
+    """A ``failed`` result for a refused job record whose scheduler id and task key can be read.
+
+    Whatever else is wrong (a bad string in ``command``, a non-string key in ``pod_override``,
+    a duplicate key elsewhere), see :meth:`KubernetesJob.identity`.
+    """
+    identity = KubernetesJob.identity(item.payload) if item.payload else None
+    if identity is None:
         return None
-    job_id = derive_job_id(scheduler_id, key)
-    return KubernetesWatch.build(job_id=job_id, scheduler_id=scheduler_id, key=key, source=Source.INTAKE,
-                                 state=State.FAILED,
+    scheduler_id, key = identity
+    return KubernetesWatch.build(job_id=derive_job_id(scheduler_id, key), scheduler_id=scheduler_id, key=key,
+                                 source=Source.INTAKE, state=State.FAILED,
                                  failure_details=FailureDetails(reason="Rejected", message=item.reason))

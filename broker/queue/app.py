@@ -4,13 +4,18 @@ from __future__ import annotations
 from celery import Celery
 
 from podq.broker.store import keys
-from podq.shared.settings import WorkerSettings
+from podq.broker.store.connection import celery_broker
+from podq.shared.settings import RedisSettings, WorkerSettings
 
 from .envelopes import CONTROL_TASK, CREATE_TASK
 
 
-def celery_config(*, broker_url: str, worker: WorkerSettings) -> dict:
-    """Celery settings: msgpack only, late acks, requeue on a lost worker, short restore sweep."""
+def celery_config(*, broker_url: str, worker: WorkerSettings, redis: RedisSettings | None = None) -> dict:
+    """Celery settings: msgpack only, late acks, requeue on a lost worker, short restore sweep.
+
+    ``redis``: the TLS and Sentinel settings for ``broker_url`` (the same as every other client's).
+    """
+    broker_url, sentinel_options, tls = celery_broker(broker_url, redis or RedisSettings())
     visibility = worker.visibility_timeout
     transport = {
         "visibility_timeout": visibility,
@@ -26,9 +31,11 @@ def celery_config(*, broker_url: str, worker: WorkerSettings) -> dict:
         # resumes consuming only when its event loop wakes up, which an idle BRPOP does
         # after this long (celery#4378, #7718); the default 1 s put p90 submit→running at ~1 s.
         "polling_interval": 0.05,
+        **sentinel_options,
     }
     return {
         "broker_url": broker_url,
+        "broker_use_ssl": tls,
         "broker_transport_options": transport,
         "broker_connection_retry_on_startup": True,
         "task_serializer": "msgpack",
@@ -48,8 +55,9 @@ def celery_config(*, broker_url: str, worker: WorkerSettings) -> dict:
     }
 
 
-def make_celery(*, broker_url: str, worker: WorkerSettings, name: str = "podq") -> Celery:
+def make_celery(*, broker_url: str, worker: WorkerSettings, redis: RedisSettings | None = None,
+                name: str = "podq") -> Celery:
     """A Celery app for ``broker_url``; workers/ registers its tasks on it."""
     app = Celery(name, set_as_current=False)
-    app.conf.update(celery_config(broker_url=broker_url, worker=worker))
+    app.conf.update(celery_config(broker_url=broker_url, worker=worker, redis=redis))
     return app

@@ -1,27 +1,277 @@
-"""Opening Redis connections with podq's timeouts and retry policy."""
+"""Opening Redis connections: the one place PODQ_REDIS_* settings become a client.
+
+``PODQ_REDIS_URL`` takes four schemes:
+
+* ``redis://[[user]:password@]host[:port][/db]`` — one server;
+* ``rediss://…`` — the same over TLS;
+* ``redis+sentinel://[[user]:password@]host[:port][,host[:port]…]/<master name>[/db]`` — the primary
+  that the listed Sentinels name (default port 26379); the password is the primary's, the Sentinels'
+  own password (if they have one) is ``PODQ_REDIS_SENTINEL_PASSWORD``;
+* ``rediss+sentinel://…`` — the same, with TLS to the Sentinels and to the primary.
+
+TLS is configured by ``PODQ_REDIS_TLS_CA_FILE`` (unset: the system's CAs), ``PODQ_REDIS_TLS_CERT_FILE``
+and ``PODQ_REDIS_TLS_KEY_FILE`` (a client certificate), ``PODQ_REDIS_TLS_CHECK_HOSTNAME``. Before a TLS
+client is handed out, one handshake (and a PING) is tried: a certificate problem is a setting problem,
+raised at once as a :class:`SettingsError` naming the setting, instead of being retried like an outage.
+Celery's transport gets the same choices from :func:`celery_broker`.
+"""
 from __future__ import annotations
+
+import socket
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import redis
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
+from redis.sentinel import Sentinel
 
+from podq.shared.errors import SettingsError
 from podq.shared.settings import RedisSettings
+
+SENTINEL_PORT = 26379
+_SCHEMES = {"redis": (False, False), "rediss": (True, False), "unix": (False, False),
+            "redis+sentinel": (False, True), "rediss+sentinel": (True, True)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class RedisTarget:
+    """What a PODQ_REDIS_URL names: one server, or a primary found through Sentinels."""
+
+    tls: bool
+    hosts: tuple[tuple[str, int], ...]     # the server, or every Sentinel
+    master: str | None                     # the Sentinel master name; None: a server
+    db: int
+    username: str | None
+    password: str | None
+
+    @property
+    def sentinel(self) -> bool:
+        return self.master is not None
+
+    def redacted(self) -> str:
+        """The URL without its password, for messages and logs."""
+        scheme = ("rediss" if self.tls else "redis") + ("+sentinel" if self.sentinel else "")
+        auth = f"{self.username or ''}:***@" if self.password else (f"{self.username}@" if self.username else "")
+        hosts = ",".join(f"{host}:{port}" for host, port in self.hosts)
+        path = f"/{self.master}/{self.db}" if self.sentinel else f"/{self.db}"
+        return f"{scheme}://{auth}{hosts}{path}"
+
+
+def parse_url(url: str) -> RedisTarget:
+    """Read PODQ_REDIS_URL; a malformed one raises SettingsError naming it (never echoing a password)."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in _SCHEMES:
+        raise SettingsError(f"PODQ_REDIS_URL: unknown scheme {scheme + '://' if scheme else '(none)'}; "
+                            f"use one of {', '.join(s + '://' for s in _SCHEMES)}")
+    tls, sentinel = _SCHEMES[scheme]
+    netloc = parts.netloc.rpartition("@")[2]
+    username = unquote(parts.username) if parts.username else None
+    password = unquote(parts.password) if parts.password else None
+    default_port = SENTINEL_PORT if sentinel else 6379
+    if scheme == "unix":
+        return RedisTarget(tls=False, hosts=(), master=None, db=0, username=username, password=password)
+    hosts = []
+    for item in netloc.split(","):
+        if item.startswith("["):     # [IPv6]:port
+            host, _, rest = item[1:].partition("]")
+            port = rest.lstrip(":")
+        else:
+            host, _, port = item.partition(":")
+        if not host:
+            raise SettingsError(f"PODQ_REDIS_URL: a host is missing in {_without_password(url)}")
+        try:
+            hosts.append((host, int(port) if port else default_port))
+        except ValueError:
+            raise SettingsError(f"PODQ_REDIS_URL: port {port!r} is not a number") from None
+    path = [part for part in parts.path.split("/") if part]
+    if sentinel and not path:
+        raise SettingsError(f"PODQ_REDIS_URL: a Sentinel URL names the master after the hosts "
+                            f"({scheme}://host:26379,…/<master name>[/db])")
+    if not sentinel and len(hosts) > 1:
+        raise SettingsError(f"PODQ_REDIS_URL: {scheme}:// takes one host; several are Sentinels "
+                            f"({'rediss' if tls else 'redis'}+sentinel://)")
+    master = path.pop(0) if sentinel else None
+    if path and not path[0].isdigit():
+        raise SettingsError(f"PODQ_REDIS_URL: the database must be a number in {_without_password(url)}")
+    db = int(path[0]) if path else 0
+    return RedisTarget(tls=tls, hosts=tuple(hosts), master=master, db=db, username=username, password=password)
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return url.replace(f":{parts.password}@", ":***@", 1)
+
+
+def tls_options(settings: RedisSettings) -> dict:
+    """redis-py's SSL connection arguments from the PODQ_REDIS_TLS_* settings (files checked here)."""
+    options: dict = {"ssl_cert_reqs": "required", "ssl_check_hostname": settings.tls_check_hostname}
+    for name, value, key in (("PODQ_REDIS_TLS_CA_FILE", settings.tls_ca_file, "ssl_ca_certs"),
+                             ("PODQ_REDIS_TLS_CERT_FILE", settings.tls_cert_file, "ssl_certfile"),
+                             ("PODQ_REDIS_TLS_KEY_FILE", settings.tls_key_file, "ssl_keyfile")):
+        if value:
+            path = Path(value)
+            try:
+                path.open("rb").close()
+            except OSError as exc:
+                raise SettingsError(f"{name}: cannot read {value}: {exc.strerror or exc}") from None
+            options[key] = str(path)
+    if settings.tls_cert_file and not settings.tls_key_file:
+        raise SettingsError("PODQ_REDIS_TLS_KEY_FILE is unset: the client certificate PODQ_REDIS_TLS_CERT_FILE "
+                            "needs its key")
+    if settings.tls_key_file and not settings.tls_cert_file:
+        raise SettingsError("PODQ_REDIS_TLS_CERT_FILE is unset: PODQ_REDIS_TLS_KEY_FILE is the key of a client "
+                            "certificate")
+    return options
+
+
+def _context(settings: RedisSettings) -> ssl.SSLContext:
+    options = tls_options(settings)
+    context = ssl.create_default_context(cafile=options.get("ssl_ca_certs"))
+    context.check_hostname = settings.tls_check_hostname
+    if "ssl_certfile" in options:
+        try:
+            context.load_cert_chain(options["ssl_certfile"], options["ssl_keyfile"])
+        except ssl.SSLError as exc:
+            raise SettingsError(f"PODQ_REDIS_TLS_KEY_FILE: it is not the key of PODQ_REDIS_TLS_CERT_FILE, or "
+                                f"one is not PEM: {exc.reason or exc}") from None
+    return context
+
+
+def check_tls(host: str, port: int, settings: RedisSettings) -> None:
+    """One TLS handshake and PING to ``host:port``; a certificate problem raises SettingsError naming the setting.
+
+    An unreachable server is not a setting problem: it is left to the client's retries.
+    """
+    context = _context(settings)
+    where = f"{host}:{port}"
+    try:
+        raw = socket.create_connection((host, port), timeout=settings.socket_timeout)
+    except OSError:
+        return
+    try:
+        with raw, context.wrap_socket(raw, server_hostname=host) as tls:
+                # TLS 1.3: the server judges the client's certificate after the client's handshake
+                # ends; its verdict arrives with the first reply.
+                tls.sendall(b"PING\r\n")
+                reply = tls.recv(64)
+    except ssl.SSLCertVerificationError as exc:
+        raise SettingsError(_verify_message(exc, where, settings)) from None
+    except ssl.SSLError as exc:
+        raise SettingsError(_alert_message(exc, where, settings)) from None
+    except TimeoutError:
+        raise SettingsError(f"PODQ_REDIS_URL: rediss:// (TLS), but the server at {where} accepted the connection "
+                            f"and did not answer the TLS handshake within {settings.socket_timeout:g} s: it does not "
+                            f"speak TLS, or is stuck") from None
+    except OSError:
+        return
+    if not reply:
+        # Closed without a word right after the handshake: the server did not accept this client's
+        # certificate (some TLS terminators send no alert).
+        if settings.tls_cert_file:
+            raise SettingsError(f"PODQ_REDIS_TLS_CERT_FILE: the server at {where} closed the connection after "
+                                f"the TLS handshake: it does not accept the client certificate "
+                                f"{settings.tls_cert_file}")
+        raise SettingsError(f"PODQ_REDIS_TLS_CERT_FILE: the server at {where} closed the connection after the "
+                            f"TLS handshake: it requires a client certificate; set PODQ_REDIS_TLS_CERT_FILE and "
+                            f"PODQ_REDIS_TLS_KEY_FILE")
+
+
+def _verify_message(exc: ssl.SSLCertVerificationError, where: str, settings: RedisSettings) -> str:
+    reason = exc.verify_message or exc.reason or str(exc)
+    if exc.verify_code == 10:   # X509_V_ERR_CERT_HAS_EXPIRED
+        return (f"PODQ_REDIS_URL: the TLS certificate of the server at {where} has expired ({reason}); "
+                f"renew the server's certificate")
+    if exc.verify_code == 9:    # X509_V_ERR_CERT_NOT_YET_VALID
+        return f"PODQ_REDIS_URL: the TLS certificate of the server at {where} is not valid yet ({reason})"
+    if "hostname" in reason.lower() or "ip address mismatch" in reason.lower():
+        return (f"PODQ_REDIS_TLS_CHECK_HOSTNAME: the TLS certificate of the server at {where} does not name "
+                f"that host ({reason}); connect by a name the certificate holds, or set it to false")
+    ca = settings.tls_ca_file or "the system's CAs (PODQ_REDIS_TLS_CA_FILE is unset)"
+    return (f"PODQ_REDIS_TLS_CA_FILE: the TLS certificate of the server at {where} is not signed by {ca} "
+            f"({reason})")
+
+
+def _alert_message(exc: ssl.SSLError, where: str, settings: RedisSettings) -> str:
+    reason = (exc.reason or str(exc)).upper()
+    if "WRONG_VERSION_NUMBER" in reason or "PACKET_LENGTH_TOO_LONG" in reason or "RECORD_LAYER" in reason:
+        return f"PODQ_REDIS_URL: rediss:// (TLS), but the server at {where} does not speak TLS"
+    if "CERTIFICATE_REQUIRED" in reason or ("HANDSHAKE_FAILURE" in reason and not settings.tls_cert_file):
+        return (f"PODQ_REDIS_TLS_CERT_FILE: the server at {where} requires a client certificate; set "
+                f"PODQ_REDIS_TLS_CERT_FILE and PODQ_REDIS_TLS_KEY_FILE ({exc.reason})")
+    if any(word in reason for word in ("UNKNOWN_CA", "BAD_CERTIFICATE", "CERTIFICATE_EXPIRED",
+                                       "CERTIFICATE_UNKNOWN", "DECRYPT_ERROR")):
+        return (f"PODQ_REDIS_TLS_CERT_FILE: the server at {where} refused this client's certificate "
+                f"{settings.tls_cert_file} ({exc.reason})")
+    return f"PODQ_REDIS_URL: TLS with the server at {where} failed: {exc.reason or exc}"
+
+
+def _retry() -> Retry:
+    return Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=30)
 
 
 def connect(url: str, *, settings: RedisSettings | None = None, block_ms: int = 0) -> redis.Redis:
-    """A client for ``url`` that rides out a Redis restart of a few seconds.
+    """A client for ``url`` that rides out a Redis restart (or a Sentinel failover) of a few seconds.
 
     ``block_ms`` is the longest blocking read this client will issue; the socket
     timeout is raised above it so a blocking XREADGROUP is not cut short.
     """
     settings = settings or RedisSettings()
+    target = parse_url(url)
     timeout = settings.socket_timeout + block_ms / 1000.0
-    retry = Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=30)
-    return redis.Redis.from_url(
-        url, socket_timeout=timeout, socket_connect_timeout=settings.socket_timeout,
-        retry=retry, retry_on_error=[redis.ConnectionError, redis.TimeoutError],
-        health_check_interval=30, socket_keepalive=True, client_name="podq",
-    )
+    common = dict(socket_timeout=timeout, socket_connect_timeout=settings.socket_timeout, retry=_retry(),
+                  retry_on_error=[redis.ConnectionError, redis.TimeoutError], health_check_interval=30,
+                  socket_keepalive=True, client_name="podq")
+    tls = tls_options(settings) if target.tls else {}
+    if target.tls:
+        check_tls(*target.hosts[0], settings)
+    if not target.sentinel:
+        return redis.Redis.from_url(url, **common, **tls)
+    sentinel = Sentinel(list(target.hosts), sentinel_kwargs=_sentinel_kwargs(settings, tls),
+                        socket_timeout=settings.socket_timeout)
+    return sentinel.master_for(target.master, redis_class=redis.Redis, db=target.db, username=target.username,
+                               password=target.password, **common, **({"ssl": True, **tls} if tls else {}))
+
+
+def _sentinel_kwargs(settings: RedisSettings, tls: dict) -> dict:
+    kwargs: dict = {"socket_timeout": settings.socket_timeout, "socket_connect_timeout": settings.socket_timeout}
+    if settings.sentinel_password:
+        kwargs["password"] = settings.sentinel_password
+    if tls:
+        kwargs.update(ssl=True, **tls)
+    return kwargs
+
+
+def celery_broker(url: str, settings: RedisSettings) -> tuple[str, dict, dict | None]:
+    """Celery's ``broker_url``, extra transport options and ``broker_use_ssl`` for ``url``.
+
+    A Sentinel URL becomes kombu's ``sentinel://`` form (one per Sentinel, joined by ``;``) with the
+    master name and the Sentinels' own connection arguments as transport options.
+    """
+    target = parse_url(url)
+    tls = tls_options(settings) if target.tls else None
+    if tls:
+        check_tls(*target.hosts[0], settings)
+    if not target.sentinel:
+        return url, {}, tls
+    auth = ""
+    if target.password:
+        auth = f"{target.username or ''}:{_quote(target.password)}@"
+    elif target.username:
+        auth = f"{target.username}@"
+    broker = ";".join(f"sentinel://{auth}{host}:{port}/{target.db}" for host, port in target.hosts)
+    options = {"master_name": target.master, "sentinel_kwargs": _sentinel_kwargs(settings, tls or {})}
+    return broker, options, tls
+
+
+def _quote(text: str) -> str:
+    from urllib.parse import quote
+    return quote(text, safe="")
 
 
 def ping(client: redis.Redis) -> bool:

@@ -118,6 +118,49 @@ def test_malformed_records_go_to_dead_and_later_jobs_still_run(redis_client, set
     assert "not in the allowed namespaces" in results[0].failure_details.message
 
 
+def raw_map(*pairs) -> bytes:
+    """A msgpack map written pair by pair (a key may repeat); bytes values are written as they are."""
+    out = bytearray(b"\xde" + len(pairs).to_bytes(2, "big"))
+    for key, value in pairs:
+        out += key if isinstance(key, bytes) else msgpack.packb(key)
+        out += value if isinstance(value, bytes) else msgpack.packb(value)
+    return bytes(out)
+
+
+def test_every_refused_job_with_a_readable_identity_reaches_its_scheduler_once(redis_client, settings):
+    def raw_job(n: int, *extra) -> tuple[bytes, KubernetesJob]:
+        job = make_job(n)
+        return raw_map(("schema", "1.0"), ("kind", "job"), ("scheduler_id", "sched-a"),
+                       ("task_key", job.key.to_wire()), *extra), job
+
+    cases = [
+        raw_job(1, ("command", b"\x92\xa4echo\xa2\xff\xfe")),                      # not UTF-8
+        raw_job(2, ("pod_override", raw_map(("spec", raw_map(("nodeSelector", b"\x81\x01\xa1x")))))),  # int key
+        raw_job(3, ("pod_override", raw_map(("metadata", raw_map(("labels", raw_map(("a", "1"), ("a", "2")))))))),
+        raw_job(4, ("submitted_at", b"\xd6\xff\x00\x00\x00\x01")),                   # timestamp extension
+    ]
+    hijack, _ = raw_job(5, ("scheduler_id", "sched-b"))  # a second scheduler_id: nobody to tell
+    for payload, _job in cases:
+        redis_client.xadd(keys.JOBS_STREAM, {"record": payload})
+        redis_client.xadd(keys.JOBS_STREAM, {"record": payload})  # refused twice: still one result
+    redis_client.xadd(keys.JOBS_STREAM, {"record": hijack})
+    drain(started_intake(redis_client, settings))
+
+    reasons = [fields[b"reason"].decode() for _id, fields in redis_client.xrange(keys.DEAD_STREAM)]
+    assert reasons[::2][:4] == ["job.command[1]: a string is not valid UTF-8",
+                                "job.pod_override.spec.nodeSelector: map keys must be strings, got integer",
+                                "job.pod_override.metadata.labels: duplicate map key 'a'",
+                                "job.submitted_at: msgpack extension types are not allowed"]
+    assert reasons[-1] == "job: duplicate map key 'scheduler_id'"
+    assert celery_jobs(redis_client) == []
+    consumer = ResultsConsumer(redis_client, scheduler_id="sched-a", consumer="s1", block_ms=10)
+    results = consumer.read()
+    assert sorted((r.job_id, r.state, r.failure_details.reason) for r in results) == sorted(
+        (job.job_id, State.FAILED, "Rejected") for _payload, job in cases)
+    assert {r.failure_details.message for r in results} == set(reasons[::2][:4])
+    assert not redis_client.exists(keys.results_stream("sched-b"))
+
+
 def test_submit_with_settings_raises_intakes_message(redis_client, settings):
     with pytest.raises(SubmitError, match="no template named 'missing'"):
         submit(redis_client, make_job(1, pod_template="missing"), settings=settings)

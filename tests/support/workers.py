@@ -93,7 +93,7 @@ def ledger_state(client, job: KubernetesJob) -> str | None:
 def celery_worker(settings: Settings, *, concurrency: int | None = None) -> Iterator[Runtime]:
     """A real Celery worker (threads pool) in this process consuming podq's queue."""
     runtime = build_runtime(settings)
-    app = make_celery(broker_url=settings.redis.url, worker=settings.worker)
+    app = make_celery(broker_url=settings.redis.url, worker=settings.worker, redis=settings.redis)
     register_tasks(app, runtime)
     try:
         with start_worker(app, pool="threads", concurrency=concurrency or settings.worker.concurrency,
