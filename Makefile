@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.podq-installed
 
-.PHONY: demo test unit integration e2e chaos bench bench-quick up clean
+.PHONY: demo test unit integration e2e chaos bench bench-quick up clean airflow-venv airflow-test airflow-test-quick
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "podq needs Python 3.11 or newer")'
@@ -39,5 +39,28 @@ bench: $(STAMP)
 bench-quick: $(STAMP)
 	$(BIN)/python -m bench.run --quick --report .podq/bench-quick-report.md
 
+# Airflow is heavy: it lives in its own venv, so `make test` stays fast. docs/airflow.md.
+AIRFLOW_VENV  := .venv-airflow
+AIRFLOW_BIN   := $(AIRFLOW_VENV)/bin
+AIRFLOW_STAMP := $(AIRFLOW_VENV)/.podq-installed
+
+$(AIRFLOW_STAMP): pyproject.toml constraints-airflow.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "podq needs Python 3.11 or newer")'
+	test -x $(AIRFLOW_BIN)/python || $(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints-airflow.txt \
+		-e '.[airflow,test]' apache-airflow-providers-cncf-kubernetes
+	touch $(AIRFLOW_STAMP)
+
+airflow-venv: $(AIRFLOW_STAMP)
+
+airflow-test: $(AIRFLOW_STAMP)
+	$(AIRFLOW_BIN)/python -m pytest tests/airflow -q
+
+# The quick pass (.ci/run): the extra resolves and imports, the executor against podq's stack, and podq's
+# workers and watcher on the low end of the kubernetes range (36.0.3) that Airflow's provider brings.
+airflow-test-quick: $(AIRFLOW_STAMP)
+	$(AIRFLOW_BIN)/python -m pytest tests/airflow -q -m "not slow"
+	$(AIRFLOW_BIN)/python -m pytest tests/integration/test_workers_create.py tests/integration/test_watcher_flow.py -q
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) $(AIRFLOW_VENV) build *.egg-info .pytest_cache

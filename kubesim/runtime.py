@@ -205,21 +205,46 @@ def _children(pid: int) -> list[int]:
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
-def tree_rss(pid: int) -> int:
-    """Resident bytes of ``pid`` and all its descendants (those that stayed its descendants)."""
-    total, todo, seen = 0, [pid], set()
+def _tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants (those that stayed its descendants)."""
+    found, todo = [], [pid]
     while todo:
         current = todo.pop()
-        if current in seen:
-            continue
-        seen.add(current)
-        try:
-            with open(f"/proc/{current}/statm", "rb") as f:
-                total += int(f.read().split()[1]) * _PAGE
-        except (OSError, IndexError, ValueError):
-            continue
-        todo.extend(_children(current))
-    return total
+        if current not in found:
+            found.append(current)
+            todo.extend(_children(current))
+    return found
+
+
+def _rss(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as f:
+            return int(f.read().split()[1]) * _PAGE
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def _pss(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as f:
+            for line in f:
+                if line.startswith(b"Pss:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, IndexError, ValueError):
+        return _rss(pid)
+    return _rss(pid)
+
+
+def over_limit(pid: int, limit: int) -> bool:
+    """Whether the memory of ``pid``'s process tree exceeds ``limit`` bytes.
+
+    The resident sizes are summed first (cheap); only when they exceed the limit is it confirmed with the
+    proportional sizes, which count pages shared between the processes (a fork's) once, as a cgroup does.
+    """
+    pids = _tree(pid)
+    if sum(_rss(p) for p in pids) <= limit:
+        return False
+    return sum(_pss(p) for p in pids) > limit
 
 
 def exit_info(code: int, *, oom: bool) -> ExitInfo:
@@ -378,7 +403,7 @@ class Run:
         assert self.process is not None
         while True:  # loop "memory-watch": ends when the container ends (cancelled) or exceeds its limit
             await asyncio.sleep(self.runtime.settings.memory_poll)
-            if tree_rss(self.process.pid) > limit:
+            if over_limit(self.process.pid, limit):
                 log.info("container %s exceeded its memory limit of %s bytes: killed", self.label, limit)
                 self.oom = True
                 self._kill_group(signal.SIGKILL)

@@ -15,6 +15,8 @@ per create that buys podq nothing, since its pods are plain dicts already. Every
 """
 from __future__ import annotations
 
+import inspect
+import socket
 from dataclasses import dataclass
 from typing import Any, Iterable
 from urllib.parse import quote, urlencode
@@ -63,9 +65,18 @@ def core_api(api: k8s.ApiClient) -> k8s.CoreV1Api:
 
 
 def keepalive_options(*, idle: int, interval: int, count: int) -> list[tuple[int, int, int]]:
-    """TCP keepalive socket options (the client's own helper), for long watches."""
-    from kubernetes.utils.keepalive import tcp_keepalive_socket_options
-    return tcp_keepalive_socket_options(idle=idle, interval=interval, count=count)
+    """TCP keepalive socket options, for long watches.
+
+    The same options as the client's own helper (``kubernetes.utils.keepalive``, new in 37.x), built
+    here so that kubernetes 36.0.3, the low end of podq's range (Airflow's provider), works too:
+    urllib3's defaults (Nagle off; urllib3 replaces rather than merges them), then keepalive.
+    """
+    options = list(urllib3.connection.HTTPConnection.default_socket_options)
+    options.append((socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1))
+    for name, value in (("TCP_KEEPIDLE", idle), ("TCP_KEEPINTVL", interval), ("TCP_KEEPCNT", count)):
+        if hasattr(socket, name):
+            options.append((socket.IPPROTO_TCP, getattr(socket, name), value))
+    return options
 
 
 class ApiUnreachable(PodqError):
@@ -101,6 +112,8 @@ class PodCalls:
         self._api = api
         self._pool = api.rest_client.pool_manager
         self._host = api.configuration.host
+        # 37.x's update_params_for_auth also takes the request (path, method, body); 36.x only the first three.
+        self._auth_takes_request = "resource_path" in inspect.signature(api.update_params_for_auth).parameters
 
     def create(self, namespace: str, body: bytes, *, timeout: Timeout) -> Answer:
         return self.send("POST", f"/api/v1/namespaces/{_segment(namespace)}/pods", body=body, timeout=timeout)
@@ -125,7 +138,10 @@ class PodCalls:
         queries: list[tuple[str, str]] = list((query or {}).items())
         # The client's own authentication: a token header (refreshed through the configuration's hook:
         # exec plugins, expiring service-account tokens), or nothing when client certificates authenticate.
-        self._api.update_params_for_auth(headers, queries, ["BearerToken"], path, method, None)
+        if self._auth_takes_request:
+            self._api.update_params_for_auth(headers, queries, ["BearerToken"], path, method, None)
+        else:
+            self._api.update_params_for_auth(headers, queries, ["BearerToken"])
         url = self._host + path + (f"?{urlencode(queries)}" if queries else "")
         try:
             response = self._pool.request(method, url, body=body, headers=headers, timeout=_timeout(timeout),

@@ -85,7 +85,7 @@ def to_items(intents: Sequence[Intent]) -> list[Item]:
                                            failure_details=intent.details)
         pod_state = PodState(field=intent.ref, value=intent.stored) if intent.stored is not None else None
         if result is not None or pod_state is not None:
-            items.append(Item(result=result, pod_state=pod_state))
+            items.append(Item(result=result, pod_state=pod_state, pod_uid=intent.uid or ""))
     return items
 
 

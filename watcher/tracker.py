@@ -61,6 +61,7 @@ class Intent:
     ledger_decides: bool = False            # lost, unless the ledger says revoked
     complete: bool = False                  # ask for the completion policy once published
     revoke_pod: bool = False                # label the pod revoked and delete it once published
+    uid: str | None = None                  # the pod's uid, when the event carried it
     note: str = ""
 
     @property
@@ -121,10 +122,10 @@ class Tracker:
             intents.append(Intent(ref=ref, identity=identity, state=State.RUNNING, stored=record.encode(),
                                   resource_version=rv))
             return intents
-        return [self._terminal(ref, identity, verdict, rv=rv)]
+        return [self._terminal(ref, identity, verdict, rv=rv, uid=pod.uid)]
 
     def _terminal(self, ref: str, identity: PodIdentity, verdict: Verdict, *, rv: str | None,
-                  revoke_pod: bool = False) -> Intent:
+                  revoke_pod: bool = False, uid: str | None = None) -> Intent:
         if verdict.gone:
             self.records.pop(ref, None)
             stored = FORGET
@@ -134,7 +135,8 @@ class Tracker:
             stored = record.encode()
         return Intent(ref=ref, identity=identity, state=verdict.state, details=verdict.details, stored=stored,
                       resource_version=rv, ledger_decides=verdict.ledger_decides,
-                      complete=not verdict.gone and not revoke_pod, revoke_pod=revoke_pod, note=verdict.note)
+                      complete=not verdict.gone and not revoke_pod, revoke_pod=revoke_pod, note=verdict.note,
+                      uid=uid)
 
     def _forget(self, ref: str, identity: PodIdentity, rv: str | None) -> Intent:
         self.records.pop(ref, None)
@@ -156,7 +158,8 @@ class Tracker:
                 State.FAILED, FailureDetails(pod_status="Pending", reason="PendingDeadlineExceeded",
                                              message=f"Pending for {waited:.0f} s (deadline {deadline:.0f} s)"),
                 note="pending deadline exceeded")
-            intents.append(self._terminal(ref, record.identity, verdict, rv=None, revoke_pod=True))
+            intents.append(self._terminal(ref, record.identity, verdict, rv=None, revoke_pod=True,
+                                          uid=view.uid if view is not None else None))
         return intents
 
     def vanished(self, present: Iterable[str]) -> list[Intent]:

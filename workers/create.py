@@ -178,11 +178,23 @@ def mark_created(rt: Runtime, job: KubernetesJob, pod: PodRef) -> Outcome:
     if moved or state == LedgerState.CREATED.value:
         log.debug("job %s: pod %s/%s created (uid %s)", job.job_id, pod.namespace, pod.name, pod.uid)
         return Outcome.CREATED
-    # Revoked (or ended) while the create was in flight: the pod must not run.
+    if state == LedgerState.TERMINAL.value and ended_by(rt, job, pod):
+        # The pod finished before its create's answer came back (a fast pod, a slow answer): its
+        # own result ended the job, and the completion policy applies to it like to any other.
+        log.info("job %s: pod %s/%s (uid %s) ended its job before the create's answer came back; keeping it",
+                 job.job_id, pod.namespace, pod.name, pod.uid)
+        return Outcome.CREATED
+    # Revoked, or ended before this pod existed (or by another pod): the pod must not run.
     log.warning("job %s: ledger became %s while pod %s was created; removing the pod", job.job_id, state, pod.name)
     from .control import remove_revoked_pod
     remove_revoked_pod(rt, pod.name, pod.namespace)
     return Outcome.UNDONE
+
+
+def ended_by(rt: Runtime, job: KubernetesJob, pod: PodRef) -> bool:
+    """True when ``pod`` itself ended the job: the terminal result recorded its uid (publish script)."""
+    entry = rt.ledger.get(job.job_id)
+    return entry is not None and entry.uid is not None and entry.uid == pod.uid
 
 
 def delay(rt: Runtime, job: KubernetesJob, payload: bytes, *, wait: float, error: KubeApiError | None,

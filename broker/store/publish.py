@@ -50,6 +50,10 @@ class Item:
 
     result: KubernetesWatch | None = None
     pod_state: PodState | None = None
+    pod_uid: str = ""
+    """The uid of the pod the result is about ("" for none). A terminal result records it as its
+    job's ``uid`` when the ledger has none yet: the pod ended the job before its create's answer
+    reached the worker, which then keeps the pod (workers/create.py)."""
 
 
 DEFAULT_LEDGER_TTL = 7 * 24 * 3600
@@ -103,7 +107,7 @@ class Publisher:
                 item_args.extend((result.job_id, result.state.value, index, result.encode()))
             else:
                 item_args.extend(("", "", 0, b""))
-            item_args.extend((state.field if state else "", state.value if state else ""))
+            item_args.extend((state.field if state else "", state.value if state else "", item.pod_uid))
         owner_keys = [key for owner in owner_index
                       for key in (keys.results_stream(owner), keys.scheduler_jobs_key(owner))]
         args = [repr(time.time()), checkpoint.token if checkpoint else "", position or "",

@@ -145,6 +145,15 @@ def test_exceeding_the_memory_limit_is_oomkilled(v1: client.CoreV1Api) -> None:
     assert (state.exit_code, state.reason) == (137, "OOMKilled")
 
 
+def test_pages_shared_by_forked_processes_count_once(v1: client.CoreV1Api) -> None:
+    # 96 MiB touched, then three forks sleeping on it: resident sizes add up to ~400 MiB, the real use is ~100
+    script = ("import os, time\nblock = bytearray(96 << 20)\nfor _ in range(3):\n    if os.fork() == 0:\n"
+              "        time.sleep(1.5); os._exit(0)\ntime.sleep(1.5)\nfor _ in range(3): os.wait()\n")
+    v1.create_namespaced_pod(NS, pod("forks", python(script), container={"resources": {"limits": {"memory": "200Mi"}}}))
+    done = finished(v1, "forks")
+    assert (done.status.phase, terminated(done).reason) == ("Succeeded", "Completed")
+
+
 def test_active_deadline_ends_the_pod_with_deadline_exceeded(v1: client.CoreV1Api) -> None:
     v1.create_namespaced_pod(NS, pod("deadline", ["sleep", "120"], image="busybox", activeDeadlineSeconds=1,
                                      terminationGracePeriodSeconds=5))

@@ -1,18 +1,23 @@
 """Workers against kubesim over HTTP and a real Valkey: exactly one pod per job, and the API error policy."""
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import pytest
 
 from podq.broker.store.ledger import Lease, Ledger
+from podq.broker.store.publish import Item, Publisher
 from podq.shared import naming
+from podq.shared.records import FailureDetails, KubernetesWatch
 from podq.shared.states import Source, State
 from podq.shared.kubeclient import api_client
 from podq.workers.kube import Kube
 from podq.workers.podspec import build_pod
+from podq.watcher.daemon import Watcher
 from podq.workers.templates import template_store
 from tests.support import core_v1, wait_for
+from tests.support.watcher import replace_watcher
 from tests.support.workers import (NAMESPACE, admit, celery_worker, ledger_state, make_job, make_settings, pod_name,
                               redeliver, releasing, results_for)
 
@@ -244,3 +249,61 @@ def test_an_override_that_lowers_limits_lowers_the_default_requests_and_the_pod_
     assert failed.failure_details.reason == "Invalid" and "HTTP 422" in failed.failure_details.message
     assert "must be less than or equal to memory limit of 128Mi" in failed.failure_details.message
     assert creates_of(admin, over) == 0
+
+
+def test_a_pod_that_ends_before_its_creates_answer_is_kept_and_one_from_before_the_end_is_removed(
+        redis_client, settings, admin, tmp_path):
+    """Both creates are stored and their answers held back, with a real watcher on the namespace.
+
+    ``fast`` fails meanwhile: the watcher's failed result ends its job and records its pod's uid, so
+    the worker, finding the ledger terminal, keeps the pod (failed pods are kept, marked done).
+    ``ended``'s job is called lost by a result about no pod (as the reconciler publishes it) while
+    its pod runs: that pod came after the end, and the worker removes it.
+    """
+    annotations = {"metadata": {"annotations": {"kubesim.podq.io/outcome": "Failed"}}}
+    fast = make_job(1, run_seconds=0.1, pod_override=annotations)
+    ended = make_job(2, run_seconds=30)
+    slow = dataclasses.replace(settings, kube=dataclasses.replace(settings.kube, request_timeout=30.0),
+                               worker=dataclasses.replace(settings.worker, visibility_timeout=120.0))
+    slow = replace_watcher(slow, lease_ttl=2.0, lease_poll=0.2)
+    for job in (fast, ended):
+        admin.hang_creates(count=1, namespace=NAMESPACE, name_prefix=pod_name(job))
+    watcher = Watcher(slow, namespaces=[NAMESPACE], health_file=str(tmp_path / "health.json")).start()
+    try:
+        with celery_worker(slow), core_v1(settings.kube.kubeconfig) as v1:
+            admit(redis_client, [fast, ended])
+            wait_failed(redis_client, fast, timeout=30)
+            wait_for(lambda: State.RUNNING in [r.state for r in results_for(redis_client, ended)], timeout=30,
+                     message="the second pod running")
+            Publisher(redis_client).publish([KubernetesWatch.build(
+                job_id=ended.job_id, scheduler_id=ended.scheduler_id, key=ended.key, source=Source.WATCHER,
+                state=State.LOST, failure_details=FailureDetails(reason="PodMissing", message="test"))])
+            assert admin.release_hung() == 2      # the answers are lost: the worker finds each pod by name
+            handled(redis_client)
+
+            def labels(job):
+                return v1.read_namespaced_pod(pod_name(job), NAMESPACE).metadata.labels
+            wait_for(lambda: labels(fast).get(naming.EXECUTOR_DONE) == "True", timeout=15,
+                     message="the failed pod marked done by the completion policy")
+            assert naming.POD_REVOKED not in labels(fast)
+            pods = lambda: {pod.metadata.name for pod in v1.list_namespaced_pod(NAMESPACE).items}  # noqa: E731
+            wait_for(lambda: pod_name(ended) not in pods(), timeout=15, message="the late pod removed")
+    finally:
+        watcher.close()
+    assert Ledger(redis_client).get(fast.job_id).uid == admin.creates(name_prefix=pod_name(fast))[0]["uid"]
+    assert [r.state for r in results_for(redis_client, fast) if r.state.terminal] == [State.FAILED]
+    assert [r.state for r in results_for(redis_client, ended) if r.state.terminal] == [State.LOST]
+
+
+def test_the_terminal_latch_records_its_pods_uid_only_where_the_ledger_has_none(redis_client):
+    waiting, created = make_job(1), make_job(2)
+    admit(redis_client, [waiting, created])
+    ledger = Ledger(redis_client)
+    ledger.mark_created(created.job_id, uid="created-uid")
+
+    def failed(job, uid):
+        return Item(result=KubernetesWatch.build(job_id=job.job_id, scheduler_id=job.scheduler_id, key=job.key,
+                                                 source=Source.WATCHER, state=State.FAILED), pod_uid=uid)
+    Publisher(redis_client).publish_items([failed(waiting, "pod-uid"), failed(created, "other-uid")])
+    assert ledger.get(waiting.job_id).uid == "pod-uid"
+    assert ledger.get(created.job_id).uid == "created-uid"

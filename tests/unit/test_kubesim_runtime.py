@@ -113,3 +113,12 @@ def test_container_instance_as_the_kubelet_picks_it() -> None:
         container_id(_pod("a", statuses=[waiting]), "a", previous=False)
     with pytest.raises(errors.ApiError, match='container "a" in pod "p" is not available'):
         container_id(_pod("a"), "a", previous=False)
+
+
+def test_memory_of_this_process_against_a_limit() -> None:
+    import os
+
+    from podq.kubesim.runtime import over_limit
+
+    assert not over_limit(os.getpid(), 1 << 40)
+    assert over_limit(os.getpid(), 1 << 20), "this interpreter holds more than 1 MiB"

@@ -9,14 +9,17 @@
 -- ARGV[1] now; ARGV[2] lease token or ""; ARGV[3] position value or ""; ARGV[4] "1" or "";
 -- ARGV[5] seconds a finished job's ledger entry is kept (0: forever); ARGV[6] the results group;
 -- ARGV[7] number of owners; then the owners' scheduler ids (the schedulers the caller believes
--- own the items' jobs); then the number of items, and 6 arguments per item:
---   job_id, state, owner (its position among the owners, from 1), payload, pod_state_field, pod_state_value
+-- own the items' jobs); then the number of items, and 7 arguments per item:
+--   job_id, state, owner (its position among the owners, from 1), payload, pod_state_field,
+--   pod_state_value, pod_uid
 --   (job_id "" records only the pod state; pod_state_field "" records none;
---    an empty pod_state_value deletes the field)
+--    an empty pod_state_value deletes the field; pod_uid "" when the result is about no pod)
 --
 -- Rules, per job:
 --   * the first terminal result wins and is latched in `terminal_state`; later terminal
---     results are dropped;
+--     results are dropped; a latching result about a pod records that pod's uid as the
+--     job's `uid` when the ledger has none yet (its create's answer has not come back), so
+--     the worker tells "ended by this very pod" from "ended before this pod existed";
 --   * pending and running are published at most once each, never after running
 --     (for pending) and never after the terminal result;
 --   * adopted is published once per old scheduler (the item's owner) and sets no latch.
@@ -53,7 +56,7 @@ end
 -- latches: ledger hash -> its terminal state or false, read once and kept current as the batch latches.
 local job_of, latches, moved = {}, {}, {}
 for i = 0, count - 1 do
-  local base = first + i * 6
+  local base = first + i * 7
   if ARGV[base] ~= '' then
     local job = KEYS[next_key]
     next_key = next_key + 1
@@ -75,7 +78,7 @@ end
 
 local published = {'OK'}
 for i = 0, count - 1 do
-  local base = first + i * 6
+  local base = first + i * 7
   local job_id, state, job = ARGV[base], ARGV[base + 1], job_of[i]
   local entry = ''
   if job then
@@ -88,6 +91,9 @@ for i = 0, count - 1 do
         latches[job] = state
         publish = true
         redis.call('HSET', job, 'terminal_state', state, 'terminal_at', now, 'updated_at', now)
+        if ARGV[base + 6] ~= '' then
+          redis.call('HSETNX', job, 'uid', ARGV[base + 6])
+        end
         redis.call('ZREM', KEYS[1], job_id)
         redis.call('SREM', jobs, job_id)
         if retention > 0 then

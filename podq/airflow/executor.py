@@ -1,0 +1,283 @@
+"""``PodqExecutor``: Airflow 3 runs its tasks as podq jobs (``[core] executor = podq.airflow.executor.PodqExecutor``).
+
+The scheduler talks only to Redis: workloads go to ``podq:jobs`` through :func:`submit_many`,
+results come back from ``podq:results:<scheduler id>`` through a :class:`ResultsConsumer`, and
+revoke and adopt are control records. podq's workers create the pods and its watcher watches
+them, so the scheduler holds no Kubernetes credentials (docs/airflow.md).
+
+Results are acknowledged only once Airflow has taken their events: ``get_event_buffer`` hands
+the events out and the entries are acked at the start of the next ``sync()``, after the
+scheduler loop committed them. A crash in between re-reads them; Airflow ignores an event for a
+task instance that is no longer queued or running, so a repeat is harmless.
+"""
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from typing import TYPE_CHECKING, Any, Sequence
+
+from airflow.executors.base_executor import BaseExecutor
+from airflow.utils.state import TaskInstanceState
+
+from podq.broker.client.control import revoke, send_control
+from podq.broker.client.jobs import job_status
+from podq.broker.client.results import ResultsConsumer
+from podq.broker.client.submit import submit_many
+from podq.broker.store.connection import connect
+from podq.shared.records import ControlRecord, KubernetesJob, KubernetesResults
+from podq.shared.states import ControlOp
+
+from . import mapping
+from .config import SECTION, ExecutorConfig, load_config
+from .kube import PodLogs, serialize_override
+from .mapping import Event
+
+if TYPE_CHECKING:
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.taskinstancekey import TaskInstanceKey
+
+log = logging.getLogger(__name__)
+
+
+class PodqExecutor(BaseExecutor):
+    """Airflow's executor interface over podq's public client API."""
+
+    supports_ad_hoc_ti_run: bool = True
+    is_local: bool = False
+    serve_logs: bool = False
+
+    def __init__(self, *args: Any, config: ExecutorConfig | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.config = config or load_config(lambda option: self.conf.get(SECTION, option, fallback=None))
+        self.client = None
+        self.consumer: ResultsConsumer | None = None
+        self.scheduler_id: str | None = None
+        self.job_ids: dict[TaskInstanceKey, str] = {}
+        # Entries whose events are in the buffer, by key; moved to _taken when Airflow takes them.
+        self._awaiting: dict[TaskInstanceKey, list[str]] = defaultdict(list)
+        self._taken: list[str] = []
+        self._revoked: set[str] = set()
+        self._logs = PodLogs(self.config) if self.config.logs_from_kubernetes else None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.scheduler_id = mapping.scheduler_id(self.config.scheduler_id_prefix, self.job_id)
+        self.client = connect(self.config.redis_url)
+        self.consumer = ResultsConsumer(self.client, scheduler_id=self.scheduler_id, consumer=self.config.consumer,
+                                        batch_size=self.config.results_batch, block_ms=0)
+        log.info("podq executor started: scheduler id %s, results consumer %s", self.scheduler_id,
+                 self.config.consumer)
+
+    def end(self) -> None:
+        """Take the results that are in and stop; running tasks stay with podq for the next scheduler."""
+        if self.consumer is not None:
+            self.sync()
+            self._ack_taken()
+        self._close()
+
+    def terminate(self) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+        self.client = None
+        self.consumer = None
+
+    # -- launching -------------------------------------------------------------------------------
+
+    def _process_workloads(self, workloads: Sequence[Any]) -> None:
+        from airflow.executors.workloads import ExecuteTask
+
+        jobs: list[tuple[TaskInstanceKey, KubernetesJob, Any]] = []
+        for workload in workloads:
+            if not isinstance(workload, ExecuteTask):
+                raise RuntimeError(f"{type(self).__name__} cannot handle workloads of type {type(workload).__name__}")
+            key = workload.ti.key
+            del self.queued_tasks[key]
+            self.running.add(key)
+            try:
+                job = self._job_for(workload)
+            except mapping.WorkloadError as exc:
+                log.error("task %s cannot run on podq: %s", key, exc)
+                self.fail(key, info=str(exc))
+                continue
+            jobs.append((key, job, workload))
+        if not jobs:
+            return
+        try:
+            submit_many(self.client, [job for _, job, _ in jobs])
+        except Exception:  # noqa: BLE001 - Redis away: hand the tasks back, the next heartbeat retries
+            log.exception("submitting %d task(s) to podq failed; they stay queued in the executor", len(jobs))
+            for key, _, workload in jobs:
+                self.running.discard(key)
+                self.queued_tasks[key] = workload
+            return
+        for key, job, _ in jobs:
+            self.job_ids[key] = job.job_id
+            # QUEUED with the job id: Airflow stores it as the TI's external_executor_id (adoption reads it).
+            self.event_buffer[key] = (TaskInstanceState.QUEUED, job.job_id)
+
+    def _job_for(self, workload: Any) -> KubernetesJob:
+        from airflow import __version__ as airflow_version
+
+        ti = workload.ti
+        executor_config = ti.executor_config or {}
+        mapping.check_executor_config(executor_config)
+        override = serialize_override(executor_config.get("pod_override"))
+        return mapping.build_job(
+            scheduler=self.scheduler_id, key=self._task_key(ti.key), workload_json=workload.model_dump_json(),
+            config=self.config, queue=ti.queue, executor_config=executor_config, override=override,
+            airflow_version=airflow_version, ti_id=str(ti.id) if getattr(ti, "id", None) else None)
+
+    @staticmethod
+    def _task_key(key: TaskInstanceKey):
+        return mapping.task_key(dag_id=key.dag_id, task_id=key.task_id, run_id=key.run_id,
+                                try_number=key.try_number, map_index=key.map_index)
+
+    # -- results ---------------------------------------------------------------------------------
+
+    def sync(self) -> None:
+        if self.consumer is None:
+            return
+        try:
+            self._ack_taken()
+            handled = 0
+            while handled < self.config.max_results_per_sync:
+                results = self.consumer.read(block_ms=0)
+                if not results:
+                    break
+                handled += len(results)
+                self.consumer.ack([result for result in results if not self._apply(result)])
+        except Exception:  # noqa: BLE001 - Redis away: the scheduler loop goes on, the next sync resumes
+            log.exception("reading podq results failed; retrying on the next heartbeat")
+
+    def _apply(self, result: KubernetesResults) -> bool:
+        """Turn one result into an executor event; True when it waits for Airflow to take it."""
+        from airflow.models.taskinstancekey import TaskInstanceKey
+
+        key = TaskInstanceKey(dag_id=result.key.dag_id, task_id=result.key.task_id, run_id=result.key.run_id,
+                              try_number=result.key.try_number, map_index=result.key.map_index)
+        event = mapping.EVENTS[result.state]
+        if event is Event.NOTHING:
+            return False
+        if event is Event.FREED:
+            log.info("task %s was adopted by another scheduler; its slot is free", key)
+            self.running.discard(key)
+            self.job_ids.pop(key, None)
+            return False
+        if event is Event.REVOKED and result.job_id in self._revoked:
+            self._revoked.discard(result.job_id)
+            return False
+        if event is Event.RUNNING:
+            if key not in self.running:
+                return False
+            self.running_state(key, info=result.job_id)
+        elif event is Event.SUCCESS:
+            self.job_ids.pop(key, None)
+            self.success(key, info=result.job_id)
+        else:
+            text = mapping.describe(result)
+            log.warning("task %s: %s", key, text)
+            self.job_ids.pop(key, None)
+            self.log_task_event(event=f"podq {result.state.value}", extra=text, ti_key=key)
+            self.fail(key, info=text)
+        self._awaiting[key].append(result.entry_id)
+        return True
+
+    def get_event_buffer(self, dag_ids=None):
+        events = super().get_event_buffer(dag_ids)
+        for key in events:
+            self._taken.extend(self._awaiting.pop(key, ()))
+        return events
+
+    def _ack_taken(self) -> None:
+        if self._taken and self.consumer is not None:
+            taken, self._taken = self._taken, []
+            self.consumer.ack(taken)
+
+    # -- revoke, adopt, logs ---------------------------------------------------------------------
+
+    def _job_id_of(self, ti: TaskInstance) -> str | None:
+        return self.job_ids.get(ti.key) or ti.external_executor_id or self._submitted_job_id(ti)
+
+    def _submitted_job_id(self, ti: TaskInstance) -> str | None:
+        """The job id the queueing scheduler gave ``ti`` (when Airflow never stored it)."""
+        if ti.queued_by_job_id is None:
+            return None
+        scheduler = mapping.scheduler_id(self.config.scheduler_id_prefix, ti.queued_by_job_id)
+        return mapping.job_id_for(scheduler, self._task_key(ti.key))
+
+    def revoke_task(self, *, ti: TaskInstance) -> None:
+        """Remove the task from podq: no pod if none exists yet, else labelled revoked and deleted."""
+        self.queued_tasks.pop(ti.key, None)
+        self.running.discard(ti.key)
+        job_id = self._job_id_of(ti)
+        if job_id is None or self.client is None:
+            log.warning("revoke %s: no podq job known for it", ti.key)
+            return
+        try:
+            status = job_status(self.client, job_id)
+            owner = status.entry.scheduler_id if status else None
+            if owner is None:
+                log.warning("revoke %s: podq has no job %s", ti.key, job_id)
+                return
+            self._revoked.add(job_id)
+            self.job_ids.pop(ti.key, None)
+            revoke(self.client, job_id=job_id, scheduler_id=owner, reason=f"revoked by Airflow scheduler {self.scheduler_id}")
+            log.info("revoke %s: podq job %s", ti.key, job_id)
+        except Exception:  # noqa: BLE001 - revoke_task must not raise (BaseExecutor's contract)
+            log.exception("revoke %s (job %s) failed", ti.key, job_id)
+
+    def cleanup_stuck_queued_tasks(self, *, tis: list[TaskInstance]) -> list[str]:
+        """Airflow 2's stuck-in-queued hook: revoke each task and say which."""
+        readable = []
+        for ti in tis:
+            self.revoke_task(ti=ti)
+            readable.append(repr(ti))
+        return readable
+
+    def try_adopt_task_instances(self, tis: Sequence[TaskInstance]) -> Sequence[TaskInstance]:
+        """Adopt the tasks of dead schedulers through podq's adopt: their pods keep running.
+
+        Returns the task instances podq does not know (never submitted): Airflow resets those.
+        """
+        if self.client is None:
+            return list(tis)
+        not_adopted: list[TaskInstance] = []
+        owners: dict[str, list[TaskInstance]] = defaultdict(list)
+        for ti in tis:
+            job_id = ti.external_executor_id or self._submitted_job_id(ti)
+            try:
+                status = job_status(self.client, job_id) if job_id else None
+            except Exception:  # noqa: BLE001 - unknown is not adoptable
+                log.exception("adopt %s: reading podq job %s failed", ti.key, job_id)
+                status = None
+            if status is None or status.entry.scheduler_id is None:
+                not_adopted.append(ti)
+                continue
+            owners[status.entry.scheduler_id].append(ti)
+        for owner, owned in owners.items():
+            if owner != self.scheduler_id:
+                try:
+                    send_control(self.client, ControlRecord(op=ControlOp.ADOPT, scheduler_id=owner,
+                                                            new_scheduler_id=self.scheduler_id))
+                except Exception:  # noqa: BLE001 - then these cannot be adopted now
+                    log.exception("adopt from %s failed; %d task(s) will be reset", owner, len(owned))
+                    not_adopted.extend(owned)
+                    continue
+            for ti in owned:
+                self.running.add(ti.key)
+                self.job_ids[ti.key] = ti.external_executor_id or self._submitted_job_id(ti)
+            log.info("adopting %d task(s) of scheduler %s", len(owned), owner)
+        return not_adopted
+
+    def get_task_log(self, ti: TaskInstance, try_number: int) -> tuple[list[str], list[str]]:
+        if self._logs is None:
+            return [], [f"podq executor: pod logs are not read through the Kubernetes API "
+                        f"([{SECTION}] logs_from_kubernetes is false; the scheduler holds no API access)"]
+        key = mapping.task_key(dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id, try_number=try_number,
+                               map_index=ti.map_index)
+        namespace = self.config.route(ti.queue).namespace or "default"
+        return self._logs.read(key, namespace=namespace)

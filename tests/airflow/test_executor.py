@@ -1,0 +1,233 @@
+"""PodqExecutor driven the way Airflow's scheduler loop drives it, against podq's real stack.
+
+Embedded Valkey, kubesim (simulated kubelet), intake, workers and the watcher run as processes
+(podq.stack); the executor is the real class under the real Airflow 3 BaseExecutor. Outcomes
+come from kubesim's outcome annotations set through each task's pod_override.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from airflow.utils.state import TaskInstanceState
+
+from podq.airflow.config import load_config
+from podq.airflow.executor import PodqExecutor
+from podq.airflow.mapping import pod_command
+from podq.broker.store import keys
+from podq.broker.store.connection import connect
+from podq.kubesim.admin import Admin
+from podq.shared.settings import load_settings
+from podq.stack import Stack, StackOptions
+from tests.support import core_v1
+
+from tests.support.airflow_tasks import FakeTI, outcome, workload
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    options = StackOptions(workers=1, worker_concurrency=8, data_dir=str(tmp_path_factory.mktemp("stack")),
+                           extra_env={"PODQ_WORKER_DELETE_ON_SUCCESS": "false"})
+    with Stack(load_settings({}), options) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def admin(stack):
+    return Admin(stack.kubesim_url)
+
+
+@pytest.fixture(autouse=True)
+def short_runs(admin):
+    admin.set_default_run_seconds(0.2)
+    admin.clear_creates()
+
+
+_job_ids = iter(range(100, 10_000))
+
+
+def make_executor(stack, *, parallelism: int = 32, job_id: int | None = None, **options: str) -> PodqExecutor:
+    config = load_config(lambda option: {"redis_url": stack.redis_url, **options}.get(option), env={})
+    executor = PodqExecutor(parallelism=parallelism, config=config)
+    executor.job_id = job_id if job_id is not None else next(_job_ids)
+    executor.start()
+    return executor
+
+
+class Loop:
+    """The scheduler loop's calls: queue_workload, heartbeat, get_event_buffer; events collected."""
+
+    def __init__(self, executor: PodqExecutor) -> None:
+        self.executor = executor
+        self.events: dict[Any, list[tuple[str, Any]]] = {}
+        self.max_running = 0
+
+    def queue(self, *works) -> None:
+        for work in works:
+            self.executor.queue_workload(work, session=None)
+
+    def beat(self) -> None:
+        self.executor.heartbeat()
+        self.max_running = max(self.max_running, len(self.executor.running))
+        for key, (state, info) in self.executor.get_event_buffer().items():
+            self.events.setdefault(key, []).append((state, info))
+
+    def final(self, key) -> str | None:
+        states = [state for state, _ in self.events.get(key, []) if state in
+                  (TaskInstanceState.SUCCESS, TaskInstanceState.FAILED)]
+        return states[-1] if states else None
+
+    def until(self, condition, *, timeout: float = 60.0, what: str = "condition") -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                pytest.fail(f"timed out after {timeout} s waiting for {what}; events: {self.events}")
+            self.beat()
+            time.sleep(0.05)
+
+
+def test_thirty_tasks_run_and_succeed_with_the_kubernetes_executors_command(stack, admin):
+    executor = make_executor(stack)
+    loop = Loop(executor)
+    works = [workload(f"t{i}") for i in range(30)]
+    loop.queue(*works)
+    loop.until(lambda: all(loop.final(w.ti.key) for w in works), what="30 results")
+    assert {loop.final(w.ti.key) for w in works} == {TaskInstanceState.SUCCESS}
+    queued = [info for w in works for state, info in loop.events[w.ti.key] if state == TaskInstanceState.QUEUED]
+    assert len(queued) == 30 and all(len(job_id) == 32 for job_id in queued)
+    assert executor.running == set()
+    assert admin.create_count() == 30
+    from airflow.providers.cncf.kubernetes.pod_generator import workload_to_command_args
+    with core_v1(stack.kubeconfig) as api:
+        pods = {pod.metadata.annotations["task_id"]: pod for pod in api.list_namespaced_pod("default").items
+                if pod.metadata.annotations.get("dag_id") == "podq_tests"}
+        pod = pods["t7"]
+        work = works[7]
+        assert pod.spec.containers[0].args == workload_to_command_args(work) == pod_command(work.model_dump_json())
+        labels = pod.metadata.labels
+        assert labels["airflow-worker"] == str(executor.job_id) and labels["kubernetes_executor"] == "True"
+        assert labels["airflow_version"].startswith("3.") and labels["try_number"] == "1"
+        assert pod.metadata.annotations["task_instance_id"] == str(work.ti.id)
+    executor.end()
+
+
+def test_parallelism_caps_the_tasks_in_flight(stack):
+    executor = make_executor(stack, parallelism=4)
+    loop = Loop(executor)
+    works = [workload(f"p{i}") for i in range(10)]
+    loop.queue(*works)
+    loop.until(lambda: all(loop.final(w.ti.key) for w in works), what="10 results")
+    assert loop.max_running == 4
+    executor.end()
+
+
+def test_failure_details_reach_the_event_and_the_event_log(stack):
+    executor = make_executor(stack)
+    loop = Loop(executor)
+    work = workload("boom", executor_config=outcome(exit_code="3"))
+    oom = workload("oom", executor_config=outcome(outcome="OOMKilled"))
+    loop.queue(work, oom)
+    loop.until(lambda: loop.final(work.ti.key) and loop.final(oom.ti.key), what="two failures")
+    assert loop.final(work.ti.key) == TaskInstanceState.FAILED
+    info = loop.events[work.ti.key][-1][1]
+    assert "failed: main container base terminated Error, exit code 3" in info
+    assert "OOMKilled" in loop.events[oom.ti.key][-1][1]
+    logged = {log.task_id: log.extra for log in executor._task_event_logs}
+    assert "exit code 3" in logged["boom"] and "OOMKilled" in logged["oom"]
+    executor.end()
+
+
+def test_a_bad_executor_config_fails_the_task_with_the_reason(stack):
+    executor = make_executor(stack)
+    loop = Loop(executor)
+    work = workload("legacy", executor_config={"KubernetesExecutor": {"image": "x"}})
+    loop.queue(work)
+    loop.beat()
+    assert loop.events[work.ti.key] == [(TaskInstanceState.FAILED, pytest.approx(loop.events[work.ti.key][0][1]))]
+    assert "legacy" in loop.events[work.ti.key][0][1]
+    assert executor.running == set()
+    executor.end()
+
+
+def test_results_are_acked_only_after_airflow_took_the_events(stack):
+    executor = make_executor(stack)
+    client = connect(stack.redis_url)
+    stream = keys.results_stream(executor.scheduler_id)
+    work = workload("ack")
+    executor.queue_workload(work, session=None)
+    deadline = time.monotonic() + 60
+    while not any(state == TaskInstanceState.SUCCESS for state, _ in executor.event_buffer.values()):
+        assert time.monotonic() < deadline, "no success event"
+        executor.heartbeat()
+        time.sleep(0.05)
+    pending = client.xpending(stream, keys.RESULTS_GROUP)["pending"]
+    assert pending >= 1, "the success result is not acked while its event waits in the buffer"
+    executor.get_event_buffer()
+    executor.heartbeat()
+    assert client.xpending(stream, keys.RESULTS_GROUP)["pending"] == 0
+    client.close()
+    executor.end()
+
+
+def test_revoke_task_deletes_the_pod_and_adds_no_event(stack, admin):
+    executor = make_executor(stack)
+    loop = Loop(executor)
+    work = workload("long", executor_config=outcome(run_seconds="600"))
+    loop.queue(work)
+    loop.until(lambda: any(state == TaskInstanceState.RUNNING for state, _ in loop.events.get(work.ti.key, [])),
+               what="running")
+    executor.revoke_task(ti=FakeTI.of(work))
+    assert work.ti.key not in executor.running
+    with core_v1(stack.kubeconfig) as api:
+        def gone():
+            loop.beat()
+            return not [pod for pod in api.list_namespaced_pod("default", label_selector="task_id=long").items
+                        if pod.metadata.labels.get("airflow-worker") == str(executor.job_id)]
+        loop.until(gone, what="pod deleted")
+    assert loop.final(work.ti.key) is None, "a revoked task gets no event (BaseExecutor.revoke_task)"
+    executor.end()
+
+
+def test_a_restarted_scheduler_adopts_running_tasks_without_relaunching(stack, admin):
+    admin.set_default_run_seconds(3)
+    first = make_executor(stack)
+    loop = Loop(first)
+    works = [workload(f"adopt{i}") for i in range(5)]
+    loop.queue(*works)
+    loop.until(lambda: all(any(s == TaskInstanceState.RUNNING for s, _ in loop.events.get(w.ti.key, []))
+                           for w in works), what="5 running")
+    job_ids = {w.ti.key: [info for s, info in loop.events[w.ti.key] if s == TaskInstanceState.QUEUED][0]
+               for w in works}
+    first.terminate()  # the scheduler dies: nothing more is read or acked
+    second = make_executor(stack)
+    tis = [FakeTI.of(w, external_executor_id=job_ids[w.ti.key], queued_by_job_id=first.job_id) for w in works]
+    tis.append(FakeTI.of(workload("never-submitted"), queued_by_job_id=first.job_id))
+    not_adopted = second.try_adopt_task_instances(tis)
+    assert [ti.task_id for ti in not_adopted] == ["never-submitted"]
+    adopted = Loop(second)
+    adopted.until(lambda: all(adopted.final(w.ti.key) for w in works), what="adopted results")
+    assert {adopted.final(w.ti.key) for w in works} == {TaskInstanceState.SUCCESS}
+    assert admin.create_count() == 5, "adoption relaunches nothing"
+    with core_v1(stack.kubeconfig) as api:
+        workers = {pod.metadata.labels["airflow-worker"]
+                   for pod in api.list_namespaced_pod("default", label_selector="dag_id=podq_tests").items
+                   if pod.metadata.annotations["task_id"].startswith("adopt")}
+    assert workers == {str(second.job_id)}
+    second.end()
+
+
+def test_get_task_log_says_when_it_has_no_api_access(stack):
+    executor = make_executor(stack)
+    logs, messages = executor.get_task_log(FakeTI.of(workload("x")), 1)
+    assert logs == [] and "logs_from_kubernetes is false" in messages[0]
+    executor.end()
+
+
+def test_get_task_log_with_api_access_names_a_missing_pod(stack):
+    executor = make_executor(stack, logs_from_kubernetes="true", kube_config_file=stack.kubeconfig)
+    logs, messages = executor.get_task_log(FakeTI.of(workload("never-ran")), 1)
+    assert logs == []
+    assert messages == ["podq: no pod in namespace default matches dag_id=podq_tests,task_id=never-ran,"
+                        "run_id=manual__1,try_number=1,kubernetes_executor=True"]
+    executor.end()
