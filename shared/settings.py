@@ -189,6 +189,15 @@ class TrimSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class MetricsSettings:
+    port: int = 9464
+    """Port each service serves Prometheus metrics on (``/metrics``); -1: none. One port per process:
+    services sharing a host need different ports (``podq up`` assigns them)."""
+    address: str = "0.0.0.0"
+    """Address the metrics server binds (``127.0.0.1`` to keep it to the host)."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class Settings:
     redis: RedisSettings = field(default_factory=RedisSettings)
     kube: KubeSettings = field(default_factory=KubeSettings)
@@ -197,6 +206,7 @@ class Settings:
     watcher: WatcherSettings = field(default_factory=WatcherSettings)
     results: ResultsSettings = field(default_factory=ResultsSettings)
     trim: TrimSettings = field(default_factory=TrimSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
 
 
 def _convert(name: str, raw: str, kind: Any) -> Any:

@@ -10,6 +10,7 @@ import logging
 import sys
 import threading
 
+from podq.shared import metrics
 from podq.shared.errors import PodqError
 from podq.shared.loops import stop_on_signals
 from podq.shared.settings import Settings
@@ -56,6 +57,8 @@ def main(argv: list[str] | None, settings: Settings) -> int:
     if threading.current_thread() is threading.main_thread():
         stop_on_signals(watcher.stopping)
     watcher.start()
+    metrics.start(settings.metrics, service=f"watcher {watcher.instance}", ping=watcher.ping,
+                  stop=watcher.stopping)
     code = watcher.run()
     if code:
         print(f"podq watcher: {watcher.failed}", file=sys.stderr)

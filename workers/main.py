@@ -9,8 +9,11 @@ import dataclasses
 import logging
 import os
 import socket
+import threading
 
 from podq.broker.store import keys
+from podq.broker.store.connection import ping
+from podq.shared import metrics
 from podq.shared.errors import PodqError
 from podq.shared.settings import Settings
 
@@ -61,10 +64,13 @@ def main(argv: list[str] | None, settings: Settings) -> int:
                         without_gossip=True, without_mingle=True, without_heartbeat=True, optimization="fair")
     runtime.heartbeat.attach(app)
     stop_creates_on_shutdown(hostname, runtime)
+    probe_stop = threading.Event()
+    metrics.start(settings.metrics, service=f"worker {hostname}", ping=lambda: ping(runtime.client), stop=probe_stop)
     try:
         runtime.heartbeat.start()
         worker.start()
     finally:
+        probe_stop.set()
         runtime.close()
     return worker.exitcode or 0
 

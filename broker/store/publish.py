@@ -17,6 +17,7 @@ from typing import Sequence
 import redis
 
 from podq.broker.errors import BrokerError, FencedError
+from podq.shared import metrics
 from podq.shared.records import KubernetesWatch
 from podq.shared.states import State
 
@@ -80,7 +81,9 @@ class Publisher:
             reply = self._call(items, checkpoint, owners)
             tag, rest = reply[0], reply[1:]
             if tag == b"OK":
-                return [entry.decode() if isinstance(entry, bytes) else "" for entry in rest]
+                published = [entry.decode() if isinstance(entry, bytes) else "" for entry in rest]
+                count_published(items, published)
+                return published
             # MOVED: job id, owner, ... (adopted since the result was built); ask with their keys.
             owners.update((job_id.decode(), owner.decode()) for job_id, owner in zip(rest[::2], rest[1::2]))
         raise BrokerError(f"publish: owners kept moving across {self.MAX_OWNER_RETRIES} attempts")
@@ -119,3 +122,10 @@ class Publisher:
             if str(exc).startswith("FENCED"):
                 raise FencedError(str(exc)) from None
             raise
+
+
+def count_published(items: Sequence[Item], entries: Sequence[str]) -> None:
+    """Results that reached a stream, by state and by the service that published them."""
+    for item, entry in zip(items, entries):
+        if entry and item.result is not None:
+            metrics.RESULTS_PUBLISHED.labels(item.result.state.value, item.result.source.value).inc()
