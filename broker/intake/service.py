@@ -176,10 +176,11 @@ class Intake:
                                           for item in rejected], group=keys.INTAKE_GROUP)
         if publish_failure:
             failures = [result for item in rejected if (result := rejection_result(item)) is not None]
-            # A refused duplicate of an admitted job must not end that job: only jobs
-            # the ledger has never admitted get the refusal as their result.
-            known = self.ledger.knows([result.job_id for result in failures])
-            failures = [result for result, admitted in zip(failures, known) if not admitted]
+            # The ledger records each as ended, except a refused duplicate of a job it admitted
+            # (that job must not end); the rest get the refusal as their one terminal result.
+            recorded = self.ledger.refuse([(result.job_id, result.scheduler_id, result.failure_details.message)
+                                           for result in failures])
+            failures = [result for result, new in zip(failures, recorded) if new]
             if failures:
                 self.publisher.publish(failures)
 

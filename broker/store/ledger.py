@@ -198,12 +198,18 @@ class Ledger:
         raw = self._client.hgetall(keys.job_key(job_id))
         return LedgerEntry.decode(job_id, raw) if raw else None
 
-    def knows(self, job_ids: Sequence[str]) -> list[bool]:
-        """Per job, whether the ledger has admitted it (one pipelined round trip)."""
+    def refuse(self, refusals: Sequence[tuple[str, str, str]]) -> list[bool]:
+        """Record refused jobs ``(job_id, scheduler_id, message)`` as ended (``lua/refuse.lua``).
+
+        Per job, True when its failed result is to be published; False for a job the ledger
+        had admitted (a refused duplicate of it must not end it).
+        """
+        now = repr(time.time())
         pipe = self._client.pipeline(transaction=False)
-        for job_id in job_ids:
-            pipe.hexists(keys.job_key(job_id), "state")
-        return [bool(known) for known in pipe.execute()]
+        for job_id, scheduler_id, message in refusals:
+            self._scripts.refuse(keys=[keys.job_key(job_id)], args=[job_id, scheduler_id, message, now],
+                                 client=pipe)
+        return [bool(recorded) for recorded in pipe.execute()]
 
     def entries(self, job_ids: Sequence[str], *, fields: Sequence[str] = SUMMARY_FIELDS) -> dict[str, LedgerEntry]:
         """``fields`` of each job the ledger knows, in one pipelined round trip.

@@ -11,7 +11,7 @@ and names the owners, and the batch is sent again with theirs.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import redis
@@ -103,8 +103,10 @@ class Publisher:
             result, state = item.result, item.pod_state
             if result is not None:
                 owner = result.scheduler_id
-                if result.state is not State.ADOPTED:
-                    owner = owners.get(result.job_id, owner)
+                if result.state is not State.ADOPTED and owners.get(result.job_id, owner) != owner:
+                    # Adopted since it was built: it goes to, and names, the new owner.
+                    owner = owners[result.job_id]
+                    result = replace(result, scheduler_id=owner)
                 index = owner_index.setdefault(owner, len(owner_index) + 1)
                 job_keys.append(keys.job_key(result.job_id))
                 item_args.extend((result.job_id, result.state.value, index, result.encode()))

@@ -136,6 +136,14 @@ def test_adopt_moves_owner_unread_results_and_relabels_pods_once(redis_client, s
                                                            key=jobs[0].key, source=Source.WATCHER,
                                                            state=State.SUCCEEDED)])
     assert results_for(redis_client, jobs[0], "sched-b")[-1].state is State.SUCCEEDED
+    # Every result on the new scheduler's stream, moved or published after, names it as theirs;
+    # the moved one is otherwise the same record (an empty annotations map stays a map).
+    records = [KubernetesWatch.decode(fields[keys.RECORD_FIELD.encode()])
+               for _id, fields in redis_client.xrange(keys.results_stream("sched-b"))]
+    assert [r.scheduler_id for r in records] == ["sched-b", "sched-b"]
+    assert records[0].annotations == {} and records[0].event_id == f"{finished.job_id}:succeeded"
+    assert {KubernetesWatch.decode(fields[keys.RECORD_FIELD.encode()]).scheduler_id
+            for _id, fields in redis_client.xrange(keys.results_stream(SCHEDULER))} == {SCHEDULER}
 
 
 def test_validate_control(redis_client):
