@@ -304,22 +304,20 @@ def build() -> dict[str, Any]:
         if kind == "job":
             vector["failed_result"] = failed_result(payload)
         vectors.append(vector)
-    for name, description, record in ADMISSION:
-        payload = pack(record)
-        reason = check_job(KubernetesJob.decode(payload), settings)
-        if reason is None:
-            raise SystemExit(f"admission vector {name} is admitted")
-        vectors.append({"name": name, "kind": "job", "valid": False, "stage": "admission",
-                        "description": description, "hex": payload.hex(), "error": reason,
-                        "failed_result": failed_result(payload)})
     ledger = VectorLedger(ADMISSION_LEDGER)
-    for name, description, record in CONTROL_ADMISSION:
-        payload = pack(record)
-        reason = validate_control(ControlRecord.decode(payload), ledger)
-        if reason is None:
-            raise SystemExit(f"admission vector {name} is admitted")
-        vectors.append({"name": name, "kind": "control", "valid": False, "stage": "admission",
-                        "description": description, "hex": payload.hex(), "error": reason})
+    checks = {"job": lambda payload: check_job(KubernetesJob.decode(payload), settings),
+              "control": lambda payload: validate_control(ControlRecord.decode(payload), ledger)}
+    for kind, cases in (("job", ADMISSION), ("control", CONTROL_ADMISSION)):
+        for name, description, record in cases:
+            payload = pack(record)
+            reason = checks[kind](payload)
+            if reason is None:
+                raise SystemExit(f"admission vector {name} is admitted")
+            vector = {"name": name, "kind": kind, "valid": False, "stage": "admission",
+                      "description": description, "hex": payload.hex(), "error": reason}
+            if kind == "job":
+                vector["failed_result"] = failed_result(payload)
+            vectors.append(vector)
     job_ids = [{"scheduler_id": sid, "task_key": task_key, "job_id": jid(sid, task_key),
                 "pod_name": pod_name_for(jid(sid, task_key), TaskKey(**task_key))}
                for sid, task_key in JOB_ID_KEYS]
