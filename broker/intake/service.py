@@ -19,7 +19,7 @@ from typing import Any, Callable
 from podq.broker.control.operations import validate_control
 from podq.broker.control.sender import ControlSender
 from podq.broker.queue.envelopes import dispatch_jobs
-from podq.broker.store import keys, streams
+from podq.broker.store import counters, keys, streams
 from podq.broker.store.connection import Client
 from podq.broker.store.ledger import Ledger
 from podq.broker.store.publish import Publisher
@@ -144,6 +144,7 @@ class Intake:
         self.ledger.mark_dispatched([job.job_id for job in todo],
                                     orphaned_after=self.settings.intake.redispatch_after)
         metrics.JOBS_DISPATCHED.inc(len(todo))
+        counters.add(self.client, counters.DISPATCHED, len(todo))
         log.debug("dispatched %d jobs", len(todo))
 
     def _ensure_results_groups(self, scheduler_ids: set[str]) -> None:
