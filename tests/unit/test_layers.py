@@ -15,10 +15,6 @@ ALLOWED = {
     "watcher": {"shared", "broker"},
     "kubesim": {"shared"},
 }
-# single modules a folder may import although their package is not allowed to it
-ALLOWED_MODULES = {
-    "kubesim": {"podq.shared.pods.mergekeys"},  # the Pod's merge keys, one table for workers and kubesim
-}
 # third-party modules only some folders may touch
 ADAPTERS = {"redis": {"broker"}, "kubernetes": {"shared"}}
 
@@ -44,8 +40,6 @@ def test_packages_import_only_the_layers_below(folder):
     for path in files_of(folder):
         for name in imports_of(path):
             parts = name.split(".")
-            if name in ALLOWED_MODULES.get(folder, ()):
-                continue
             if parts[0] == "podq" and len(parts) > 1 and parts[1] != folder and parts[1] not in ALLOWED[folder]:
                 wrong.append(f"{path.relative_to(ROOT)} imports {name}")
     assert wrong == []
