@@ -29,6 +29,11 @@ class RedisSettings:
     """The client certificate's private key (PEM)."""
     tls_check_hostname: bool = True
     """Check that the server's TLS certificate names the host of the URL."""
+    wait_replicas: int = 0
+    """Replicas that must hold the writes that have to survive a failover (accepted jobs, ledger
+    transitions, results) before podq goes on (Redis ``WAIT``); 0: do not wait (asynchronous replication)."""
+    wait_timeout: float = 1.0
+    """Seconds one ``WAIT`` may take; past it podq goes on and logs how many replicas acknowledged."""
     sentinel_password: str | None = None
     """Password of the Sentinels themselves, if they require one (the URL's password is the primary's)."""
     data_dir: str | None = None

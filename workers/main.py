@@ -16,6 +16,7 @@ from podq.broker.store.connection import ping
 from podq.shared import metrics
 from podq.shared.errors import PodqError
 from podq.shared.settings import Settings
+from podq.shared.secrets import scrub
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +53,10 @@ def main(argv: list[str] | None, settings: Settings) -> int:
             runtime.close()
             return 0
     except PodqError as exc:
-        print(f"podq worker: {exc}")
+        print(f"podq worker: {scrub(str(exc))}")
         return 2
     except Exception as exc:  # noqa: BLE001 - a start-up failure is reported, not traced
-        print(f"podq worker: cannot start: {type(exc).__name__}: {exc}")
+        print(f"podq worker: cannot start: {type(exc).__name__}: {scrub(str(exc))}")
         return 1
     app = make_celery(broker_url=settings.redis.url, worker=settings.worker, redis=settings.redis)
     register_tasks(app, runtime)

@@ -18,6 +18,7 @@ from podq.shared import metrics
 from podq.shared.errors import PodqError, SettingsError
 from podq.shared.loops import LoopCrashed, run_loop, stop_on_signals
 from podq.shared.settings import Settings
+from podq.shared.secrets import scrub
 
 from .housekeeping import IDLE_WAIT, Housekeeping
 from .service import Intake
@@ -79,7 +80,7 @@ def main(argv: list[str] | None, settings: Settings) -> int:
         if args.check:
             return 0 if service.check() else 1
     except PodqError as exc:
-        print(f"podq intake: {exc}", file=sys.stderr)
+        print(f"podq intake: {scrub(str(exc))}", file=sys.stderr)
         return 2
     if threading.current_thread() is threading.main_thread():
         stop_on_signals(service.stopping)

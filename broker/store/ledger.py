@@ -20,6 +20,7 @@ from podq.shared.records import KubernetesJob
 from podq.shared.states import CREATABLE_STATES, LedgerState
 
 from . import keys
+from .connection import durable
 from .scripts import scripts_for
 
 log = logging.getLogger(__name__)
@@ -135,13 +136,15 @@ class Ledger:
                                        keys.SCHEDULERS_SET],
                                  args=[job.job_id, job.scheduler_id, job.encode(), pod_name,
                                        job.namespace or "", now], client=pipe)
-        return [value.decode() for value in pipe.execute()]
+        return [value.decode() for value in durable(self._client, pipe)]
 
     def transition(self, job_id: str, *, allowed: Iterable[LedgerState], to: LedgerState,
                    fields: dict[str, str] | None = None) -> tuple[bool, str]:
         """Move ``job_id`` to ``to`` if its state is one of ``allowed``; report the outcome."""
-        moved, state = self._scripts.transition(keys=[keys.job_key(job_id), keys.INFLIGHT_ZSET],
-                                                args=_transition_args(allowed, to, fields))
+        pipe = self._client.pipeline(transaction=False)
+        self._scripts.transition(keys=[keys.job_key(job_id), keys.INFLIGHT_ZSET],
+                                 args=_transition_args(allowed, to, fields), client=pipe)
+        moved, state = durable(self._client, pipe)[0]
         return bool(moved), state.decode() if isinstance(state, bytes) else state
 
     def mark_dispatched(self, job_ids: Sequence[str], *, orphaned_after: float = 30.0) -> None:
@@ -155,7 +158,7 @@ class Ledger:
         args = _transition_args((LedgerState.ACCEPTED,), LedgerState.DISPATCHED, None)
         for job_id in job_ids:
             self._scripts.transition(keys=[keys.job_key(job_id), keys.INFLIGHT_ZSET], args=args, client=pipe)
-        pipe.execute()
+        durable(self._client, pipe)
 
     def claim_job(self, job_id: str, lease: Lease) -> Claim:
         """Take ``job_id`` for one delivery (see ``lua/claim.lua``): state, deliveries, owner, busy."""

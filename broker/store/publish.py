@@ -22,6 +22,7 @@ from podq.shared.records import KubernetesWatch
 from podq.shared.states import State
 
 from . import keys
+from .connection import durable
 from .scripts import scripts_for
 
 
@@ -67,6 +68,7 @@ class Publisher:
     MAX_OWNER_RETRIES = 8
 
     def __init__(self, client: redis.Redis, *, ledger_ttl: float = DEFAULT_LEDGER_TTL) -> None:
+        self._client = client
         self._script = scripts_for(client).publish
         self._ledger_ttl = int(ledger_ttl)
 
@@ -113,7 +115,9 @@ class Publisher:
                 args.extend(("", "", "", b""))
             args.extend((state.field if state else "", state.value if state else "", item.pod_uid))
         try:
-            return self._script(keys=script_keys, args=args)
+            pipe = self._client.pipeline(transaction=False)
+            self._script(keys=script_keys, args=args, client=pipe)
+            return durable(self._client, pipe)[0]
         except redis.ResponseError as exc:
             if str(exc).startswith("FENCED"):
                 raise FencedError(str(exc)) from None
