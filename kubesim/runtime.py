@@ -350,9 +350,12 @@ class Run:
         if self.launch.memory_limit:
             watch = loop.create_task(self._watch_memory(self.launch.memory_limit), name=f"memory:{self.label}")
         try:
-            code = await self._exit()
+            await self._exited()
         finally:
-            self._kill_group(signal.SIGKILL)  # the container's end takes every process in it along
+            # the container's end takes every process in it along; done before reaping the first process, so
+            # its pid (the group's id) cannot have been reused meanwhile
+            self._kill_group(signal.SIGKILL)
+            code = self.process.wait()
             if watch is not None:
                 watch.cancel()
             try:
@@ -392,15 +395,15 @@ class Run:
         loop.add_reader(fd, readable)
         return eof
 
-    async def _exit(self) -> int:
-        """Wait for the first process to exit (a pidfd where Linux has one, else polling); its return code."""
+    async def _exited(self) -> None:
+        """Wait until the first process has exited, without reaping it (a pidfd where Linux has one, else polling)."""
         assert self.process is not None
         try:
             pidfd = os.pidfd_open(self.process.pid)
         except (AttributeError, OSError):
             while self.process.poll() is None:  # loop "exit-poll": ends when the process exits
                 await asyncio.sleep(0.05)
-            return self.process.returncode
+            return
         loop = asyncio.get_running_loop()
         exited: asyncio.Future[None] = loop.create_future()
         loop.add_reader(pidfd, lambda: exited.done() or exited.set_result(None))
@@ -409,7 +412,6 @@ class Run:
         finally:
             loop.remove_reader(pidfd)
             os.close(pidfd)
-        return self.process.wait()
 
     async def _watch_memory(self, limit: int) -> None:
         assert self.process is not None

@@ -17,6 +17,7 @@ from celery import Celery
 from celery.exceptions import Reject
 
 from podq.broker.queue.envelopes import CONTROL_TASK, CREATE_TASK
+from podq.broker.store import counters
 from podq.broker.store.ledger import Claim, Lease
 from podq.shared import metrics
 from podq.shared.errors import DecodeError
@@ -52,6 +53,10 @@ def create_batch(payloads: Sequence[bytes], rt: Runtime) -> tuple[list[Outcome |
         futures = [rt.executor.submit(_guarded, job, payload, rt, deadline, claim, lease, epoch)
                    for (job, payload), claim in zip(jobs, claims)]
         outcomes = [future.result() for future in futures]
+    try:
+        counters.add(rt.client, counters.CREATED, sum(1 for outcome in outcomes if outcome is Outcome.CREATED))
+    except Exception as exc:  # noqa: BLE001 - a status figure must not fail a message whose pods exist
+        log.warning("create_pod: could not count %d creates for `podq status`: %s", len(outcomes), exc)
     return outcomes, sum(1 for outcome in outcomes if outcome is None)
 
 

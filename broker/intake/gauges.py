@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import time
 
-from podq.broker.store import keys
 from podq.broker.store.connection import Client
 from podq.broker.store.overview import Overview, overview
 from podq.shared import metrics
@@ -19,9 +18,8 @@ def export(figures: Overview) -> None:
     metrics.JOBS_IN_FLIGHT.set(figures.in_flight)
     metrics.DELAYED_JOBS.set(figures.delayed)
     metrics.JOBS_STREAM_LENGTH.set(figures.jobs.length)
-    intake_group = next((group for group in figures.jobs.groups if group.name == keys.INTAKE_GROUP), None)
-    metrics.JOBS_STREAM_LAG.set(intake_group.lag if intake_group else figures.jobs.length)
-    metrics.JOBS_STREAM_PENDING.set(intake_group.pending if intake_group else 0)
+    metrics.JOBS_STREAM_LAG.set(figures.jobs_lag)
+    metrics.JOBS_STREAM_PENDING.set(figures.jobs_pending)
     metrics.DEAD_LETTERS.set(figures.dead)
     for item in figures.schedulers:
         metrics.RESULTS_STREAM_LENGTH.labels(item.scheduler).set(item.length)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import threading
 import time
 from typing import Any, Callable
 
@@ -20,7 +19,7 @@ from typing import Any, Callable
 from podq.broker.control.operations import validate_control
 from podq.broker.control.sender import ControlSender
 from podq.broker.queue.envelopes import dispatch_jobs
-from podq.broker.store import keys, streams
+from podq.broker.store import counters, keys, streams
 from podq.broker.store.connection import Client
 from podq.broker.store.ledger import Ledger
 from podq.broker.store.publish import Publisher
@@ -28,7 +27,6 @@ from podq.broker.store.redelivery import Redelivery
 from podq.broker.store.streams import default_consumer_name, ensure_group
 from podq.shared import metrics
 from podq.shared.errors import DecodeError
-from podq.shared.loops import run_loop
 from podq.shared.naming import derive_job_id, pod_name_for
 from podq.shared.records import ControlRecord, FailureDetails, KubernetesJob, KubernetesWatch
 from podq.shared.settings import Settings
@@ -72,11 +70,6 @@ class Intake:
     def prepare(self) -> None:
         for stream in (keys.JOBS_STREAM, keys.CONTROL_STREAM):
             ensure_group(self.client, stream, keys.INTAKE_GROUP)
-
-    def run(self, stop: threading.Event) -> None:
-        """Serve until ``stop`` is set."""
-        self.prepare()
-        run_loop("intake", self.step, stop=stop)
 
     def step(self, *, block_ms: int | None = None) -> int:
         """Handle one batch; returns how many entries it handled."""
@@ -151,6 +144,7 @@ class Intake:
         self.ledger.mark_dispatched([job.job_id for job in todo],
                                     orphaned_after=self.settings.intake.redispatch_after)
         metrics.JOBS_DISPATCHED.inc(len(todo))
+        counters.add(self.client, counters.DISPATCHED, len(todo))
         log.debug("dispatched %d jobs", len(todo))
 
     def _ensure_results_groups(self, scheduler_ids: set[str]) -> None:

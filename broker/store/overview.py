@@ -51,6 +51,10 @@ class Overview:
     in_flight: int
     delayed: int
     jobs: StreamStats
+    jobs_lag: int
+    """Entries of podq:jobs intake has not read yet."""
+    jobs_pending: int
+    """Entries of podq:jobs intake read and has not acknowledged."""
     dead: int
     schedulers: tuple[SchedulerFigures, ...]
     scopes: tuple[ScopeFigures, ...]
@@ -109,6 +113,8 @@ def overview(client: redis.Redis, *, recent_dead: int = RECENT_DEAD) -> Overview
     recent = tuple(DeadLetter(entry_id=_text(entry_id), at=_entry_time(_text(entry_id)),
                               stream=_text(fields.get(b"stream", b"")), reason=_text(fields.get(b"reason", b"")))
                    for entry_id, fields in dead_entries)
+    intake = next((group for group in jobs.groups if group.name == keys.INTAKE_GROUP), None)
     return Overview(at=now, queue_messages=int(queue_messages), in_flight=int(in_flight), delayed=int(delayed),
-                    jobs=jobs, dead=jobs.dead or 0, schedulers=tuple(schedulers), scopes=tuple(scope_figures),
-                    recent_dead=recent)
+                    jobs=jobs, jobs_lag=intake.lag if intake else jobs.length,
+                    jobs_pending=intake.pending if intake else 0, dead=jobs.dead or 0,
+                    schedulers=tuple(schedulers), scopes=tuple(scope_figures), recent_dead=recent)

@@ -91,15 +91,16 @@ class Publisher:
         raise BrokerError(f"publish: owners kept moving across {self.MAX_OWNER_RETRIES} attempts")
 
     def _call(self, items: Sequence[Item], checkpoint: Checkpoint | None, owners: dict[str, str]):
-        script_keys = [keys.INFLIGHT_ZSET, keys.SCHEDULERS_SET]
         position = checkpoint.position if checkpoint else None
+        head = [keys.INFLIGHT_ZSET, keys.SCHEDULERS_SET]
         if checkpoint:
-            script_keys.append(checkpoint.lease_key)
+            head.append(checkpoint.lease_key)
             if position:
-                script_keys.append(checkpoint.position_key)
-            script_keys.append(checkpoint.states_key)
-        args: list = [repr(time.time()), checkpoint.token if checkpoint else "", position or "",
-                      "1" if checkpoint else "", self._ledger_ttl, keys.RESULTS_GROUP, len(items)]
+                head.append(checkpoint.position_key)
+            head.append(checkpoint.states_key)
+        owner_index: dict[str, int] = {}   # scheduler id -> its position among the owners, from 1
+        job_keys: list[str] = []
+        item_args: list = []
         for item in items:
             result, state = item.result, item.pod_state
             if result is not None:
@@ -108,15 +109,20 @@ class Publisher:
                     # Adopted since it was built: it goes to, and names, the new owner.
                     owner = owners[result.job_id]
                     result = replace(result, scheduler_id=owner)
-                script_keys.extend((keys.job_key(result.job_id), keys.results_stream(owner),
-                                    keys.scheduler_jobs_key(owner)))
-                args.extend((result.job_id, result.state.value, owner, result.encode()))
+                index = owner_index.setdefault(owner, len(owner_index) + 1)
+                job_keys.append(keys.job_key(result.job_id))
+                item_args.extend((result.job_id, result.state.value, index, result.encode()))
             else:
-                args.extend(("", "", "", b""))
-            args.extend((state.field if state else "", state.value if state else "", item.pod_uid))
+                item_args.extend(("", "", 0, b""))
+            item_args.extend((state.field if state else "", state.value if state else "", item.pod_uid))
+        owner_keys = [key for owner in owner_index
+                      for key in (keys.results_stream(owner), keys.scheduler_jobs_key(owner))]
+        args = [repr(time.time()), checkpoint.token if checkpoint else "", position or "",
+                "1" if checkpoint else "", self._ledger_ttl, keys.RESULTS_GROUP,
+                len(owner_index), *owner_index, len(items), *item_args]
         try:
             pipe = self._client.pipeline(transaction=False)
-            self._script(keys=script_keys, args=args, client=pipe)
+            self._script(keys=[*head, *owner_keys, *job_keys], args=args, client=pipe)
             return durable(self._client, pipe)[0]
         except redis.ResponseError as exc:
             if str(exc).startswith("FENCED"):

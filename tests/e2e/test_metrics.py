@@ -17,6 +17,7 @@ from podq.broker.store import keys
 from podq.shared import metrics
 from podq.shared.records import KubernetesJob, KubernetesWatch, TaskKey
 from tests.support import wait_for
+from tests.support.promql import expressions, family_of, selected_names
 
 SCHEDULER = "metered"
 JOBS = 12
@@ -110,9 +111,15 @@ def test_every_service_serves_metrics_that_match_the_run(stack, stack_redis, sta
 
     # Every service times Redis, and every family it serves is in the catalogue.
     catalogue = set(metrics.names())
+    served: set[str] = set()
     for url in [intake, *workers, watcher]:
         assert value(scrape(url), "podq_redis_roundtrip_seconds_count") >= 1, url
         assert families(url) <= catalogue, families(url) - catalogue
+        served |= families(url)
+    # Every metric the dashboard and the alert rules select is served by some service.
+    for where, expression in expressions():
+        missing = {name for name in selected_names(expression) if family_of(name, served) is None}
+        assert not missing, f"{where}: {missing} in no scrape"
 
 
 def families(url: str) -> set[str]:

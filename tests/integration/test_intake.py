@@ -19,6 +19,7 @@ from podq.broker.store.publish import Publisher
 from podq.shared.records import KubernetesJob, KubernetesWatch, TaskKey
 from podq.shared.settings import IntakeSettings, load_settings
 from podq.shared.states import LedgerState, Source, State
+from tests.support import raw_map
 
 
 def make_job(n: int, *, scheduler_id: str = "sched-a", **fields) -> KubernetesJob:
@@ -117,15 +118,6 @@ def test_malformed_records_go_to_dead_and_later_jobs_still_run(redis_client, set
     results = consumer.read()
     assert [(r.job_id, r.state) for r in results] == [(wrong_ns.job_id, State.FAILED)]
     assert "not in the allowed namespaces" in results[0].failure_details.message
-
-
-def raw_map(*pairs) -> bytes:
-    """A msgpack map written pair by pair (a key may repeat); bytes values are written as they are."""
-    out = bytearray(b"\xde" + len(pairs).to_bytes(2, "big"))
-    for key, value in pairs:
-        out += key if isinstance(key, bytes) else msgpack.packb(key)
-        out += value if isinstance(value, bytes) else msgpack.packb(value)
-    return bytes(out)
 
 
 def test_every_refused_job_with_a_readable_identity_reaches_its_scheduler_once(redis_client, settings):
