@@ -15,7 +15,8 @@ from typing import Any, Iterator
 import orjson
 import urllib3
 from podq.shared import naming
-from podq.shared.kubeclient import Answer, ApiException, ApiUnreachable, PodCalls, api_client, core_api, keepalive_options
+from podq.shared.kubeclient import (Answer, ApiException, ApiUnreachable, PodCalls, api_client, core_api,
+                                    keepalive_options)
 from podq.shared.settings import KubeSettings, WatcherSettings
 
 from .errors import ResourceExpired, WatchFailed
@@ -130,15 +131,21 @@ class KubePods:
         """The pod as the API holds it (in or out of the watcher's selector); None when it does not exist."""
         answer = self._unless_gone(f"read pod {namespace}/{name}",
                                    lambda timeout: self._calls.read(name, namespace, timeout=timeout))
-        return answer.json() if answer is not None else None
+        return None if answer is None else answer.json()
+
+    def exists(self, namespace: str, name: str) -> bool:
+        """Whether the pod exists (in or out of the watcher's selector)."""
+        return self._unless_gone(f"read pod {namespace}/{name}",
+                                 lambda timeout: self._calls.read(name, namespace, timeout=timeout)) is not None
 
     def label_revoked(self, namespace: str, name: str) -> bool:
         """Label a pod ``airflow_pod_revoked=True``; False when it is gone already."""
-        return self._unless_gone(f"label pod {namespace}/{name} revoked", lambda timeout: self._calls.patch(
-            name, namespace, _REVOKED_PATCH, timeout=timeout)) is not None
+        return self._unless_gone(f"label pod {namespace}/{name} revoked",
+                                 lambda timeout: self._calls.patch(name, namespace, _REVOKED_PATCH,
+                                                                   timeout=timeout)) is not None
 
     def _unless_gone(self, what: str, call) -> Answer | None:
-        """Run ``call(timeout)`` and check its answer: the answer, or None when the pod is not there (404)."""
+        """Run ``call(timeout)``: its answer, or None when the pod is not there (404)."""
         try:
             answer = call((self._settings.connect_timeout, self._settings.request_timeout))
         except ApiUnreachable as exc:
