@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.podq-installed
 
-.PHONY: demo test unit integration e2e chaos bench bench-quick up clean airflow-venv airflow-test airflow-test-quick
+.PHONY: demo test unit integration e2e chaos bench bench-quick up clean airflow-venv airflow-test airflow-test-quick bench-airflow
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "podq needs Python 3.11 or newer")'
@@ -61,6 +61,11 @@ airflow-test: $(AIRFLOW_STAMP)
 airflow-test-quick: $(AIRFLOW_STAMP)
 	$(AIRFLOW_BIN)/python -m pytest tests/airflow -q -m "not slow"
 	$(AIRFLOW_BIN)/python -m pytest tests/integration/test_workers_create.py tests/integration/test_watcher_flow.py -q
+
+# Executor-level figures (docs/performance.md): KubernetesExecutor default/tuned vs podq's executor.
+bench-airflow: $(AIRFLOW_STAMP)
+	$(AIRFLOW_BIN)/python -m bench.airflow_executor --latency 0.025 --tasks 1000 --runs 3
+	$(AIRFLOW_BIN)/python -m bench.airflow_executor --latency 0.150 --tasks 1000 --runs 3
 
 clean:
 	rm -rf $(VENV) $(AIRFLOW_VENV) build *.egg-info .pytest_cache
