@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import signal
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
+from podq.airflow.config import load_config
+from podq.airflow.executor import PodqExecutor
 from podq.kubesim.admin import Admin
 from podq.shared.settings import load_settings
 from podq.stack import Stack, StackOptions
@@ -100,7 +103,8 @@ def kubernetes_airflow(world, name: str) -> AirflowSystem:
                          })
 
 
-def run_proof(system: AirflowSystem, world, run_id: str) -> dict[tuple[str, str, int], tuple[str, int]]:
+def run_proof(system: AirflowSystem, world, run_id: str, *, while_victim_runs=None
+              ) -> dict[tuple[str, str, int], tuple[str, int]]:
     """Trigger every proof DAG, clear one task and delete one pod while they run; the end states."""
     system.wait_for_dags(PROOF_DAGS + ["proof_adopt"])
     for dag_id in PROOF_DAGS:
@@ -115,6 +119,8 @@ def run_proof(system: AirflowSystem, world, run_id: str) -> dict[tuple[str, str,
 
     system.wait(lambda: state("proof_deleted", "victim") == ("running", 1), timeout=600,
                 what="proof_deleted.victim running")
+    if while_victim_runs is not None:
+        while_victim_runs()
     with core_v1(world["stack"].kubeconfig) as api:
         pods = api.list_namespaced_pod("default", label_selector="dag_id=proof_deleted,task_id=victim").items
         live = [pod for pod in pods if pod.status.phase == "Running"]
@@ -130,13 +136,32 @@ def run_proof(system: AirflowSystem, world, run_id: str) -> dict[tuple[str, str,
 
 @pytest.fixture(scope="module")
 def podq_run(world):
+    # Every Airflow here serves the same API port (the task pods' env names it): one at a time.
+    logs: list = []
+
+    def read_victim_log():
+        # What the API server's PodqExecutor does for a running task's log ([podq_executor] logs_from_kubernetes).
+        config = load_config(lambda option: {"redis_url": world["stack"].redis_url, "logs_from_kubernetes": "true",
+                                             "kube_config_file": world["stack"].kubeconfig}.get(option), env={})
+        executor = PodqExecutor(parallelism=1, config=config)
+        victim = SimpleNamespace(dag_id="proof_deleted", task_id="victim", run_id="podq_proof", map_index=-1,
+                                 queue="default")
+        logs.append(executor.get_task_log(victim, 1))
+
     with podq_airflow(world, "podq-airflow") as system:
-        states = run_proof(system, world, "podq_proof")
-        yield {"states": states, "system": system}
+        states = run_proof(system, world, "podq_proof", while_victim_runs=read_victim_log)
+    return {"states": states, "victim_log": logs[0]}
 
 
 def test_podq_executor_ends_every_task_as_the_kubernetes_executor_does(podq_run):
     assert podq_run["states"] == EXPECTED
+
+
+def test_get_task_log_reads_a_running_tasks_pod_log(podq_run):
+    lines, messages = podq_run["victim_log"]
+    assert len(messages) == 1 and messages[0].startswith("podq: last 100 lines of pod default/proof-deleted-victim-"), \
+        messages
+    assert len(lines) == 1 and isinstance(lines[0], str)
 
 
 def test_podq_pods_carry_the_kubernetes_executors_identity_and_the_override(world, podq_run):
