@@ -35,7 +35,11 @@ def kubesim_process(*args: str):
         yield url, match.group("kubeconfig"), Admin(url), process.pid
     finally:
         process.terminate()
-        process.wait(10)
+        try:
+            process.wait(60)  # with 20,000 pods and a loaded machine, stopping takes a while
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
         process.stdout.close()
 
 

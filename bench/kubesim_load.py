@@ -51,7 +51,11 @@ def kubesim(*args: str) -> Iterator[str]:
         yield match.group("url")
     finally:
         process.terminate()
-        process.wait(10)
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def pod_body(index: int) -> bytes:

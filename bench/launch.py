@@ -151,10 +151,22 @@ def through_podq(stack: Stack, admin, count: int) -> None:
 
 
 def stack_pids(stack: Stack) -> list[int]:
-    pids = [process.pid for process in stack.processes.values()]
+    return list(stack_processes(stack).values())
+
+
+def stack_processes(stack: Stack) -> dict[str, int]:
+    """The stack's processes by name (intake, worker-N, watcher, valkey)."""
+    named = {name: process.pid for name, process in stack.processes.items()}
     if stack.redis is not None and stack.redis.process is not None:
-        pids.append(stack.redis.process.pid)
-    return pids
+        named["valkey"] = stack.redis.process.pid
+    return named
+
+
+def podq_breakdown(processes: dict[str, int], count: int, run) -> dict[str, float]:
+    """Run ``run()``; CPU milliseconds per pod spent by each named process meanwhile."""
+    before = {name: cpu_seconds([pid]) for name, pid in processes.items()}
+    run()
+    return {name: (cpu_seconds([pid]) - before[name]) * 1000 / count for name, pid in processes.items()}
 
 
 def main(argv: list[str] | None = None) -> str:
@@ -193,12 +205,18 @@ def main(argv: list[str] | None = None) -> str:
             direct_official(official, min(200, args.jobs), threads)
             direct_preserialized(raw, min(200, args.jobs), threads)
             podq_pids = [*stack_pids(stack), sim_pid, me]
+            named = {**stack_processes(stack), "kubesim": sim_pid, "submitter (this process)": me}
+            parts: dict[str, list[float]] = {name: [] for name in named}
             for _ in range(args.runs):
                 serial_row.add(args.serial_jobs, *timed([me, sim_pid], admin, lambda: serial(official, args.serial_jobs)))
                 official_row.add(args.jobs, *timed([me, sim_pid], admin,
                                                    lambda: direct_official(official, args.jobs, threads)))
                 raw_row.add(args.jobs, *timed([me, sim_pid], admin, lambda: direct_preserialized(raw, args.jobs, threads)))
-                podq_row.add(args.jobs, *timed(podq_pids, admin, lambda: through_podq(stack, admin, args.jobs)))
+                split: dict[str, float] = {}
+                podq_row.add(args.jobs, *timed(podq_pids, admin, lambda: split.update(
+                    podq_breakdown(named, args.jobs, lambda: through_podq(stack, admin, args.jobs)))))
+                for name, value in split.items():
+                    parts[name].append(value)
         official.api_client.close()
     best = max((official_row, raw_row), key=lambda row: median(row.rates))
     lines = [f"### Launch at {args.latency * 1000:.0f} ms create latency ({args.jobs} pods per run, {args.runs} runs; "
@@ -209,6 +227,8 @@ def main(argv: list[str] | None = None) -> str:
     ratio = 100 * median(podq_row.rates) / median(best.rates)
     lines.append(f"podq / best direct ({best.label}) = **{ratio:.0f} %**; podq / serial = "
                  f"**{median(podq_row.rates) / median(serial_row.rates):.1f}×**")
+    lines += ["", "Where podq's CPU goes (CPU milliseconds per pod, median of the runs): " + "; ".join(
+        f"{name} {median(values):.2f}" for name, values in parts.items())]
     text = "\n".join(lines)
     print(text, flush=True)
     latency = f"{args.latency * 1000:.0f} ms"

@@ -27,6 +27,7 @@ BENCHMARKS = {
     "latency": ("bench.latency", ["--runs", "5", "--seconds", "10"], ["--runs", "1", "--seconds", "3"]),
     "watcher": ("bench.watcher_events", ["--runs", "3"], ["--runs", "1", "--pods", "500"]),
     "relist": ("bench.relist", ["--runs", "3"], ["--runs", "1", "--pods", "2000"]),
+    "hotcalls": ("bench.hotcalls", ["--runs", "3"], ["--runs", "1", "--creates", "100"]),
     "kubesim": ("bench.kubesim_load", ["--runs", "5"], ["--runs", "1", "--creates", "500", "--watch-creates", "200"]),
 }
 

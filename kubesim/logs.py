@@ -77,6 +77,11 @@ class LogBuffer:
             self.size -= len(dropped)
             self.first_seq += 1
 
+    def tail_text(self, *, lines: int = 80, size: int = 2048) -> str:
+        """The end of the output as the kubelet's FallbackToLogsOnError message: at most 80 lines and 2048 bytes."""
+        data = b"".join(line for _, line in list(self.lines)[-lines:])[-size:]
+        return data.decode("utf-8", "replace")
+
     def since(self, seq: int) -> list[tuple[int, bytes]]:
         """The lines from sequence number ``seq`` on (those already dropped are skipped)."""
         start = max(seq, self.first_seq) - self.first_seq

@@ -106,6 +106,8 @@ class Launch:
     env: dict[str, str]
     cwd: str
     memory_limit: int | None
+    logs_as_message: bool = False
+    """``terminationMessagePolicy: FallbackToLogsOnError``: a failed exit carries the end of the output as its message"""
 
 
 def memory_bytes(quantity: object) -> int | None:
@@ -179,6 +181,14 @@ def container_env(pod: JsonDict, container: JsonDict, *, base: dict[str, str], p
         else:
             raise ConfigError(f"env {name}: kubesim supports value and valueFrom.fieldRef only, not {sorted(ref)}")
     return env
+
+
+def mapped_bin_dir(image: str, image_map: tuple[tuple[str, str], ...]) -> str | None:
+    """The directory the first matching glob maps ``image`` to (an interpreter named instead stands for its directory)."""
+    for pattern, target in image_map:
+        if fnmatch.fnmatchcase(image, pattern):
+            return target if os.path.isdir(target) or not os.path.exists(target) else os.path.dirname(target)
+    return None
 
 
 def _child_setup(parent_pid: int):  # type: ignore[no-untyped-def]
@@ -340,9 +350,12 @@ class Run:
         if self.launch.memory_limit:
             watch = loop.create_task(self._watch_memory(self.launch.memory_limit), name=f"memory:{self.label}")
         try:
-            code = await self._exit()
+            await self._exited()
         finally:
-            self._kill_group(signal.SIGKILL)  # the container's end takes every process in it along
+            # the container's end takes every process in it along; done before reaping the first process, so
+            # its pid (the group's id) cannot have been reused meanwhile
+            self._kill_group(signal.SIGKILL)
+            code = self.process.wait()
             if watch is not None:
                 watch.cancel()
             try:
@@ -353,6 +366,8 @@ class Run:
             self.buffer.close()
             self.runtime.reaper.remove(group)
         info = exit_info(code, oom=self.oom)
+        if info.exit_code != 0 and self.launch.logs_as_message:
+            info = ExitInfo(info.exit_code, info.reason, self.buffer.tail_text() or None)
         log.info("container %s ended: exit %s %s", self.label, info.exit_code, info.reason)
         self.done.set_result(info)
 
@@ -380,15 +395,15 @@ class Run:
         loop.add_reader(fd, readable)
         return eof
 
-    async def _exit(self) -> int:
-        """Wait for the first process to exit (a pidfd where Linux has one, else polling); its return code."""
+    async def _exited(self) -> None:
+        """Wait until the first process has exited, without reaping it (a pidfd where Linux has one, else polling)."""
         assert self.process is not None
         try:
             pidfd = os.pidfd_open(self.process.pid)
         except (AttributeError, OSError):
             while self.process.poll() is None:  # loop "exit-poll": ends when the process exits
                 await asyncio.sleep(0.05)
-            return self.process.returncode
+            return
         loop = asyncio.get_running_loop()
         exited: asyncio.Future[None] = loop.create_future()
         loop.add_reader(pidfd, lambda: exited.done() or exited.set_result(None))
@@ -397,7 +412,6 @@ class Run:
         finally:
             loop.remove_reader(pidfd)
             os.close(pidfd)
-        return self.process.wait()
 
     async def _watch_memory(self, limit: int) -> None:
         assert self.process is not None
@@ -450,12 +464,6 @@ class ContainerRuntime:
         self.root.mkdir(parents=True, exist_ok=True)
 
     # -- what to start ------------------------------------------------------------------------------
-    def bin_dir(self, image: str) -> str | None:
-        for pattern, directory in self.settings.image_map:
-            if fnmatch.fnmatchcase(image, pattern):
-                return directory
-        return None
-
     def pod_dir(self, pod: JsonDict) -> Path:
         meta = pod["metadata"]
         path = self.root / f"{meta['namespace']}_{meta['name']}_{meta['uid'][:8]}"
@@ -466,7 +474,7 @@ class ContainerRuntime:
         """The process for ``container``; ConfigError when the kubelet could not create it."""
         home = str(self.pod_dir(pod))
         path = os.environ.get("PATH") or DEFAULT_PATH
-        bin_dir = self.bin_dir(container.get("image", ""))
+        bin_dir = mapped_bin_dir(container.get("image", ""), self.settings.image_map)
         if bin_dir:
             path = f"{bin_dir}{os.pathsep}{path}"
         base = {"PATH": path, "HOME": home, "HOSTNAME": pod["metadata"]["name"]}
@@ -485,7 +493,8 @@ class ContainerRuntime:
         working = container.get("workingDir")
         cwd = working if working and os.path.isdir(working) else home
         limits = (container.get("resources") or {}).get("limits") or {}
-        return Launch(argv=argv, env=env, cwd=cwd, memory_limit=memory_bytes(limits.get("memory")))
+        return Launch(argv=argv, env=env, cwd=cwd, memory_limit=memory_bytes(limits.get("memory")),
+                      logs_as_message=container.get("terminationMessagePolicy") == "FallbackToLogsOnError")
 
     # -- running --------------------------------------------------------------------------------------
     def start(self, pod: JsonDict, name: str, launch: Launch, *, container_id: str) -> Run:

@@ -9,10 +9,11 @@ import logging
 import sys
 
 from podq.shared.errors import PodqError
+from podq.shared.secrets import ScrubbingFormatter, scrub
 from podq.shared.settings import load_settings
 
 # Each module defines register(subparsers) and a run(args, settings) -> int.
-COMMANDS = ("up", "demo", "submit", "results", "job", "settings")
+COMMANDS = ("up", "demo", "submit", "results", "job", "status", "settings")
 # name -> (module whose main(argv[, settings]) runs it, help)
 PASSTHROUGH = {
     "intake": ("podq.broker.intake.main", "run intake (admission and dispatch to workers)"),
@@ -27,9 +28,11 @@ def configure_logging(level: str, *, json_format: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if json_format:
         from podq.logjson import JsonFormatter
-        handler.setFormatter(JsonFormatter())
+        formatter: logging.Formatter = JsonFormatter()
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s"))
+        formatter = logging.Formatter("%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s")
+    # Every line, whoever logs it (podq, Celery, kombu, the clients), with URL passwords and tokens masked.
+    handler.setFormatter(ScrubbingFormatter(formatter))
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
 
 
@@ -73,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args, load_settings())
     except PodqError as exc:
-        print(f"podq {args.command}: {exc}", file=sys.stderr)
+        print(f"podq {args.command}: {scrub(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -11,6 +11,7 @@ import logging
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -26,6 +27,13 @@ from podq.shared.settings import Settings
 
 log = logging.getLogger(__name__)
 _KUBESIM_LINE = re.compile(r"http://(?P<host>[^:\s]+):(?P<port>\d+).*kubeconfig=(?P<kubeconfig>\S+)")
+
+
+def free_port() -> int:
+    """A TCP port free on the loopback interface right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 class StackError(PodqError):
@@ -63,6 +71,8 @@ class Stack:
         self.kubeconfig = settings.kube.kubeconfig
         self.kubesim_url: str | None = None
         self.processes: dict[str, subprocess.Popen] = {}
+        self.metrics: dict[str, str] = {}
+        """Each podq service's metrics URL (its own loopback port: one port per process)."""
         self.argv: dict[str, list[str]] = {}
         self.restarts: dict[str, list[float]] = {}
         self._stopping = threading.Event()
@@ -119,10 +129,19 @@ class Stack:
         env.update(self.options.extra_env)
         return env
 
+    def _metrics_env(self, name: str) -> dict[str, str]:
+        """The service's metrics address: a loopback port of its own, kept across restarts."""
+        if name not in self.metrics:
+            port = free_port()
+            self.metrics[name] = f"http://127.0.0.1:{port}/metrics"
+        port = self.metrics[name].rsplit(":", 1)[1].split("/", 1)[0]
+        return {"PODQ_METRICS_ADDRESS": "127.0.0.1", "PODQ_METRICS_PORT": port}
+
     def spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
         """Start ``podq <argv>`` as service ``name``, its output in ``logs/<name>.log``."""
+        env = {**self.env(), **self._metrics_env(name)}
         with open(self.log_dir / f"{name}.log", "ab") as output:
-            process = subprocess.Popen([sys.executable, "-m", "podq", *argv], env=self.env(),
+            process = subprocess.Popen([sys.executable, "-m", "podq", *argv], env=env,
                                        stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
                                        preexec_fn=die_with_parent)
         self.processes[name] = process

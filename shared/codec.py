@@ -6,7 +6,6 @@ know; a different major is refused (it would come on new stream names anyway).
 """
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import msgpack
@@ -42,21 +41,28 @@ def unpack(payload: Any, kind: str, *, max_bytes: int = MAX_RECORD_BYTES) -> Fie
     return reader
 
 
-# A timestamp extension (type -1, 4, 8 or 12 bytes) may be inside: the C decoder builds it
-# without calling ext_hook, so such payloads take the byte-order walk.
-_MAYBE_TIMESTAMP = re.compile(rb"[\xd6\xd7]\xff|\xc7[\x04\x08\x0c]\xff|\xc8\x00[\x04\x08\x0c]\xff"
-                              rb"|\xc9\x00\x00\x00[\x04\x08\x0c]\xff")
+# What a well-formed record decodes to; anything else (a timestamp extension, which the C
+# decoder builds without calling ext_hook) sends the payload to the byte-order walk.
+_KEY_TYPES = frozenset({str})
+_VALUE_TYPES = frozenset({str, int, float, bool, type(None), dict, list, bytes})
 
 
 class _Flagged(Exception):
     """The fast decode met something the byte-order walk must name."""
 
 
-def _plain_map(pairs: list) -> dict:
+def _checked_map(pairs: list) -> dict:
     value = dict(pairs)
-    if len(value) != len(pairs) or not all(type(key) is str for key in value):
+    if len(value) != len(pairs) or not _KEY_TYPES.issuperset(map(type, value)) \
+            or not _VALUE_TYPES.issuperset(map(type, value.values())):
         raise _Flagged
     return value
+
+
+def _checked_list(items: list) -> list:
+    if not _VALUE_TYPES.issuperset(map(type, items)):
+        raise _Flagged
+    return items
 
 
 def _no_extension(_code: int, _data: bytes) -> Any:
@@ -67,14 +73,16 @@ def loads(payload: bytes, kind: str) -> Any:
     """The decoded msgpack of a well-formed record; else DecodeError with its first problem.
 
     Well-formed (docs/protocol.md, framing): valid msgpack, no extension types, string keys
-    only, each key once per map, valid UTF-8. The C decoder reads such records; anything it
-    flags is named by :func:`~podq.shared.wellformed.first_problem`, the language-neutral rule.
+    only, each key once per map, valid UTF-8. The C decoder reads such records (its hooks
+    check keys and value types); anything it flags is named by
+    :func:`~podq.shared.wellformed.first_problem`, the language-neutral rule.
     """
-    if not _MAYBE_TIMESTAMP.search(payload):
-        try:
-            return _unpack(payload)
-        except (_Flagged, ValueError, TypeError, msgpack.UnpackException):
-            pass
+    try:
+        value = _unpack(payload)
+        if type(value) in _VALUE_TYPES:
+            return value
+    except (_Flagged, ValueError, TypeError, msgpack.UnpackException):
+        pass
     problem = first_problem(payload, kind)
     if problem is not None:
         raise DecodeError(problem)
@@ -85,8 +93,8 @@ def loads(payload: bytes, kind: str) -> Any:
 
 
 def _unpack(payload: bytes) -> Any:
-    return msgpack.unpackb(payload, raw=False, strict_map_key=False, object_pairs_hook=_plain_map,
-                           ext_hook=_no_extension)
+    return msgpack.unpackb(payload, raw=False, strict_map_key=False, object_pairs_hook=_checked_map,
+                           list_hook=_checked_list, ext_hook=_no_extension)
 
 
 def check_schema(reader: FieldReader) -> tuple[int, int]:

@@ -110,10 +110,23 @@ class PodCalls:
 
     def __init__(self, api: k8s.ApiClient) -> None:
         self._api = api
-        self._pool = api.rest_client.pool_manager
+        self._manager = api.rest_client.pool_manager
         self._host = api.configuration.host
         # 37.x's update_params_for_auth also takes the request (path, method, body); 36.x only the first three.
         self._auth_takes_request = "resource_path" in inspect.signature(api.update_params_for_auth).parameters
+        # Without a proxy, every request goes to one connection pool (the manager's own, with its TLS
+        # settings): take it once instead of having the manager parse the URL and look it up each time.
+        self._server: urllib3.HTTPConnectionPool | None = None
+        self._prefix = ""
+        if type(self._manager) is urllib3.PoolManager:
+            self._server = self._manager.connection_from_url(self._host)
+            self._prefix = (urllib3.util.parse_url(self._host).path or "").rstrip("/")
+
+    def close(self) -> None:
+        """Close the pooled connections and the client (urllib3 2 no longer closes a cleared manager's pools)."""
+        if self._server is not None:
+            self._server.close()
+        self._api.close()
 
     def create(self, namespace: str, body: bytes, *, timeout: Timeout) -> Answer:
         return self.send("POST", f"/api/v1/namespaces/{_segment(namespace)}/pods", body=body, timeout=timeout)
@@ -142,10 +155,15 @@ class PodCalls:
             self._api.update_params_for_auth(headers, queries, ["BearerToken"], path, method, None)
         else:
             self._api.update_params_for_auth(headers, queries, ["BearerToken"])
-        url = self._host + path + (f"?{urlencode(queries)}" if queries else "")
+        target = path + (f"?{urlencode(queries)}" if queries else "")
         try:
-            response = self._pool.request(method, url, body=body, headers=headers, timeout=_timeout(timeout),
-                                          preload_content=True, redirect=False)
+            if self._server is not None:
+                response = self._server.urlopen(method, self._prefix + target, body=body, headers=headers,
+                                                timeout=_timeout(timeout), preload_content=True, redirect=False,
+                                                assert_same_host=False)
+            else:
+                response = self._manager.request(method, self._host + target, body=body, headers=headers,
+                                                 timeout=_timeout(timeout), preload_content=True, redirect=False)
         except urllib3.exceptions.TimeoutError as exc:
             raise ApiUnreachable(f"no answer in time ({exc})", timed_out=True) from None
         except urllib3.exceptions.MaxRetryError as exc:

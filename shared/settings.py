@@ -29,6 +29,11 @@ class RedisSettings:
     """The client certificate's private key (PEM)."""
     tls_check_hostname: bool = True
     """Check that the server's TLS certificate names the host of the URL."""
+    wait_replicas: int = 0
+    """Replicas that must hold the writes that have to survive a failover (accepted jobs, ledger
+    transitions, results) before podq goes on (Redis ``WAIT``); 0: do not wait (asynchronous replication)."""
+    wait_timeout: float = 1.0
+    """Seconds one ``WAIT`` may take; past it podq goes on and logs how many replicas acknowledged."""
     sentinel_password: str | None = None
     """Password of the Sentinels themselves, if they require one (the URL's password is the primary's)."""
     data_dir: str | None = None
@@ -189,6 +194,15 @@ class TrimSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class MetricsSettings:
+    port: int = 9464
+    """Port each service serves Prometheus metrics on (``/metrics``); -1: none. One port per process:
+    services sharing a host need different ports (``podq up`` assigns them)."""
+    address: str = "0.0.0.0"
+    """Address the metrics server binds (``127.0.0.1`` to keep it to the host)."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class Settings:
     redis: RedisSettings = field(default_factory=RedisSettings)
     kube: KubeSettings = field(default_factory=KubeSettings)
@@ -197,6 +211,7 @@ class Settings:
     watcher: WatcherSettings = field(default_factory=WatcherSettings)
     results: ResultsSettings = field(default_factory=ResultsSettings)
     trim: TrimSettings = field(default_factory=TrimSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
 
 
 def _convert(name: str, raw: str, kind: Any) -> Any:

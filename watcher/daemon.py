@@ -14,7 +14,8 @@ import socket
 import threading
 from typing import Sequence
 
-from podq.broker.store.connection import connect
+from podq.broker.store.connection import connect, ping
+from podq.shared import metrics
 from podq.shared.loops import LoopCrashed, run_loop
 from podq.shared.settings import Settings
 
@@ -27,6 +28,9 @@ from .reconciler import Reconciler
 from .scope import ScopeRunner
 
 log = logging.getLogger(__name__)
+
+# The adapter's methods and the API verbs they count as (podq_kube_requests_total).
+WATCHER_VERBS = {"list_page": "list", "watch": "watch", "exists": "get", "label_revoked": "patch"}
 
 
 def scopes_for(settings: Settings, namespaces: Sequence[str] = (), *, all_namespaces: bool = False) -> list[Scope]:
@@ -51,7 +55,7 @@ class Watcher:
         self.instance = instance or settings.watcher.instance or f"{socket.gethostname()}-{os.getpid()}"
         self._client = connect(url, settings=settings.redis)
         self.broker = Broker.open(self._client, ledger_ttl=settings.redis.ledger_ttl)
-        self.kube = KubePods(settings.kube, settings.watcher)
+        self.kube = metrics.Metered(KubePods(settings.kube, settings.watcher), WATCHER_VERBS)
         names = [scope.name for scope in self.scopes]
         self.health = Health(health_file or settings.watcher.health_file or default_health_file(names),
                              instance=self.instance)
@@ -64,6 +68,10 @@ class Watcher:
         self.reconciler = Reconciler(broker=self.broker, kube=self.kube, settings=settings.watcher,
                                      default_namespace=settings.kube.namespace, runners=self.led)
         self._threads: list[threading.Thread] = []
+
+    def ping(self) -> object:
+        """One round trip to Redis (the metrics' probe)."""
+        return ping(self._client)
 
     # -- leadership ----------------------------------------------------------------------------
     def _gain(self, scope: str, token: str) -> None:

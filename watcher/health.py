@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+from podq.shared import metrics
+
 
 def default_health_file(scopes: Sequence[str]) -> str:
     digest = hashlib.sha1(",".join(sorted(scopes)).encode()).hexdigest()[:12]
@@ -34,7 +36,8 @@ class Health:
         self._leading: set[str] = set()
 
     def touch(self, scope: str) -> None:
-        self._progress[scope] = time.time()
+        self._progress[scope] = now = time.time()
+        metrics.WATCHER_LAST_PROGRESS.labels(scope).set(now)
 
     def leading(self, scope: str, leads: bool) -> None:
         with self._lock:

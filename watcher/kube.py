@@ -91,7 +91,7 @@ class KubePods:
         self.selector = naming.podq_selector()
 
     def close(self) -> None:
-        self._api.close()
+        self._calls.close()
 
     def _pods(self, namespace: str | None, **kwargs):
         if namespace is None:

@@ -12,6 +12,7 @@ import time
 from typing import Callable, Sequence
 
 from podq.broker.store.watchstate import WatchStore
+from podq.shared import metrics
 
 log = logging.getLogger(__name__)
 
@@ -48,15 +49,25 @@ class LeaseKeeper:
                         self.lose(scope)
                     log.info("scope %s: %s leads with token %s", scope, self.holder, token)
                     self.tokens[scope] = token
+                    metrics.WATCHER_TAKEOVERS.labels(scope).inc()
+                    metrics.WATCHER_LEADER.labels(scope).set(1)
                     self._on_gain(scope, token)
+                    self._record(scope)
             elif mine is not None:
                 log.warning("scope %s: lease taken over by %s", scope, token)
                 self.lose(scope)
         return bool(self.tokens)
 
+    def _record(self, scope: str) -> None:
+        try:
+            self._store.record_scope(scope)
+        except Exception as exc:  # noqa: BLE001 - only status and the gauges need it; the next gain retries
+            log.warning("scope %s: could not record the scope for status: %s", scope, exc)
+
     def lose(self, scope: str) -> None:
         """Forget the scope's token (the lease expired, was taken, or its runner was fenced)."""
         if self.tokens.pop(scope, None) is not None:
+            metrics.WATCHER_LEADER.labels(scope).set(0)
             self._on_loss(scope)
 
     def release_all(self) -> None:

@@ -10,9 +10,11 @@ import logging
 import sys
 import threading
 
+from podq.shared import metrics
 from podq.shared.errors import PodqError
 from podq.shared.loops import stop_on_signals
 from podq.shared.settings import Settings
+from podq.shared.secrets import scrub
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +53,13 @@ def main(argv: list[str] | None, settings: Settings) -> int:
         watcher = Watcher(settings, namespaces=args.namespace, all_namespaces=args.all_namespaces,
                           instance=args.instance, health_file=health_file)
     except PodqError as exc:
-        print(f"podq watcher: {exc}", file=sys.stderr)
+        print(f"podq watcher: {scrub(str(exc))}", file=sys.stderr)
         return 2
     if threading.current_thread() is threading.main_thread():
         stop_on_signals(watcher.stopping)
     watcher.start()
+    metrics.start(settings.metrics, service=f"watcher {watcher.instance}", ping=watcher.ping,
+                  stop=watcher.stopping)
     code = watcher.run()
     if code:
         print(f"podq watcher: {watcher.failed}", file=sys.stderr)

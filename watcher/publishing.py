@@ -13,9 +13,11 @@ from typing import Sequence
 from podq.broker.control.operations import completion_request, delete_request
 from podq.broker.control.sender import COMPLETIONS_PER_MESSAGE, ControlSender
 from podq.broker.store.connection import Client
+from podq.broker.store.latency import Submissions
 from podq.broker.store.ledger import Ledger
 from podq.broker.store.publish import DEFAULT_LEDGER_TTL, Item, PodState, Publisher
 from podq.broker.store.watchstate import WatchStore
+from podq.shared import metrics
 from podq.shared.records import KubernetesWatch
 from podq.shared.states import LedgerState, Source, State
 
@@ -34,11 +36,13 @@ class Broker:
     ledger: Ledger
     publisher: Publisher
     control: ControlSender
+    submissions: Submissions
 
     @classmethod
     def open(cls, client: Client, *, ledger_ttl: float = DEFAULT_LEDGER_TTL) -> "Broker":
         return cls(store=WatchStore(client), ledger=Ledger(client),
-                   publisher=Publisher(client, ledger_ttl=ledger_ttl), control=ControlSender(client))
+                   publisher=Publisher(client, ledger_ttl=ledger_ttl), control=ControlSender(client),
+                   submissions=Submissions(client))
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,13 +109,30 @@ def publish(broker: Broker, scope: Scope, intents: Sequence[Intent], *, token: s
     for start in starts:
         last = start == starts[-1]
         checkpoint = broker.store.checkpoint(scope.name, token=token, position=position if last else None)
-        entries = broker.publisher.publish_items(items[start:start + step], checkpoint=checkpoint)
+        batch = items[start:start + step]
+        entries = broker.publisher.publish_items(batch, checkpoint=checkpoint)
         published += sum(1 for entry in entries if entry)
+        observe_latencies(broker, [item.result for item, entry in zip(batch, entries) if entry and item.result])
     for intent in intents:
         if intent.state is not None and (intent.state.terminal or intent.note):
             log.info("job %s pod %s: %s%s", intent.identity.job_id, intent.ref, intent.state.value,
                      f" ({intent.note})" if intent.note else "")
     return published
+
+
+def observe_latencies(broker: Broker, results: Sequence[KubernetesWatch]) -> None:
+    """Submit → running and submit → terminal, for results that just reached their streams."""
+    timed = [result for result in results if result.state is State.RUNNING or result.state.terminal]
+    when = broker.submissions.submitted_at([result.job_id for result in timed]) if timed else {}
+    for result in timed:
+        submitted = when.get(result.job_id)
+        if submitted is None:
+            continue
+        elapsed = max(0.0, result.emitted_at - submitted)
+        if result.state is State.RUNNING:
+            metrics.SUBMIT_TO_RUNNING.observe(elapsed)
+        else:
+            metrics.SUBMIT_TO_TERMINAL.labels(result.state.value).observe(elapsed)
 
 
 def after_publish(broker: Broker, kube: KubePods, intents: Sequence[Intent]) -> None:

@@ -23,7 +23,7 @@ from typing import Callable
 
 from podq.broker.control.operations import delete_request
 from podq.broker.store.ledger import LedgerEntry
-from podq.shared import naming
+from podq.shared import metrics, naming
 from podq.shared.records import FailureDetails
 from podq.shared.settings import WatcherSettings
 from podq.shared.states import LedgerState, State
@@ -101,6 +101,7 @@ class Reconciler:
                         intent.ledger_decides = verdict.ledger_decides
                 if intent is not None:
                     runner.publish_external([intent])
+                    metrics.RECONCILER_ENDINGS.labels(intent.state.value).inc()
                     ended += 1
         if ended:
             log.info("reconciler: ended %d jobs that had no pod or no watcher", ended)

@@ -17,6 +17,7 @@ import time
 import urllib3
 
 from podq.broker.errors import FencedError
+from podq.shared import metrics
 from podq.shared.loops import LoopCrashed, run_loop
 from podq.shared.settings import WatcherSettings
 from podq.shared.states import State
@@ -102,9 +103,11 @@ class ScopeRunner:
             self.synced.set()
             self._watch()
         except ResourceExpired as exc:
+            metrics.WATCH_EXPIRED.labels(self.scope.name).inc()
             log.info("scope %s: %s; relisting", self.scope.name, exc)
             self.rv = None
         except FencedError as exc:
+            metrics.WATCHER_FENCED.labels(self.scope.name).inc()
             log.warning("scope %s: deposed (%s); stopping", self.scope.name, exc)
             self.fenced = True
             self.stop.set()
@@ -116,6 +119,7 @@ class ScopeRunner:
     def relist(self) -> None:
         """List every pod of the scope, publish what changed since the stored states, set the position."""
         started = time.monotonic()
+        metrics.WATCH_RELISTS.labels(self.scope.name).inc()
         present: set[str] = set()
         intents: list[Intent] = []
         position, token, pages = None, None, 0
@@ -156,6 +160,8 @@ class ScopeRunner:
                  len(present), pages, time.monotonic() - started, len(gone), position)
 
     def _watch(self) -> None:
+        if self.rv is not None:
+            metrics.WATCH_RECONNECTS.labels(self.scope.name).inc()
         stream = self._kube.watch(self.scope.namespace, resource_version=self.rv)
         self._stream = stream
         self._health.touch(self.scope.name)
@@ -211,6 +217,7 @@ class ScopeRunner:
         position = None
         expired = None
         now = time.time()
+        seen: dict[str, int] = {}
         with self.lock:
             for line in lines:
                 try:
@@ -218,6 +225,7 @@ class ScopeRunner:
                 except BadEvent as exc:
                     log.warning("scope %s: skipping a watch line: %s", self.scope.name, exc)
                     continue
+                seen[event.type.value] = seen.get(event.type.value, 0) + 1
                 if event.type is EventType.ERROR:
                     error = event.error
                     if error.code == 410:
@@ -237,6 +245,8 @@ class ScopeRunner:
                     log.warning("scope %s: pod %s: %s", self.scope.name, pod.ref, verdict.note)
                 intents.extend(self.tracker.apply(event.type, pod, verdict, now=now))
             self.events += len(lines)
+            for kind, count in seen.items():
+                metrics.WATCH_EVENTS.labels(self.scope.name, kind).inc(count)
             self._publish(intents, position=position)
             if position:
                 self.rv = position

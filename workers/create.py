@@ -15,7 +15,7 @@ from enum import Enum
 
 from podq.broker.store.delayed import delay_job
 from podq.broker.store.ledger import Claim, Lease
-from podq.shared import naming
+from podq.shared import metrics, naming
 from podq.shared.pods.templates import TemplateError
 from podq.shared.records import FailureDetails, KubernetesJob, KubernetesWatch
 from podq.shared.states import CREATABLE_STATES, LedgerState, Source, State
@@ -114,8 +114,10 @@ def _create(job, payload, rt: Runtime, *, pod, name, namespace, owner, deadline,
         reservation = rt.limiter.reserve(max_wait=deadline - time.monotonic() - rt.create_timeout)
         if not reservation.granted:
             log.info("job %s: rate limit slot %.2f s away, delaying", job.job_id, reservation.wait)
-            return delay(rt, job, payload, wait=reservation.wait, error=None, owner=owner, namespace=namespace)
+            return delay(rt, job, payload, wait=reservation.wait, error=None, owner=owner, namespace=namespace,
+                         cause="rate_limit")
         if reservation.wait > 0:
+            metrics.RATE_LIMIT_WAIT.observe(reservation.wait)
             time.sleep(reservation.wait)
         if not still_held():
             return Outcome.SKIPPED
@@ -145,10 +147,12 @@ def _create(job, payload, rt: Runtime, *, pod, name, namespace, owner, deadline,
             return fail(rt, job, owner=owner, namespace=namespace, reason=error.reason,
                         message=error.message or str(error), status=error.status)
         if decision.action == DELAY:
-            return delay(rt, job, payload, wait=decision.wait, error=error, owner=owner, namespace=namespace)
+            return delay(rt, job, payload, wait=decision.wait, error=error, owner=owner, namespace=namespace,
+                         cause="api_error")
         if rt.stopping.wait(decision.wait):
             log.info("job %s: worker shutting down; handing the job back instead of retrying here", job.job_id)
-            return delay(rt, job, payload, wait=decision.wait, error=error, owner=owner, namespace=namespace)
+            return delay(rt, job, payload, wait=decision.wait, error=error, owner=owner, namespace=namespace,
+                         cause="shutdown")
 
 
 def read_pod(rt: Runtime, name: str, namespace: str) -> PodRef | None:
@@ -198,8 +202,9 @@ def ended_by(rt: Runtime, job: KubernetesJob, pod: PodRef) -> bool:
 
 
 def delay(rt: Runtime, job: KubernetesJob, payload: bytes, *, wait: float, error: KubeApiError | None,
-          owner: str, namespace: str) -> Outcome:
+          owner: str, namespace: str, cause: str) -> Outcome:
     """Hand the job to the delayed set; past ``max_delays`` it fails with the last error."""
+    metrics.JOBS_DELAYED.labels(cause).inc()
     delays = delay_job(rt.client, job_id=job.job_id, payload=payload, delay=wait,
                        grace=rt.settings.worker.visibility_timeout)
     limit = rt.settings.worker.max_delays

@@ -56,12 +56,11 @@ class Kube:
     """
 
     def __init__(self, api, *, request_timeout: float) -> None:
-        self._api = api
         self._calls = PodCalls(api)
         self.request_timeout = request_timeout
 
     def close(self) -> None:
-        self._api.close()
+        self._calls.close()
 
     def create_pod(self, pod: dict[str, Any], *, timeout: float | None = None) -> PodRef:
         namespace = pod["metadata"]["namespace"]

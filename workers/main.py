@@ -9,10 +9,14 @@ import dataclasses
 import logging
 import os
 import socket
+import threading
 
 from podq.broker.store import keys
+from podq.broker.store.connection import ping
+from podq.shared import metrics
 from podq.shared.errors import PodqError
 from podq.shared.settings import Settings
+from podq.shared.secrets import scrub
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +53,10 @@ def main(argv: list[str] | None, settings: Settings) -> int:
             runtime.close()
             return 0
     except PodqError as exc:
-        print(f"podq worker: {exc}")
+        print(f"podq worker: {scrub(str(exc))}")
         return 2
     except Exception as exc:  # noqa: BLE001 - a start-up failure is reported, not traced
-        print(f"podq worker: cannot start: {type(exc).__name__}: {exc}")
+        print(f"podq worker: cannot start: {type(exc).__name__}: {scrub(str(exc))}")
         return 1
     app = make_celery(broker_url=settings.redis.url, worker=settings.worker, redis=settings.redis)
     register_tasks(app, runtime)
@@ -61,10 +65,13 @@ def main(argv: list[str] | None, settings: Settings) -> int:
                         without_gossip=True, without_mingle=True, without_heartbeat=True, optimization="fair")
     runtime.heartbeat.attach(app)
     stop_creates_on_shutdown(hostname, runtime)
+    probe_stop = threading.Event()
+    metrics.start(settings.metrics, service=f"worker {hostname}", ping=lambda: ping(runtime.client), stop=probe_stop)
     try:
         runtime.heartbeat.start()
         worker.start()
     finally:
+        probe_stop.set()
         runtime.close()
     return worker.exitcode or 0
 

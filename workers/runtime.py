@@ -12,6 +12,7 @@ from podq.broker.store.ledger import Ledger
 from podq.broker.store.liveness import Liveness
 from podq.broker.store.publish import Publisher
 from podq.broker.store.ratelimit import CreateRateLimit
+from podq.shared import metrics
 from podq.shared.errors import SettingsError
 from podq.shared.pods.templates import TemplateStore
 from podq.shared.settings import Settings
@@ -56,6 +57,10 @@ class Runtime:
         self.client.close()
 
 
+# The adapter's methods and the API verbs they count as (podq_kube_requests_total).
+WORKER_VERBS = {"create_pod": "create", "read_pod": "get", "patch_pod": "patch", "delete_pod": "delete"}
+
+
 def jobs_in_flight(settings: Settings) -> int:
     """Creates one process may run at once: every thread holding a full message."""
     return settings.worker.concurrency * max(1, settings.intake.jobs_per_message)
@@ -80,6 +85,7 @@ def build_runtime(settings: Settings, *, kube: Kube | None = None, worker: str |
     budget = retry_budget(settings.worker)
     if kube is None:
         kube = open_kube(settings.kube, pool_size=in_flight)
+    kube = metrics.Metered(kube, WORKER_VERBS, ok_code=lambda verb: "201" if verb == "create" else "200")
     client = connect(settings.redis.url, settings=settings.redis)
     return Runtime(settings=settings, client=client, kube=kube, ledger=Ledger(client), publisher=Publisher(client, ledger_ttl=settings.redis.ledger_ttl),
                    limiter=CreateRateLimit(client, rate=settings.worker.create_rate, burst=settings.worker.create_burst),

@@ -17,7 +17,9 @@ from celery import Celery
 from celery.exceptions import Reject
 
 from podq.broker.queue.envelopes import CONTROL_TASK, CREATE_TASK
+from podq.broker.store import counters
 from podq.broker.store.ledger import Claim, Lease
+from podq.shared import metrics
 from podq.shared.errors import DecodeError
 from podq.shared.records import ControlRecord, KubernetesJob
 
@@ -44,22 +46,37 @@ def create_batch(payloads: Sequence[bytes], rt: Runtime) -> tuple[list[Outcome |
     epoch = rt.heartbeat.epoch if rt.heartbeat else 0
     lease = delivery_lease(rt)
     claims = rt.ledger.claim_jobs([job.job_id for job, _ in jobs], lease) if jobs else []
+    count_deliveries(claims)
     if len(jobs) == 1:
         outcomes = [_guarded(jobs[0][0], jobs[0][1], rt, deadline, claims[0], lease, epoch)]
     else:
         futures = [rt.executor.submit(_guarded, job, payload, rt, deadline, claim, lease, epoch)
                    for (job, payload), claim in zip(jobs, claims)]
         outcomes = [future.result() for future in futures]
+    try:
+        counters.add(rt.client, counters.CREATED, sum(1 for outcome in outcomes if outcome is Outcome.CREATED))
+    except Exception as exc:  # noqa: BLE001 - a status figure must not fail a message whose pods exist
+        log.warning("create_pod: could not count %d creates for `podq status`: %s", len(outcomes), exc)
     return outcomes, sum(1 for outcome in outcomes if outcome is None)
 
 
 def _guarded(job: KubernetesJob, payload: bytes, rt: Runtime, deadline: float, claim: Claim, lease: Lease,
              epoch: int) -> Outcome | None:
     try:
-        return create_job(job, payload, rt, deadline=deadline, claim=claim, lease=lease, epoch=epoch)
+        outcome = create_job(job, payload, rt, deadline=deadline, claim=claim, lease=lease, epoch=epoch)
     except Exception:  # noqa: BLE001 - one job's crash must not take its batch-mates down
         log.exception("job %s (%s): create crashed; the message will be redelivered", job.job_id, job.key)
+        metrics.POD_CREATES.labels("crashed").inc()
         return None
+    metrics.POD_CREATES.labels(outcome.value).inc()
+    return outcome
+
+
+def count_deliveries(claims: Sequence[Claim]) -> None:
+    """Deliveries that claimed their job, and those of jobs delivered before."""
+    taken = [claim for claim in claims if not claim.busy]
+    metrics.DELIVERIES.inc(len(taken))
+    metrics.REDELIVERIES.inc(sum(1 for claim in taken if claim.deliveries > 1))
 
 
 def register_tasks(app: Celery, rt: Runtime) -> None:

@@ -18,7 +18,10 @@ from podq.broker.store import delayed
 from podq.broker.store.connection import Client
 from podq.broker.store.ledger import Ledger
 from podq.broker.store.trim import Trimmer
+from podq.shared import metrics
 from podq.shared.settings import Settings
+
+from .gauges import GaugeRefresher
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +53,7 @@ class Housekeeping:
         self.settings = settings
         self.ledger = Ledger(client)
         self.trimmer = Trimmer(client, settings.trim)
+        self.gauges = GaugeRefresher(client)
         self._next_orphan_sweep = 0.0
 
     def step(self) -> int:
@@ -57,6 +61,7 @@ class Housekeeping:
         released = release_due(self.client, per_message=self.settings.intake.jobs_per_message)
         pushed = self.redispatch_orphans()
         self.trimmer.maybe_run()
+        self.gauges.maybe_run()
         return released + pushed
 
     def redispatch_orphans(self, *, force: bool = False) -> int:
@@ -73,4 +78,5 @@ class Housekeeping:
             log.warning("%d dispatched jobs had no live delivery (a message lost with Redis?); "
                         "pushing them again", len(records))
             dispatch_jobs(self.client, records, per_message=self.settings.intake.jobs_per_message)
+            metrics.JOBS_REDISPATCHED.inc(len(records))
         return len(records)

@@ -14,9 +14,11 @@ import sys
 import threading
 
 from podq.broker.store.connection import connect, ping
+from podq.shared import metrics
 from podq.shared.errors import PodqError, SettingsError
 from podq.shared.loops import LoopCrashed, run_loop, stop_on_signals
 from podq.shared.settings import Settings
+from podq.shared.secrets import scrub
 
 from .housekeeping import IDLE_WAIT, Housekeeping
 from .service import Intake
@@ -40,6 +42,7 @@ class IntakeService:
         self.client = connect(settings.redis.url, settings=settings.redis, block_ms=settings.intake.block_ms)
         self.intake = Intake(client=self.client, settings=settings, consumer=consumer)
         self.housekeeping = Housekeeping(client=self.client, settings=settings)
+        self.settings = settings
         self.stopping = threading.Event()
         self.failed: BaseException | None = None
 
@@ -54,6 +57,8 @@ class IntakeService:
         chores = threading.Thread(target=self._guard, name="intake-housekeeping", daemon=True,
                                   args=("intake-housekeeping", self.housekeeping.step, IDLE_WAIT))
         chores.start()
+        metrics.start(self.settings.metrics, service=f"intake {self.intake.consumer}",
+                      ping=lambda: ping(self.client), stop=self.stopping)
         self._guard("intake", self.intake.step, 0.0)
         self.stopping.set()
         chores.join(timeout=30)
@@ -75,7 +80,7 @@ def main(argv: list[str] | None, settings: Settings) -> int:
         if args.check:
             return 0 if service.check() else 1
     except PodqError as exc:
-        print(f"podq intake: {exc}", file=sys.stderr)
+        print(f"podq intake: {scrub(str(exc))}", file=sys.stderr)
         return 2
     if threading.current_thread() is threading.main_thread():
         stop_on_signals(service.stopping)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import threading
 import time
 from typing import Any, Callable
 
@@ -20,14 +19,14 @@ from typing import Any, Callable
 from podq.broker.control.operations import validate_control
 from podq.broker.control.sender import ControlSender
 from podq.broker.queue.envelopes import dispatch_jobs
-from podq.broker.store import keys, streams
+from podq.broker.store import counters, keys, streams
 from podq.broker.store.connection import Client
 from podq.broker.store.ledger import Ledger
 from podq.broker.store.publish import Publisher
 from podq.broker.store.redelivery import Redelivery
 from podq.broker.store.streams import default_consumer_name, ensure_group
+from podq.shared import metrics
 from podq.shared.errors import DecodeError
-from podq.shared.loops import run_loop
 from podq.shared.naming import derive_job_id, pod_name_for
 from podq.shared.records import ControlRecord, FailureDetails, KubernetesJob, KubernetesWatch
 from podq.shared.settings import Settings
@@ -36,6 +35,9 @@ from podq.shared.states import Source, State
 from .admission import check_job
 
 log = logging.getLogger(__name__)
+
+# The fields a refusal reason may name (its label in podq_jobs_refused_total).
+JOB_FIELDS = tuple(item.name for item in dataclasses.fields(KubernetesJob)) + ("task_key",)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,11 +70,6 @@ class Intake:
     def prepare(self) -> None:
         for stream in (keys.JOBS_STREAM, keys.CONTROL_STREAM):
             ensure_group(self.client, stream, keys.INTAKE_GROUP)
-
-    def run(self, stop: threading.Event) -> None:
-        """Serve until ``stop`` is set."""
-        self.prepare()
-        run_loop("intake", self.step, stop=stop)
 
     def step(self, *, block_ms: int | None = None) -> int:
         """Handle one batch; returns how many entries it handled."""
@@ -136,6 +133,7 @@ class Intake:
         states = self.ledger.accept_many([(job, pod_name_for(job.job_id, job.key)) for job in jobs])
         # "new" jobs, and jobs still "accepted" (an intake died before pushing them), go out.
         todo = [job for job, state in zip(jobs, states) if state in ("new", "accepted")]
+        metrics.JOBS_ACCEPTED.inc(sum(1 for state in states if state == "new"))
         for job, state in zip(jobs, states):
             if state not in ("new", "accepted"):
                 log.info("job %s (%s) already %s; not dispatched again", job.job_id, job.key, state)
@@ -145,6 +143,8 @@ class Intake:
                       per_message=self.settings.intake.jobs_per_message)
         self.ledger.mark_dispatched([job.job_id for job in todo],
                                     orphaned_after=self.settings.intake.redispatch_after)
+        metrics.JOBS_DISPATCHED.inc(len(todo))
+        counters.add(self.client, counters.DISPATCHED, len(todo))
         log.debug("dispatched %d jobs", len(todo))
 
     def _ensure_results_groups(self, scheduler_ids: set[str]) -> None:
@@ -157,6 +157,10 @@ class Intake:
                                          decode=ControlRecord.decode,
                                          check=lambda record: validate_control(record, self.ledger))
         self.control.send(records)
+        for record in records:
+            metrics.CONTROL_RECORDS.labels(record.op.value, "dispatched").inc()
+        if rejected:
+            metrics.CONTROL_RECORDS.labels("unknown", "refused").inc(len(rejected))
         self._reject(rejected, publish_failure=False)
         streams.ack(self.client, keys.CONTROL_STREAM, keys.INTAKE_GROUP, [entry_id for entry_id, _ in entries])
 
@@ -165,16 +169,19 @@ class Intake:
             return
         for item in rejected:
             log.warning("rejected %s entry %s: %s", item.stream, item.entry_id, item.reason)
+            if item.stream == keys.JOBS_STREAM:
+                metrics.JOBS_REFUSED.labels(metrics.refusal_reason(item.reason, JOB_FIELDS)).inc()
         streams.dead_letter(self.client, [(keys.DEAD_STREAM, {keys.RECORD_FIELD: item.payload or b"",
                                                                "reason": item.reason, "stream": item.stream,
                                                                "entry_id": item.entry_id, "at": repr(time.time())})
                                           for item in rejected], group=keys.INTAKE_GROUP)
         if publish_failure:
             failures = [result for item in rejected if (result := rejection_result(item)) is not None]
-            # A refused duplicate of an admitted job must not end that job: only jobs
-            # the ledger has never admitted get the refusal as their result.
-            known = self.ledger.knows([result.job_id for result in failures])
-            failures = [result for result, admitted in zip(failures, known) if not admitted]
+            # The ledger records each as ended, except a refused duplicate of a job it admitted
+            # (that job must not end); the rest get the refusal as their one terminal result.
+            recorded = self.ledger.refuse([(result.job_id, result.scheduler_id, result.failure_details.message)
+                                           for result in failures])
+            failures = [result for result, new in zip(failures, recorded) if new]
             if failures:
                 self.publisher.publish(failures)
 

@@ -17,6 +17,7 @@ Celery's transport gets the same choices from :func:`celery_broker`.
 """
 from __future__ import annotations
 
+import logging
 import socket
 import ssl
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ from redis.sentinel import Sentinel
 
 from podq.shared.errors import SettingsError
 from podq.shared.settings import RedisSettings
+
+log = logging.getLogger(__name__)
 
 SENTINEL_PORT = 26379
 _SCHEMES = {"redis": (False, False), "rediss": (True, False), "unix": (False, False),
@@ -231,11 +234,39 @@ def connect(url: str, *, settings: RedisSettings | None = None, block_ms: int = 
     if target.tls:
         check_tls(*target.hosts[0], settings)
     if not target.sentinel:
-        return redis.Redis.from_url(url, **common, **tls)
-    sentinel = Sentinel(list(target.hosts), sentinel_kwargs=_sentinel_kwargs(settings, tls),
-                        socket_timeout=settings.socket_timeout)
-    return sentinel.master_for(target.master, redis_class=redis.Redis, db=target.db, username=target.username,
-                               password=target.password, **common, **({"ssl": True, **tls} if tls else {}))
+        client = redis.Redis.from_url(url, **common, **tls)
+    else:
+        sentinel = Sentinel(list(target.hosts), sentinel_kwargs=_sentinel_kwargs(settings, tls),
+                            socket_timeout=settings.socket_timeout)
+        client = sentinel.master_for(target.master, redis_class=redis.Redis, db=target.db,
+                                     username=target.username, password=target.password, **common,
+                                     **({"ssl": True, **tls} if tls else {}))
+    client.podq_wait = (settings.wait_replicas, int(settings.wait_timeout * 1000))
+    return client
+
+
+def durable(client: redis.Redis, pipe) -> list:
+    """Execute ``pipe``, whose writes must survive a failover; its replies.
+
+    With ``PODQ_REDIS_WAIT_REPLICAS`` set, a ``WAIT`` ends the pipeline (the same connection, so it
+    covers exactly these writes): the call returns once that many replicas hold them, or after
+    ``PODQ_REDIS_WAIT_TIMEOUT``, logging how many did.
+    """
+    replicas, timeout_ms = getattr(client, "podq_wait", (0, 0))
+    if replicas:
+        pipe.execute_command("WAIT", replicas, timeout_ms)
+    # A command's own error is raised as the server gave it (not wrapped in the pipeline's message).
+    replies = pipe.execute(raise_on_error=False)
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
+    if not replicas:
+        return replies
+    *replies, acknowledged = replies
+    if int(acknowledged) < replicas:
+        log.warning("only %s of %d replicas acknowledged writes within %d ms (PODQ_REDIS_WAIT_TIMEOUT); "
+                    "a failover now could lose them", acknowledged, replicas, timeout_ms)
+    return replies
 
 
 def _sentinel_kwargs(settings: RedisSettings, tls: dict) -> dict:

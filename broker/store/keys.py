@@ -11,6 +11,7 @@ RESULTS_GROUP = "scheduler"
 SCHEDULERS_SET = f"{PREFIX}:schedulers"
 DELAYED_ZSET = f"{PREFIX}:delayed"
 INFLIGHT_ZSET = f"{PREFIX}:inflight"
+WATCHER_SCOPES_SET = f"{PREFIX}:watcher:scopes"  # every scope a watcher ever led (for status and gauges)
 CREATE_RATE_KEY = f"{PREFIX}:ratelimit:create"
 # Worker liveness: worker id -> server time its record lapses; worker id -> delivery tags it holds.
 WORKERS_ZSET = f"{PREFIX}:workers"

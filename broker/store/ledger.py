@@ -20,6 +20,7 @@ from podq.shared.records import KubernetesJob
 from podq.shared.states import CREATABLE_STATES, LedgerState
 
 from . import keys
+from .connection import durable
 from .scripts import scripts_for
 
 log = logging.getLogger(__name__)
@@ -135,13 +136,15 @@ class Ledger:
                                        keys.SCHEDULERS_SET],
                                  args=[job.job_id, job.scheduler_id, job.encode(), pod_name,
                                        job.namespace or "", now], client=pipe)
-        return [value.decode() for value in pipe.execute()]
+        return [value.decode() for value in durable(self._client, pipe)]
 
     def transition(self, job_id: str, *, allowed: Iterable[LedgerState], to: LedgerState,
                    fields: dict[str, str] | None = None) -> tuple[bool, str]:
         """Move ``job_id`` to ``to`` if its state is one of ``allowed``; report the outcome."""
-        moved, state = self._scripts.transition(keys=[keys.job_key(job_id), keys.INFLIGHT_ZSET],
-                                                args=_transition_args(allowed, to, fields))
+        pipe = self._client.pipeline(transaction=False)
+        self._scripts.transition(keys=[keys.job_key(job_id), keys.INFLIGHT_ZSET],
+                                 args=_transition_args(allowed, to, fields), client=pipe)
+        moved, state = durable(self._client, pipe)[0]
         return bool(moved), state.decode() if isinstance(state, bytes) else state
 
     def mark_dispatched(self, job_ids: Sequence[str], *, orphaned_after: float = 30.0) -> None:
@@ -155,7 +158,7 @@ class Ledger:
         args = _transition_args((LedgerState.ACCEPTED,), LedgerState.DISPATCHED, None)
         for job_id in job_ids:
             self._scripts.transition(keys=[keys.job_key(job_id), keys.INFLIGHT_ZSET], args=args, client=pipe)
-        pipe.execute()
+        durable(self._client, pipe)
 
     def claim_job(self, job_id: str, lease: Lease) -> Claim:
         """Take ``job_id`` for one delivery (see ``lua/claim.lua``): state, deliveries, owner, busy."""
@@ -198,12 +201,18 @@ class Ledger:
         raw = self._client.hgetall(keys.job_key(job_id))
         return LedgerEntry.decode(job_id, raw) if raw else None
 
-    def knows(self, job_ids: Sequence[str]) -> list[bool]:
-        """Per job, whether the ledger has admitted it (one pipelined round trip)."""
+    def refuse(self, refusals: Sequence[tuple[str, str, str]]) -> list[bool]:
+        """Record refused jobs ``(job_id, scheduler_id, message)`` as ended (``lua/refuse.lua``).
+
+        Per job, True when its failed result is to be published; False for a job the ledger
+        had admitted (a refused duplicate of it must not end it).
+        """
+        now = repr(time.time())
         pipe = self._client.pipeline(transaction=False)
-        for job_id in job_ids:
-            pipe.hexists(keys.job_key(job_id), "state")
-        return [bool(known) for known in pipe.execute()]
+        for job_id, scheduler_id, message in refusals:
+            self._scripts.refuse(keys=[keys.job_key(job_id)], args=[job_id, scheduler_id, message, now],
+                                 client=pipe)
+        return [bool(recorded) for recorded in pipe.execute()]
 
     def entries(self, job_ids: Sequence[str], *, fields: Sequence[str] = SUMMARY_FIELDS) -> dict[str, LedgerEntry]:
         """``fields`` of each job the ledger knows, in one pipelined round trip.

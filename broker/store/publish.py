@@ -11,16 +11,18 @@ and names the owners, and the batch is sent again with theirs.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import redis
 
 from podq.broker.errors import BrokerError, FencedError
+from podq.shared import metrics
 from podq.shared.records import KubernetesWatch
 from podq.shared.states import State
 
 from . import keys
+from .connection import durable
 from .scripts import scripts_for
 
 
@@ -66,6 +68,7 @@ class Publisher:
     MAX_OWNER_RETRIES = 8
 
     def __init__(self, client: redis.Redis, *, ledger_ttl: float = DEFAULT_LEDGER_TTL) -> None:
+        self._client = client
         self._script = scripts_for(client).publish
         self._ledger_ttl = int(ledger_ttl)
 
@@ -80,36 +83,55 @@ class Publisher:
             reply = self._call(items, checkpoint, owners)
             tag, rest = reply[0], reply[1:]
             if tag == b"OK":
-                return [entry.decode() if isinstance(entry, bytes) else "" for entry in rest]
+                published = [entry.decode() if isinstance(entry, bytes) else "" for entry in rest]
+                count_published(items, published)
+                return published
             # MOVED: job id, owner, ... (adopted since the result was built); ask with their keys.
             owners.update((job_id.decode(), owner.decode()) for job_id, owner in zip(rest[::2], rest[1::2]))
         raise BrokerError(f"publish: owners kept moving across {self.MAX_OWNER_RETRIES} attempts")
 
     def _call(self, items: Sequence[Item], checkpoint: Checkpoint | None, owners: dict[str, str]):
-        script_keys = [keys.INFLIGHT_ZSET, keys.SCHEDULERS_SET]
         position = checkpoint.position if checkpoint else None
+        head = [keys.INFLIGHT_ZSET, keys.SCHEDULERS_SET]
         if checkpoint:
-            script_keys.append(checkpoint.lease_key)
+            head.append(checkpoint.lease_key)
             if position:
-                script_keys.append(checkpoint.position_key)
-            script_keys.append(checkpoint.states_key)
-        args: list = [repr(time.time()), checkpoint.token if checkpoint else "", position or "",
-                      "1" if checkpoint else "", self._ledger_ttl, keys.RESULTS_GROUP, len(items)]
+                head.append(checkpoint.position_key)
+            head.append(checkpoint.states_key)
+        owner_index: dict[str, int] = {}   # scheduler id -> its position among the owners, from 1
+        job_keys: list[str] = []
+        item_args: list = []
         for item in items:
             result, state = item.result, item.pod_state
             if result is not None:
                 owner = result.scheduler_id
-                if result.state is not State.ADOPTED:
-                    owner = owners.get(result.job_id, owner)
-                script_keys.extend((keys.job_key(result.job_id), keys.results_stream(owner),
-                                    keys.scheduler_jobs_key(owner)))
-                args.extend((result.job_id, result.state.value, owner, result.encode()))
+                if result.state is not State.ADOPTED and owners.get(result.job_id, owner) != owner:
+                    # Adopted since it was built: it goes to, and names, the new owner.
+                    owner = owners[result.job_id]
+                    result = replace(result, scheduler_id=owner)
+                index = owner_index.setdefault(owner, len(owner_index) + 1)
+                job_keys.append(keys.job_key(result.job_id))
+                item_args.extend((result.job_id, result.state.value, index, result.encode()))
             else:
-                args.extend(("", "", "", b""))
-            args.extend((state.field if state else "", state.value if state else "", item.pod_uid))
+                item_args.extend(("", "", 0, b""))
+            item_args.extend((state.field if state else "", state.value if state else "", item.pod_uid))
+        owner_keys = [key for owner in owner_index
+                      for key in (keys.results_stream(owner), keys.scheduler_jobs_key(owner))]
+        args = [repr(time.time()), checkpoint.token if checkpoint else "", position or "",
+                "1" if checkpoint else "", self._ledger_ttl, keys.RESULTS_GROUP,
+                len(owner_index), *owner_index, len(items), *item_args]
         try:
-            return self._script(keys=script_keys, args=args)
+            pipe = self._client.pipeline(transaction=False)
+            self._script(keys=[*head, *owner_keys, *job_keys], args=args, client=pipe)
+            return durable(self._client, pipe)[0]
         except redis.ResponseError as exc:
             if str(exc).startswith("FENCED"):
                 raise FencedError(str(exc)) from None
             raise
+
+
+def count_published(items: Sequence[Item], entries: Sequence[str]) -> None:
+    """Results that reached a stream, by state and by the service that published them."""
+    for item, entry in zip(items, entries):
+        if entry and item.result is not None:
+            metrics.RESULTS_PUBLISHED.labels(item.result.state.value, item.result.source.value).inc()

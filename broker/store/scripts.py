@@ -27,7 +27,7 @@ from podq.shared.states import CREATABLE_STATES, LIVE_LEDGER_STATES, TERMINAL_ST
 from . import keys
 
 NAMES = ("accept", "adopt", "beat", "claim", "delay", "hold", "lease", "orphans", "publish", "ratelimit",
-         "release", "released", "restore", "results_group", "transition", "trim")
+         "refuse", "release", "released", "restore", "results_group", "transition", "trim")
 _PLACEHOLDER = re.compile(r"\$\(([a-z_.:]+)\)")
 
 
@@ -87,6 +87,7 @@ class Scripts:
     orphans: Script
     publish: Script
     ratelimit: Script
+    refuse: Script
     release: Script
     released: Script
     restore: Script

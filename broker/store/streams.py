@@ -8,6 +8,7 @@ from typing import Mapping, Sequence
 import redis
 
 from . import keys
+from .connection import durable
 from .scripts import scripts_for
 
 Entry = tuple[str, str, dict]
@@ -83,4 +84,4 @@ def add_records(client: redis.Redis, stream: str, payloads: Sequence[bytes]) -> 
     pipe = client.pipeline(transaction=False)
     for payload in payloads:
         pipe.xadd(stream, {keys.RECORD_FIELD: payload})
-    return [entry.decode() for entry in pipe.execute()]
+    return [entry.decode() for entry in durable(client, pipe)]

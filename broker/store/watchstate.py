@@ -37,6 +37,10 @@ class WatchStore:
                                     args=["hold", holder, token or "", int(ttl * 1000)])
         return bool(held), current.decode() if isinstance(current, bytes) else current
 
+    def record_scope(self, scope: str) -> None:
+        """Note that ``scope`` has been led, so status and the gauges see it even with no leader."""
+        self._client.sadd(keys.WATCHER_SCOPES_SET, scope)
+
     def release(self, scope: str, *, token: str) -> bool:
         """Give the lease up (only if ``token`` still holds it)."""
         released, _ = self._lease(keys=[keys.watcher_key(scope, "lease"), keys.watcher_key(scope, "fence")],

@@ -19,7 +19,9 @@ from typing import Any
 
 import msgpack
 
+from podq.broker.control.operations import validate_control
 from podq.broker.intake.admission import check_job
+from podq.broker.store.ledger import LedgerEntry
 from podq.shared.errors import DecodeError
 from podq.shared.naming import derive_job_id, pod_name_for
 from podq.shared.records import ControlRecord, KubernetesJob, KubernetesWatch, TaskKey
@@ -217,6 +219,37 @@ ADMISSION: list[tuple[str, str, Any]] = [
          {"name": "init", "securityContext": {"allowPrivilegeEscalation": True}}]}})),
 ]
 
+# What intake's ledger holds for the control vectors: one job, sched-a's.
+ADMISSION_LEDGER = [{"job_id": jid("sched-a", key()), "scheduler_id": "sched-a"}]
+
+CONTROL_ADMISSION: list[tuple[str, str, Any]] = [
+    ("control-complete", "complete is podq's own operation", control(op="complete")),
+    ("control-adopt-own-jobs", "a scheduler adopting its own jobs",
+     without(control(op="adopt", new_scheduler_id="sched-a"), "job_id")),
+    ("control-delete-option-unknown", "a delete option the API does not have",
+     control(op="delete", delete_options={"force": True})),
+    ("control-delete-option-type", "gracePeriodSeconds as a string",
+     control(op="delete", delete_options={"grace_period_seconds": "0"})),
+    ("control-delete-option-negative", "a negative grace period",
+     control(op="delete", delete_options={"gracePeriodSeconds": -1})),
+    ("control-delete-option-policy", "a propagation policy the API does not have",
+     control(op="delete", delete_options={"propagationPolicy": "Now"})),
+    ("control-unknown-job", "a job the ledger does not hold", control(job_id="f" * 32)),
+    ("control-other-scheduler", "another scheduler's job", control(scheduler_id="sched-b")),
+]
+
+
+class VectorLedger:
+    """The ledger of ``ADMISSION_LEDGER``, as far as control checks read it."""
+
+    def __init__(self, jobs: list[dict[str, str]]) -> None:
+        self.jobs = {job["job_id"]: job["scheduler_id"] for job in jobs}
+
+    def get(self, job_id: str) -> LedgerEntry | None:
+        owner = self.jobs.get(job_id)
+        return None if owner is None else LedgerEntry(job_id=job_id, scheduler_id=owner)
+
+
 JOB_ID_KEYS = [
     ("sched-a", key()),
     ("sched-a", key(try_number=2)),
@@ -271,20 +304,27 @@ def build() -> dict[str, Any]:
         if kind == "job":
             vector["failed_result"] = failed_result(payload)
         vectors.append(vector)
-    for name, description, record in ADMISSION:
-        payload = pack(record)
-        reason = check_job(KubernetesJob.decode(payload), settings)
-        if reason is None:
-            raise SystemExit(f"admission vector {name} is admitted")
-        vectors.append({"name": name, "kind": "job", "valid": False, "stage": "admission",
-                        "description": description, "hex": payload.hex(), "error": reason,
-                        "failed_result": failed_result(payload)})
+    ledger = VectorLedger(ADMISSION_LEDGER)
+    checks = {"job": lambda payload: check_job(KubernetesJob.decode(payload), settings),
+              "control": lambda payload: validate_control(ControlRecord.decode(payload), ledger)}
+    for kind, cases in (("job", ADMISSION), ("control", CONTROL_ADMISSION)):
+        for name, description, record in cases:
+            payload = pack(record)
+            reason = checks[kind](payload)
+            if reason is None:
+                raise SystemExit(f"admission vector {name} is admitted")
+            vector = {"name": name, "kind": kind, "valid": False, "stage": "admission",
+                      "description": description, "hex": payload.hex(), "error": reason}
+            if kind == "job":
+                vector["failed_result"] = failed_result(payload)
+            vectors.append(vector)
     job_ids = [{"scheduler_id": sid, "task_key": task_key, "job_id": jid(sid, task_key),
                 "pod_name": pod_name_for(jid(sid, task_key), TaskKey(**task_key))}
                for sid, task_key in JOB_ID_KEYS]
     return {
         "protocol": "podq 1.0 (docs/protocol.md)",
         "admission_settings": {"namespaces": ["default"], "templates_dir": None, "pod_policy": True},
+        "admission_ledger": ADMISSION_LEDGER,
         "vectors": vectors,
         "job_ids": job_ids,
     }

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from podq.shared.secrets import shown
 from podq.shared.settings_doc import markdown_table, setting_docs
 
 
@@ -21,5 +22,5 @@ def run(args, settings) -> int:
         for item in dataclasses.fields(getattr(settings, section.name)):
             current[f"PODQ_{section.name}_{item.name}".upper()] = getattr(getattr(settings, section.name), item.name)
     for row in setting_docs():
-        print(f"{row.variable}={current[row.variable]!r}\n    {row.doc}")
+        print(f"{row.variable}={shown(row.variable, current[row.variable])!r}\n    {row.doc}")
     return 0

@@ -21,6 +21,12 @@ def register(subparsers) -> None:
     parser.set_defaults(run=run)
 
 
+def metrics_lines(stack: Stack) -> str:
+    """One line per service naming where it serves its Prometheus metrics."""
+    width = max(len(name) for name in stack.metrics)
+    return "\n".join(f"  metrics {name:<{width}} {url}" for name, url in stack.metrics.items())
+
+
 def kubesim_args(args) -> tuple[str, ...]:
     """The kubesim flags `podq up` passes on (its container runtime is opt-in)."""
     if not args.run_containers:
@@ -42,6 +48,7 @@ def run(args, settings) -> int:
   redis   {stack.redis_url}
   kubesim {stack.kubesim_url or '(external cluster)'}  kubeconfig {stack.kubeconfig}{'  (runs pod commands on this host)' if args.run_containers else ''}
   logs    {stack.log_dir}
+{metrics_lines(stack)}
 
 Submit a job and read its results from another shell:
   export PODQ_REDIS_URL={stack.redis_url}

@@ -1,4 +1,4 @@
-"""Fixtures of the kubesim-facing integration tests: a fresh server and the official client on it."""
+"""Fixtures of the integration tests: a fresh kubesim with the official client on it, and podq workers."""
 from __future__ import annotations
 
 from typing import Iterator
@@ -9,6 +9,8 @@ from kubernetes import client
 from podq.kubesim.server import KubeSim
 from podq.kubesim.testing import running_kubesim
 from tests.support import core_v1
+# pytest-celery's app fixture with podq's configuration, started as an in-process worker (see there).
+from tests.support.workers import celery_worker_parameters, celery_worker_pool, podq_worker  # noqa: F401
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from podq.broker.store import keys
 from podq.broker.store.ledger import Lease, Ledger
 from podq.shared.records import KubernetesJob
 from podq.shared.states import LedgerState
-from tests.support.workers import NAMESPACE, admit, celery_worker, make_job, make_settings, pod_name
+from tests.support.workers import NAMESPACE, admit, make_job, make_settings, pod_name
 from tests.support import wait_for
 
 
@@ -37,12 +37,12 @@ def test_an_expired_lease_lets_the_next_delivery_in(redis_client):
     assert (claim.busy, claim.deliveries) == (False, 2)
 
 
-def test_duplicate_messages_make_one_create_and_count_one_delivery(redis_client, redis_url, kubesim):
+def test_duplicate_messages_make_one_create_and_count_one_delivery(redis_client, redis_url, kubesim, podq_worker):
     settings = make_settings(redis_url, kubesim.kubeconfig)
     admin = kubesim.admin()
     admin.set_latency("create", seconds=0.3)
     job = make_job(1, run_seconds=30)
-    with celery_worker(settings, concurrency=4):
+    with podq_worker(settings, concurrency=4):
         admit(redis_client, [job] * 4, per_message=1)   # the same job in four messages at once
         wait_for(lambda: Ledger(redis_client).get(job.job_id).state is LedgerState.CREATED, message="created")
         wait_for(lambda: redis_client.llen(keys.CELERY_QUEUE) == 0 and redis_client.zcard("unacked_index") == 0,
@@ -56,7 +56,7 @@ def housekeeping_for(redis_client, settings, *, after: float) -> Housekeeping:
     return Housekeeping(client=redis_client, settings=settings)
 
 
-def test_a_job_whose_message_vanished_is_pushed_again_and_created_once(redis_client, redis_url, kubesim):
+def test_a_job_whose_message_vanished_is_pushed_again_and_created_once(redis_client, redis_url, kubesim, podq_worker):
     settings = make_settings(redis_url, kubesim.kubeconfig)
     admin = kubesim.admin()
     job = make_job(1, run_seconds=30)
@@ -66,7 +66,7 @@ def test_a_job_whose_message_vanished_is_pushed_again_and_created_once(redis_cli
     ledger.mark_dispatched([job.job_id], orphaned_after=0.5)
     # The Celery message was lost (as when Redis dies between kombu's pop and its unacked write).
     assert redis_client.llen(keys.CELERY_QUEUE) == 0
-    with celery_worker(settings):
+    with podq_worker(settings):
         wait_for(lambda: housekeeping.redispatch_orphans(force=True) or ledger.get(job.job_id).state is LedgerState.CREATED,
                  message="the orphan pushed again")
         wait_for(lambda: ledger.get(job.job_id).state is LedgerState.CREATED, message="created")

@@ -7,6 +7,7 @@ import json
 import msgpack
 import pytest
 
+from podq.broker.client.jobs import job_status
 from podq.broker.client.results import ResultsConsumer
 from podq.broker.client.submit import SubmitError, submit, submit_many
 from podq.broker.intake.service import Intake
@@ -18,6 +19,7 @@ from podq.broker.store.publish import Publisher
 from podq.shared.records import KubernetesJob, KubernetesWatch, TaskKey
 from podq.shared.settings import IntakeSettings, load_settings
 from podq.shared.states import LedgerState, Source, State
+from tests.support import raw_map
 
 
 def make_job(n: int, *, scheduler_id: str = "sched-a", **fields) -> KubernetesJob:
@@ -118,15 +120,6 @@ def test_malformed_records_go_to_dead_and_later_jobs_still_run(redis_client, set
     assert "not in the allowed namespaces" in results[0].failure_details.message
 
 
-def raw_map(*pairs) -> bytes:
-    """A msgpack map written pair by pair (a key may repeat); bytes values are written as they are."""
-    out = bytearray(b"\xde" + len(pairs).to_bytes(2, "big"))
-    for key, value in pairs:
-        out += key if isinstance(key, bytes) else msgpack.packb(key)
-        out += value if isinstance(value, bytes) else msgpack.packb(value)
-    return bytes(out)
-
-
 def test_every_refused_job_with_a_readable_identity_reaches_its_scheduler_once(redis_client, settings):
     def raw_job(n: int, *extra) -> tuple[bytes, KubernetesJob]:
         job = make_job(n)
@@ -159,6 +152,29 @@ def test_every_refused_job_with_a_readable_identity_reaches_its_scheduler_once(r
         (job.job_id, State.FAILED, "Rejected") for _payload, job in cases)
     assert {r.failure_details.message for r in results} == set(reasons[::2][:4])
     assert not redis_client.exists(keys.results_stream("sched-b"))
+    # Each is in the ledger as ended, with its failed result, so nothing waits for it.
+    for _payload, job in cases:
+        status = job_status(redis_client, job.job_id)
+        assert status.entry.state is LedgerState.TERMINAL and status.entry.terminal_state == "failed"
+        assert status.entry.scheduler_id == "sched-a" and status.last_result.source is Source.INTAKE
+    # A good copy submitted afterwards is the same job, which has ended: it is not run.
+    submit(redis_client, cases[0][1])
+    drain(started_intake(redis_client, settings))
+    assert celery_jobs(redis_client) == []
+    consumer.ack(results)
+    assert consumer.read() == []
+
+
+def test_a_broken_duplicate_of_an_admitted_job_does_not_end_it(redis_client, settings):
+    job = make_job(1)
+    submit(redis_client, job)
+    broken = msgpack.unpackb(job.encode())
+    broken["namespace"] = "forbidden"
+    redis_client.xadd(keys.JOBS_STREAM, {"record": msgpack.packb(broken)})
+    drain(started_intake(redis_client, settings))
+    assert Ledger(redis_client).get(job.job_id).state is LedgerState.DISPATCHED
+    assert ResultsConsumer(redis_client, scheduler_id="sched-a", consumer="s1", block_ms=10).read() == []
+    assert redis_client.xlen(keys.DEAD_STREAM) == 1
 
 
 def test_submit_with_settings_raises_intakes_message(redis_client, settings):

@@ -80,6 +80,13 @@ def terminated(p: client.V1Pod, index: int = 0) -> client.V1ContainerStateTermin
     return state
 
 
+def ending(v1: client.CoreV1Api, name: str) -> tuple[str, int, str]:
+    """The finished pod's phase and its container's exit code and reason."""
+    done = finished(v1, name)
+    state = terminated(done)
+    return done.status.phase, state.exit_code, state.reason
+
+
 # -- statuses from real exits ------------------------------------------------------------------------
 
 
@@ -94,20 +101,21 @@ def test_exit_zero_succeeds_with_env_from_the_spec(v1: client.CoreV1Api) -> None
             {"name": "LABEL", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['team']"}}},
         ]},
     ))
-    done = finished(v1, "ok")
-    assert done.status.phase == "Succeeded"
-    state = terminated(done)
-    assert (state.exit_code, state.reason) == (0, "Completed")
+    assert ending(v1, "ok") == ("Succeeded", 0, "Completed")
     assert v1.read_namespaced_pod_log("ok", NS) == "hello hello-world ok host-value blue\n"
 
 
 def test_nonzero_exit_fails_with_the_code_and_reason_error(v1: client.CoreV1Api) -> None:
     v1.create_namespaced_pod(NS, pod("bad", ["sh", "-c", "echo about to fail >&2; exit 3"], image="busybox"))
-    done = finished(v1, "bad")
-    assert done.status.phase == "Failed"
-    state = terminated(done)
-    assert (state.exit_code, state.reason) == (3, "Error")
+    assert ending(v1, "bad") == ("Failed", 3, "Error")
     assert v1.read_namespaced_pod_log("bad", NS) == "about to fail\n"
+
+
+def test_fallback_to_logs_on_error_puts_the_output_end_in_the_message(v1: client.CoreV1Api) -> None:
+    v1.create_namespaced_pod(NS, pod("lastwords", ["sh", "-c", "seq 1 200; echo Traceback: boom; exit 1"], image="busybox",
+                                     container={"terminationMessagePolicy": "FallbackToLogsOnError"}))
+    message = terminated(finished(v1, "lastwords")).message
+    assert message.endswith("200\nTraceback: boom\n") and message.count("\n") == 80
 
 
 def test_a_missing_executable_is_a_start_error(v1: client.CoreV1Api) -> None:
@@ -139,10 +147,7 @@ def test_a_secret_reference_is_a_config_error(v1: client.CoreV1Api) -> None:
 def test_exceeding_the_memory_limit_is_oomkilled(v1: client.CoreV1Api) -> None:
     grow = "import time\nblocks = []\nwhile True:\n    blocks.append(bytearray(16 << 20))\n    time.sleep(0.01)\n"
     v1.create_namespaced_pod(NS, pod("oom", python(grow), container={"resources": {"limits": {"memory": "128Mi"}}}))
-    done = finished(v1, "oom")
-    assert done.status.phase == "Failed"
-    state = terminated(done)
-    assert (state.exit_code, state.reason) == (137, "OOMKilled")
+    assert ending(v1, "oom") == ("Failed", 137, "OOMKilled")
 
 
 def test_pages_shared_by_forked_processes_count_once(v1: client.CoreV1Api) -> None:
@@ -150,8 +155,7 @@ def test_pages_shared_by_forked_processes_count_once(v1: client.CoreV1Api) -> No
     script = ("import os, time\nblock = bytearray(96 << 20)\nfor _ in range(3):\n    if os.fork() == 0:\n"
               "        time.sleep(1.5); os._exit(0)\ntime.sleep(1.5)\nfor _ in range(3): os.wait()\n")
     v1.create_namespaced_pod(NS, pod("forks", python(script), container={"resources": {"limits": {"memory": "200Mi"}}}))
-    done = finished(v1, "forks")
-    assert (done.status.phase, terminated(done).reason) == ("Succeeded", "Completed")
+    assert ending(v1, "forks") == ("Succeeded", 0, "Completed")
 
 
 def test_active_deadline_ends_the_pod_with_deadline_exceeded(v1: client.CoreV1Api) -> None:

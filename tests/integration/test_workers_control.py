@@ -14,7 +14,7 @@ from podq.shared.states import ControlOp, Source, State
 from podq.shared.kubeclient import api_client
 from podq.workers.kube import Kube
 from tests.support import wait_for
-from tests.support.workers import (NAMESPACE, SCHEDULER, admit, celery_worker, control, ledger_state, make_job,
+from tests.support.workers import (NAMESPACE, SCHEDULER, admit, control, ledger_state, make_job,
                               make_settings, pod_name, redeliver, results, results_for)
 
 
@@ -47,10 +47,10 @@ def drained(client):
              message="every task done")
 
 
-def test_revoke_before_the_create_publishes_revoked_and_no_pod_ever_appears(redis_client, settings, kubesim):
+def test_revoke_before_the_create_publishes_revoked_and_no_pod_ever_appears(redis_client, settings, kubesim, podq_worker):
     job = make_job(1)
     Ledger(redis_client).accept_many([(job, pod_name(job))])
-    with celery_worker(settings):
+    with podq_worker(settings):
         control(redis_client, ControlOp.REVOKE, job_id=job.job_id)
         wait_for(lambda: results_for(redis_client, job), message="revoked result")
         control(redis_client, ControlOp.REVOKE, job_id=job.job_id)      # again: nothing new
@@ -61,9 +61,9 @@ def test_revoke_before_the_create_publishes_revoked_and_no_pod_ever_appears(redi
     assert ledger_state(redis_client, job) == "revoked"
 
 
-def test_revoke_of_a_running_pod_labels_and_deletes_it(redis_client, settings, kube):
+def test_revoke_of_a_running_pod_labels_and_deletes_it(redis_client, settings, kube, podq_worker):
     job = make_job(1, run_seconds=60)
-    with celery_worker(settings):
+    with podq_worker(settings):
         admit(redis_client, [job])
         created(redis_client, [job])
         control(redis_client, ControlOp.REVOKE, job_id=job.job_id)
@@ -75,9 +75,9 @@ def test_revoke_of_a_running_pod_labels_and_deletes_it(redis_client, settings, k
     assert ledger_state(redis_client, job) == "revoked"
 
 
-def test_mark_done_and_delete_are_idempotent(redis_client, settings, kube):
+def test_mark_done_and_delete_are_idempotent(redis_client, settings, kube, podq_worker):
     done, gone = make_job(1, run_seconds=60), make_job(2, run_seconds=60)
-    with celery_worker(settings):
+    with podq_worker(settings):
         admit(redis_client, [done, gone])
         created(redis_client, [done, gone])
         for _ in range(2):
@@ -88,9 +88,9 @@ def test_mark_done_and_delete_are_idempotent(redis_client, settings, kube):
     assert pod_or_none(kube, done).labels[naming.EXECUTOR_DONE] == "True"
 
 
-def test_completion_policy_deletes_succeeded_pods_and_labels_failed_ones(redis_client, settings, kube):
+def test_completion_policy_deletes_succeeded_pods_and_labels_failed_ones(redis_client, settings, kube, podq_worker):
     ok, bad = make_job(1, run_seconds=60), make_job(2, run_seconds=60)
-    with celery_worker(settings):
+    with podq_worker(settings):
         admit(redis_client, [ok, bad])
         created(redis_client, [ok, bad])
         ControlSender(redis_client).send([completion_request(job_id=ok.job_id, scheduler_id=SCHEDULER)])  # not terminal yet
@@ -106,10 +106,10 @@ def test_completion_policy_deletes_succeeded_pods_and_labels_failed_ones(redis_c
                  message="failed pod kept and labelled done")
 
 
-def test_adopt_moves_owner_unread_results_and_relabels_pods_once(redis_client, settings, kube):
+def test_adopt_moves_owner_unread_results_and_relabels_pods_once(redis_client, settings, kube, podq_worker):
     jobs = [make_job(n, run_seconds=60) for n in range(3)]
     finished = make_job(9)
-    with celery_worker(settings):
+    with podq_worker(settings):
         admit(redis_client, jobs)
         created(redis_client, jobs)
         Ledger(redis_client).accept_many([(finished, pod_name(finished))])
@@ -136,6 +136,14 @@ def test_adopt_moves_owner_unread_results_and_relabels_pods_once(redis_client, s
                                                            key=jobs[0].key, source=Source.WATCHER,
                                                            state=State.SUCCEEDED)])
     assert results_for(redis_client, jobs[0], "sched-b")[-1].state is State.SUCCEEDED
+    # Every result on the new scheduler's stream, moved or published after, names it as theirs;
+    # the moved one is otherwise the same record (an empty annotations map stays a map).
+    records = [KubernetesWatch.decode(fields[keys.RECORD_FIELD.encode()])
+               for _id, fields in redis_client.xrange(keys.results_stream("sched-b"))]
+    assert [r.scheduler_id for r in records] == ["sched-b", "sched-b"]
+    assert records[0].annotations == {} and records[0].event_id == f"{finished.job_id}:succeeded"
+    assert {KubernetesWatch.decode(fields[keys.RECORD_FIELD.encode()]).scheduler_id
+            for _id, fields in redis_client.xrange(keys.results_stream(SCHEDULER))} == {SCHEDULER}
 
 
 def test_validate_control(redis_client):

@@ -18,7 +18,7 @@ from podq.watcher.daemon import Watcher
 from podq.workers.templates import template_store
 from tests.support import core_v1, wait_for
 from tests.support.watcher import replace_watcher
-from tests.support.workers import (NAMESPACE, admit, celery_worker, ledger_state, make_job, make_settings, pod_name,
+from tests.support.workers import (NAMESPACE, admit, ledger_state, make_job, make_settings, pod_name,
                               redeliver, releasing, results_for)
 
 
@@ -53,9 +53,9 @@ def wait_failed(client, job, timeout=15.0):
                     message=f"a failed result for {job.job_id}")[0]
 
 
-def test_each_job_gets_one_pod_even_when_its_message_comes_again(redis_client, settings, admin):
+def test_each_job_gets_one_pod_even_when_its_message_comes_again(redis_client, settings, admin, podq_worker):
     jobs = [make_job(n) for n in range(10)]
-    with celery_worker(settings):
+    with podq_worker(settings):
         admit(redis_client, jobs)
         wait_created(redis_client, jobs)
         redeliver(redis_client, jobs)
@@ -67,11 +67,11 @@ def test_each_job_gets_one_pod_even_when_its_message_comes_again(redis_client, s
     assert pod["uid"] == entry.uid
 
 
-def test_a_409_from_our_own_pod_counts_as_created(redis_client, settings, admin, kubesim):
+def test_a_409_from_our_own_pod_counts_as_created(redis_client, settings, admin, kubesim, podq_worker):
     job = make_job(1)
     kube = Kube(api_client(settings.kube, pool_size=2), request_timeout=2)
     existing = kube.create_pod(build_pod(job, template=template_store(None).get(None), namespace=NAMESPACE))
-    with celery_worker(settings):
+    with podq_worker(settings):
         admit(redis_client, [job])
         wait_created(redis_client, [job])
     assert Ledger(redis_client).get(job.job_id).uid == existing.uid
@@ -79,7 +79,7 @@ def test_a_409_from_our_own_pod_counts_as_created(redis_client, settings, admin,
     kube.close()
 
 
-def test_a_409_from_another_jobs_pod_fails_and_is_not_ours(redis_client, settings, admin):
+def test_a_409_from_another_jobs_pod_fails_and_is_not_ours(redis_client, settings, admin, podq_worker):
     job = make_job(1)
     kube = Kube(api_client(settings.kube, pool_size=2), request_timeout=2)
     stranger = {"metadata": {"name": pod_name(job), "namespace": NAMESPACE,
@@ -87,7 +87,7 @@ def test_a_409_from_another_jobs_pod_fails_and_is_not_ours(redis_client, setting
                 "spec": {"containers": [{"name": "base", "image": "x"}]}}
     kube.create_pod(stranger)
     kube.close()
-    with celery_worker(settings):
+    with podq_worker(settings):
         admit(redis_client, [job])
         failed = wait_failed(redis_client, job)
     assert failed.source is Source.WORKER
@@ -97,10 +97,10 @@ def test_a_409_from_another_jobs_pod_fails_and_is_not_ours(redis_client, setting
     assert ledger_state(redis_client, job) == "terminal"
 
 
-def test_429_waits_for_retry_after_then_creates(redis_client, settings, admin):
+def test_429_waits_for_retry_after_then_creates(redis_client, settings, admin, podq_worker):
     job = make_job(1)
     admin.add_fault(action="429", verb="create", count=1, retry_after=1)
-    with celery_worker(settings):
+    with podq_worker(settings):
         started = time.monotonic()
         admit(redis_client, [job])
         wait_created(redis_client, [job])
@@ -108,10 +108,10 @@ def test_429_waits_for_retry_after_then_creates(redis_client, settings, admin):
     assert creates_of(admin, job) == 1
 
 
-def test_429_longer_than_the_budget_goes_through_the_delayed_set(redis_client, settings, admin):
+def test_429_longer_than_the_budget_goes_through_the_delayed_set(redis_client, settings, admin, podq_worker):
     job = make_job(1)
     admin.add_fault(action="429", verb="create", count=1, retry_after=2)   # budget is 5 s / 3
-    with celery_worker(settings), releasing(redis_client):
+    with podq_worker(settings), releasing(redis_client):
         admit(redis_client, [job])
         wait_created(redis_client, [job])
     entry = redis_client.hgetall(f"podq:job:{job.job_id}")
@@ -119,22 +119,22 @@ def test_429_longer_than_the_budget_goes_through_the_delayed_set(redis_client, s
     assert creates_of(admin, job) == 1
 
 
-def test_500s_retry_with_backoff_then_create(redis_client, settings, admin):
+def test_500s_retry_with_backoff_then_create(redis_client, settings, admin, podq_worker):
     job = make_job(1)
     admin.add_fault(action="500", verb="create", count=2)
     admin.add_fault(action="503", verb="create", count=1)
-    with celery_worker(settings), releasing(redis_client):
+    with podq_worker(settings), releasing(redis_client):
         admit(redis_client, [job])
         wait_created(redis_client, [job])
     assert creates_of(admin, job) == 1
 
 
 def test_endless_503_fails_after_the_delay_limit_with_the_api_reason(redis_client, settings, admin, redis_url,
-                                                                     kubesim):
+                                                                     kubesim, podq_worker):
     settings = make_settings(redis_url, kubesim.kubeconfig, max_delays=2, visibility_timeout=1.5)
     job = make_job(1)
     admin.add_fault(action="503", verb="create")
-    with celery_worker(settings), releasing(redis_client):
+    with podq_worker(settings), releasing(redis_client):
         admit(redis_client, [job])
         failed = wait_failed(redis_client, job, timeout=30)
     assert "gave up after 2 delayed retries" in failed.failure_details.message
@@ -143,7 +143,7 @@ def test_endless_503_fails_after_the_delay_limit_with_the_api_reason(redis_clien
 
 
 @pytest.mark.parametrize("case", ["403", "404", "422"])
-def test_permanent_errors_fail_at_once_with_reason_and_message(redis_client, settings, admin, case):
+def test_permanent_errors_fail_at_once_with_reason_and_message(redis_client, settings, admin, case, podq_worker):
     if case == "403":
         admin.add_fault(action="403", verb="create")
         job, reason = make_job(1), "Forbidden"
@@ -152,7 +152,7 @@ def test_permanent_errors_fail_at_once_with_reason_and_message(redis_client, set
     else:
         job = make_job(1, pod_override={"spec": {"containers": [{"name": "base", "image": ""}]}})
         reason = "Invalid"
-    with celery_worker(settings):
+    with podq_worker(settings):
         started = time.monotonic()
         admit(redis_client, [job])
         failed = wait_failed(redis_client, job)
@@ -162,21 +162,21 @@ def test_permanent_errors_fail_at_once_with_reason_and_message(redis_client, set
     assert creates_of(admin, job) == 0
 
 
-def test_latency_and_a_reset_before_the_create_still_give_one_pod(redis_client, settings, admin):
+def test_latency_and_a_reset_before_the_create_still_give_one_pod(redis_client, settings, admin, podq_worker):
     jobs = [make_job(n) for n in range(4)]
     admin.set_latency("create", seconds=0.2)
     admin.add_fault(action="reset", verb="create", count=2)
-    with celery_worker(settings), releasing(redis_client):
+    with podq_worker(settings), releasing(redis_client):
         admit(redis_client, jobs)
         wait_created(redis_client, jobs)
     assert [creates_of(admin, job) for job in jobs] == [1] * 4
 
 
 @pytest.mark.parametrize("action", ["hang", "reset-after"])
-def test_a_create_that_landed_without_an_answer_is_found_by_name(redis_client, settings, admin, action):
+def test_a_create_that_landed_without_an_answer_is_found_by_name(redis_client, settings, admin, action, podq_worker):
     job = make_job(1)
     admin.add_fault(action=action, verb="create", count=1)
-    with celery_worker(settings):
+    with podq_worker(settings):
         admit(redis_client, [job])
         wait_created(redis_client, [job])
     admin.release_hung()
@@ -184,21 +184,21 @@ def test_a_create_that_landed_without_an_answer_is_found_by_name(redis_client, s
     assert Ledger(redis_client).get(job.job_id).uid == admin.creates(name_prefix=pod_name(job))[0]["uid"]
 
 
-def test_slow_creates_near_the_timeout_give_one_pod_each(redis_client, settings, admin):
+def test_slow_creates_near_the_timeout_give_one_pod_each(redis_client, settings, admin, podq_worker):
     jobs = [make_job(n) for n in range(8)]
     admin.set_latency("create", seconds=0.3, jitter=0.3)   # some answers come after the 0.5 s timeout
-    with celery_worker(settings), releasing(redis_client):
+    with podq_worker(settings), releasing(redis_client):
         admit(redis_client, jobs)
         wait_created(redis_client, jobs, timeout=30)
     assert [creates_of(admin, job) for job in jobs] == [1] * 8
 
 
-def test_template_problems_fail_the_job_naming_the_template(redis_client, settings, admin):
+def test_template_problems_fail_the_job_naming_the_template(redis_client, settings, admin, podq_worker):
     templates = settings.intake.templates_dir
     with open(f"{templates}/broken.yaml", "w") as handle:
         handle.write("kind: Pod\nspec: {containers: [unclosed\n password: s3cret\n")
     bad, missing = make_job(1, pod_template="broken"), make_job(2, pod_template="vanished")
-    with celery_worker(settings):
+    with podq_worker(settings):
         admit(redis_client, [bad, missing])
         failures = [wait_failed(redis_client, bad), wait_failed(redis_client, missing)]
     assert [f.failure_details.reason for f in failures] == ["PodTemplateError"] * 2
@@ -207,25 +207,25 @@ def test_template_problems_fail_the_job_naming_the_template(redis_client, settin
     assert "no template named 'vanished' is configured" in failures[1].failure_details.message
 
 
-def test_a_job_the_ledger_has_ended_or_revoked_creates_nothing(redis_client, settings, admin):
+def test_a_job_the_ledger_has_ended_or_revoked_creates_nothing(redis_client, settings, admin, podq_worker):
     revoked, done = make_job(1), make_job(2)
     ledger = Ledger(redis_client)
     ledger.accept_many([(revoked, pod_name(revoked)), (done, pod_name(done))])
     ledger.revoke(revoked.job_id)
     redis_client.hset(f"podq:job:{done.job_id}", mapping={"state": "terminal", "terminal_state": "succeeded"})
-    with celery_worker(settings):
+    with podq_worker(settings):
         redeliver(redis_client, [revoked, done])
         handled(redis_client)
     assert admin.create_count(namespace=NAMESPACE) == 0
 
 
-def test_poison_guard_fails_a_job_after_too_many_deliveries(redis_client, settings, admin):
+def test_poison_guard_fails_a_job_after_too_many_deliveries(redis_client, settings, admin, podq_worker):
     job = make_job(1)
     ledger = Ledger(redis_client)
     ledger.accept_many([(job, pod_name(job))])
     for n in range(settings.worker.max_deliveries):   # deliveries whose worker died (leases run out)
         ledger.claim_job(job.job_id, Lease(token=f"dead-{n}", seconds=0, grace=0))
-    with celery_worker(settings):
+    with podq_worker(settings):
         redeliver(redis_client, [job])
         failed = wait_failed(redis_client, job)
     assert failed.failure_details.reason == "PoisonJob"
@@ -234,11 +234,11 @@ def test_poison_guard_fails_a_job_after_too_many_deliveries(redis_client, settin
 
 
 def test_an_override_that_lowers_limits_lowers_the_default_requests_and_the_pod_is_created(
-        redis_client, settings, admin):
+        redis_client, settings, admin, podq_worker):
     lowered = make_job(1, pod_override={"spec": {"containers": [{"resources": {"limits": {"memory": "128Mi"}}}]}})
     over = make_job(2, pod_override={"spec": {"containers": [{"resources": {
         "requests": {"memory": "1Gi"}, "limits": {"memory": "128Mi"}}}]}})
-    with celery_worker(settings):
+    with podq_worker(settings):
         admit(redis_client, [lowered, over])
         wait_created(redis_client, [lowered])
         failed = wait_failed(redis_client, over)
@@ -252,7 +252,7 @@ def test_an_override_that_lowers_limits_lowers_the_default_requests_and_the_pod_
 
 
 def test_a_pod_that_ends_before_its_creates_answer_is_kept_and_one_from_before_the_end_is_removed(
-        redis_client, settings, admin, tmp_path):
+        redis_client, settings, admin, tmp_path, podq_worker):
     """Both creates are stored and their answers held back, with a real watcher on the namespace.
 
     ``fast`` fails meanwhile: the watcher's failed result ends its job and records its pod's uid, so
@@ -270,7 +270,7 @@ def test_a_pod_that_ends_before_its_creates_answer_is_kept_and_one_from_before_t
         admin.hang_creates(count=1, namespace=NAMESPACE, name_prefix=pod_name(job))
     watcher = Watcher(slow, namespaces=[NAMESPACE], health_file=str(tmp_path / "health.json")).start()
     try:
-        with celery_worker(slow), core_v1(settings.kube.kubeconfig) as v1:
+        with podq_worker(slow), core_v1(settings.kube.kubeconfig) as v1:
             admit(redis_client, [fast, ended])
             wait_failed(redis_client, fast, timeout=30)
             wait_for(lambda: State.RUNNING in [r.state for r in results_for(redis_client, ended)], timeout=30,

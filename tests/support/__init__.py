@@ -85,3 +85,13 @@ def mutated_records(rng: random.Random, count: int) -> list[bytes]:
                 del payload[rng.randrange(len(payload) + 1):]
         records.append(bytes(payload))
     return records
+
+
+def raw_map(*pairs) -> bytes:
+    """A msgpack map written pair by pair, so a key may repeat or be of any type; bytes items are
+    written as they are (hand-made msgpack for the well-formedness tests)."""
+    out = bytearray(b"\xde" + len(pairs).to_bytes(2, "big"))
+    for key, value in pairs:
+        out += key if isinstance(key, bytes) else msgpack.packb(key)
+        out += value if isinstance(value, bytes) else msgpack.packb(value)
+    return bytes(out)

@@ -2,7 +2,8 @@
 
 Nothing of podq is replaced: jobs enter through the ledger and broker.dispatch
 exactly as intake hands them over, workers are Celery workers consuming the queue
-(in a thread here, or ``podq worker`` processes), and kubesim answers over HTTP.
+(in this process through pytest-celery's fixtures, see :func:`podq_worker`, or as
+``podq worker`` processes), and kubesim answers over HTTP.
 """
 from __future__ import annotations
 
@@ -14,11 +15,12 @@ import sys
 import threading
 from typing import Iterator, Sequence
 
+import pytest
 from celery.contrib.testing.worker import start_worker
 
 from podq.broker.control.sender import ControlSender
 from podq.broker.intake.housekeeping import release_due
-from podq.broker.queue.app import make_celery
+from podq.broker.queue.app import celery_config
 from podq.broker.queue.envelopes import dispatch_jobs
 from podq.broker.store import keys
 from podq.broker.store.ledger import Ledger
@@ -89,19 +91,46 @@ def ledger_state(client, job: KubernetesJob) -> str | None:
     return entry.state.value if entry and entry.state else None
 
 
-@contextlib.contextmanager
-def celery_worker(settings: Settings, *, concurrency: int | None = None) -> Iterator[Runtime]:
-    """A real Celery worker (threads pool) in this process consuming podq's queue."""
-    runtime = build_runtime(settings)
-    app = make_celery(broker_url=settings.redis.url, worker=settings.worker, redis=settings.redis)
-    register_tasks(app, runtime)
-    try:
-        with start_worker(app, pool="threads", concurrency=concurrency or settings.worker.concurrency,
-                          perform_ping_check=False, shutdown_timeout=15, loglevel="WARNING",
-                          queues=[keys.CELERY_QUEUE]):
-            yield runtime
-    finally:
-        runtime.close()
+@pytest.fixture(scope="session")
+def celery_worker_pool() -> str:
+    """pytest-celery's pool fixture: podq's workers run Celery's threads pool, and so do the tests'."""
+    return "threads"
+
+
+@pytest.fixture(scope="session")
+def celery_worker_parameters() -> dict:
+    """pytest-celery's worker options: podq's queue, no ping task (podq registers none), a bounded stop."""
+    return {"queues": [keys.CELERY_QUEUE], "perform_ping_check": False, "shutdown_timeout": 15,
+            "loglevel": "WARNING"}
+
+
+@pytest.fixture
+def podq_worker(celery_app, celery_worker_pool, celery_worker_parameters):
+    """``with podq_worker(settings) as runtime``: podq's tasks in a real Celery worker in this process.
+
+    The app is pytest-celery's ``celery_app`` (Celery's TestApp, set up and torn down by the plugin)
+    given production's configuration (:func:`podq.broker.queue.app.celery_config`) for ``settings``;
+    the worker is the one Celery's in-process ``celery_worker`` fixture starts
+    (``celery.contrib.testing.worker.start_worker``), with the plugin's pool and parameter fixtures.
+    pytest-celery 1.x gives the name ``celery_worker`` to its Docker-based worker, hence this one.
+    One worker per test: the tasks are bound to the first call's runtime.
+    """
+    started: list[Runtime] = []
+
+    @contextlib.contextmanager
+    def start(settings: Settings, *, concurrency: int | None = None) -> Iterator[Runtime]:
+        assert not started, "one podq_worker per test"
+        celery_app.conf.update(celery_config(broker_url=settings.redis.url, worker=settings.worker))
+        runtime = build_runtime(settings)
+        started.append(runtime)
+        register_tasks(celery_app, runtime)
+        try:
+            with start_worker(celery_app, pool=celery_worker_pool,
+                              concurrency=concurrency or settings.worker.concurrency, **celery_worker_parameters):
+                yield runtime
+        finally:
+            runtime.close()
+    return start
 
 
 @contextlib.contextmanager

@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import os
+import sys
+from pathlib import Path
+
 import pytest
 
 from podq.kubesim import errors
 from podq.kubesim.log_routes import container_id, container_name
 from podq.kubesim.logs import LogBuffer, LogOptions, LogStore, render, select, timestamp
-from podq.kubesim.runtime import ConfigError, UnsafeBind, check_bind, container_env, exit_info, expand, is_loopback, memory_bytes
+from podq.kubesim.runtime import (
+    ConfigError,
+    UnsafeBind,
+    check_bind,
+    container_env,
+    exit_info,
+    expand,
+    is_loopback,
+    mapped_bin_dir,
+    memory_bytes,
+    over_limit,
+)
 from podq.kubesim.settings import SimSettings
 
 LINES = [(1_000_000_000 * i, f"line {i}\n".encode()) for i in range(1, 6)]
@@ -116,9 +131,14 @@ def test_container_instance_as_the_kubelet_picks_it() -> None:
 
 
 def test_memory_of_this_process_against_a_limit() -> None:
-    import os
-
-    from podq.kubesim.runtime import over_limit
-
     assert not over_limit(os.getpid(), 1 << 40)
     assert over_limit(os.getpid(), 1 << 20), "this interpreter holds more than 1 MiB"
+
+
+def test_an_image_maps_to_a_directory_or_an_interpreter() -> None:
+    venv_bin = str(Path(sys.executable).parent)
+    image_map = (("apache/airflow*", venv_bin), ("local/py", sys.executable), ("*", "/opt/fallback/bin"))
+    assert mapped_bin_dir("apache/airflow:3.3.2", image_map) == venv_bin
+    assert mapped_bin_dir("local/py", image_map) == venv_bin
+    assert mapped_bin_dir("busybox", image_map) == "/opt/fallback/bin"
+    assert mapped_bin_dir("busybox", ()) is None

@@ -8,7 +8,9 @@ from pathlib import Path
 import msgpack
 import pytest
 
+from podq.broker.control.operations import validate_control
 from podq.broker.intake.admission import check_job
+from podq.broker.store.ledger import LedgerEntry
 from podq.shared.errors import DecodeError
 from podq.shared.naming import derive_job_id, pod_name_for
 from podq.shared.records import ControlRecord, KubernetesJob, KubernetesWatch, TaskKey
@@ -48,7 +50,19 @@ def test_invalid_vector_is_refused_with_its_documented_reason(vector):
     assert str(caught.value) == vector["error"]
 
 
-@pytest.mark.parametrize("vector", by(valid=False, stage="admission"))
+@pytest.mark.parametrize("vector", by(valid=False, stage="admission", kind="control"))
+def test_control_admission_vector_is_refused_by_intake_with_its_documented_reason(vector):
+    owners = {job["job_id"]: job["scheduler_id"] for job in DATA["admission_ledger"]}
+
+    class Ledger:
+        def get(self, job_id):
+            return LedgerEntry(job_id=job_id, scheduler_id=owners[job_id]) if job_id in owners else None
+
+    record = ControlRecord.decode(bytes.fromhex(vector["hex"]))
+    assert validate_control(record, Ledger()) == vector["error"]
+
+
+@pytest.mark.parametrize("vector", by(valid=False, stage="admission", kind="job"))
 def test_admission_vector_is_refused_by_intake_with_its_documented_reason(vector):
     settings = load_settings({})
     assert DATA["admission_settings"]["namespaces"] == [settings.kube.namespace]
@@ -105,4 +119,4 @@ def test_every_documented_kind_and_stage_is_covered():
     kinds = {(v["kind"], v["valid"], v["stage"]) for v in DATA["vectors"]}
     assert {("job", True, "decode"), ("control", True, "decode"), ("result", True, "decode"),
             ("job", False, "decode"), ("control", False, "decode"), ("result", False, "decode"),
-            ("job", False, "admission")} <= kinds
+            ("job", False, "admission"), ("control", False, "admission")} <= kinds

@@ -9,16 +9,7 @@ import pytest
 from podq.shared import codec
 from podq.shared.errors import DecodeError
 from podq.shared.wellformed import MAX_DEPTH, first_problem
-from tests.support import mutated_records
-
-
-def pairs(*items) -> bytes:
-    """A msgpack map written pair by pair, so keys may repeat or be of any type."""
-    out = bytearray(b"\xdf" + len(items).to_bytes(4, "big"))
-    for key, value in items:
-        out += key if isinstance(key, bytes) else msgpack.packb(key)
-        out += value if isinstance(value, bytes) else msgpack.packb(value)
-    return bytes(out)
+from tests.support import mutated_records, raw_map as pairs
 
 
 @pytest.mark.parametrize("payload, problem", [

@@ -10,10 +10,11 @@
 -- Jobs whose ledger owner is the old scheduler get the new owner; live ones (accepted,
 -- dispatched, created) also go into the pending-patch set. Results the old scheduler's
 -- group has not acknowledged (pending or never delivered) are appended to the new stream
--- and removed from the old one, except `adopted` results: those are the old scheduler's
--- own notices (a repeated adoption must not carry them off). Returns {live job ids...,
--- "", moved results count}.
+-- and removed from the old one, their `scheduler_id` now the new scheduler's (lib/with_owner),
+-- except `adopted` results: those are the old scheduler's own notices (a repeated adoption
+-- must not carry them off). Returns {live job ids..., "", moved results count}.
 $(include:results_group)
+$(include:with_owner)
 local old_id, new_id, now, group = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local live_states = $(live_ledger_states)
 local job_keys = {}
@@ -59,7 +60,11 @@ local function move(id, acked)
     return
   end
   if #entries == 1 then
-    redis.call('XADD', KEYS[4], '*', unpack(entries[1][2]))
+    local fields = entries[1][2]
+    for i = 1, #fields, 2 do
+      if fields[i] == $(record_field) then fields[i + 1] = with_owner(fields[i + 1], new_id) end
+    end
+    redis.call('XADD', KEYS[4], '*', unpack(fields))
     moved = moved + 1
   end
   if acked then redis.call('XACK', KEYS[3], group, id) end

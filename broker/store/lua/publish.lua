@@ -4,12 +4,14 @@
 --   the lease key       when ARGV[2] (a lease token) is not "",
 --   the position key    when ARGV[3] (a position value) is not "",
 --   the pod-state hash  when ARGV[4] is "1";
--- then 3 keys per item that names a job: its ledger hash, the results stream of its owner
--- (the scheduler the caller believes owns it) and that owner's job set.
+-- then 2 keys per owner named in ARGV (its results stream, its job set), in that order;
+-- then the ledger hash of each item that names a job, in item order.
 -- ARGV[1] now; ARGV[2] lease token or ""; ARGV[3] position value or ""; ARGV[4] "1" or "";
 -- ARGV[5] seconds a finished job's ledger entry is kept (0: forever); ARGV[6] the results group;
--- ARGV[7] number of items; then 7 arguments per item:
---   job_id, state, owner, payload, pod_state_field, pod_state_value, pod_uid
+-- ARGV[7] number of owners; then the owners' scheduler ids (the schedulers the caller believes
+-- own the items' jobs); then the number of items, and 7 arguments per item:
+--   job_id, state, owner (its position among the owners, from 1), payload, pod_state_field,
+--   pod_state_value, pod_uid
 --   (job_id "" records only the pod state; pod_state_field "" records none;
 --    an empty pod_state_value deletes the field; pod_uid "" when the result is about no pod)
 --
@@ -31,12 +33,17 @@
 $(include:results_group)
 local terminal = $(terminal_states)
 local now, token, position = ARGV[1], ARGV[2], ARGV[3]
-local retention, group, count = tonumber(ARGV[5]), ARGV[6], tonumber(ARGV[7])
+local retention, group = tonumber(ARGV[5]), ARGV[6]
 local next_key = 3
 local lease_key, position_key, states_key
 if token ~= '' then lease_key = KEYS[next_key]; next_key = next_key + 1 end
 if position ~= '' then position_key = KEYS[next_key]; next_key = next_key + 1 end
 if ARGV[4] == '1' then states_key = KEYS[next_key]; next_key = next_key + 1 end
+local owners = tonumber(ARGV[7])
+local owner_keys = next_key                    -- KEYS[owner_keys + 2 * (o - 1)]: owner o's stream, then its job set
+next_key = next_key + 2 * owners
+local count = tonumber(ARGV[8 + owners])
+local first = 9 + owners                       -- ARGV index of the first item
 
 if lease_key then
   local holder = redis.call('GET', lease_key)
@@ -45,24 +52,24 @@ if lease_key then
   end
 end
 
--- Where each item's keys are, and a check of every owner before anything is written.
-local items, moved = {}, {}
+-- Every owner is checked before anything is written. job_of[i]: item i's ledger hash (or false);
+-- latches: ledger hash -> its terminal state or false, read once and kept current as the batch latches.
+local job_of, latches, moved = {}, {}, {}
 for i = 0, count - 1 do
-  local base = 8 + i * 7
-  local item = {job_id = ARGV[base], state = ARGV[base + 1], owner = ARGV[base + 2],
-                payload = ARGV[base + 3], field = ARGV[base + 4], value = ARGV[base + 5], uid = ARGV[base + 6]}
-  if item.job_id ~= '' then
-    item.job, item.stream, item.jobs = KEYS[next_key], KEYS[next_key + 1], KEYS[next_key + 2]
-    next_key = next_key + 3
-    if item.state ~= $(state.adopted) then
-      local owner = redis.call('HGET', item.job, 'scheduler_id')
-      if owner and owner ~= item.owner then
-        moved[#moved + 1] = item.job_id
-        moved[#moved + 1] = owner
-      end
+  local base = first + i * 7
+  if ARGV[base] ~= '' then
+    local job = KEYS[next_key]
+    next_key = next_key + 1
+    job_of[i] = job
+    local ledger = redis.call('HMGET', job, 'scheduler_id', 'terminal_state')
+    if latches[job] == nil then latches[job] = ledger[2] end
+    if ARGV[base + 1] ~= $(state.adopted) and ledger[1] and ledger[1] ~= ARGV[7 + tonumber(ARGV[base + 2])] then
+      moved[#moved + 1] = ARGV[base]
+      moved[#moved + 1] = ledger[1]
     end
+  else
+    job_of[i] = false
   end
-  items[i + 1] = item
 end
 if #moved > 0 then
   table.insert(moved, 1, 'MOVED')
@@ -70,21 +77,25 @@ if #moved > 0 then
 end
 
 local published = {'OK'}
-for _, item in ipairs(items) do
+for i = 0, count - 1 do
+  local base = first + i * 7
+  local job_id, state, job = ARGV[base], ARGV[base + 1], job_of[i]
   local entry = ''
-  local state, job = item.state, item.job
-  if item.job_id ~= '' then
-    local latched = redis.call('HGET', job, 'terminal_state')
+  if job then
+    local o = tonumber(ARGV[base + 2])
+    local owner, stream, jobs = ARGV[7 + o], KEYS[owner_keys + 2 * (o - 1)], KEYS[owner_keys + 2 * (o - 1) + 1]
+    local latched = latches[job]
     local publish = false
     if terminal[state] then
       if not latched then
+        latches[job] = state
         publish = true
         redis.call('HSET', job, 'terminal_state', state, 'terminal_at', now, 'updated_at', now)
-        if item.uid ~= '' then
-          redis.call('HSETNX', job, 'uid', item.uid)
+        if ARGV[base + 6] ~= '' then
+          redis.call('HSETNX', job, 'uid', ARGV[base + 6])
         end
-        redis.call('ZREM', KEYS[1], item.job_id)
-        redis.call('SREM', item.jobs, item.job_id)
+        redis.call('ZREM', KEYS[1], job_id)
+        redis.call('SREM', jobs, job_id)
         if retention > 0 then
           redis.call('EXPIRE', job, retention)
         end
@@ -100,19 +111,20 @@ for _, item in ipairs(items) do
     elseif state == $(state.running) then
       publish = not latched and redis.call('HSETNX', job, 'published_running', now) == 1
     elseif state == $(state.adopted) then
-      publish = redis.call('HSETNX', job, 'published_adopted:' .. item.owner, now) == 1
+      publish = redis.call('HSETNX', job, 'published_adopted:' .. owner, now) == 1
     end
     if publish then
-      ensure_results_group(item.stream, KEYS[2], group, item.owner)
-      entry = redis.call('XADD', item.stream, '*', $(record_field), item.payload)
+      ensure_results_group(stream, KEYS[2], group, owner)
+      entry = redis.call('XADD', stream, '*', $(record_field), ARGV[base + 3])
       redis.call('HSET', job, 'last_state', state, 'last_entry', entry)
     end
   end
-  if states_key and item.field ~= '' then
-    if item.value == '' then
-      redis.call('HDEL', states_key, item.field)  -- an empty state forgets the pod
+  local field = ARGV[base + 4]
+  if states_key and field ~= '' then
+    if ARGV[base + 5] == '' then
+      redis.call('HDEL', states_key, field)  -- an empty state forgets the pod
     else
-      redis.call('HSET', states_key, item.field, item.value)
+      redis.call('HSET', states_key, field, ARGV[base + 5])
     end
   end
   published[#published + 1] = entry

@@ -1,0 +1,120 @@
+"""The whole system's figures as Redis holds them: what `podq status` shows and intake exports as gauges.
+
+One call, :func:`overview`, reads everything with a handful of pipelined commands, so
+a status view or a gauge refresh costs a few milliseconds whatever the backlog.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import redis
+
+from . import keys
+from .stats import StreamStats, all_stats
+
+RECENT_DEAD = 5
+
+
+@dataclass(frozen=True, kw_only=True)
+class SchedulerFigures:
+    scheduler: str
+    length: int
+    pending: int
+    lag: int
+    oldest_pending_age: float | None
+    """Seconds since the oldest delivered-but-unacknowledged result was added; None: nothing pending."""
+    dead: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScopeFigures:
+    scope: str
+    leader: str | None
+    """The lease holder's token (``<fence>:<replica>``); None: no replica holds the scope."""
+    lease_ttl: float | None
+    """Seconds left on the lease."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeadLetter:
+    entry_id: str
+    at: float
+    stream: str
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Overview:
+    at: float
+    queue_messages: int
+    in_flight: int
+    delayed: int
+    jobs: StreamStats
+    jobs_lag: int
+    """Entries of podq:jobs intake has not read yet."""
+    jobs_pending: int
+    """Entries of podq:jobs intake read and has not acknowledged."""
+    dead: int
+    schedulers: tuple[SchedulerFigures, ...]
+    scopes: tuple[ScopeFigures, ...]
+    recent_dead: tuple[DeadLetter, ...] = field(default=())
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _entry_time(entry_id: str) -> float:
+    return int(entry_id.split("-", 1)[0]) / 1000.0
+
+
+def _oldest_pending_age(client: redis.Redis, stream: str, now: float) -> float | None:
+    summary = client.xpending(stream, keys.RESULTS_GROUP)
+    if not summary or not summary.get("pending"):
+        return None
+    return max(0.0, now - _entry_time(_text(summary["min"])))
+
+
+def scopes(client: redis.Redis) -> list[str]:
+    """Every watcher scope that ever had a leader."""
+    return sorted(_text(scope) for scope in client.smembers(keys.WATCHER_SCOPES_SET))
+
+
+def overview(client: redis.Redis, *, recent_dead: int = RECENT_DEAD) -> Overview:
+    now = time.time()
+    stats = all_stats(client)
+    jobs = stats[0]
+    schedulers = []
+    for stream in stats[2:]:
+        scheduler = stream.stream[len(keys.results_stream("")):]
+        group = next((g for g in stream.groups if g.name == keys.RESULTS_GROUP), None)
+        schedulers.append(SchedulerFigures(
+            scheduler=scheduler, length=stream.length, pending=group.pending if group else 0,
+            lag=group.lag if group else stream.length,
+            oldest_pending_age=_oldest_pending_age(client, stream.stream, now) if group and group.pending else None,
+            dead=stream.dead or 0))
+    scope_names = scopes(client)
+    pipe = client.pipeline(transaction=False)
+    pipe.llen(keys.CELERY_QUEUE)
+    pipe.zcard(keys.INFLIGHT_ZSET)
+    pipe.zcard(keys.DELAYED_ZSET)
+    pipe.xrevrange(keys.DEAD_STREAM, count=recent_dead)
+    for scope in scope_names:
+        pipe.get(keys.watcher_key(scope, "lease"))
+        pipe.pttl(keys.watcher_key(scope, "lease"))
+    replies = pipe.execute()
+    queue_messages, in_flight, delayed, dead_entries = replies[:4]
+    scope_figures = []
+    for index, scope in enumerate(scope_names):
+        token, ttl_ms = replies[4 + 2 * index], replies[5 + 2 * index]
+        scope_figures.append(ScopeFigures(scope=scope, leader=_text(token) if token else None,
+                                          lease_ttl=ttl_ms / 1000.0 if token and ttl_ms and ttl_ms > 0 else None))
+    recent = tuple(DeadLetter(entry_id=_text(entry_id), at=_entry_time(_text(entry_id)),
+                              stream=_text(fields.get(b"stream", b"")), reason=_text(fields.get(b"reason", b"")))
+                   for entry_id, fields in dead_entries)
+    intake = next((group for group in jobs.groups if group.name == keys.INTAKE_GROUP), None)
+    return Overview(at=now, queue_messages=int(queue_messages), in_flight=int(in_flight), delayed=int(delayed),
+                    jobs=jobs, jobs_lag=intake.lag if intake else jobs.length,
+                    jobs_pending=intake.pending if intake else 0, dead=jobs.dead or 0,
+                    schedulers=tuple(schedulers), scopes=tuple(scope_figures), recent_dead=recent)

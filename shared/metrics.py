@@ -1,0 +1,263 @@
+"""podq's metrics catalogue: every metric any podq service exports, defined here and nowhere else.
+
+Names follow Prometheus conventions: the ``podq_`` prefix, ``_total`` on counters, base units
+(``_seconds``), and labels whose values come from a small fixed set (a state, a verb, an HTTP
+status code, an outcome) or from the operator's configuration (a watcher scope, a scheduler id),
+never from a job. docs/operations.md lists them with their meaning (a test keeps the two equal).
+
+Metrics live in one registry per process, :data:`REGISTRY`. Every podq service is one process
+(``podq worker`` runs Celery's threads pool, never prefork), so its threads share the registry
+and a scrape sees all of them; several processes on one host each serve their own port
+(``PODQ_METRICS_PORT``; ``podq up`` gives each service its own), the "one port per process"
+model, so nothing needs prometheus_client's multiprocess mode.
+
+Which process reports what: intake the admission counters and, every few seconds, the gauges read
+from Redis (queue, in-flight, delayed, streams, dead letters, watcher leases); workers the
+deliveries, creates, rate limit and their API calls; the watcher the watch, lease, reconciler and
+latency figures and its API calls; every service its Redis round trip.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from typing import Any, Callable, Iterable, Mapping
+
+from prometheus_client import (CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics,
+                               start_http_server)
+
+log = logging.getLogger(__name__)
+
+# No ``<counter>_created`` series: Prometheus does not use them, and they double a scrape's size.
+disable_created_metrics()
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+# API and Redis calls: from a millisecond to a request timeout.
+CALL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# Job latencies: from a fraction of a second to many minutes.
+JOB_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
+
+
+def _counter(name: str, doc: str, labels: Iterable[str] = ()) -> Counter:
+    return Counter(name, doc, tuple(labels), registry=REGISTRY)
+
+
+def _gauge(name: str, doc: str, labels: Iterable[str] = ()) -> Gauge:
+    return Gauge(name, doc, tuple(labels), registry=REGISTRY)
+
+
+def _histogram(name: str, doc: str, labels: Iterable[str] = (), *, buckets=CALL_BUCKETS) -> Histogram:
+    return Histogram(name, doc, tuple(labels), registry=REGISTRY, buckets=buckets)
+
+
+# -- intake ----------------------------------------------------------------------------------------
+JOBS_ACCEPTED = _counter("podq_jobs_accepted_total", "Jobs intake recorded in the ledger for the first time.")
+JOBS_REFUSED = _counter("podq_jobs_refused_total",
+                        "Job records intake refused (sent to podq:dead), by the field or rule that failed.",
+                        ["reason"])
+JOBS_DISPATCHED = _counter("podq_jobs_dispatched_total", "Jobs intake pushed to the Celery queue (new or resumed).")
+JOBS_REDISPATCHED = _counter("podq_jobs_redispatched_total",
+                             "Dispatched jobs with no live delivery that intake pushed again (orphan sweep).")
+CONTROL_RECORDS = _counter("podq_control_records_total", "Control records intake handled, by operation and outcome.",
+                           ["op", "outcome"])
+
+# -- read from Redis by intake every few seconds (the same figures `podq status` shows) ------------
+CELERY_QUEUE_MESSAGES = _gauge("podq_celery_queue_messages",
+                               "Celery messages waiting in the podq.pods list (each holds up to "
+                               "PODQ_INTAKE_JOBS_PER_MESSAGE jobs); what KEDA scales workers on.")
+JOBS_IN_FLIGHT = _gauge("podq_jobs_in_flight", "Jobs dispatched and not yet created or ended (podq:inflight).")
+DELAYED_JOBS = _gauge("podq_delayed_jobs", "Jobs waiting in the delayed set (API back-off or rate limit).")
+JOBS_STREAM_LENGTH = _gauge("podq_jobs_stream_length", "Entries in podq:jobs.")
+JOBS_STREAM_LAG = _gauge("podq_jobs_stream_lag", "Entries in podq:jobs not yet read by intake.")
+JOBS_STREAM_PENDING = _gauge("podq_jobs_stream_pending", "Entries of podq:jobs read by intake and not acknowledged.")
+DEAD_LETTERS = _gauge("podq_dead_letters", "Entries in podq:dead (refused records and poison entries).")
+RESULTS_STREAM_LENGTH = _gauge("podq_results_stream_length", "Entries in a scheduler's results stream.",
+                               ["scheduler"])
+RESULTS_PENDING = _gauge("podq_results_pending",
+                         "Results delivered to a scheduler's consumers and not acknowledged.", ["scheduler"])
+RESULTS_LAG = _gauge("podq_results_lag", "Results not yet delivered to a scheduler's consumer group.", ["scheduler"])
+RESULTS_OLDEST_PENDING = _gauge("podq_results_oldest_pending_age_seconds",
+                                "Age of the oldest result delivered to a scheduler and not acknowledged.",
+                                ["scheduler"])
+RESULTS_DEAD_LETTERS = _gauge("podq_results_dead_letters",
+                              "Results a scheduler failed to handle too many times (its :dead stream).",
+                              ["scheduler"])
+WATCHER_SCOPE_LEASED = _gauge("podq_watcher_scope_leased",
+                              "1 while some watcher replica holds the scope's lease, 0 when none does.", ["scope"])
+
+# -- workers ---------------------------------------------------------------------------------------
+DELIVERIES = _counter("podq_deliveries_total", "Create deliveries that claimed their job in the ledger.")
+REDELIVERIES = _counter("podq_redeliveries_total",
+                        "Create deliveries of a job that had been delivered before (a retry, a lost worker).")
+POD_CREATES = _counter("podq_pod_creates_total",
+                       "Jobs a worker finished handling, by outcome: created, skipped (nothing to do), "
+                       "failed (a failed result), delayed (handed back), undone (created after a revoke).",
+                       ["outcome"])
+JOBS_DELAYED = _counter("podq_jobs_delayed_total", "Jobs handed back through the delayed set, by cause.", ["cause"])
+RATE_LIMIT_WAIT = _histogram("podq_rate_limit_wait_seconds",
+                             "Time a create waited for the shared create-rate token bucket.", buckets=JOB_BUCKETS)
+
+# -- Kubernetes API calls (workers and watcher) ----------------------------------------------------
+KUBE_REQUESTS = _counter("podq_kube_requests_total",
+                         "Kubernetes API requests, by verb and HTTP status code (0: no answer).", ["verb", "code"])
+KUBE_REQUEST_DURATION = _histogram("podq_kube_request_duration_seconds",
+                                   "Kubernetes API request latency, by verb (watches: until the stream opens).",
+                                   ["verb"])
+
+# -- watcher ---------------------------------------------------------------------------------------
+WATCH_EVENTS = _counter("podq_watch_events_total", "Watch events read, by scope and event type.", ["scope", "type"])
+WATCH_RELISTS = _counter("podq_watch_relists_total", "Full lists of a scope (start without a position, or after a 410).",
+                         ["scope"])
+WATCH_EXPIRED = _counter("podq_watch_expired_total", "410 Gone answers (resourceVersion too old), by scope.", ["scope"])
+WATCH_RECONNECTS = _counter("podq_watch_reconnects_total", "Watches reopened from their position, by scope.",
+                            ["scope"])
+WATCHER_LEADER = _gauge("podq_watcher_leader", "1 while this replica holds the scope's lease.", ["scope"])
+WATCHER_TAKEOVERS = _counter("podq_watcher_takeovers_total", "Times this replica became the scope's leader.", ["scope"])
+WATCHER_FENCED = _counter("podq_watcher_fenced_batches_total",
+                          "Publish batches refused because another replica held the lease.", ["scope"])
+WATCHER_LAST_PROGRESS = _gauge("podq_watcher_last_progress_timestamp_seconds",
+                               "Unix time of the scope's last progress (event, bookmark, list page).", ["scope"])
+RECONCILER_ENDINGS = _counter("podq_reconciler_endings_total",
+                              "Jobs the reconciler ended (no pod found), by the state it gave them.", ["state"])
+
+# -- results (every publisher) ---------------------------------------------------------------------
+RESULTS_PUBLISHED = _counter("podq_results_published_total",
+                             "Results that reached a results stream, by state and by the service that published them.",
+                             ["state", "source"])
+SUBMIT_TO_RUNNING = _histogram("podq_submit_to_running_seconds",
+                               "From a job's submission (its submitted_at) to its running result.",
+                               buckets=JOB_BUCKETS)
+SUBMIT_TO_TERMINAL = _histogram("podq_submit_to_terminal_seconds",
+                                "From a job's submission to its terminal result, by terminal state.", ["state"],
+                                buckets=JOB_BUCKETS)
+
+# -- every service -----------------------------------------------------------------------------------
+REDIS_ROUNDTRIP = _histogram("podq_redis_roundtrip_seconds", "Round trip of a PING to Redis, measured every few seconds.")
+
+
+def names() -> list[str]:
+    """Every metric family name in the catalogue (counters with their ``_total``)."""
+    found = []
+    for collector in list(REGISTRY._collector_to_names):  # noqa: SLF001 - the registry's own index
+        for family in collector.describe():
+            found.append(f"{family.name}_total" if family.type == "counter" else family.name)
+    return sorted(set(found))
+
+
+def markdown_table() -> str:
+    """The catalogue as docs/operations.md shows it (`python -m podq.shared.metrics` prints it)."""
+    rows = ["| metric | type | labels | meaning |", "| --- | --- | --- | --- |"]
+    described = []
+    for collector in list(REGISTRY._collector_to_names):  # noqa: SLF001 - the registry's own index
+        for family in collector.describe():
+            name = f"{family.name}_total" if family.type == "counter" else family.name
+            labels = ", ".join(f"`{label}`" for label in getattr(collector, "_labelnames", ()))
+            described.append((name, family.type, labels, family.documentation))
+    for name, kind, labels, documentation in sorted(set(described)):
+        rows.append(f"| `{name}` | {kind} | {labels} | {documentation} |")
+    return "\n".join(rows)
+
+
+# -- refusal reasons: a bounded label from a free-text reason ---------------------------------------
+def refusal_reason(reason: str, known_fields: Iterable[str]) -> str:
+    """The field a refusal names (``job.namespace: ...`` → ``namespace``), ``too_large``, or ``record``."""
+    head = reason.split(":", 1)[0].strip()
+    if "byte limit" in reason:
+        return "too_large"
+    parts = head.split(".")
+    if len(parts) >= 2 and parts[0] == "job" and parts[1].split("[")[0] in set(known_fields):
+        return parts[1].split("[")[0]
+    return "entry" if head == "entry" else "record"
+
+
+# -- timing a client's calls ------------------------------------------------------------------------
+class Metered:
+    """Wraps an API adapter: each call of a named method counts in KUBE_REQUESTS and KUBE_REQUEST_DURATION.
+
+    ``verbs`` maps method names to API verbs; any other attribute passes through. A failure's HTTP
+    status is read from the exception's ``status`` attribute (podq's API errors carry it).
+    """
+
+    def __init__(self, target: Any, verbs: Mapping[str, str], *, ok_code: Callable[[str], str] = lambda verb: "200"):
+        self._target = target
+        self._verbs = dict(verbs)
+        self._ok_code = ok_code
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._target, name)
+        verb = self._verbs.get(name)
+        if verb is None or not callable(attribute):
+            return attribute
+
+        def call(*args, **kwargs):
+            started = time.perf_counter()
+            code = self._ok_code(verb)
+            try:
+                return attribute(*args, **kwargs)
+            except Exception as exc:
+                code = str(getattr(exc, "status", 0) or 0)
+                raise
+            finally:
+                KUBE_REQUEST_DURATION.labels(verb).observe(time.perf_counter() - started)
+                KUBE_REQUESTS.labels(verb, code).inc()
+        return call
+
+
+# -- serving ----------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Served:
+    address: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.address}:{self.port}/metrics"
+
+
+def serve(*, address: str, port: int, service: str) -> Served | None:
+    """Serve :data:`REGISTRY` on ``address:port`` from a daemon thread; None when ``port`` is -1 (off).
+
+    A port that cannot be bound is logged and the service goes on without metrics: losing them
+    must not stop pods from being created.
+    """
+    if port < 0:
+        return None
+    try:
+        server, _thread = start_http_server(port, addr=address, registry=REGISTRY)
+    except OSError as exc:
+        log.error("%s: cannot serve metrics on %s:%s (PODQ_METRICS_PORT/PODQ_METRICS_ADDRESS): %s",
+                  service, address, port, exc)
+        return None
+    served = Served(address=address, port=server.server_port)
+    log.info("%s: metrics on %s", service, served.url)
+    return served
+
+
+def start(settings, *, service: str, ping: Callable[[], object], stop: threading.Event) -> Served | None:
+    """What each service does at start: serve its metrics (``settings``: MetricsSettings) and time Redis."""
+    served = serve(address=settings.address, port=settings.port, service=service)
+    probe_redis(ping, stop=stop)
+    return served
+
+
+def probe_redis(ping: Callable[[], object], *, stop: threading.Event, interval: float = 5.0) -> threading.Thread:
+    """Start the named loop that times ``ping`` every ``interval`` seconds into REDIS_ROUNDTRIP."""
+    def loop() -> None:
+        while not stop.is_set():
+            started = time.perf_counter()
+            try:
+                ping()
+            except Exception as exc:  # noqa: BLE001 - a failed probe is logged; the services report their own errors
+                log.warning("redis probe: %s: %s", type(exc).__name__, exc)
+            else:
+                REDIS_ROUNDTRIP.observe(time.perf_counter() - started)
+            stop.wait(interval)
+    thread = threading.Thread(target=loop, name="podq-redis-probe", daemon=True)
+    thread.start()
+    return thread
+
+
+if __name__ == "__main__":
+    print(markdown_table())

@@ -1,0 +1,93 @@
+"""The metrics catalogue: Prometheus naming conventions, bounded labels, the docs' table, the helpers."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from podq.shared import metrics
+
+FAMILIES = [(family, collector) for collector in list(metrics.REGISTRY._collector_to_names)
+            for family in collector.describe()]
+
+
+@pytest.mark.parametrize("family, collector", FAMILIES, ids=[family.name for family, _ in FAMILIES])
+def test_every_metric_follows_the_naming_conventions(family, collector):
+    assert family.name.startswith("podq_")
+    assert family.name == family.name.lower() and " " not in family.name
+    if family.type == "histogram":
+        assert family.name.endswith("_seconds"), "time histograms are in seconds"
+    if family.type == "gauge":
+        assert not family.name.endswith("_total")
+    labels = set(collector._labelnames)
+    assert not labels & {"job_id", "job", "pod", "pod_name", "uid", "key", "run_id", "task_id"}
+    assert family.documentation and family.documentation.endswith(".")
+
+
+def test_counters_are_served_with_their_total_suffix():
+    names = metrics.names()
+    assert "podq_pod_creates_total" in names and "podq_jobs_accepted_total" in names
+    assert len(names) == len(FAMILIES)
+
+
+def test_operations_doc_lists_every_metric():
+    doc = (Path(__file__).parents[2] / "docs" / "operations.md").read_text()
+    assert metrics.markdown_table() in doc, "regenerate with: .venv/bin/python -m podq.shared.metrics"
+
+
+FIELDS = ("scheduler_id", "task_key", "namespace", "pod_template", "command")
+
+
+@pytest.mark.parametrize("reason, label", [
+    ("job.namespace: 'X' is not a valid namespace name", "namespace"),
+    ("job.task_key.dag_id: required field is missing", "task_key"),
+    ("job.pod_override[3]: not a map", "record"),
+    ("job.whatever_a_producer_sends: unknown", "record"),
+    ("job: record is 300000 bytes, over the 262144-byte limit", "too_large"),
+    ("entry: no 'record' field holding a msgpack job", "entry"),
+    ("no colon at all", "record"),
+])
+def test_a_refusal_reason_becomes_one_of_a_few_labels(reason, label):
+    assert metrics.refusal_reason(reason, FIELDS) == label
+
+
+class _Failing(Exception):
+    status = 503
+
+
+class _Api:
+    def create_pod(self, pod):
+        return {"created": pod}
+
+    def read_pod(self, name):
+        raise _Failing("unavailable")
+
+    other = "passes through"
+
+
+def _count(verb: str, code: str) -> float:
+    return metrics.REGISTRY.get_sample_value("podq_kube_requests_total", {"verb": verb, "code": code}) or 0.0
+
+
+def test_metered_counts_each_call_by_verb_and_status():
+    api = metrics.Metered(_Api(), {"create_pod": "create-test", "read_pod": "get-test"},
+                          ok_code=lambda verb: "201")
+    before_ok, before_failed = _count("create-test", "201"), _count("get-test", "503")
+    assert api.create_pod("p") == {"created": "p"}
+    with pytest.raises(_Failing):
+        api.read_pod("p")
+    assert api.other == "passes through"
+    assert _count("create-test", "201") == before_ok + 1
+    assert _count("get-test", "503") == before_failed + 1
+    assert metrics.REGISTRY.get_sample_value("podq_kube_request_duration_seconds_count", {"verb": "create-test"}) >= 1
+
+
+def test_a_port_that_cannot_be_bound_is_reported_not_raised(caplog):
+    import socket
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert metrics.serve(address="127.0.0.1", port=port, service="test") is None
+    assert f"cannot serve metrics on 127.0.0.1:{port}" in caplog.text
+    assert metrics.serve(address="127.0.0.1", port=-1, service="test") is None
