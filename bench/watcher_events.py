@@ -124,8 +124,8 @@ def main() -> int:
     print(report(f"Watcher events ({machine()}; {len(lines)} recorded lines of {args.pods} pods, batches of "
                  f"{args.batch})", [("pod events processed per second", events, "events/s"),
                                     ("results published per second", results, "results/s"),
-                                    ("pod events per CPU-second of the watcher and Valkey together (the rate "
-                                     "with a free core each; the machine's load hardly moves it)", per_cpu,
+                                    ("pod events per CPU-second of the watcher and Valkey together (about the "
+                                     "rate with a free core each; heavy load inflates CPU per event too)", per_cpu,
                                      "events/CPU-s")]))
     target("watcher pod events per second, one process, median", median(events), goal=30_000, unit="events/s")
     return 0

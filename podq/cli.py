@@ -13,7 +13,7 @@ from podq.shared.secrets import ScrubbingFormatter, scrub
 from podq.shared.settings import load_settings
 
 # Each module defines register(subparsers) and a run(args, settings) -> int.
-COMMANDS = ("up", "demo", "submit", "results", "job", "status", "settings")
+COMMANDS = ("up", "demo", "submit", "results", "job", "status", "settings", "redis_acl")
 # name -> (module whose main(argv[, settings]) runs it, help)
 PASSTHROUGH = {
     "intake": ("podq.broker.intake.main", "run intake (admission and dispatch to workers)"),

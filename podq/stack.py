@@ -49,6 +49,9 @@ class StackOptions:
     kubesim_args: tuple[str, ...] = ()
     log_dir: str | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    service_env: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Environment for one kind of service only (``intake``, ``worker``, ``watcher``), over ``extra_env``:
+    e.g. each its own Redis user in PODQ_REDIS_URL."""
     restart: bool = False
     """Restart podq's services when they exit on their own, as a container runtime would
     (kubesim is not restarted: its state lives in memory)."""
@@ -120,13 +123,15 @@ class Stack:
         return (self.options.restart and name != "kubesim"
                 and len(self._recent_restarts(name, now)) < self.options.max_restarts)
 
-    def env(self) -> dict[str, str]:
+    def env(self, name: str = "") -> dict[str, str]:
+        """The environment of service ``name`` (``worker-2`` is a ``worker``)."""
         env = dict(os.environ)
         env["PODQ_REDIS_URL"] = self.redis_url or ""
         if self.kubeconfig:
             env["PODQ_KUBE_KUBECONFIG"] = self.kubeconfig
         env.setdefault("PODQ_KUBE_NAMESPACE", self.options.namespace)
         env.update(self.options.extra_env)
+        env.update(self.options.service_env.get(name.partition("-")[0], {}))
         return env
 
     def _metrics_env(self, name: str) -> dict[str, str]:
@@ -139,7 +144,7 @@ class Stack:
 
     def spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
         """Start ``podq <argv>`` as service ``name``, its output in ``logs/<name>.log``."""
-        env = {**self.env(), **self._metrics_env(name)}
+        env = {**self.env(name), **self._metrics_env(name)}
         with open(self.log_dir / f"{name}.log", "ab") as output:
             process = subprocess.Popen([sys.executable, "-m", "podq", *argv], env=env,
                                        stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
@@ -155,7 +160,7 @@ class Stack:
             process = subprocess.Popen(
                 [sys.executable, "-m", "podq", "kubesim", "--host", "127.0.0.1", "--port", "0",
                  "--kubeconfig", str(kubeconfig), *self.options.kubesim_args],
-                env=self.env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors,
+                env=self.env("kubesim"), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors,
                 preexec_fn=die_with_parent, text=True)
         self.processes["kubesim"] = process
         deadline = time.monotonic() + timeout

@@ -15,7 +15,8 @@ from typing import Any, Iterator
 import orjson
 import urllib3
 from podq.shared import naming
-from podq.shared.kubeclient import ApiException, ApiUnreachable, PodCalls, api_client, core_api, keepalive_options
+from podq.shared.kubeclient import (Answer, ApiException, ApiUnreachable, PodCalls, api_client, core_api,
+                                    keepalive_options)
 from podq.shared.settings import KubeSettings, WatcherSettings
 
 from .errors import ResourceExpired, WatchFailed
@@ -128,39 +129,32 @@ class KubePods:
 
     def read(self, namespace: str, name: str) -> dict[str, Any] | None:
         """The pod as the API holds it (in or out of the watcher's selector); None when it does not exist."""
-        what = f"read pod {namespace}/{name}"
+        answer = self._unless_gone(f"read pod {namespace}/{name}",
+                                   lambda timeout: self._calls.read(name, namespace, timeout=timeout))
+        return None if answer is None else answer.json()
+
+    def exists(self, namespace: str, name: str) -> bool:
+        """Whether the pod exists (in or out of the watcher's selector)."""
+        return self._unless_gone(f"read pod {namespace}/{name}",
+                                 lambda timeout: self._calls.read(name, namespace, timeout=timeout)) is not None
+
+    def label_revoked(self, namespace: str, name: str) -> bool:
+        """Label a pod ``airflow_pod_revoked=True``; False when it is gone already."""
+        return self._unless_gone(f"label pod {namespace}/{name} revoked",
+                                 lambda timeout: self._calls.patch(name, namespace, _REVOKED_PATCH,
+                                                                   timeout=timeout)) is not None
+
+    def _unless_gone(self, what: str, call) -> Answer | None:
+        """Run ``call(timeout)``: its answer, or None when the pod is not there (404)."""
         try:
-            answer = self._calls.read(name, namespace,
-                                      timeout=(self._settings.connect_timeout, self._settings.request_timeout))
+            answer = call((self._settings.connect_timeout, self._settings.request_timeout))
         except ApiUnreachable as exc:
             raise WatchFailed(f"{what}: {exc}") from None
         if answer.status == 404:
             return None
         if not answer.ok:
             raise WatchFailed(f"{what}: HTTP {answer.status} {answer.reason}")
-        return answer.json()
-
-    def exists(self, namespace: str, name: str) -> bool:
-        """Whether the pod exists (in or out of the watcher's selector)."""
-        return self._unless_gone(f"read pod {namespace}/{name}",
-                                 lambda timeout: self._calls.read(name, namespace, timeout=timeout))
-
-    def label_revoked(self, namespace: str, name: str) -> bool:
-        """Label a pod ``airflow_pod_revoked=True``; False when it is gone already."""
-        return self._unless_gone(f"label pod {namespace}/{name} revoked",
-                                 lambda timeout: self._calls.patch(name, namespace, _REVOKED_PATCH, timeout=timeout))
-
-    def _unless_gone(self, what: str, call) -> bool:
-        """Run ``call(timeout)`` and read its answer: True, or False when the pod is not there (404)."""
-        try:
-            answer = call((self._settings.connect_timeout, self._settings.request_timeout))
-        except ApiUnreachable as exc:
-            raise WatchFailed(f"{what}: {exc}") from None
-        if answer.status == 404:
-            return False
-        if not answer.ok:
-            raise WatchFailed(f"{what}: HTTP {answer.status} {answer.reason}")
-        return True
+        return answer
 
 
 _REVOKED_PATCH = orjson.dumps({"metadata": {"labels": {naming.POD_REVOKED: "True"}}})
