@@ -234,18 +234,19 @@ class KubernetesWatch:
     @classmethod
     def decode(cls, payload: Any) -> "KubernetesWatch":
         reader = codec.unpack(payload, cls.KIND)
+        # Field by field in the order of docs/protocol.md's table: the first problem is the refusal.
+        fields = dict(event_id=reader.str("event_id", max_len=512),
+                      job_id=reader.str("job_id", max_len=64),
+                      scheduler_id=reader.str("scheduler_id", max_len=MAX_ID_LEN),
+                      key=TaskKey.from_reader(reader.sub("task_key")),
+                      source=reader.choice("source", Source),
+                      state=reader.choice("state", State),
+                      pod_name=reader.str("pod_name", required=False, max_len=253),
+                      namespace=reader.str("namespace", required=False, max_len=63),
+                      annotations=reader.str_map("annotations"),
+                      resource_version=reader.str("resource_version", required=False, max_len=64))
         details = reader.sub("failure_details", required=False)
-        return cls(event_id=reader.str("event_id", max_len=512),
-                   job_id=reader.str("job_id", max_len=64),
-                   scheduler_id=reader.str("scheduler_id", max_len=MAX_ID_LEN),
-                   key=TaskKey.from_reader(reader.sub("task_key")),
-                   source=reader.choice("source", Source),
-                   state=reader.choice("state", State),
-                   pod_name=reader.str("pod_name", required=False, max_len=253),
-                   namespace=reader.str("namespace", required=False, max_len=63),
-                   annotations=reader.str_map("annotations"),
-                   resource_version=reader.str("resource_version", required=False, max_len=64),
-                   failure_details=FailureDetails.from_reader(details) if details else None,
+        return cls(**fields, failure_details=FailureDetails.from_reader(details) if details else None,
                    emitted_at=reader.float("emitted_at"))
 
 

@@ -5,37 +5,20 @@ from typing import Sequence
 
 import redis
 
-from podq.shared.errors import DecodeError
-from podq.shared.records import KubernetesJob
-
-from . import keys
+from .ledger import Ledger
 
 
 class Submissions:
     """Reads when jobs were submitted."""
 
     def __init__(self, client: redis.Redis) -> None:
-        self._client = client
+        self._ledger = Ledger(client)
 
     def submitted_at(self, job_ids: Sequence[str]) -> dict[str, float]:
-        return submitted_at(self._client, job_ids)
+        """Each job's ``submitted_at`` (producer's clock) where its ledger entry still holds the record."""
+        if not job_ids:
+            return {}
+        entries = self._ledger.entries(job_ids, fields=("job",))
+        return {job_id: entry.job.submitted_at for job_id, entry in entries.items()
+                if entry.job is not None and entry.job.submitted_at}
 
-
-def submitted_at(client: redis.Redis, job_ids: Sequence[str]) -> dict[str, float]:
-    """Each job's ``submitted_at`` (producer's clock) where its ledger entry still holds the record."""
-    if not job_ids:
-        return {}
-    pipe = client.pipeline(transaction=False)
-    for job_id in job_ids:
-        pipe.hget(keys.job_key(job_id), "job")
-    found = {}
-    for job_id, record in zip(job_ids, pipe.execute()):
-        if not record:
-            continue
-        try:
-            when = KubernetesJob.decode(record).submitted_at
-        except DecodeError:
-            continue
-        if when:
-            found[job_id] = when
-    return found

@@ -252,11 +252,11 @@ def test_log_tail_lines_limit_bytes_and_timestamps(v1: client.CoreV1Api, counted
 
 
 def test_log_since_seconds(v1: client.CoreV1Api) -> None:
-    v1.create_namespaced_pod(NS, pod("since", python("import time\nprint('old', flush=True)\ntime.sleep(3)\nprint('new', flush=True)\ntime.sleep(120)"),
+    v1.create_namespaced_pod(NS, pod("since", python("import time\nprint('old', flush=True)\ntime.sleep(6)\nprint('new', flush=True)\ntime.sleep(120)"),
                                      terminationGracePeriodSeconds=0))
     running(v1, "since")
-    # polled: right after 'new' appears it is younger than 2 s and 'old' is older (3 s apart)
-    wait_for(lambda: v1.read_namespaced_pod_log("since", NS, since_seconds=2) == "new\n", timeout=30, what="only the new line")
+    # polled: for 4 s after 'new' appears it is younger than 4 s while 'old' is older (they are 6 s apart)
+    wait_for(lambda: v1.read_namespaced_pod_log("since", NS, since_seconds=4) == "new\n", timeout=30, what="only the new line")
     assert v1.read_namespaced_pod_log("since", NS, since_seconds=3600) == "old\nnew\n"
     v1.delete_namespaced_pod("since", NS, grace_period_seconds=0)
 

@@ -97,3 +97,12 @@ def test_control_record_rules():
     wire["op"] = "explode"
     with pytest.raises(DecodeError, match=r"control\.op: unknown value 'explode'"):
         ControlRecord.decode(msgpack.packb(wire))
+
+
+def test_result_fields_are_read_in_the_documented_order():
+    wire = msgpack.unpackb(KubernetesWatch.build(job_id="0" * 32, scheduler_id="s", key=KEY, source=Source.WATCHER,
+                                                 state=State.FAILED).encode())
+    del wire["event_id"]
+    wire["failure_details"] = "broken"  # later in the table than event_id
+    with pytest.raises(DecodeError, match=r"^result\.event_id: required field is missing$"):
+        KubernetesWatch.decode(msgpack.packb(wire))
