@@ -19,7 +19,7 @@ from celery.exceptions import Reject
 from podq.broker.queue.envelopes import CONTROL_TASK, CREATE_TASK
 from podq.broker.store import counters
 from podq.broker.store.ledger import Claim, Lease
-from podq.shared import metrics
+from podq.shared import metrics, tracing
 from podq.shared.errors import DecodeError
 from podq.shared.records import ControlRecord, KubernetesJob
 
@@ -66,7 +66,9 @@ def create_batch(payloads: Sequence[bytes], rt: Runtime) -> tuple[list[Outcome |
 def _guarded(job: KubernetesJob, payload: bytes, rt: Runtime, deadline: float, claim: Claim, lease: Lease,
              epoch: int) -> Outcome | Created | None:
     try:
-        return create_job(job, payload, rt, deadline=deadline, claim=claim, lease=lease, epoch=epoch)
+        with tracing.about_job(job.job_id, job.traceparent), \
+                tracing.span("podq.create", job.traceparent, job_id=job.job_id):
+            return create_job(job, payload, rt, deadline=deadline, claim=claim, lease=lease, epoch=epoch)
     except Exception:  # noqa: BLE001 - one job's crash must not take its batch-mates down
         log.exception("job %s (%s): create crashed; the message will be redelivered", job.job_id, job.key)
         return None
@@ -87,11 +89,12 @@ def _mark_created(ends: Sequence[Outcome | Created | None], rt: Runtime) -> list
 
 
 def _settled(created: Created, mark: tuple[bool, str], rt: Runtime) -> Outcome | None:
+    job = created.job
     try:
-        return settle(rt, created, *mark)
+        with tracing.about_job(job.job_id, job.traceparent):
+            return settle(rt, created, *mark)
     except Exception:  # noqa: BLE001 - one job's crash must not take its batch-mates down
-        log.exception("job %s (%s): create crashed; the message will be redelivered", created.job.job_id,
-                      created.job.key)
+        log.exception("job %s (%s): create crashed; the message will be redelivered", job.job_id, job.key)
         return None
 
 
