@@ -61,15 +61,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def logging_options(argv: list[str]) -> tuple[str | None, bool, list[str]]:
+    """``--log-level``/``--log-json`` written before the command: (level or None, json, the rest).
+
+    The services parse their own flags after their name, so podq's logging options must come
+    first (``podq --log-json worker``), as for every other command.
+    """
+    level, json_format, index = None, False, 0
+    while index < len(argv):
+        arg = argv[index]
+        if arg == "--log-json":
+            json_format, index = True, index + 1
+        elif arg == "--log-level" and index + 1 < len(argv):
+            level, index = argv[index + 1], index + 2
+        elif arg.startswith("--log-level="):
+            level, index = arg.split("=", 1)[1], index + 1
+        else:
+            break
+    return level, json_format, argv[index:]
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in PASSTHROUGH:
-        configure_logging("info", json_format=False)
-        module = importlib.import_module(PASSTHROUGH[argv[0]][0])
-        if argv[0] == "kubesim":  # kubesim is not podq: no PODQ_ settings
-            return module.main(argv[1:])
+    level, json_format, rest = logging_options(argv)
+    if rest and rest[0] in PASSTHROUGH:
+        configure_logging(level or "info", json_format=json_format)
+        module = importlib.import_module(PASSTHROUGH[rest[0]][0])
+        if rest[0] == "kubesim":  # kubesim is not podq: no PODQ_ settings
+            return module.main(rest[1:])
         freeze_imports()
-        return module.main(argv[1:], load_settings())
+        return module.main(rest[1:], load_settings())
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(args.log_level, json_format=args.log_json)

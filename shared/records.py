@@ -127,6 +127,19 @@ class KubernetesJob:
         except DecodeError:
             return None
 
+    @classmethod
+    def traceparent_of(cls, payload: bytes) -> str | None:
+        """A job record's valid traceparent, whatever else is wrong with it; None when there is none."""
+        values = top_level_values(bytes(payload))
+        found = (values or {}).get("traceparent", ())
+        if len(found) != 1:
+            return None
+        try:
+            value = codec.loads(found[0], f"{cls.KIND}.traceparent")
+        except DecodeError:
+            return None
+        return value if isinstance(value, str) and tracing.check(value) is None else None
+
 
 def _traceparent(reader: FieldReader) -> str | None:
     value = reader.str("traceparent", required=False, max_len=55)

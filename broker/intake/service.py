@@ -10,6 +10,7 @@ Its periodic chores (the delayed set, orphaned jobs, trimming) are
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import time
@@ -139,7 +140,8 @@ class Intake:
         metrics.JOBS_ACCEPTED.inc(sum(1 for state in states if state == "new"))
         for job, state in zip(jobs, states):
             if state not in ("new", "accepted"):
-                log.info("job %s (%s) already %s; not dispatched again", job.job_id, job.key, state)
+                with tracing.about_job(job.job_id, job.traceparent):
+                    log.info("job %s (%s) already %s; not dispatched again", job.job_id, job.key, state)
         if not todo:
             return
         dispatch_jobs(self.client, [job.encode() for job in todo],
@@ -171,7 +173,8 @@ class Intake:
         if not rejected:
             return
         for item in rejected:
-            log.warning("rejected %s entry %s: %s", item.stream, item.entry_id, item.reason)
+            with about_refused(item):
+                log.warning("rejected %s entry %s: %s", item.stream, item.entry_id, item.reason)
             if item.stream == keys.JOBS_STREAM:
                 metrics.JOBS_REFUSED.labels(metrics.refusal_reason(item.reason, JOB_FIELDS)).inc()
         streams.dead_letter(self.client, [(keys.DEAD_STREAM, {keys.RECORD_FIELD: item.payload or b"",
@@ -187,6 +190,14 @@ class Intake:
             failures = [result for result, new in zip(failures, recorded) if new]
             if failures:
                 self.publisher.publish(failures)
+
+
+def about_refused(item: Rejection) -> contextlib.AbstractContextManager:
+    """Log lines about a refused job record carry its job_id and trace id, as far as they can be read."""
+    identity = KubernetesJob.identity(item.payload) if item.payload and item.stream == keys.JOBS_STREAM else None
+    if identity is None:
+        return contextlib.nullcontext()
+    return tracing.about_job(derive_job_id(*identity), KubernetesJob.traceparent_of(item.payload))
 
 
 def rejection_result(item: Rejection) -> KubernetesWatch | None:
