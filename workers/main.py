@@ -60,9 +60,12 @@ def main(argv: list[str] | None, settings: Settings) -> int:
         return 1
     app = make_celery(broker_url=settings.redis.url, worker=settings.worker, redis=settings.redis)
     register_tasks(app, runtime)
+    # Celery's worker heartbeat stays on (one event every 2 s): it keeps the event dispatcher alive,
+    # so Flower or `celery control enable_events` can turn task events on while they watch; task
+    # events themselves are off until asked for (worker_send_task_events).
     worker = app.Worker(hostname=hostname, queues=[keys.CELERY_QUEUE], pool_cls="threads",
                         concurrency=settings.worker.concurrency, loglevel=args.loglevel.upper(),
-                        without_gossip=True, without_mingle=True, without_heartbeat=True, optimization="fair")
+                        without_gossip=True, without_mingle=True, without_heartbeat=False, optimization="fair")
     runtime.heartbeat.attach(app)
     stop_creates_on_shutdown(hostname, runtime)
     probe_stop = threading.Event()

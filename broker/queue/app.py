@@ -11,7 +11,7 @@ from .envelopes import CONTROL_TASK, CREATE_TASK
 
 
 def celery_config(*, broker_url: str, worker: WorkerSettings, redis: RedisSettings | None = None) -> dict:
-    """Celery settings: msgpack only, late acks, requeue on a lost worker, short restore sweep.
+    """Celery settings: msgpack tasks (JSON for Celery's tools), late acks, requeue on a lost worker, short restore sweep.
 
     ``redis``: the TLS and Sentinel settings for ``broker_url`` (the same as every other client's).
     """
@@ -38,8 +38,11 @@ def celery_config(*, broker_url: str, worker: WorkerSettings, redis: RedisSettin
         "broker_use_ssl": tls,
         "broker_transport_options": transport,
         "broker_connection_retry_on_startup": True,
-        "task_serializer": "msgpack",
-        "accept_content": ["msgpack"],
+        # podq never sends a task through Celery (intake writes msgpack envelopes itself), so this
+        # only shapes remote-control replies: JSON, what Celery's own tools (`celery inspect`,
+        # Flower) read by default. Both are accepted (their requests are JSON); never pickle.
+        "task_serializer": "json",
+        "accept_content": ["msgpack", "json"],
         "result_serializer": "msgpack",
         "task_ignore_result": True,
         "task_acks_late": True,

@@ -70,11 +70,7 @@ def run_failover(tmp_path, *, count: int, wait_replicas: int = 1) -> FailoverRep
             submitted = time.monotonic()
             wanted = set(expected)
             finished_at: dict[str, float] = {}
-            while len(finished_at) < len(wanted) and time.monotonic() < submitted + SETTLE:
-                collector.step()
-                now = time.monotonic()
-                for job_id in collector.terminal_jobs() - finished_at.keys():
-                    finished_at[job_id] = now
+            collector.read_for(wanted, SETTLE, finished_at)
             drain = (max(finished_at.values()) if len(finished_at) == len(wanted) else time.monotonic()) - submitted
             created = Counter(entry["name"] for entry in admin.creates(namespace=NAMESPACE))
             ends = {job_id: [r.state for r in items if r.terminal] for job_id, items in collector.by_job.items()}

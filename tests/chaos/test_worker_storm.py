@@ -79,18 +79,9 @@ def run_storm(tmp_path, *, count: int, per_second: float, kill_every: float,
         wanted = set(expected)
         finished_at: dict[str, float] = {}
 
-        def read_for(seconds: float) -> None:
-            """Read results as the scheduler does for ``seconds`` (the storm's pace), noting when each job ended."""
-            until = time.monotonic() + seconds
-            while time.monotonic() < until and len(finished_at) < len(wanted):
-                collector.step()
-                now = time.monotonic()
-                for job_id in collector.terminal_jobs() - finished_at.keys():
-                    finished_at[job_id] = now
-
         producer.start()
         while producer.is_alive():
-            read_for(kill_every)
+            collector.read_for(wanted, kill_every, finished_at)
             if not producer.is_alive():
                 break
             name = f"worker-{1 + kills % 2}"
@@ -101,7 +92,7 @@ def run_storm(tmp_path, *, count: int, per_second: float, kill_every: float,
             kills += 1
         producer.finish()
         submitted = time.monotonic()
-        read_for(DRAIN_BOUND + LOST_AFTER)
+        collector.read_for(wanted, DRAIN_BOUND + LOST_AFTER, finished_at)
         check_alive(stack)
         drain = max(0.0, (max(finished_at.values()) if len(finished_at) == len(wanted) else time.monotonic())
                     - submitted)

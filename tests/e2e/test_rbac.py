@@ -26,7 +26,7 @@ from podq.shared.settings import load_settings
 from podq.shared.states import State
 from podq.stack import Stack, StackOptions
 from tests.support import wait_for
-from tests.support.system import make_jobs, new_scheduler
+from tests.support.system import Collector, make_jobs, new_scheduler
 
 RBAC = Path(__file__).parents[2] / "deploy" / "kubernetes" / "rbac.yaml"
 SERVICES = ("worker", "watcher", "intake")
@@ -89,16 +89,10 @@ def test_each_services_api_calls_equal_its_role(tmp_path):
             jobs, _ = make_jobs(scheduler_id, 2, run_seconds=30, fail_every=0)
             finishing, _ = make_jobs(scheduler_id, 6, run_seconds=0.1, fail_every=2)
             finishing = finishing[2:]     # task keys t2..t5: distinct from the long-running t0, t1
-            consumer = ResultsConsumer(client, scheduler_id=scheduler_id, consumer="s-1")
-            ended = {}
+            collector = Collector(ResultsConsumer(client, scheduler_id=scheduler_id, consumer="s-1"))
 
             def read_until(job_ids, what):
-                def done():
-                    batch = consumer.read(block_ms=200)
-                    ended.update({r.job_id: r.state for r in batch if r.terminal})
-                    consumer.ack(batch)
-                    return set(job_ids) <= ended.keys()
-                wait_for(done, timeout=90, interval=0, message=what)
+                collector.until_all_terminal(set(job_ids), timeout=90, stack=stack)
 
             submit_many(client, finishing)               # succeed (deleted) and fail (labelled done)
             read_until([j.job_id for j in finishing], "the finishing jobs to end")
@@ -112,6 +106,7 @@ def test_each_services_api_calls_equal_its_role(tmp_path):
             read_until([jobs[1].job_id], "the pending job to fail")
             admin.resume_kubelet()
             client.close()
+            ended = collector.ends()
             assert ended[jobs[0].job_id] is State.REVOKED and ended[jobs[1].job_id] is State.FAILED
         log = admin.requests()
     finally:

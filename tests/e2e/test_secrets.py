@@ -19,8 +19,7 @@ from podq.broker.store.connection import connect
 from podq.kubesim.server import start_in_thread
 from podq.shared.settings import load_settings
 from podq.stack import Stack, StackOptions
-from tests.support import wait_for
-from tests.support.system import make_jobs, new_scheduler
+from tests.support.system import Collector, make_jobs, new_scheduler
 
 REDIS_PASSWORD = "redis-pw-Zq81vXk"
 SENTINEL_PASSWORD = "sentinel-pw-Hh27aa"
@@ -51,15 +50,9 @@ def test_no_secret_in_any_log_output_or_result(tmp_path):
                 scheduler_id = new_scheduler("secrets")
                 jobs, expected = make_jobs(scheduler_id, 10, run_seconds=0.1)
                 submit_many(client, jobs)
-                consumer = ResultsConsumer(client, scheduler_id=scheduler_id, consumer="scheduler-1")
-                ended = {}
-
-                def all_ended() -> bool:
-                    batch = consumer.read(block_ms=200)
-                    ended.update({r.job_id: r for r in batch if r.terminal})
-                    consumer.ack(batch)
-                    return len(ended) == len(jobs)
-                wait_for(all_ended, timeout=90, interval=0, message="every job's terminal result")
+                collector = Collector(ResultsConsumer(client, scheduler_id=scheduler_id, consumer="scheduler-1"))
+                collector.until_all_terminal(set(expected), timeout=90, stack=stack)
+                ended = {job_id: items for job_id, items in collector.by_job.items()}
                 service_env = {**stack.env(), "PODQ_KUBE_KUBECONFIG": sim.kubeconfig}
                 printed.append(podq("settings", env=service_env))
                 for service in ("intake", "worker", "watcher"):

@@ -171,7 +171,7 @@ def test_the_hot_calls_authenticate_as_the_kubeconfig_says(tls_sim, pki, tmp_pat
     created = kube.create_pod(pod)
     assert kube.read_pod(name, NAMESPACE).uid == created.uid
     watcher = KubePods(settings, WatcherSettings())
-    assert watcher.exists(NAMESPACE, name)
+    assert watcher.read(NAMESPACE, name)["metadata"]["uid"] == created.uid
     assert watcher.label_revoked(NAMESPACE, name)
     assert [item["metadata"]["name"] for item in watcher.list_page(NAMESPACE).items if item["metadata"]["name"] == name]
     kube.delete_pod(name, NAMESPACE, options={"gracePeriodSeconds": 0})
@@ -191,5 +191,5 @@ def test_a_wrong_token_is_refused_with_401_and_creates_nothing(tls_sim, pki, tmp
     assert tls_sim.call(lambda core: [entry for entry in core.store.audit if entry["name"] == name]) == []
     watcher = KubePods(settings, WatcherSettings())
     with pytest.raises(WatchFailed, match="HTTP 401"):
-        watcher.exists(NAMESPACE, name)
+        watcher.read(NAMESPACE, name)
     watcher.close()

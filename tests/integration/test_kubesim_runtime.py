@@ -339,6 +339,20 @@ def test_without_the_runtime_nothing_runs_and_logs_are_empty(tmp_path: Path) -> 
     assert not marker.exists()
 
 
+def test_simulated_follow_lasts_while_the_container_runs() -> None:
+    with running_kubesim() as server, core_v1(server.kubeconfig) as api:
+        api.create_namespaced_pod(NS, pod("sim-follow", ["true"], image="busybox",
+                                          metadata={"annotations": {"kubesim.podq.io/run-seconds": "1.5"}}))
+        running(api, "sim-follow")
+        response = api.read_namespaced_pod_log("sim-follow", NS, follow=True, _preload_content=False)
+        try:
+            assert b"".join(response.stream(64)) == b""
+        finally:
+            response.release_conn()
+        assert api.read_namespaced_pod("sim-follow", NS).status.container_statuses[0].state.terminated is not None, \
+            "the stream ended because the container did"
+
+
 def test_in_process_runtime_refuses_a_public_address() -> None:
     with pytest.raises(KubeSimError, match="allow-remote-command-execution"):
         KubeSim.start(fast_settings(run_containers=True, host="0.0.0.0"))

@@ -29,7 +29,7 @@ from podq.shared.settings import load_settings
 from podq.shared.states import Source, State
 from podq.stack import Stack, StackOptions
 from tests.support import wait_for
-from tests.support.system import make_jobs
+from tests.support.system import Collector, make_jobs
 
 SCHEDULERS = ("sched-a", "sched-b")
 PASSWORDS = {"producer": "producer-pw", "intake": "intake-pw", "worker": "worker-pw", "watcher": "watcher-pw",
@@ -148,18 +148,10 @@ def test_each_service_runs_its_workload_under_its_own_user(admin, acl_port, tmp_
         producer = connect(url_for(acl_port, "producer"))
         scheduler = connect(url_for(acl_port, "scheduler:sched-a"), block_ms=200)
         jobs, expected = make_jobs("sched-a", 20, run_seconds=0.1)
-        consumer = ResultsConsumer(scheduler, scheduler_id="sched-a", consumer="a-1")
+        collector = Collector(ResultsConsumer(scheduler, scheduler_id="sched-a", consumer="a-1"))
         submit_many(producer, jobs)
-        ended = {}
-
-        def all_ended() -> bool:
-            batch = consumer.read(block_ms=200)
-            ended.update({r.job_id: r.state for r in batch if r.terminal})
-            consumer.ack(batch)
-            assert not stack.dead(), f"services died: {stack.dead()} (logs in {stack.log_dir})"
-            return len(ended) == len(jobs)
-        wait_for(all_ended, timeout=120, interval=0, message="a terminal result for every job")
-        assert ended == expected
+        collector.until_all_terminal(set(expected), timeout=120, stack=stack)
+        assert collector.ends() == expected
         producer.close()
         scheduler.close()
     denials = [(entry.get("username"), entry.get("object"), entry.get("reason")) for entry in admin.acl_log()]

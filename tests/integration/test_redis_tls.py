@@ -18,8 +18,7 @@ from podq.broker.store.connection import connect
 from podq.shared.errors import SettingsError
 from podq.shared.settings import RedisSettings, load_settings
 from podq.stack import Stack, StackOptions
-from tests.support import wait_for
-from tests.support.system import make_jobs, new_scheduler
+from tests.support.system import Collector, make_jobs, new_scheduler
 from tests.support.tls import CertificateAuthority, TlsProxy
 
 # A certificate problem is reported at once, not retried like an outage (redis-py alone retries ~30 s).
@@ -126,15 +125,7 @@ def test_the_whole_stack_runs_over_tls(tls_server, pki, redis_url, tmp_path):
         scheduler_id = new_scheduler("tls")
         jobs, expected = make_jobs(scheduler_id, 20, run_seconds=0.1)
         submit_many(client, jobs)
-        consumer = ResultsConsumer(client, scheduler_id=scheduler_id, consumer="scheduler-1")
-        ended = {}
-
-        def all_ended() -> bool:
-            batch = consumer.read(block_ms=200)
-            ended.update({r.job_id: r.state for r in batch if r.terminal})
-            consumer.ack(batch)
-            assert not stack.dead(), f"services died: {stack.dead()} (logs in {stack.log_dir})"
-            return len(ended) == len(jobs)
-        wait_for(all_ended, timeout=90, interval=0, message="a terminal result for every job")
-        assert ended == expected
+        collector = Collector(ResultsConsumer(client, scheduler_id=scheduler_id, consumer="scheduler-1"))
+        collector.until_all_terminal(set(expected), timeout=90, stack=stack)
+        assert collector.ends() == expected
         client.close()

@@ -170,6 +170,21 @@ class Collector:
     def terminal_jobs(self) -> set[str]:
         return {job_id for job_id, items in self.by_job.items() if any(r.terminal for r in items)}
 
+    def ends(self) -> dict[str, State]:
+        """Each job's first terminal state read."""
+        return {job_id: next(r.state for r in items if r.terminal)
+                for job_id, items in self.by_job.items() if any(r.terminal for r in items)}
+
+    def read_for(self, job_ids: set[str], seconds: float, finished_at: dict[str, float]) -> None:
+        """Read for up to ``seconds`` (a scenario's pace), or until every job in ``job_ids`` has ended;
+        ``finished_at`` gets the monotonic time each job's terminal result was read."""
+        until = time.monotonic() + seconds
+        while time.monotonic() < until and not job_ids <= finished_at.keys():
+            self.step()
+            now = time.monotonic()
+            for job_id in self.terminal_jobs() - finished_at.keys():
+                finished_at[job_id] = now
+
     def until_all_terminal(self, job_ids: set[str], *, timeout: float, stack: Stack | None = None,
                            stall: float = 15.0) -> None:
         """Read until every job in ``job_ids`` has a terminal result.

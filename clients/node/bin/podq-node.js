@@ -5,8 +5,7 @@
 //   podq-node revoke  --redis URL --scheduler-id S --job-id ID [--reason TEXT]
 //   podq-node consume --redis URL --scheduler-id S --consumer C --expect-terminal N [--timeout SEC]
 // Every line printed is one JSON object.
-const Redis = require('ioredis');
-const { Producer, ResultsConsumer } = require('../src');
+const { Producer, ResultsConsumer, connectFromEnv } = require('../src');
 
 function parseArgs(argv) {
   const [command, ...rest] = argv;
@@ -62,7 +61,9 @@ async function main() {
   const { command, options } = parseArgs(process.argv.slice(2));
   const handlers = { submit, revoke, consume };
   if (!handlers[command]) throw new Error(`unknown command ${command} (submit, revoke, consume)`);
-  const redis = new Redis(options.redis ?? process.env.PODQ_REDIS_URL, { maxRetriesPerRequest: 20 });
+  // --redis or PODQ_REDIS_URL (redis://, rediss://, redis+sentinel://, rediss+sentinel://), with the
+  // PODQ_REDIS_TLS_* and PODQ_REDIS_SENTINEL_PASSWORD variables.
+  const redis = connectFromEnv(process.env, { url: options.redis, maxRetriesPerRequest: 20 });
   try {
     return (await handlers[command](redis, options)) ?? 0;
   } finally {

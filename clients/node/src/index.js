@@ -4,4 +4,5 @@ module.exports = {
   ...require('./wellformed'),
   ...require('./producer'),
   ...require('./consumer'),
+  ...require('./connect'),
 };
