@@ -348,10 +348,9 @@ def test_the_pods_of_one_message_are_recorded_created_in_one_script_call(redis_c
     watcher.start()
     assert watching.wait(15), "MONITOR never started"
     try:
-        with podq_worker(settings):
+        with podq_worker(settings), handled(redis_client, jobs=len(jobs)):
             admit(redis_client, jobs, per_message=len(jobs))
             wait_created(redis_client, jobs)
-            handled(redis_client)
     finally:
         redis_client.echo(END_OF_WATCH)
         watcher.join(15)

@@ -75,7 +75,7 @@ def test_two_worker_processes_share_one_create_rate(redis_client, redis_url, kub
     assert all(per_worker), "each worker took slots from the shared bucket"
     slots = [slot for taken in per_worker for _, slot in taken]
     assert len(slots) >= len(jobs)
-    assert max_excess(slots, rate=RATE, burst=BURST) <= 0.01   # slots are logged to 0.1 ms
+    assert max_excess(slots, rate=RATE, burst=BURST) <= 0.01   # slots are kept and logged to the microsecond
 
     # Arrivals (kubesim's clock is the same machine's as Redis's): no pod before its job's slot...
     first_slot: dict[str, float] = {}

@@ -24,8 +24,10 @@ if tokens < 0 then
   wait = -tokens / rate
 end
 if wait > max_wait then
-  return {0, tostring(wait), tostring(now + wait)}
+  return {0, tostring(wait), string.format('%.6f', now + wait)}
 end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(ts))
+-- Times to the microsecond: tostring's 14 digits keep only 0.1 ms of an epoch time, and each
+-- rounding of `ts` could let a refill count up to 0.05 ms × rate tokens too many.
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', string.format('%.6f', ts))
 redis.call('PEXPIRE', KEYS[1], math.ceil(((burst - tokens) / rate + 1) * 1000))
-return {1, tostring(wait), tostring(now + wait)}
+return {1, tostring(wait), string.format('%.6f', now + wait)}
