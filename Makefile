@@ -68,7 +68,7 @@ airflow-test-quick: $(AIRFLOW_STAMP)
 # Executor-level figures (docs/performance.md): KubernetesExecutor default/tuned vs podq's executor.
 bench-airflow: $(AIRFLOW_STAMP)
 	$(AIRFLOW_BIN)/python -m bench.airflow_executor --latency 0.025 --tasks 1000 --runs 3
-	$(AIRFLOW_BIN)/python -m bench.airflow_executor --latency 0.150 --tasks 1000 --runs 3
+	$(AIRFLOW_BIN)/python -m bench.airflow_executor --latency 0.150 --tasks 300 --runs 3
 
 clean:
 	rm -rf $(VENV) $(AIRFLOW_VENV) build *.egg-info .pytest_cache

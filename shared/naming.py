@@ -25,6 +25,8 @@ POD_REVOKED = "airflow_pod_revoked"
 # podq's own keys.
 JOB_ID_KEY = "podq.io/job-id"
 SCHEDULER_ID_KEY = "podq.io/scheduler-id"
+# The job's W3C trace context (shared/tracing.py); results carry it among their annotations.
+TRACEPARENT = "podq.io/traceparent"
 MAIN_CONTAINER = "base"
 
 POD_NAME_MAX = 63

@@ -10,7 +10,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import codec
+from . import codec, tracing
+from .naming import TRACEPARENT as TRACEPARENT_ANNOTATION
 from .naming import derive_job_id
 from .states import ControlOp, Source, State
 from .errors import DecodeError
@@ -60,22 +61,28 @@ class KubernetesJob:
     pod_template: str | None = None
     pod_override: dict[str, Any] | None = None
     submitted_at: float = 0.0
+    traceparent: str | None = None
+    """W3C trace context (optional; intake starts one for a job without). On the wire only when set."""
 
     KIND = "job"
 
     @classmethod
     def new(cls, *, scheduler_id: str, key: TaskKey, command=(), namespace: str | None = None,
-            pod_template: str | None = None, pod_override: dict | None = None) -> "KubernetesJob":
+            pod_template: str | None = None, pod_override: dict | None = None,
+            traceparent: str | None = None) -> "KubernetesJob":
         """A job whose ``job_id`` is derived, once, from the scheduler id and the task key."""
         return cls(job_id=derive_job_id(scheduler_id, key), scheduler_id=scheduler_id, key=key,
                    command=tuple(command), namespace=namespace, pod_template=pod_template,
-                   pod_override=pod_override, submitted_at=time.time())
+                   pod_override=pod_override, submitted_at=time.time(), traceparent=traceparent)
 
     def to_wire(self) -> dict[str, Any]:
-        return {"job_id": self.job_id, "scheduler_id": self.scheduler_id,
+        wire = {"job_id": self.job_id, "scheduler_id": self.scheduler_id,
                 "task_key": self.key.to_wire(), "command": list(self.command),
                 "namespace": self.namespace, "pod_template": self.pod_template,
                 "pod_override": self.pod_override, "submitted_at": self.submitted_at}
+        if self.traceparent is not None:
+            wire["traceparent"] = self.traceparent
+        return wire
 
     def encode(self) -> bytes:
         return codec.pack(self.KIND, self.to_wire())
@@ -94,7 +101,8 @@ class KubernetesJob:
                    namespace=reader.str("namespace", required=False, max_len=63),
                    pod_template=reader.str("pod_template", required=False, max_len=253),
                    pod_override=reader.map("pod_override"),
-                   submitted_at=reader.float("submitted_at"))
+                   submitted_at=reader.float("submitted_at"),
+                   traceparent=_traceparent(reader))
 
     @classmethod
     def identity(cls, payload: Any) -> "tuple[str, TaskKey] | None":
@@ -118,6 +126,13 @@ class KubernetesJob:
             return reader.str("scheduler_id", max_len=MAX_ID_LEN), TaskKey.from_reader(reader.sub("task_key"))
         except DecodeError:
             return None
+
+
+def _traceparent(reader: FieldReader) -> str | None:
+    value = reader.str("traceparent", required=False, max_len=55)
+    if value is not None and (problem := tracing.check(value)):
+        raise reader.fail("traceparent", problem)
+    return value
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -207,6 +222,11 @@ class KubernetesWatch:
     def terminal(self) -> bool:
         return self.state.terminal
 
+    @property
+    def traceparent(self) -> str | None:
+        """The job's W3C trace context, carried among the result's annotations."""
+        return self.annotations.get(TRACEPARENT_ANNOTATION)
+
     @classmethod
     def build(cls, *, job_id: str, scheduler_id: str, key: TaskKey, source: Source, state: State,
               pod_name: str | None = None, namespace: str | None = None,
@@ -276,6 +296,11 @@ class KubernetesResults:
     failure_details: FailureDetails | None
     source: Source
     annotations: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def traceparent(self) -> str | None:
+        """The job's W3C trace context (docs/protocol.md), from the result's annotations."""
+        return self.annotations.get(TRACEPARENT_ANNOTATION)
 
     @classmethod
     def from_watch(cls, entry_id: str, watch: KubernetesWatch) -> "KubernetesResults":

@@ -136,7 +136,7 @@ class PodEvent:
 
 
 _TASK_ANNOTATIONS = (naming.DAG_ID, naming.TASK_ID, naming.RUN_ID, naming.TRY_NUMBER, naming.MAP_INDEX,
-                     naming.JOB_ID_KEY, naming.SCHEDULER_ID_KEY)
+                     naming.JOB_ID_KEY, naming.SCHEDULER_ID_KEY, naming.TRACEPARENT)
 
 
 def decode_line(line: bytes | str) -> PodEvent:

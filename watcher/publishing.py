@@ -17,7 +17,7 @@ from podq.broker.store.latency import Submissions
 from podq.broker.store.ledger import Ledger
 from podq.broker.store.publish import DEFAULT_LEDGER_TTL, Item, PodState, Publisher
 from podq.broker.store.watchstate import WatchStore
-from podq.shared import metrics
+from podq.shared import metrics, naming, tracing
 from podq.shared.records import KubernetesWatch
 from podq.shared.states import LedgerState, Source, State
 
@@ -115,8 +115,9 @@ def publish(broker: Broker, scope: Scope, intents: Sequence[Intent], *, token: s
         observe_latencies(broker, [item.result for item, entry in zip(batch, entries) if entry and item.result])
     for intent in intents:
         if intent.state is not None and (intent.state.terminal or intent.note):
-            log.info("job %s pod %s: %s%s", intent.identity.job_id, intent.ref, intent.state.value,
-                     f" ({intent.note})" if intent.note else "")
+            with tracing.about_job(intent.identity.job_id, intent.identity.annotations.get(naming.TRACEPARENT)):
+                log.info("job %s pod %s: %s%s", intent.identity.job_id, intent.ref, intent.state.value,
+                         f" ({intent.note})" if intent.note else "")
     return published
 
 
@@ -125,6 +126,8 @@ def observe_latencies(broker: Broker, results: Sequence[KubernetesWatch]) -> Non
     timed = [result for result in results if result.state is State.RUNNING or result.state.terminal]
     when = broker.submissions.submitted_at([result.job_id for result in timed]) if timed else {}
     for result in timed:
+        with tracing.span(f"podq.{result.state.value}", result.traceparent, job_id=result.job_id):
+            pass  # a marker in the job's trace: the pod reached this state
         submitted = when.get(result.job_id)
         if submitted is None:
             continue

@@ -75,6 +75,8 @@ def create_job(job: KubernetesJob, payload: bytes, rt: Runtime, *, deadline: flo
                         image=rt.settings.worker.image, hook=rt.hook)
     except (PodBuildError, TemplateError) as exc:
         return fail(rt, job, owner=owner, namespace=namespace, reason=exc.reason, message=str(exc))
+    if job.traceparent:
+        pod["metadata"].setdefault("annotations", {})[naming.TRACEPARENT] = job.traceparent
     still_held = _claim_check(rt, job, lease, epoch)
     return _create(job, payload, rt, pod=pod, name=name, namespace=namespace, owner=owner, deadline=deadline,
                    still_held=still_held)
@@ -218,6 +220,14 @@ def delay(rt: Runtime, job: KubernetesJob, payload: bytes, *, wait: float, error
     return Outcome.DELAYED
 
 
+def job_annotations(job: KubernetesJob, owner: str) -> dict[str, str]:
+    """The annotations a result about ``job`` carries, as its pod would: identity and trace context."""
+    annotations = naming.pod_annotations(job_id=job.job_id, scheduler_id=owner, key=job.key)
+    if job.traceparent:
+        annotations[naming.TRACEPARENT] = job.traceparent
+    return annotations
+
+
 def fail(rt: Runtime, job: KubernetesJob, *, owner: str, namespace: str, reason: str, message: str,
          status: int | None = None) -> Outcome:
     """Publish the job's ``failed`` result (through the publish script, like every result)."""
@@ -226,7 +236,7 @@ def fail(rt: Runtime, job: KubernetesJob, *, owner: str, namespace: str, reason:
     result = KubernetesWatch.build(
         job_id=job.job_id, scheduler_id=owner, key=job.key, source=Source.WORKER, state=State.FAILED,
         pod_name=naming.pod_name_for(job.job_id, job.key), namespace=namespace,
-        annotations=naming.pod_annotations(job_id=job.job_id, scheduler_id=owner, key=job.key),
+        annotations=job_annotations(job, owner),
         failure_details=FailureDetails(reason=reason, message=message))
     entry = rt.publisher.publish([result])[0]
     log.warning("job %s (%s): failed: %s: %s%s", job.job_id, job.key, reason, message,

@@ -19,7 +19,7 @@ from celery.exceptions import Reject
 from podq.broker.queue.envelopes import CONTROL_TASK, CREATE_TASK
 from podq.broker.store import counters
 from podq.broker.store.ledger import Claim, Lease
-from podq.shared import metrics
+from podq.shared import metrics, tracing
 from podq.shared.errors import DecodeError
 from podq.shared.records import ControlRecord, KubernetesJob
 
@@ -63,7 +63,9 @@ def create_batch(payloads: Sequence[bytes], rt: Runtime) -> tuple[list[Outcome |
 def _guarded(job: KubernetesJob, payload: bytes, rt: Runtime, deadline: float, claim: Claim, lease: Lease,
              epoch: int) -> Outcome | None:
     try:
-        outcome = create_job(job, payload, rt, deadline=deadline, claim=claim, lease=lease, epoch=epoch)
+        with tracing.about_job(job.job_id, job.traceparent), \
+                tracing.span("podq.create", job.traceparent, job_id=job.job_id):
+            outcome = create_job(job, payload, rt, deadline=deadline, claim=claim, lease=lease, epoch=epoch)
     except Exception:  # noqa: BLE001 - one job's crash must not take its batch-mates down
         log.exception("job %s (%s): create crashed; the message will be redelivered", job.job_id, job.key)
         metrics.POD_CREATES.labels("crashed").inc()

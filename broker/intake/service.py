@@ -25,7 +25,7 @@ from podq.broker.store.ledger import Ledger
 from podq.broker.store.publish import Publisher
 from podq.broker.store.redelivery import Redelivery
 from podq.broker.store.streams import default_consumer_name, ensure_group
-from podq.shared import metrics
+from podq.shared import metrics, tracing
 from podq.shared.errors import DecodeError
 from podq.shared.naming import derive_job_id, pod_name_for
 from podq.shared.records import ControlRecord, FailureDetails, KubernetesJob, KubernetesWatch
@@ -124,7 +124,10 @@ class Intake:
                                       check=lambda job: check_job(job, self.settings))
         if jobs:
             default = self.settings.kube.namespace
-            self._admit([dataclasses.replace(job, namespace=job.namespace or default) for job in jobs])
+            # A job without a trace context gets one here, so its pod, results and logs share a trace.
+            self._admit([dataclasses.replace(job, namespace=job.namespace or default,
+                                             traceparent=job.traceparent or tracing.new_traceparent())
+                         for job in jobs])
         self._reject(rejected)
         streams.ack(self.client, keys.JOBS_STREAM, keys.INTAKE_GROUP, [entry_id for entry_id, _ in entries])
 

@@ -18,7 +18,7 @@ from podq.broker.queue.envelopes import CREATE_TASK
 from podq.broker.store import keys
 from podq.shared.records import KubernetesJob, TaskKey
 from podq.stack import free_port
-from tests.support import wait_for
+from tests.support import stop_process, wait_for
 
 SCHEDULER = "flowered"
 WORKERS = {"worker-1@podq", "worker-2@podq"}
@@ -70,12 +70,7 @@ def test_flower_lists_podqs_workers_and_tasks(stack, stack_redis, tmp_path):
         tasks = wait_for(flower_saw_tasks, timeout=90, interval=1.0, message="Flower seeing podq.create_pod tasks")
         assert {task["worker"] for task in tasks.values() if task.get("name") == CREATE_TASK} <= WORKERS
     finally:
-        flower.terminate()
-        try:
-            flower.wait(20)
-        except subprocess.TimeoutExpired:
-            flower.kill()
-            flower.wait()
+        stop_process(flower)
 
 
 def test_celery_inspect_pings_the_workers_and_reads_their_queue(stack):

@@ -64,6 +64,18 @@ def test_node_over_tls_with_a_client_certificate(node, redis_server, redis_clien
         submit_and_consume(node, f"rediss://localhost:{proxy.port}/0", env, redis_client, "node-tls")
 
 
+def test_node_names_the_setting_when_the_ca_is_wrong(node, redis_server, pki, tmp_path):
+    ca, server, client_pair = pki
+    other = CertificateAuthority(tmp_path / "other", name="another CA")
+    with TlsProxy(target_port=redis_server.port, server=server, client_ca=ca.cert) as proxy:
+        env = {"PODQ_REDIS_TLS_CA_FILE": str(other.cert), "PODQ_REDIS_TLS_CERT_FILE": str(client_pair.cert),
+               "PODQ_REDIS_TLS_KEY_FILE": str(client_pair.key)}
+        done = node("bin/podq-node.js", "submit", "--redis", f"rediss://localhost:{proxy.port}/0", "--scheduler-id",
+                    "node-tls", "--jobs", json.dumps(JOBS), env=env, timeout=30)
+    assert done.returncode == 2
+    assert "PODQ_REDIS_TLS_CA_FILE: the TLS certificate of the server" in done.stderr, done.stderr
+
+
 def test_node_through_sentinel(node, tmp_path):
     with SentinelCluster(tmp_path) as cluster:
         client = connect(cluster.url, settings=RedisSettings())

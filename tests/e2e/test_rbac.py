@@ -5,9 +5,9 @@ intake each use a kubeconfig with a token of their own, so every logged request
 names its service. The workload takes every path that calls the API: pods that
 succeed (deleted by the completion policy), fail (labelled done and kept), are
 revoked (deleted), and stay Pending past the deadline (labelled revoked by the
-watcher, deleted by a worker). Each service's (verb, resource) pairs, read from the
-log, must equal what its Role in deploy/kubernetes/rbac.yaml grants (the watcher's
-``get``, for a pod that left its watch, is the one grant this workload does not reach).
+watcher, deleted by a worker), and a job dispatched whose pod never came (the
+reconciler reads it). Each service's (verb, resource) pairs, read from the log, must
+equal what its Role in deploy/kubernetes/rbac.yaml grants.
 """
 from __future__ import annotations
 
@@ -19,9 +19,11 @@ from podq.broker.client.control import revoke
 from podq.broker.client.results import ResultsConsumer
 from podq.broker.client.submit import submit_many
 from podq.broker.store.connection import connect
+from podq.broker.store.ledger import Ledger
 from podq.kubesim.admin import Admin
 from podq.kubesim.kubeconfig import write_kubeconfig
 from podq.kubesim.server import start_in_thread
+from podq.shared.naming import pod_name_for
 from podq.shared.settings import load_settings
 from podq.shared.states import State
 from podq.stack import Stack, StackOptions
@@ -77,6 +79,7 @@ def test_each_services_api_calls_equal_its_role(tmp_path):
         kubeconfigs = {service: str(write_kubeconfig(tmp_path / f"{service}.kubeconfig", sim.url, token=token))
                        for service, token in tokens.items()}
         env = {"PODQ_WATCHER_PENDING_DEADLINE": "2", "PODQ_WATCHER_RECONCILE_INTERVAL": "1",
+               "PODQ_WATCHER_LOST_AFTER": "2",
                "PODQ_WORKER_VISIBILITY_TIMEOUT": "10"}
         settings = load_settings({"PODQ_KUBE_KUBECONFIG": sim.kubeconfig, **env})
         options = StackOptions(workers=1, worker_concurrency=2, data_dir=str(tmp_path / "stack"), extra_env=env,
@@ -86,9 +89,9 @@ def test_each_services_api_calls_equal_its_role(tmp_path):
             wait_for(lambda: admin.stats()["watches"] >= 1, timeout=60, message="the watcher watching")
             client = connect(stack.redis_url, block_ms=200)
             scheduler_id = new_scheduler("rbac")
-            jobs, _ = make_jobs(scheduler_id, 2, run_seconds=30, fail_every=0)
-            finishing, _ = make_jobs(scheduler_id, 6, run_seconds=0.1, fail_every=2)
-            finishing = finishing[2:]     # task keys t2..t5: distinct from the long-running t0, t1
+            jobs, _ = make_jobs(scheduler_id, 3, run_seconds=30, fail_every=0)
+            finishing, _ = make_jobs(scheduler_id, 7, run_seconds=0.1, fail_every=2)
+            finishing = finishing[3:]     # task keys t3..t6: distinct from t0..t2 below
             collector = Collector(ResultsConsumer(client, scheduler_id=scheduler_id, consumer="s-1"))
 
             def read_until(job_ids, what):
@@ -101,6 +104,12 @@ def test_each_services_api_calls_equal_its_role(tmp_path):
                      message="the long job created")
             revoke(client, job_id=jobs[0].job_id, scheduler_id=scheduler_id)
             read_until([jobs[0].job_id], "the revoked job to end")
+            # Dispatched, never created (its message lost): the reconciler asks the API for its pod.
+            ghost = jobs[2]
+            ledger = Ledger(client)
+            ledger.accept_many([(ghost, pod_name_for(ghost.job_id, ghost.key))])
+            ledger.mark_dispatched([ghost.job_id], orphaned_after=3600)
+            read_until([ghost.job_id], "the reconciler to end the job whose pod never came")
             admin.pause_kubelet()                         # stays Pending past the deadline
             submit_many(client, jobs[1:2])
             read_until([jobs[1].job_id], "the pending job to fail")
@@ -115,8 +124,5 @@ def test_each_services_api_calls_equal_its_role(tmp_path):
     roles = granted()
     print({service: sorted(pairs) for service, pairs in used.items()})
     assert used["worker"] == roles["podq-worker"]
-    # The watcher's GET reads a pod that left its watch before its terminal result (relist, reconciler);
-    # this workload does not reach it, so it may be the one grant not seen here.
-    assert used["watcher"] <= roles["podq-watcher"]
-    assert roles["podq-watcher"] - used["watcher"] <= {("get", "pods")}
+    assert used["watcher"] == roles["podq-watcher"]
     assert used["intake"] == set()

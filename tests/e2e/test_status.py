@@ -82,3 +82,35 @@ def test_status_live_view_refreshes_until_ctrl_c(stack, stack_redis):
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
+
+
+def test_a_jobs_trace_context_reaches_its_pod_and_every_result(stack, stack_redis):
+    from podq.broker.client.results import ResultsConsumer
+    from podq.shared import naming, tracing
+    from tests.support import core_v1
+
+    parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    traced = KubernetesJob.new(scheduler_id="traced", key=TaskKey(dag_id="tr", task_id="given", run_id="r"),
+                               command=["false"], traceparent=parent,
+                               pod_override={"metadata": {"annotations": {"kubesim.podq.io/exit-code": "2"}}})
+    untraced = KubernetesJob.new(scheduler_id="traced", key=TaskKey(dag_id="tr", task_id="started", run_id="r"),
+                                 command=["true"])
+    consumer = ResultsConsumer(stack_redis, scheduler_id="traced", consumer="c", block_ms=200)
+    submit_many(stack_redis, [traced, untraced])
+    seen: dict[str, list] = {traced.job_id: [], untraced.job_id: []}
+
+    def both_terminal():
+        batch = consumer.read()
+        for result in batch:
+            seen[result.job_id].append(result)
+        consumer.ack(batch)
+        return all(any(result.terminal for result in results) for results in seen.values())
+    wait_for(both_terminal, timeout=90, interval=0, message="both jobs terminal")
+    # The given trace context is kept: on every result, and on the pod (a failed job's pod is kept).
+    assert [result.traceparent for result in seen[traced.job_id]] == [parent] * len(seen[traced.job_id])
+    with core_v1(stack.kubeconfig) as api:
+        pod = api.read_namespaced_pod(naming.pod_name_for(traced.job_id, traced.key), "default")
+    assert pod.metadata.annotations[naming.TRACEPARENT] == parent
+    # A job submitted without one gets one from intake, the same on each of its results.
+    started = {result.traceparent for result in seen[untraced.job_id]}
+    assert len(started) == 1 and tracing.check(started.pop()) is None

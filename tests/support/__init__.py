@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import random
+import subprocess
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -38,6 +39,18 @@ def wait_for(condition: Callable[[], object], *, timeout: float = 10.0, interval
         if time.monotonic() >= deadline:
             pytest.fail(f"timed out after {timeout} s waiting for {message}")
         time.sleep(interval)
+
+
+def stop_process(process: subprocess.Popen, *, grace: float = 20.0) -> None:
+    """SIGTERM ``process``, SIGKILL it after ``grace`` seconds; nothing when it has exited."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 @contextlib.contextmanager

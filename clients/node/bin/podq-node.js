@@ -5,7 +5,7 @@
 //   podq-node revoke  --redis URL --scheduler-id S --job-id ID [--reason TEXT]
 //   podq-node consume --redis URL --scheduler-id S --consumer C --expect-terminal N [--timeout SEC]
 // Every line printed is one JSON object.
-const { Producer, ResultsConsumer, connectFromEnv } = require('../src');
+const { Producer, ResultsConsumer, checkTlsFromEnv, connectFromEnv } = require('../src');
 
 function parseArgs(argv) {
   const [command, ...rest] = argv;
@@ -63,6 +63,7 @@ async function main() {
   if (!handlers[command]) throw new Error(`unknown command ${command} (submit, revoke, consume)`);
   // --redis or PODQ_REDIS_URL (redis://, rediss://, redis+sentinel://, rediss+sentinel://), with the
   // PODQ_REDIS_TLS_* and PODQ_REDIS_SENTINEL_PASSWORD variables.
+  await checkTlsFromEnv(process.env, { url: options.redis });
   const redis = connectFromEnv(process.env, { url: options.redis, maxRetriesPerRequest: 20 });
   try {
     return (await handlers[command](redis, options)) ?? 0;

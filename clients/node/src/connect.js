@@ -9,6 +9,7 @@
 // TLS options mirror PODQ_REDIS_TLS_CA_FILE / _CERT_FILE / _KEY_FILE / _CHECK_HOSTNAME, and
 // PODQ_REDIS_SENTINEL_PASSWORD is the Sentinels' own password (the URL's is the primary's).
 const fs = require('node:fs');
+const tlsSocket = require('node:tls');
 const Redis = require('ioredis');
 
 const SCHEMES = {
@@ -94,10 +95,46 @@ function connect(url, { tls = {}, sentinelPassword, ...extra } = {}) {
   });
 }
 
-// connect() with the PODQ_REDIS_* variables of `env` (PODQ_REDIS_URL unless `url` is given).
-function connectFromEnv(env = process.env, { url, ...extra } = {}) {
+// One TLS handshake and PING to the first host of a TLS URL, before any client retries: a certificate
+// problem is a setting problem, reported at once with the setting's name (as podq's services do).
+// Resolves when fine or when the host cannot be reached (an outage, left to the client's retries).
+function checkTls(url, { tls = {}, timeoutMs = 10000 } = {}) {
+  const target = parseRedisUrl(url);
+  if (!target.tls) return Promise.resolve();
+  const options = tlsOptions(tls);
+  const [{ host, port }] = target.hosts;
+  const where = `${host}:${port}`;
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    const finish = (error) => {
+      if (settled) return;
+      settled = true;
+      socket.destroy();
+      if (error) reject(error); else resolve();
+    };
+    const socket = tlsSocket.connect({ host, port, servername: host, ...options, timeout: timeoutMs }, () => {
+      socket.write('PING\r\n');
+    });
+    let reply = '';
+    socket.on('data', (chunk) => { reply += chunk; finish(); });
+    socket.on('timeout', () => finish(new Error(`PODQ_REDIS_URL: rediss:// (TLS), but the server at ${where} did not answer the TLS handshake in time`)));
+    socket.on('end', () => finish(reply ? undefined : new Error(options.cert
+      ? `PODQ_REDIS_TLS_CERT_FILE: the server at ${where} closed the connection after the TLS handshake: it does not accept the client certificate`
+      : `PODQ_REDIS_TLS_CERT_FILE: the server at ${where} closed the connection after the TLS handshake: it requires a client certificate`)));
+    socket.on('error', (err) => {
+      const code = err.code || '';
+      if (code === 'CERT_HAS_EXPIRED') finish(new Error(`PODQ_REDIS_URL: the TLS certificate of the server at ${where} has expired`));
+      else if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') finish(new Error(`PODQ_REDIS_TLS_CHECK_HOSTNAME: the TLS certificate of the server at ${where} does not name that host (${err.message})`));
+      else if (/CERT|SIGNATURE|ISSUER/.test(code)) finish(new Error(`PODQ_REDIS_TLS_CA_FILE: the TLS certificate of the server at ${where} is not signed by ${tls.caFile || "the system's CAs"} (${code})`));
+      else if (/ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|ETIMEDOUT|ECONNRESET/.test(code)) finish();
+      else finish(new Error(`PODQ_REDIS_URL: TLS with the server at ${where} failed: ${err.message}`));
+    });
+  });
+}
+
+function envOptions(env) {
   const truthy = (value) => !['0', 'false', 'no', 'off'].includes(String(value).trim().toLowerCase());
-  return connect(url ?? env.PODQ_REDIS_URL, {
+  return {
     tls: {
       caFile: env.PODQ_REDIS_TLS_CA_FILE || undefined,
       certFile: env.PODQ_REDIS_TLS_CERT_FILE || undefined,
@@ -105,8 +142,17 @@ function connectFromEnv(env = process.env, { url, ...extra } = {}) {
       checkHostname: env.PODQ_REDIS_TLS_CHECK_HOSTNAME === undefined ? true : truthy(env.PODQ_REDIS_TLS_CHECK_HOSTNAME),
     },
     sentinelPassword: env.PODQ_REDIS_SENTINEL_PASSWORD || undefined,
-    ...extra,
-  });
+  };
 }
 
-module.exports = { parseRedisUrl, connect, connectFromEnv };
+// connect() with the PODQ_REDIS_* variables of `env` (PODQ_REDIS_URL unless `url` is given).
+function connectFromEnv(env = process.env, { url, ...extra } = {}) {
+  return connect(url ?? env.PODQ_REDIS_URL, { ...envOptions(env), ...extra });
+}
+
+// checkTls() with the PODQ_REDIS_* variables of `env`.
+function checkTlsFromEnv(env = process.env, { url } = {}) {
+  return checkTls(url ?? env.PODQ_REDIS_URL, { tls: envOptions(env).tls });
+}
+
+module.exports = { parseRedisUrl, connect, connectFromEnv, checkTls, checkTlsFromEnv };

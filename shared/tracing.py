@@ -1,0 +1,67 @@
+"""W3C trace context for jobs: one trace from submit to result.
+
+A job may carry a ``traceparent`` (https://www.w3.org/TR/trace-context/); intake starts one for
+a job that has none. It rides on the job record, goes onto the pod as the annotation
+``podq.io/traceparent`` (so every result about the job carries it among its annotations), and into
+JSON log lines about the job (``trace_id``, with ``job_id``). With the OpenTelemetry API installed,
+podq also opens a span per step under that trace; without it, :func:`span` does nothing.
+"""
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import re
+import secrets
+from typing import Iterator
+
+_TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
+_INVALID_TRACE = "0" * 32
+_INVALID_SPAN = "0" * 16
+
+# The job a thread is working on, for log lines (podq.logjson reads it).
+current_job: contextvars.ContextVar[tuple[str, str | None] | None] = contextvars.ContextVar("podq_job", default=None)
+
+
+def check(value: str) -> str | None:
+    """Why ``value`` is not a valid version-00 traceparent, or None when it is."""
+    match = _TRACEPARENT.match(value)
+    if not match:
+        return "not a W3C traceparent (00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>, lower case)"
+    if match.group(1) == _INVALID_TRACE or match.group(2) == _INVALID_SPAN:
+        return "an all-zero trace id or parent id is invalid"
+    return None
+
+
+def new_traceparent() -> str:
+    """A fresh sampled traceparent (random trace id and parent id)."""
+    return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
+
+
+def trace_id(traceparent: str | None) -> str | None:
+    match = _TRACEPARENT.match(traceparent or "")
+    return match.group(1) if match else None
+
+
+@contextlib.contextmanager
+def about_job(job_id: str, traceparent: str | None) -> Iterator[None]:
+    """Log lines written inside carry ``job_id`` and the trace id (JSON logs)."""
+    token = current_job.set((job_id, trace_id(traceparent)))
+    try:
+        yield
+    finally:
+        current_job.reset(token)
+
+
+@contextlib.contextmanager
+def span(name: str, traceparent: str | None, **attributes: str) -> Iterator[None]:
+    """An OpenTelemetry span named ``name`` under ``traceparent``, when the API is installed."""
+    try:
+        from opentelemetry import trace
+        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+    except ImportError:
+        yield
+        return
+    context = TraceContextTextMapPropagator().extract({"traceparent": traceparent}) if traceparent else None
+    tracer = trace.get_tracer("podq")
+    with tracer.start_as_current_span(name, context=context, attributes=attributes):
+        yield
