@@ -5,13 +5,18 @@ job that keeps killing its worker; the pod is built; a slot is taken from the
 cluster-wide rate limit; the create is sent under the job's deterministic name and
 its answer resolved (docs/pods.md, "Creating a pod"). Every way a job can end here
 is an :class:`Outcome`; job-level failures become ``failed`` results, never exceptions.
+A pod created (or found to be the job's own) comes back as :class:`Created`, and
+:func:`mark_created` records all such pods of one message in the ledger in one call and
+:func:`settle` gives each its outcome.
 """
 from __future__ import annotations
 
 import logging
 import time
 import uuid
+from dataclasses import dataclass
 from enum import Enum
+from typing import Sequence
 
 from podq.broker.store.delayed import delay_job
 from podq.broker.store.ledger import Claim, Lease
@@ -38,14 +43,25 @@ class Outcome(str, Enum):
     UNDONE = "undone"              # created after a revoke or an end: the pod was removed again
 
 
+@dataclass(frozen=True)
+class Created:
+    """``job``'s pod exists (this delivery created it, or found its own): not yet in the ledger."""
+
+    job: KubernetesJob
+    pod: PodRef
+
+
 def owns(pod: PodRef, job: KubernetesJob) -> bool:
     """True when ``pod`` is ``job``'s pod (by podq's job-id annotation)."""
     return pod.annotations.get(naming.JOB_ID_KEY) == job.job_id
 
 
 def create_job(job: KubernetesJob, payload: bytes, rt: Runtime, *, deadline: float,
-               claim: Claim | None = None, lease: Lease | None = None, epoch: int = 0) -> Outcome:
+               claim: Claim | None = None, lease: Lease | None = None, epoch: int = 0) -> Outcome | Created:
     """Create ``job``'s pod unless the ledger says otherwise; ``deadline`` bounds retries (monotonic).
+
+    A pod that exists comes back as :class:`Created`, for the caller to record with
+    :func:`mark_created` (with the other pods of its message).
 
     ``claim`` is the job's ledger claim when the caller already took it (a batch claims
     all its jobs in one round trip) with ``lease`` in the heartbeat's ``epoch``; otherwise
@@ -110,7 +126,8 @@ def _claim_check(rt: Runtime, job: KubernetesJob, lease: Lease, epoch: int):
     return still_held
 
 
-def _create(job, payload, rt: Runtime, *, pod, name, namespace, owner, deadline, still_held) -> Outcome:
+def _create(job, payload, rt: Runtime, *, pod, name, namespace, owner, deadline,
+            still_held) -> Outcome | Created:
     attempt = 0
     while True:
         reservation = rt.limiter.reserve(max_wait=deadline - time.monotonic() - rt.create_timeout)
@@ -124,8 +141,7 @@ def _create(job, payload, rt: Runtime, *, pod, name, namespace, owner, deadline,
         if not still_held():
             return Outcome.SKIPPED
         try:
-            created = rt.kube.create_pod(pod, timeout=rt.create_timeout)
-            return mark_created(rt, job, created)
+            return Created(job, rt.kube.create_pod(pod, timeout=rt.create_timeout))
         except ConflictError as exc:
             error: KubeApiError = exc
             found = read_pod(rt, name, namespace)
@@ -169,18 +185,27 @@ def read_pod(rt: Runtime, name: str, namespace: str) -> PodRef | None:
 
 
 def resolve_existing(rt: Runtime, job: KubernetesJob, pod: PodRef, *, owner: str, namespace: str,
-                     conflict: ConflictError | None) -> Outcome:
+                     conflict: ConflictError | None) -> Outcome | Created:
     """A pod of our name exists: ours counts as created, another job's is a failure."""
     if owns(pod, job):
-        return mark_created(rt, job, pod)
+        return Created(job, pod)
     other = pod.annotations.get(naming.JOB_ID_KEY) or "no podq job"
     message = (f"pod {namespace}/{pod.name} already exists and belongs to {other}, not to job {job.job_id}")
     return fail(rt, job, owner=owner, namespace=namespace, reason="PodNameConflict", message=message,
                 status=409)
 
 
-def mark_created(rt: Runtime, job: KubernetesJob, pod: PodRef) -> Outcome:
-    moved, state = rt.ledger.mark_created(job.job_id, uid=pod.uid)
+def mark_created(rt: Runtime, created: Sequence[Created]) -> list[tuple[bool, str]]:
+    """Record ``created`` pods in the ledger in one script call; per pod (moved, ledger state).
+
+    Each pod's outcome then follows from its answer with :func:`settle`.
+    """
+    return rt.ledger.mark_created_many([(item.job.job_id, item.pod.uid) for item in created])
+
+
+def settle(rt: Runtime, created: Created, moved: bool, state: str) -> Outcome:
+    """A created pod's outcome from its ledger mark: kept, or removed again when the job ended without it."""
+    job, pod = created.job, created.pod
     if moved or state == LedgerState.CREATED.value:
         log.debug("job %s: pod %s/%s created (uid %s)", job.job_id, pod.namespace, pod.name, pod.uid)
         return Outcome.CREATED

@@ -24,7 +24,7 @@ from podq.shared.errors import DecodeError
 from podq.shared.records import ControlRecord, KubernetesJob
 
 from .control import run_control
-from .create import Outcome, create_job, delivery_lease
+from .create import Created, Outcome, create_job, delivery_lease, mark_created, settle
 from .runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -48,11 +48,14 @@ def create_batch(payloads: Sequence[bytes], rt: Runtime) -> tuple[list[Outcome |
     claims = rt.ledger.claim_jobs([job.job_id for job, _ in jobs], lease) if jobs else []
     count_deliveries(claims)
     if len(jobs) == 1:
-        outcomes = [_guarded(jobs[0][0], jobs[0][1], rt, deadline, claims[0], lease, epoch)]
+        ends = [_guarded(jobs[0][0], jobs[0][1], rt, deadline, claims[0], lease, epoch)]
     else:
         futures = [rt.executor.submit(_guarded, job, payload, rt, deadline, claim, lease, epoch)
                    for (job, payload), claim in zip(jobs, claims)]
-        outcomes = [future.result() for future in futures]
+        ends = [future.result() for future in futures]
+    outcomes = _mark_created(ends, rt)
+    for outcome in outcomes:
+        metrics.POD_CREATES.labels(outcome.value if outcome else "crashed").inc()
     try:
         counters.add(rt.client, counters.CREATED, sum(1 for outcome in outcomes if outcome is Outcome.CREATED))
     except Exception as exc:  # noqa: BLE001 - a status figure must not fail a message whose pods exist
@@ -61,17 +64,38 @@ def create_batch(payloads: Sequence[bytes], rt: Runtime) -> tuple[list[Outcome |
 
 
 def _guarded(job: KubernetesJob, payload: bytes, rt: Runtime, deadline: float, claim: Claim, lease: Lease,
-             epoch: int) -> Outcome | None:
+             epoch: int) -> Outcome | Created | None:
     try:
         with tracing.about_job(job.job_id, job.traceparent), \
                 tracing.span("podq.create", job.traceparent, job_id=job.job_id):
-            outcome = create_job(job, payload, rt, deadline=deadline, claim=claim, lease=lease, epoch=epoch)
+            return create_job(job, payload, rt, deadline=deadline, claim=claim, lease=lease, epoch=epoch)
     except Exception:  # noqa: BLE001 - one job's crash must not take its batch-mates down
         log.exception("job %s (%s): create crashed; the message will be redelivered", job.job_id, job.key)
-        metrics.POD_CREATES.labels("crashed").inc()
         return None
-    metrics.POD_CREATES.labels(outcome.value).inc()
-    return outcome
+
+
+def _mark_created(ends: Sequence[Outcome | Created | None], rt: Runtime) -> list[Outcome | None]:
+    """Every job's outcome: the pods of the message are recorded in the ledger in one call."""
+    created = [end for end in ends if isinstance(end, Created)]
+    if not created:
+        return list(ends)  # type: ignore[arg-type]
+    try:
+        marks = iter(mark_created(rt, created))
+    except Exception:  # noqa: BLE001 - logged; the message comes back and finds its pods by name
+        log.exception("create_pod: recording %d created pods in the ledger crashed; the message will be "
+                      "redelivered", len(created))
+        return [None if isinstance(end, Created) else end for end in ends]
+    return [_settled(end, next(marks), rt) if isinstance(end, Created) else end for end in ends]
+
+
+def _settled(created: Created, mark: tuple[bool, str], rt: Runtime) -> Outcome | None:
+    job = created.job
+    try:
+        with tracing.about_job(job.job_id, job.traceparent):
+            return settle(rt, created, *mark)
+    except Exception:  # noqa: BLE001 - one job's crash must not take its batch-mates down
+        log.exception("job %s (%s): create crashed; the message will be redelivered", job.job_id, job.key)
+        return None
 
 
 def count_deliveries(claims: Sequence[Claim]) -> None:

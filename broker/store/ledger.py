@@ -190,7 +190,20 @@ class Ledger:
 
     def mark_created(self, job_id: str, *, uid: str) -> tuple[bool, str]:
         """accepted/dispatched → created, recording the pod's uid."""
-        return self.transition(job_id, allowed=CREATABLE_STATES, to=LedgerState.CREATED, fields={"uid": uid})
+        return self.mark_created_many([(job_id, uid)])[0]
+
+    def mark_created_many(self, pods: Sequence[tuple[str, str]]) -> list[tuple[bool, str]]:
+        """:meth:`mark_created` for ``(job_id, uid)`` pairs in one script call (``lua/created.lua``).
+
+        Per pair, like :meth:`transition`: (True, "created") when the job moved, else (False, its state).
+        """
+        if not pods:
+            return []
+        pipe = self._client.pipeline(transaction=False)
+        self._scripts.created(keys=[keys.INFLIGHT_ZSET, *(keys.job_key(job_id) for job_id, _ in pods)],
+                              args=[repr(time.time()), *(uid for _, uid in pods)], client=pipe)
+        return [(bool(moved), state.decode() if isinstance(state, bytes) else state)
+                for moved, state in durable(self._client, pipe)[0]]
 
     def revoke(self, job_id: str) -> tuple[bool, str]:
         """Any live state → revoked (terminal jobs stay terminal)."""

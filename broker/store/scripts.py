@@ -26,7 +26,7 @@ from podq.shared.states import CREATABLE_STATES, LIVE_LEDGER_STATES, TERMINAL_ST
 
 from . import keys
 
-NAMES = ("accept", "adopt", "beat", "claim", "delay", "hold", "lease", "orphans", "publish", "ratelimit",
+NAMES = ("accept", "adopt", "beat", "claim", "created", "delay", "hold", "lease", "orphans", "publish", "ratelimit",
          "refuse", "release", "released", "restore", "results_group", "transition", "trim")
 _PLACEHOLDER = re.compile(r"\$\(([a-z_.:]+)\)")
 
@@ -81,6 +81,7 @@ class Scripts:
     adopt: Script
     beat: Script
     claim: Script
+    created: Script
     delay: Script
     hold: Script
     lease: Script

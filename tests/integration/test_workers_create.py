@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 
 import pytest
 
+from podq.broker.store import keys
 from podq.broker.store.ledger import Lease, Ledger
 from podq.broker.store.publish import Item, Publisher
+from podq.broker.store.scripts import scripts_for
 from podq.shared import naming
 from podq.shared.records import FailureDetails, KubernetesWatch
 from podq.shared.states import Source, State
@@ -307,3 +310,42 @@ def test_the_terminal_latch_records_its_pods_uid_only_where_the_ledger_has_none(
     Publisher(redis_client).publish_items([failed(waiting, "pod-uid"), failed(created, "other-uid")])
     assert ledger.get(waiting.job_id).uid == "pod-uid"
     assert ledger.get(created.job_id).uid == "created-uid"
+
+
+def test_the_pods_of_one_message_are_recorded_created_in_one_script_call(redis_client, settings, admin,
+                                                                          podq_worker):
+    """Every command the server runs is watched (MONITOR): the created-marking of a message of six jobs
+    is one call of ``lua/created.lua`` naming all six ledger hashes, not one call per job."""
+    jobs = [make_job(n) for n in range(6)]
+    sha = scripts_for(redis_client).created.sha
+    commands: list[str] = []
+    watching = threading.Event()
+
+    def monitor() -> None:
+        with redis_client.monitor() as server:
+            watching.set()
+            for command in server.listen():
+                commands.append(command["command"])
+                if END_OF_WATCH in command["command"]:
+                    return
+
+    watcher = threading.Thread(target=monitor, name="test-monitor", daemon=True)
+    watcher.start()
+    assert watching.wait(15), "MONITOR never started"
+    try:
+        with podq_worker(settings):
+            admit(redis_client, jobs, per_message=len(jobs))
+            wait_created(redis_client, jobs)
+            handled(redis_client)
+    finally:
+        redis_client.echo(END_OF_WATCH)
+        watcher.join(15)
+    assert not watcher.is_alive()
+    marks = [command for command in commands if command.startswith(f"EVALSHA {sha} ")]
+    assert len(marks) == 1, marks
+    assert all(keys.job_key(job.job_id) in marks[0] for job in jobs)
+    assert {Ledger(redis_client).get(job.job_id).uid for job in jobs} == {
+        pod["uid"] for job in jobs for pod in admin.creates(namespace=NAMESPACE, name_prefix=pod_name(job))}
+
+
+END_OF_WATCH = "podq-test-end-of-monitor"

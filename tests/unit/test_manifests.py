@@ -157,3 +157,13 @@ def test_every_disruption_budget_selects_a_deployments_pods():
     for doc in budgets:
         wanted = doc["spec"]["selector"]["matchLabels"]
         assert any(wanted.items() <= pod_labels.items() for pod_labels in labels), doc["metadata"]["name"]
+
+
+def test_every_deployment_declares_the_metrics_port_prometheus_scrapes():
+    from podq.shared.settings import MetricsSettings
+    port = MetricsSettings().port
+    for name, doc in _deployments().items():
+        template = doc["spec"]["template"]
+        assert template["metadata"]["annotations"]["prometheus.io/port"] == str(port), name
+        for container in template["spec"]["containers"]:
+            assert {"name": "metrics", "containerPort": port} in container.get("ports", []), name
