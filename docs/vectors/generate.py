@@ -93,6 +93,7 @@ def nested(record: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
 
 
 LONG = "x" * 251
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"  # the W3C specification's example
 VALID: list[tuple[str, str, Any]] = [
     ("job-minimal", "only the required fields; every default filled in", job()),
     ("job-minimal-key", "task_key without try_number and map_index (defaults 1 and -1)",
@@ -108,6 +109,8 @@ VALID: list[tuple[str, str, Any]] = [
     ("job-nil-optionals", "nil optional fields read as absent",
      job(job_id=None, command=None, namespace=None, pod_template=None, pod_override=None, submitted_at=None)),
     ("job-integer-time", "submitted_at may be an integer", job(submitted_at=1790000000)),
+    ("job-traceparent", "a W3C traceparent, carried as sent (a job without one has no traceparent field)",
+     job(traceparent=TRACEPARENT)),
     ("job-newer-minor", "schema 1.7 from a newer producer: unknown fields ignored at every depth",
      job(schema="1.7", priority=5, labels=["x"], task_key={**key(), "attempt_uuid": "u-1"})),
     ("control-revoke", "revoke one job", control(reason="operator request", requested_at=AT)),
@@ -182,6 +185,11 @@ INVALID: list[tuple[str, str, str, Any]] = [
     ("override-array", "job", "pod_override not a map", job(pod_override=[{"spec": {}}])),
     ("submitted-at-string", "job", "submitted_at as a string", job(submitted_at="now")),
     ("submitted-at-nan", "job", "submitted_at NaN", job(submitted_at=math.nan)),
+    ("traceparent-upper-case", "job", "a traceparent in upper-case hex", job(traceparent=TRACEPARENT.upper())),
+    ("traceparent-zero-trace-id", "job", "a traceparent whose trace id is all zeros",
+     job(traceparent=f"00-{'0' * 32}-00f067aa0ba902b7-01")),
+    ("traceparent-long", "job", "a traceparent over 55 characters", job(traceparent=TRACEPARENT + "-00")),
+    ("traceparent-empty", "job", "an empty traceparent", job(traceparent="")),
     ("control-unknown-op", "control", "an op podq does not know", control(op="pause")),
     ("control-revoke-no-job", "control", "revoke without job_id", without(control(), "job_id")),
     ("control-adopt-no-new", "control", "adopt without new_scheduler_id",

@@ -120,3 +120,31 @@ def test_every_documented_kind_and_stage_is_covered():
     assert {("job", True, "decode"), ("control", True, "decode"), ("result", True, "decode"),
             ("job", False, "decode"), ("control", False, "decode"), ("result", False, "decode"),
             ("job", False, "admission"), ("control", False, "admission")} <= kinds
+
+
+def test_traceparent_is_carried_when_sent_and_absent_from_the_wire_otherwise():
+    [vector] = [v for v in DATA["vectors"] if v["name"] == "job-traceparent"]
+    sent = msgpack.unpackb(bytes.fromhex(vector["hex"]))["traceparent"]
+    job = KubernetesJob.decode(bytes.fromhex(vector["hex"]))
+    assert job.traceparent == sent == vector["decoded"]["traceparent"]
+    assert msgpack.unpackb(job.encode())["traceparent"] == sent
+    without = [v for v in DATA["vectors"] if v["valid"] and v["kind"] == "job" and v["name"] != "job-traceparent"]
+    assert without
+    for other in without:
+        job = KubernetesJob.decode(bytes.fromhex(other["hex"]))
+        assert job.traceparent is None and "traceparent" not in other["decoded"], other["name"]
+        assert "traceparent" not in msgpack.unpackb(job.encode()), other["name"]
+
+
+def test_invalid_traceparents_are_refused_with_the_documented_messages():
+    errors = {v["name"]: v["error"] for v in DATA["vectors"] if v["name"].startswith("traceparent-")}
+    assert errors == {
+        "traceparent-upper-case": "job.traceparent: not a W3C traceparent "
+                                  "(00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>, lower case)",
+        "traceparent-zero-trace-id": "job.traceparent: an all-zero trace id or parent id is invalid",
+        "traceparent-long": "job.traceparent: longer than 55 characters (58)",
+        "traceparent-empty": "job.traceparent: must not be empty",
+    }
+    protocol = (ROOT / "docs" / "protocol.md").read_text(encoding="utf-8")
+    for message in errors.values():
+        assert f"`{message}`" in protocol, message

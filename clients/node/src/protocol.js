@@ -14,6 +14,9 @@ const RESULTS_GROUP = 'scheduler';
 const TERMINAL = new Set(['succeeded', 'failed', 'lost', 'revoked']);
 const STATES = new Set(['pending', 'running', ...TERMINAL, 'adopted']);
 const CONTROL_OPS = new Set(['revoke', 'mark_done', 'delete', 'adopt']);
+const TRACEPARENT_ANNOTATION = 'podq.io/traceparent';
+const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
+const TRACEPARENT_MAX_LEN = 55;
 
 class ProtocolError extends Error {}
 
@@ -62,6 +65,25 @@ function podNameFor(jobId, key) {
   return `${slug}-${suffix}`;
 }
 
+// Why `value` is not a valid job.traceparent (docs/protocol.md, the job record), or null when it is
+// (null and undefined too: the field is optional).
+function traceparentProblem(value) {
+  if (value === undefined || value === null) return null;
+  if (typeof value !== 'string') return 'job.traceparent: expected a string';
+  if (value.length === 0) return 'job.traceparent: must not be empty';
+  if (value.length > TRACEPARENT_MAX_LEN) {
+    return `job.traceparent: longer than ${TRACEPARENT_MAX_LEN} characters (${value.length})`;
+  }
+  const match = TRACEPARENT.exec(value);
+  if (!match) {
+    return 'job.traceparent: not a W3C traceparent (00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>, lower case)';
+  }
+  if (match[1] === '0'.repeat(32) || match[2] === '0'.repeat(16)) {
+    return 'job.traceparent: an all-zero trace id or parent id is invalid';
+  }
+  return null;
+}
+
 function pack(record) {
   const bytes = Buffer.from(encode(record, { ignoreUndefined: true }));
   if (bytes.length > MAX_RECORD_BYTES) {
@@ -70,17 +92,20 @@ function pack(record) {
   return bytes;
 }
 
-// A job record; returns { jobId, bytes }. Optional fields left undefined are omitted.
-function encodeJob({ schedulerId, taskKey, command, namespace, podTemplate, podOverride, submittedAt }) {
+// A job record; returns { jobId, bytes }. Optional fields left undefined are omitted (traceparent too:
+// without one, intake starts a trace for the job).
+function encodeJob({ schedulerId, taskKey, command, namespace, podTemplate, podOverride, submittedAt, traceparent }) {
   if (typeof schedulerId !== 'string' || schedulerId.length === 0 || [...schedulerId].length > 250) {
     throw new ProtocolError('scheduler_id: a string of 1-250 characters is required');
   }
   const key = normalizeKey(taskKey);
+  const problem = traceparentProblem(traceparent);
+  if (problem !== null) throw new ProtocolError(problem);
   const jobId = deriveJobId(schedulerId, key);
   const record = {
     schema: SCHEMA, kind: 'job', job_id: jobId, scheduler_id: schedulerId, task_key: key,
     command, namespace, pod_template: podTemplate, pod_override: podOverride,
-    submitted_at: submittedAt ?? Date.now() / 1000,
+    submitted_at: submittedAt ?? Date.now() / 1000, traceparent: traceparent ?? undefined,
   };
   return { jobId, bytes: pack(record) };
 }
@@ -137,6 +162,7 @@ function decodeResult(bytes) {
   if (!STATES.has(state)) throw new ProtocolError(`result.state: unknown value '${state}'`);
   const taskKey = data.task_key;
   if (!isMap(taskKey)) throw new ProtocolError('result.task_key: expected a map');
+  const annotations = data.annotations ?? {};
   return {
     eventId: requireString(data, 'event_id', 'result'),
     jobId: requireString(data, 'job_id', 'result'),
@@ -147,7 +173,8 @@ function decodeResult(bytes) {
     terminal: TERMINAL.has(state),
     podName: requireString(data, 'pod_name', 'result', { required: false }),
     namespace: requireString(data, 'namespace', 'result', { required: false }),
-    annotations: data.annotations ?? {},
+    annotations,
+    traceparent: annotations[TRACEPARENT_ANNOTATION] ?? null, // the job's trace context, on every result
     resourceVersion: requireString(data, 'resource_version', 'result', { required: false }),
     failureDetails: isMap(data.failure_details) ? data.failure_details : null,
     emittedAt: data.emitted_at ?? 0,
@@ -156,6 +183,6 @@ function decodeResult(bytes) {
 
 module.exports = {
   SCHEMA, MAX_RECORD_BYTES, RECORD_FIELD, JOBS_STREAM, CONTROL_STREAM, RESULTS_GROUP, TERMINAL,
-  ProtocolError, resultsStream, resultsDeadStream, deriveJobId, podNameFor, encodeJob, encodeControl,
+  ProtocolError, resultsStream, resultsDeadStream, deriveJobId, podNameFor, traceparentProblem, encodeJob, encodeControl,
   decodeRecord, decodeResult,
 };

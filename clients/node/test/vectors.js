@@ -5,7 +5,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { decode } = require('@msgpack/msgpack');
 const {
-  ProtocolError, decodeRecord, decodeResult, deriveJobId, encodeJob, firstProblem, podNameFor,
+  ProtocolError, decodeRecord, decodeResult, deriveJobId, encodeJob, firstProblem, podNameFor, traceparentProblem,
 } = require('../src');
 
 const data = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', '..', 'docs', 'vectors', 'vectors.json'), 'utf8'));
@@ -51,13 +51,24 @@ for (const vector of data.vectors) {
       const { jobId, bytes: ours } = encodeJob({
         schedulerId: d.scheduler_id, taskKey: d.task_key, command: d.command,
         namespace: d.namespace ?? undefined, podTemplate: d.pod_template ?? undefined,
-        podOverride: d.pod_override ?? undefined, submittedAt: d.submitted_at,
+        podOverride: d.pod_override ?? undefined, submittedAt: d.submitted_at, traceparent: record.traceparent,
       });
       assert.equal(jobId, d.job_id);
       const mine = decode(ours);
       for (const [name, value] of Object.entries(d)) {
         if (value !== null) assert.deepEqual(mine[name], value, name);
       }
+      // traceparent: carried when the job has one, and no key at all when it has none.
+      assert.equal(traceparentProblem(record.traceparent), null);
+      assert.equal(mine.traceparent, d.traceparent);
+      assert.equal('traceparent' in mine, 'traceparent' in d);
+    });
+  } else if (!vector.valid && vector.name.startsWith('traceparent-')) {
+    check(vector.name, () => {
+      const record = decodeRecord(bytes, 'job');
+      assert.equal(traceparentProblem(record.traceparent), vector.error);
+      assert.throws(() => encodeJob({ schedulerId: record.scheduler_id, taskKey: record.task_key,
+        traceparent: record.traceparent }), { name: 'Error', message: vector.error });
     });
   } else if (!vector.valid && vector.stage === 'decode' && vector.name.startsWith('schema-major')) {
     check(vector.name, () => assert.throws(() => decodeRecord(bytes, vector.kind), ProtocolError));
@@ -76,6 +87,23 @@ for (const vector of data.vectors) {
     check(`${vector.name} (well-formed)`, () => assert.equal(firstProblem(bytes, vector.kind), null));
   }
 }
+
+check('traceparent vectors present', () => {
+  const names = data.vectors.map((v) => v.name);
+  for (const name of ['job-traceparent', 'traceparent-upper-case', 'traceparent-zero-trace-id']) {
+    assert.ok(names.includes(name), name);
+  }
+});
+
+check('a result carries the job\'s traceparent from its annotations', () => {
+  const vector = data.vectors.find((v) => v.name === 'result-running');
+  const raw = decode(Buffer.from(vector.hex, 'hex'));
+  const tp = data.vectors.find((v) => v.name === 'job-traceparent').decoded.traceparent;
+  const { encode } = require('@msgpack/msgpack');
+  const bytes = Buffer.from(encode({ ...raw, annotations: { 'podq.io/traceparent': tp } }));
+  assert.equal(decodeResult(bytes).traceparent, tp);
+  assert.equal(decodeResult(Buffer.from(vector.hex, 'hex')).traceparent, null);
+});
 
 check('newer minor accepted', () => {
   const vector = data.vectors.find((v) => v.name === 'result-newer-minor');
