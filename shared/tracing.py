@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import re
 import secrets
-from typing import Iterator
+from typing import Any, Iterator
 
 _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 _INVALID_TRACE = "0" * 32
@@ -52,16 +53,29 @@ def about_job(job_id: str, traceparent: str | None) -> Iterator[None]:
         current_job.reset(token)
 
 
-@contextlib.contextmanager
-def span(name: str, traceparent: str | None, **attributes: str) -> Iterator[None]:
-    """An OpenTelemetry span named ``name`` under ``traceparent``, when the API is installed."""
+@functools.cache
+def _opentelemetry() -> tuple[Any, Any] | None:
+    """OpenTelemetry's trace API and its traceparent propagator, or None when it is not installed.
+
+    Looked up once per process: a failed import costs ~150 µs, too much to pay for every job.
+    """
     try:
         from opentelemetry import trace
         from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
     except ImportError:
+        return None
+    return trace, TraceContextTextMapPropagator()
+
+
+@contextlib.contextmanager
+def span(name: str, traceparent: str | None, **attributes: str) -> Iterator[None]:
+    """An OpenTelemetry span named ``name`` under ``traceparent``, when the API is installed."""
+    otel = _opentelemetry()
+    if otel is None:
         yield
         return
-    context = TraceContextTextMapPropagator().extract({"traceparent": traceparent}) if traceparent else None
+    trace, propagator = otel
+    context = propagator.extract({"traceparent": traceparent}) if traceparent else None
     tracer = trace.get_tracer("podq")
     with tracer.start_as_current_span(name, context=context, attributes=attributes):
         yield

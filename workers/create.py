@@ -135,6 +135,7 @@ def _create(job, payload, rt: Runtime, *, pod, name, namespace, owner, deadline,
             log.info("job %s: rate limit slot %.2f s away, delaying", job.job_id, reservation.wait)
             return delay(rt, job, payload, wait=reservation.wait, error=None, owner=owner, namespace=namespace,
                          cause="rate_limit")
+        log.debug("job %s: create slot %.6f (%.3f s away)", job.job_id, reservation.slot, reservation.wait)
         if reservation.wait > 0:
             metrics.RATE_LIMIT_WAIT.observe(reservation.wait)
             time.sleep(reservation.wait)

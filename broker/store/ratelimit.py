@@ -6,6 +6,7 @@ N workers together start at most ``rate × w + burst`` creates in any window of
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import redis
@@ -17,10 +18,15 @@ from .scripts import scripts_for
 
 @dataclass(frozen=True)
 class Reservation:
-    """``granted``: act after ``wait`` seconds. Refused: the next slot is ``wait`` seconds away."""
+    """``granted``: act after ``wait`` seconds. Refused: the next slot is ``wait`` seconds away.
+
+    ``slot`` is that moment in epoch seconds by the bucket's clock (the Redis server's): what the
+    limit guarantees is that slots, across every worker, keep to ``rate × w + burst``.
+    """
 
     granted: bool
     wait: float
+    slot: float
 
 
 class CreateRateLimit:
@@ -35,6 +41,7 @@ class CreateRateLimit:
     def reserve(self, *, max_wait: float) -> Reservation:
         """Take one slot no more than ``max_wait`` seconds away, or none at all."""
         if self._script is None:
-            return Reservation(True, 0.0)
-        granted, wait = self._script(keys=[self.key], args=[repr(self.rate), self.burst, repr(max(0.0, max_wait))])
-        return Reservation(bool(granted), float(wait))
+            return Reservation(True, 0.0, time.time())
+        granted, wait, slot = self._script(keys=[self.key],
+                                           args=[repr(self.rate), self.burst, repr(max(0.0, max_wait))])
+        return Reservation(bool(granted), float(wait), float(slot))

@@ -1,6 +1,7 @@
 """Workers against kubesim over HTTP and a real Valkey: exactly one pod per job, and the API error policy."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 import time
@@ -11,7 +12,7 @@ from podq.broker.store import keys
 from podq.broker.store.ledger import Lease, Ledger
 from podq.broker.store.publish import Item, Publisher
 from podq.broker.store.scripts import scripts_for
-from podq.shared import naming
+from podq.shared import metrics, naming
 from podq.shared.records import FailureDetails, KubernetesWatch
 from podq.shared.states import Source, State
 from podq.shared.kubeclient import api_client
@@ -40,10 +41,24 @@ def creates_of(admin, job) -> int:
     return admin.create_count(namespace=NAMESPACE, name_prefix=pod_name(job))
 
 
-def handled(client) -> None:
-    """Every queued message delivered, run and acknowledged (kombu keeps the unacked in a zset)."""
-    wait_for(lambda: client.llen("podq.pods") == 0 and client.zcard("unacked_index") == 0,
-             message="every message handled")
+def jobs_handled() -> float:
+    """Jobs this process's workers finished handling, whatever the outcome (podq_pod_creates_total)."""
+    return sum(sample.value for family in metrics.REGISTRY.collect() if family.name == "podq_pod_creates"
+               for sample in family.samples if sample.name == "podq_pod_creates_total")
+
+
+@contextlib.contextmanager
+def handled(client, *, jobs: int):
+    """After the block: ``jobs`` more jobs handled, and every queued message delivered and acknowledged.
+
+    The queue and kombu's unacked zset alone can both look empty while a popped message is on its
+    way to a worker thread (kombu records it as unacked just after the pop), so the outcome count
+    is what says the jobs were really handled.
+    """
+    before = jobs_handled()
+    yield
+    wait_for(lambda: jobs_handled() - before >= jobs and client.llen("podq.pods") == 0
+             and client.zcard("unacked_index") == 0, message=f"{jobs} jobs handled and every message acknowledged")
 
 
 def wait_created(client, jobs, timeout=15.0):
@@ -61,8 +76,8 @@ def test_each_job_gets_one_pod_even_when_its_message_comes_again(redis_client, s
     with podq_worker(settings):
         admit(redis_client, jobs)
         wait_created(redis_client, jobs)
-        redeliver(redis_client, jobs)
-        handled(redis_client)
+        with handled(redis_client, jobs=len(jobs)):
+            redeliver(redis_client, jobs)
     assert [creates_of(admin, job) for job in jobs] == [1] * 10
     entry = Ledger(redis_client).get(jobs[0].job_id)
     assert entry.uid and entry.deliveries == 1
@@ -217,8 +232,8 @@ def test_a_job_the_ledger_has_ended_or_revoked_creates_nothing(redis_client, set
     ledger.revoke(revoked.job_id)
     redis_client.hset(f"podq:job:{done.job_id}", mapping={"state": "terminal", "terminal_state": "succeeded"})
     with podq_worker(settings):
-        redeliver(redis_client, [revoked, done])
-        handled(redis_client)
+        with handled(redis_client, jobs=2):
+            redeliver(redis_client, [revoked, done])
     assert admin.create_count(namespace=NAMESPACE) == 0
 
 
@@ -274,15 +289,15 @@ def test_a_pod_that_ends_before_its_creates_answer_is_kept_and_one_from_before_t
     watcher = Watcher(slow, namespaces=[NAMESPACE], health_file=str(tmp_path / "health.json")).start()
     try:
         with podq_worker(slow), core_v1(settings.kube.kubeconfig) as v1:
-            admit(redis_client, [fast, ended])
-            wait_failed(redis_client, fast, timeout=30)
-            wait_for(lambda: State.RUNNING in [r.state for r in results_for(redis_client, ended)], timeout=30,
-                     message="the second pod running")
-            Publisher(redis_client).publish([KubernetesWatch.build(
-                job_id=ended.job_id, scheduler_id=ended.scheduler_id, key=ended.key, source=Source.WATCHER,
-                state=State.LOST, failure_details=FailureDetails(reason="PodMissing", message="test"))])
-            assert admin.release_hung() == 2      # the answers are lost: the worker finds each pod by name
-            handled(redis_client)
+            with handled(redis_client, jobs=2):
+                admit(redis_client, [fast, ended])
+                wait_failed(redis_client, fast, timeout=30)
+                wait_for(lambda: State.RUNNING in [r.state for r in results_for(redis_client, ended)], timeout=30,
+                         message="the second pod running")
+                Publisher(redis_client).publish([KubernetesWatch.build(
+                    job_id=ended.job_id, scheduler_id=ended.scheduler_id, key=ended.key, source=Source.WATCHER,
+                    state=State.LOST, failure_details=FailureDetails(reason="PodMissing", message="test"))])
+                assert admin.release_hung() == 2      # the answers are lost: the worker finds each pod by name
 
             def labels(job):
                 return v1.read_namespaced_pod(pod_name(job), NAMESPACE).metadata.labels
@@ -333,10 +348,9 @@ def test_the_pods_of_one_message_are_recorded_created_in_one_script_call(redis_c
     watcher.start()
     assert watching.wait(15), "MONITOR never started"
     try:
-        with podq_worker(settings):
+        with podq_worker(settings), handled(redis_client, jobs=len(jobs)):
             admit(redis_client, jobs, per_message=len(jobs))
             wait_created(redis_client, jobs)
-            handled(redis_client)
     finally:
         redis_client.echo(END_OF_WATCH)
         watcher.join(15)

@@ -163,8 +163,8 @@ def worker_env(redis_url: str, kubeconfig: str, **extra: str) -> dict[str, str]:
 PODQ = "import sys; from podq.cli import main; sys.exit(main(sys.argv[1:]))"
 
 
-def start_worker_process(env: dict[str, str], name: str, log_dir) -> subprocess.Popen:
+def start_worker_process(env: dict[str, str], name: str, log_dir, *, loglevel: str = "warning") -> subprocess.Popen:
     """``podq worker`` as a process of its own; its log goes to ``log_dir/<name>.log``."""
     with open(f"{log_dir}/{name}.log", "ab") as log:
-        return subprocess.Popen([sys.executable, "-c", PODQ, "worker", "-n", f"{name}@test", "-l", "warning"],
+        return subprocess.Popen([sys.executable, "-c", PODQ, "worker", "-n", f"{name}@test", "-l", loglevel],
                                 env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -102,7 +102,12 @@ def test_without_opentelemetry_a_span_does_nothing(monkeypatch):
             raise ImportError(name)
         return real_import(name, *args, **kwargs)
     monkeypatch.setattr(builtins, "__import__", no_otel)
-    ran = []
-    with tracing.span("podq.create", PARENT, job_id="j"):
-        ran.append(True)
-    assert ran == [True]
+    tracing._opentelemetry.cache_clear()
+    try:
+        ran = []
+        with tracing.span("podq.create", PARENT, job_id="j"):
+            ran.append(True)
+        assert ran == [True]
+        assert tracing._opentelemetry() is None
+    finally:
+        tracing._opentelemetry.cache_clear()   # later tests find the real API again

@@ -2,9 +2,10 @@
 -- KEYS[1] bucket hash {tokens, ts}
 -- ARGV[1] rate (tokens per second, > 0); ARGV[2] burst; ARGV[3] longest acceptable wait (s)
 -- Time is the server's, so every worker shares one clock.
--- Returns {granted (1/0), wait seconds as a string}. Granted: the caller may act after
--- `wait` seconds (its slot). Refused: the slot would be later than the longest acceptable
--- wait; nothing is taken and `wait` says how far off the next slot is.
+-- Returns {granted (1/0), wait seconds, slot} (numbers as strings; `slot` is the server's epoch
+-- seconds + `wait`). Granted: the caller may act after `wait` seconds (its slot). Refused: the
+-- slot would be later than the longest acceptable wait; nothing is taken and `wait` says how
+-- far off the next slot is.
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local max_wait = tonumber(ARGV[3])
@@ -23,8 +24,10 @@ if tokens < 0 then
   wait = -tokens / rate
 end
 if wait > max_wait then
-  return {0, tostring(wait)}
+  return {0, tostring(wait), string.format('%.6f', now + wait)}
 end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(ts))
+-- Times to the microsecond: tostring's 14 digits keep only 0.1 ms of an epoch time, and each
+-- rounding of `ts` could let a refill count up to 0.05 ms × rate tokens too many.
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', string.format('%.6f', ts))
 redis.call('PEXPIRE', KEYS[1], math.ceil(((burst - tokens) / rate + 1) * 1000))
-return {1, tostring(wait)}
+return {1, tostring(wait), string.format('%.6f', now + wait)}
