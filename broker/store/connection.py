@@ -27,7 +27,7 @@ from urllib.parse import unquote, urlsplit
 import redis
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
-from redis.sentinel import Sentinel
+from redis.sentinel import Sentinel, SentinelManagedConnection, SentinelManagedSSLConnection
 
 from podq.shared.errors import SettingsError
 from podq.shared.settings import RedisSettings
@@ -214,6 +214,26 @@ def _alert_message(exc: ssl.SSLError, where: str, settings: RedisSettings) -> st
     return f"PODQ_REDIS_URL: TLS with the server at {where} failed: {exc.reason or exc}"
 
 
+class _PrimaryConnection(SentinelManagedConnection):
+    """A connection to the primary the Sentinels name, found again at every reconnect.
+
+    redis-py (8.1) reconnects inside a command's retries through ``connect_check_health``, which
+    dials the address the connection had last and skips Sentinel's own ``connect``: a command in
+    flight when the primary dies retries the dead address until its retries run out (~25 s) and
+    fails, although a replica was promoted after ~2 s. Reconnecting through ``connect`` (as
+    redis-py did before) asks the Sentinels for the primary on every attempt.
+    """
+
+    def send_packed_command(self, command, check_health=True):
+        if not self._sock:
+            self.connect()
+        return super().send_packed_command(command, check_health)
+
+
+class _PrimarySSLConnection(_PrimaryConnection, SentinelManagedSSLConnection):
+    pass
+
+
 def _retry() -> Retry:
     return Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=30)
 
@@ -240,7 +260,8 @@ def connect(url: str, *, settings: RedisSettings | None = None, block_ms: int = 
                             socket_timeout=settings.socket_timeout)
         client = sentinel.master_for(target.master, redis_class=redis.Redis, db=target.db,
                                      username=target.username, password=target.password, **common,
-                                     **({"ssl": True, **tls} if tls else {}))
+                                     connection_class=_PrimarySSLConnection if tls else _PrimaryConnection,
+                                     **tls)
     client.podq_wait = (settings.wait_replicas, int(settings.wait_timeout * 1000))
     return client
 

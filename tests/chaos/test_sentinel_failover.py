@@ -5,7 +5,9 @@ A primary, a replica and three Sentinels run from the embedded server binary
 ``redis+sentinel://``. While jobs stream in, the primary is SIGKILLed; nobody
 restarts anything by hand (the stack restarts a service that exits, as
 Kubernetes would). The run reports what was lost (no terminal result), what was
-created twice (kubesim's create log) and what ended otherwise than its pod did,
+created twice (kubesim's create log), what ended twice (more than one terminal
+entry on the raw results stream, or read more than once by the scheduler) and
+what ended otherwise than its pod did,
 with ``PODQ_REDIS_WAIT_REPLICAS`` at 1 (podq waits for the replica on the writes
 that must survive). ``test_failover_quick`` is the pass ``.ci/run`` calls.
 """
@@ -23,7 +25,7 @@ from podq.shared.settings import load_settings
 from podq.stack import Stack, StackOptions
 from tests.support import wait_for
 from tests.support.sentinel import SentinelCluster
-from tests.support.system import CHAOS_ENV, NAMESPACE, Collector, Producer, make_jobs, new_scheduler
+from tests.support.system import CHAOS_ENV, NAMESPACE, Collector, Producer, make_jobs, new_scheduler, terminal_counts
 
 # Jobs still without a terminal result this long after the last submission count as lost.
 SETTLE = 90.0
@@ -36,13 +38,14 @@ class FailoverReport:
     promoted_seconds: float
     lost: int
     duplicated: int
+    doubled: int
     wrong: int
     drain_seconds: float
 
     def line(self) -> str:
         return (f"sentinel failover: {self.jobs} jobs, WAIT replicas {self.wait_replicas}: replica promoted "
                 f"{self.promoted_seconds:.1f} s after the primary's SIGKILL; lost {self.lost}, duplicated "
-                f"{self.duplicated}, ended otherwise than their pod {self.wrong}; drained {self.drain_seconds:.1f} s "
+                f"{self.duplicated}, ended twice {self.doubled}, ended otherwise than their pod {self.wrong}; drained {self.drain_seconds:.1f} s "
                 f"after the last submission")
 
 
@@ -74,10 +77,12 @@ def run_failover(tmp_path, *, count: int, wait_replicas: int = 1) -> FailoverRep
             drain = (max(finished_at.values()) if len(finished_at) == len(wanted) else time.monotonic()) - submitted
             created = Counter(entry["name"] for entry in admin.creates(namespace=NAMESPACE))
             ends = {job_id: [r.state for r in items if r.terminal] for job_id, items in collector.by_job.items()}
+            on_stream = terminal_counts(client, scheduler_id)
             report = FailoverReport(
                 jobs=count, wait_replicas=wait_replicas, promoted_seconds=promoted,
                 lost=len(wanted - finished_at.keys()),
                 duplicated=sum(1 for job in jobs if created[pod_name_for(job.job_id, job.key)] > 1),
+                doubled=sum(1 for job_id in wanted if on_stream[job_id] > 1 or len(ends.get(job_id, ())) > 1),
                 wrong=sum(1 for job_id, states in ends.items() if states and states[0] is not expected[job_id]),
                 drain_seconds=max(0.0, drain))
             print(report.line() + f" (logs in {stack.log_dir}; service restarts "
@@ -88,12 +93,12 @@ def run_failover(tmp_path, *, count: int, wait_replicas: int = 1) -> FailoverRep
 
 def test_failover_quick(tmp_path):
     report = run_failover(tmp_path, count=150)
-    assert (report.lost, report.duplicated) == (0, 0), report.line()
+    assert (report.lost, report.duplicated, report.doubled) == (0, 0, 0), report.line()
 
 
 def test_failover_500_jobs(tmp_path):
     report = run_failover(tmp_path, count=500)
-    assert (report.lost, report.duplicated) == (0, 0), report.line()
+    assert (report.lost, report.duplicated, report.doubled) == (0, 0, 0), report.line()
 
 
 if __name__ == "__main__":

@@ -282,6 +282,11 @@ def stream_results(client, scheduler_id: str) -> list[KubernetesWatch]:
     return [KubernetesWatch.decode(fields[b"record"]) for _, fields in client.xrange(keys.results_stream(scheduler_id))]
 
 
+def terminal_counts(client, scheduler_id: str) -> Counter:
+    """How many terminal entries each job has on the scheduler's raw results stream."""
+    return Counter(watch.job_id for watch in stream_results(client, scheduler_id) if watch.state.terminal)
+
+
 def assert_exactly_once(stack: Stack, client, jobs: Sequence[KubernetesJob], expected: dict[str, State],
                         collector: Collector, *, timeout: float = 60.0) -> None:
     """The scenario's end: one create per job, one terminal result per job with the expected state."""
