@@ -166,6 +166,9 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--idle", type=float, default=0.005, help="seconds between scheduler-loop heartbeats")
     parser.add_argument("--run-seconds", type=float, default=1.0, help="how long each pod runs")
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=sorted(VARIANTS))
+    parser.add_argument("--create-rate", type=float, default=0,
+                        help="podq's shared create limit, pods/s (default 0: off, as in bench.launch; podq's "
+                             "own default, 50, caps its executor at ~50 tasks/s; the KubernetesExecutor has none)")
     args = parser.parse_args(argv)
     if args.command == "child":
         child(args)
@@ -178,7 +181,8 @@ def main(argv: list[str] | None = None) -> str:
     with kubesim_process("--latency", f"create={args.latency}", "--default-run-seconds", str(args.run_seconds)) \
             as (_, kubeconfig, admin, _sim_pid):
         settings = load_settings({}, kube=KubeSettings(kubeconfig=kubeconfig))
-        options = StackOptions(workers=2, worker_concurrency=16, extra_env={"PODQ_INTAKE_JOBS_PER_MESSAGE": "8"})
+        options = StackOptions(workers=2, worker_concurrency=16, extra_env={"PODQ_INTAKE_JOBS_PER_MESSAGE": "8",
+                                                                           "PODQ_WORKER_CREATE_RATE": str(args.create_rate)})
         with Stack(settings, options) as stack:
             wait_until_watching(admin)
             podq_pids = [process.pid for process in stack.processes.values()]
@@ -190,7 +194,8 @@ def main(argv: list[str] | None = None) -> str:
                         variant, tasks=args.tasks, parallelism=args.parallelism, idle=args.idle,
                         redis_url=stack.redis_url, kubeconfig=kubeconfig, admin=admin, podq_pids=podq_pids, run=run))
     lines = [f"### Executor level at {args.latency * 1000:.0f} ms create latency ({args.tasks} tasks per run, "
-             f"{args.runs} runs, parallelism {args.parallelism}, pods run {args.run_seconds:g} s; {machine()}; "
+             f"{args.runs} runs, parallelism {args.parallelism}, pods run {args.run_seconds:g} s, podq create limit "
+             f"{args.create_rate:g}/s (0: off); {machine()}; "
              f"load average before {load_before[0]:.1f})", "",
              "| executor | launched per second, median (min–max) | seconds until every result, median (min–max) | "
              "scheduler-process CPU-s per 1,000 tasks, median (min–max) | podq services' CPU-s per 1,000 tasks |",
