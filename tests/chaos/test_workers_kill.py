@@ -9,25 +9,15 @@ make every replay resolve to the pod that already exists.
 from __future__ import annotations
 
 import signal
-import subprocess
 import time
 
 from podq.broker.intake.housekeeping import release_due
 from podq.broker.store.ledger import Ledger
 from podq.shared.states import State
+from tests.support import stop_process
 from tests.support.workers import NAMESPACE, admit, make_job, pod_name, results, start_worker_process, worker_env
 
 JOBS = 300
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def test_sigkill_twice_with_creates_in_flight_gives_one_create_per_job(redis_client, redis_url, kubesim, tmp_path):
@@ -69,8 +59,8 @@ def test_sigkill_twice_with_creates_in_flight_gives_one_create_per_job(redis_cli
                 raise AssertionError(f"not all created: {info}")
             time.sleep(0.2)
     finally:
-        stop(victim)
-        stop(survivor)
+        stop_process(victim)
+        stop_process(survivor)
     assert len(kills) == 2
     log = admin.creates(namespace=NAMESPACE)
     names = [entry["name"] for entry in log]

@@ -14,7 +14,7 @@ from podq.broker.store.ledger import Lease, Ledger
 from podq.broker.store.liveness import Liveness, live_workers
 from podq.broker.store import keys
 from podq.shared.states import LedgerState
-from tests.support import core_v1, wait_for
+from tests.support import core_v1, stop_process, wait_for
 from tests.support.workers import NAMESPACE, admit, make_job, pod_name, start_worker_process, worker_env
 
 # The issue's bound: a dead worker's messages are back in the queue within this long of its death.
@@ -22,14 +22,10 @@ RETURN_BOUND = 15.0
 
 
 def stop(process: subprocess.Popen) -> None:
+    """Resume ``process`` if it was paused (SIGSTOP), then stop it."""
     if process.poll() is None:
         process.send_signal(signal.SIGCONT)
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    stop_process(process)
 
 
 def env_for(redis_url: str, kubeconfig: str, **extra: str) -> dict[str, str]:
