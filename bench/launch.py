@@ -175,27 +175,30 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--serial-jobs", type=int, default=100)
     parser.add_argument("--latency", type=float, default=0.025, help="kubesim create latency, seconds")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--worker-threads", type=int, default=8)
-    parser.add_argument("--jobs-per-message", type=int, default=8)
+    parser.add_argument("--creates-in-flight", type=int, default=64, help="create slots per worker process")
+    parser.add_argument("--worker-threads", type=int, default=0,
+                        help="Celery threads per worker (0: derived, PODQ_WORKER_CONCURRENCY's default)")
+    parser.add_argument("--jobs-per-message", type=int, default=32)
     parser.add_argument("--direct-threads", type=int, default=None,
                         help="direct creators' threads (default: podq's creates in flight)")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--create-rate", type=float, default=0, help="podq's shared create limit (0: off)")
     args = parser.parse_args(argv)
-    in_flight = args.workers * args.worker_threads * args.jobs_per_message
+    in_flight = args.workers * args.creates_in_flight
     threads = args.direct_threads or in_flight
     me = os.getpid()
     serial_row = Measured("serial (1 thread, official client)")
     official_row = Measured(f"direct, official client ({threads} threads)")
     raw_row = Measured(f"direct, pre-serialized over the client's pool ({threads} threads)")
-    podq_row = Measured(f"podq ({args.workers} workers × {args.worker_threads} threads × {args.jobs_per_message} "
-                        f"jobs per message = {in_flight} in flight at most)")
+    podq_row = Measured(f"podq ({args.workers} workers × {args.creates_in_flight} create slots = {in_flight} in flight "
+                        f"at most; {args.jobs_per_message} jobs per message)")
     load_before = os.getloadavg()
     with kubesim_process("--kubelet-paused", "--latency", f"create={args.latency}") as (_, kubeconfig, admin, sim_pid):
         settings = load_settings({}, kube=KubeSettings(kubeconfig=kubeconfig))
         # The shared create-rate limit is a safety valve for real API servers; this measures capacity.
-        options = StackOptions(workers=args.workers, worker_concurrency=args.worker_threads,
+        options = StackOptions(workers=args.workers, worker_concurrency=args.worker_threads or None,
                                extra_env={"PODQ_WORKER_CREATE_RATE": str(args.create_rate),
+                                          "PODQ_WORKER_CREATES_IN_FLIGHT": str(args.creates_in_flight),
                                           "PODQ_INTAKE_JOBS_PER_MESSAGE": str(args.jobs_per_message)})
         official = official_client(kubeconfig, threads)
         raw = PodCalls(api_client(KubeSettings(kubeconfig=kubeconfig), pool_size=threads))
