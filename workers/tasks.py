@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import wait
 from typing import Sequence
 
 from celery import Celery
@@ -50,6 +51,7 @@ def create_batch(payloads: Sequence[bytes], rt: Runtime) -> tuple[list[Outcome |
     # Every create takes one of the process's slots (rt.executor), whichever message it came in.
     futures = [rt.executor.submit(_guarded, job, payload, rt, deadline, claim, lease, epoch)
                for (job, payload), claim in zip(jobs, claims)]
+    wait(futures)  # one wake-up when the last answers, not one per job
     ends = [future.result() for future in futures]
     outcomes = _mark_created(ends, rt)
     for outcome in outcomes:
