@@ -46,6 +46,7 @@ def main(argv: list[str] | None, settings: Settings) -> int:
                                                                             concurrency=args.concurrency))
     hostname = args.hostname or f"podq-worker-{os.getpid()}@{socket.gethostname()}"
     try:
+        threads = message_threads(settings)
         runtime = build_runtime(settings, worker=worker_id(hostname))
         if args.check:
             ping(runtime.client)
@@ -64,7 +65,7 @@ def main(argv: list[str] | None, settings: Settings) -> int:
     # so Flower or `celery control enable_events` can turn task events on while they watch; task
     # events themselves are off until asked for (worker_send_task_events).
     worker = app.Worker(hostname=hostname, queues=[keys.CELERY_QUEUE], pool_cls="threads",
-                        concurrency=message_threads(settings), loglevel=args.loglevel.upper(),
+                        concurrency=threads, loglevel=args.loglevel.upper(),
                         without_gossip=True, without_mingle=True, without_heartbeat=False, optimization="fair")
     quiet_task_lines(args.loglevel)
     runtime.heartbeat.attach(app)
