@@ -131,6 +131,10 @@ class WatcherSettings:
     """Namespaces to watch; empty: ``PODQ_KUBE_NAMESPACE``; ``*``: all namespaces. When set, intake refuses jobs for other namespaces."""
     batch_size: int = 500
     """Events published per Lua call at most."""
+    batch_linger: float = 0.002
+    """Seconds the watcher waits for more events to publish with the first of a batch (while
+    events keep coming): at thousands of pod changes a second one Lua call then publishes
+    several, for at most this much added latency; 0: publish each arrival at once."""
     list_page_size: int = 500
     """Pods per page when the watcher lists (``limit``/``continue``)."""
     idle_limit: float = 90.0

@@ -149,22 +149,22 @@ class Ledger:
                    fields: dict[str, str] | None = None) -> tuple[bool, str]:
         """Move ``job_id`` to ``to`` if its state is one of ``allowed``; report the outcome."""
         pipe = self._client.pipeline(transaction=False)
-        self._scripts.transition(keys=[keys.job_key(job_id), keys.INFLIGHT_ZSET],
+        self._scripts.transition(keys=[keys.INFLIGHT_ZSET, keys.job_key(job_id)],
                                  args=_transition_args(allowed, to, fields), client=pipe)
-        moved, state = durable(self._client, pipe)[0]
+        moved, state = durable(self._client, pipe)[0][0]
         return bool(moved), state.decode() if isinstance(state, bytes) else state
 
     def mark_dispatched(self, job_ids: Sequence[str], *, orphaned_after: float = 30.0) -> None:
-        """accepted → dispatched for each job (one pipelined round trip).
+        """accepted → dispatched for each job (one script call, in one round trip with the in-flight set).
 
         Each job also enters the in-flight set: if it is still waiting for a pod
         ``orphaned_after`` seconds from now with nobody holding it, it counts as orphaned.
         """
         pipe = self._client.pipeline(transaction=False)
         pipe.zadd(keys.INFLIGHT_ZSET, {job_id: time.time() + orphaned_after for job_id in job_ids})
-        args = _transition_args((LedgerState.ACCEPTED,), LedgerState.DISPATCHED, None)
-        for job_id in job_ids:
-            self._scripts.transition(keys=[keys.job_key(job_id), keys.INFLIGHT_ZSET], args=args, client=pipe)
+        self._scripts.transition(keys=[keys.INFLIGHT_ZSET, *map(keys.job_key, job_ids)],
+                                 args=_transition_args((LedgerState.ACCEPTED,), LedgerState.DISPATCHED, None),
+                                 client=pipe)
         durable(self._client, pipe)
 
     def claim_job(self, job_id: str, lease: Lease) -> Claim:
