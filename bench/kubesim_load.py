@@ -9,6 +9,10 @@ uses); this load generator is pinned to CPU 1. Each run starts a fresh server. R
   and again with the kubelet running (each pod then also goes through ~7 status writes while the creates land).
 * watch events/s: ``--watchers`` open watches on all pods, then pods are created with the kubelet running; the
   rate is the number of event lines the watchers receive over the time from the first create to the last line.
+* CPU per create, as in ``bench.launch``: kubesim started as the launch benchmark starts it (kubelet paused, a
+  fixed create latency), one watch open with the watcher's selector, ``--cpu-creates`` podq-shaped pods created
+  from ``--cpu-concurrency`` connections; reported: kubesim's own CPU milliseconds per create (``--only cpu``
+  runs just this one, the quick way to compare two versions of kubesim).
 """
 
 from __future__ import annotations
@@ -35,6 +39,13 @@ NS = "default"
 
 @contextmanager
 def kubesim(*args: str) -> Iterator[str]:
+    """A fresh kubesim process pinned to the first CPU: its URL."""
+    with kubesim_process(*args) as (url, _pid):
+        yield url
+
+
+@contextmanager
+def kubesim_process(*args: str) -> Iterator[tuple[str, int]]:
     workdir = Path(tempfile.mkdtemp(prefix="kubesim-load-"))
     cpus = sorted(os.sched_getaffinity(0))
     pin = (lambda: os.sched_setaffinity(0, {cpus[0]})) if len(cpus) > 1 else None
@@ -48,7 +59,7 @@ def kubesim(*args: str) -> Iterator[str]:
         match = _LINE.search(process.stdout.readline())
         if match is None:
             raise SystemExit("kubesim did not start")
-        yield match.group("url")
+        yield match.group("url"), process.pid
     finally:
         process.terminate()
         try:
@@ -56,6 +67,30 @@ def kubesim(*args: str) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds the process ``pid`` has used so far."""
+    with open(f"/proc/{pid}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def podq_pod_body(index: int) -> bytes:
+    """A pod as podq's workers build it (labels and annotations the watcher's selector reads)."""
+    job_id = f"{index:032x}"
+    return orjson.dumps({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": f"bench-t{index}-{job_id[:16]}", "namespace": NS,
+                     "labels": {"dag_id": "bench", "task_id": f"t{index}", "run_id": "bench-load", "try_number": "1",
+                                "kubernetes_executor": "True", "airflow-worker": "bench-load", "podq.io/job-id": job_id},
+                     "annotations": {"dag_id": "bench", "task_id": f"t{index}", "run_id": "bench-load", "try_number": "1",
+                                     "podq.io/job-id": job_id, "podq.io/scheduler-id": "bench-load"}},
+        "spec": {"restartPolicy": "Never", "containers": [{
+            "name": "base", "image": "apache/airflow:3.3.2", "imagePullPolicy": "IfNotPresent",
+            "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}}, "args": ["true"],
+            "env": [{"name": "AIRFLOW_IS_K8S_EXECUTOR_POD", "value": "True"}]}]},
+    })
 
 
 def pod_body(index: int) -> bytes:
@@ -68,8 +103,9 @@ def pod_body(index: int) -> bytes:
     })
 
 
-async def create_all(session: aiohttp.ClientSession, url: str, *, count: int, concurrency: int) -> float:
-    bodies = [pod_body(i) for i in range(count)]
+async def create_all(session: aiohttp.ClientSession, url: str, *, count: int, concurrency: int,
+                     body=pod_body) -> float:
+    bodies = [body(i) for i in range(count)]
     queue = list(range(count))
     headers = {"Content-Type": "application/json", "Accept": "application/json"}
 
@@ -136,6 +172,37 @@ async def measure_watch(url: str, *, count: int, watchers: int, concurrency: int
         return total / elapsed, total
 
 
+WATCHER_SELECTOR = "kubernetes_executor=True,podq.io/job-id,airflow_executor_done!=True"
+
+
+async def measure_cpu(url: str, pid: int, *, count: int, concurrency: int) -> float:
+    """kubesim's CPU milliseconds per create while one watch (the watcher's selector) receives every ADDED."""
+    connector = aiohttp.TCPConnector(limit=concurrency + 2)
+    timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        stream = await session.get(f"{url}/api/v1/pods", params={
+            "watch": "true", "timeoutSeconds": "300", "labelSelector": WATCHER_SELECTOR, "allowWatchBookmarks": "true"})
+        received = [0]
+
+        async def drain() -> None:
+            async for chunk in stream.content.iter_any():
+                received[0] += chunk.count(b"\n")
+
+        reader = asyncio.create_task(drain())
+        before = cpu_seconds(pid)
+        await create_all(session, url, count=count, concurrency=concurrency, body=podq_pod_body)
+        deadline = time.perf_counter() + 60
+        while received[0] < count and time.perf_counter() < deadline:
+            await asyncio.sleep(0.01)
+        spent = cpu_seconds(pid) - before
+        if received[0] < count:
+            raise SystemExit(f"the watch saw {received[0]} of {count} ADDED events")
+        reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
+        stream.release()
+        return spent * 1000 / count
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5)
@@ -143,14 +210,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--watchers", type=int, default=10)
     parser.add_argument("--watch-creates", type=int, default=1500)
+    parser.add_argument("--cpu-creates", type=int, default=3000)
+    parser.add_argument("--cpu-concurrency", type=int, default=128)
+    parser.add_argument("--cpu-latency", type=float, default=0.025, help="create latency for the CPU measure, seconds")
+    parser.add_argument("--only", choices=["cpu"], default=None, help="run only this measure")
     args = parser.parse_args(argv)
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) > 1:
         os.sched_setaffinity(0, {cpus[1]})
     fast = ["--kubelet-schedule", "0.001", "--kubelet-start", "0.001", "--kubelet-sandbox", "0.001",
             "--kubelet-ready", "0.001", "--kubelet-teardown", "0.001", "--default-run-seconds", "0.2"]
-    paused, running, events = [], [], []
+    paused, running, events, cpu = [], [], [], []
     for run in range(args.runs):
+        with kubesim_process("--kubelet-paused", "--latency", f"create={args.cpu_latency}") as (url, pid):
+            cpu.append(asyncio.run(measure_cpu(url, pid, count=args.cpu_creates, concurrency=args.cpu_concurrency)))
+        if args.only == "cpu":
+            print(f"run {run + 1}: kubesim CPU per create {cpu[-1]:.3f} ms", flush=True)
+            continue
         with kubesim() as url:
             paused.append(asyncio.run(measure_creates(url, count=args.creates, concurrency=args.concurrency, paused=True)))
         with kubesim(*fast) as url:
@@ -159,9 +235,16 @@ def main(argv: list[str] | None = None) -> int:
             rate, total = asyncio.run(measure_watch(url, count=args.watch_creates, watchers=args.watchers, concurrency=args.concurrency))
             events.append(rate)
         print(f"run {run + 1}: creates/s paused {paused[-1]:.0f}, with kubelet {running[-1]:.0f}; "
-              f"watch events/s {events[-1]:.0f} ({total} events to {args.watchers} watchers)", flush=True)
+              f"watch events/s {events[-1]:.0f} ({total} events to {args.watchers} watchers); "
+              f"kubesim CPU per create {cpu[-1]:.3f} ms", flush=True)
+    cpu_line = (f"kubesim CPU per create (kubelet paused, {args.cpu_latency * 1000:.0f} ms create latency, one watch): "
+                f"{statistics.median(cpu):.3f} ms ({min(cpu):.3f}–{max(cpu):.3f})")
+    if args.only == "cpu":
+        print(f"median of {args.runs}: {cpu_line}")
+        return 0
     print(f"median of {args.runs}: creates/s {statistics.median(paused):.0f} (kubelet paused), "
-          f"{statistics.median(running):.0f} (kubelet running); watch events/s {statistics.median(events):.0f}")
+          f"{statistics.median(running):.0f} (kubelet running); watch events/s {statistics.median(events):.0f}; "
+          f"{cpu_line}")
     return 0
 
 

@@ -47,7 +47,7 @@ class SimCore:
             "inFlight": self.in_flight,
             "requests": dict(self.faults.requests),
             "kubeletPaused": self.kubelet.paused,
-            "kubeletTasks": len(self.kubelet.tasks),
+            "kubeletTasks": len(self.kubelet.tasks) + len(self.kubelet.waiting),
             "runContainers": self.runtime is not None,
             "containerProcesses": len(self.runtime.alive) if self.runtime is not None else 0,
             "kubeletDelays": self.settings.delays.as_dict(),

@@ -8,7 +8,8 @@ import logging
 import random
 import socket
 import struct
-from dataclasses import asdict, dataclass
+from collections import deque
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from . import errors
@@ -60,11 +61,46 @@ class FaultRule:
 
 @dataclass(slots=True)
 class Latency:
+    """Added latency for a verb: ``seconds`` plus up to ``jitter`` more at random."""
+
     seconds: float = 0.0
     jitter: float = 0.0
+    _held: deque[tuple[float, asyncio.Future[None]]] = field(default_factory=deque, repr=False, compare=False)
+    _timer: asyncio.TimerHandle | None = field(default=None, repr=False, compare=False)
 
     def draw(self) -> float:
         return self.seconds + (random.random() * self.jitter if self.jitter else 0.0)
+
+    async def wait(self) -> None:
+        """Hold the request for its latency.
+
+        Without jitter every request waits the same delay, so they fall due in the order they came: they
+        queue behind one timer, set for the first one due, instead of a timer each.
+        """
+        if self.jitter:
+            delay = self.draw()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            return
+        if self.seconds <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        due = loop.time() + self.seconds
+        future: asyncio.Future[None] = loop.create_future()
+        self._held.append((due, future))
+        if self._timer is None:
+            self._timer = loop.call_at(due, self._release, loop)
+        await future
+
+    def _release(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Let every request that is due go, then set the timer for the next one."""
+        held = self._held
+        now = loop.time()
+        while held and held[0][0] <= now:
+            _due, future = held.popleft()
+            if not future.done():  # a request cancelled meanwhile (its client left) is only dropped
+                future.set_result(None)
+        self._timer = loop.call_at(held[0][0], self._release, loop) if held else None
 
 
 def reset_connection(transport: asyncio.BaseTransport | None) -> None:
@@ -144,9 +180,7 @@ class Faults:
         self.requests[verb] = self.requests.get(verb, 0) + 1
         latency = self.latency.get(verb) or self.latency.get("*")
         if latency is not None:
-            delay = latency.draw()
-            if delay > 0:
-                await asyncio.sleep(delay)
+            await latency.wait()
         if not self.rules:
             return None
         for rule in self.rules:

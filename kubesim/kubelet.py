@@ -50,6 +50,9 @@ class Kubelet:
         self.settings = settings
         self.delays = settings.delays
         self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.waiting: dict[str, tuple[_Pod, float]] = {}
+        """pods added while the kubelet is paused: uid -> (pod, loop time its first step is due); their lives
+        start on resume, so a paused kubelet holds no task per pod"""
         self.models: dict[str, PodModel] = {}
         self.detached: set[str] = set()
         self._resumed = asyncio.Event()
@@ -68,16 +71,22 @@ class Kubelet:
 
     def resume(self) -> None:
         self._resumed.set()
+        waiting, self.waiting = self.waiting, {}
+        # In the order their first steps fall due: the order paused tasks would have been woken in.
+        for pod, due in sorted(waiting.values(), key=lambda item: item[1]):
+            self._start(pod, self._life(pod, first_due=due), what="life")
         log.info("kubelet resumed")
 
     def detach(self, uid: str) -> None:
         """Stop driving a pod's lifecycle (its status was set by hand); deletions are still completed."""
         self.detached.add(uid)
+        self.waiting.pop(uid, None)
         task = self.tasks.pop(uid, None)
         if task is not None and task is not asyncio.current_task():
             task.cancel()
 
     async def close(self) -> None:
+        self.waiting.clear()
         tasks = list(self.tasks.values())
         self.tasks.clear()
         for task in tasks:
@@ -91,8 +100,12 @@ class Kubelet:
         meta = event.new["metadata"]
         pod = _Pod(meta["uid"], meta["namespace"], meta["name"])
         if event.kind == ADDED:
-            self._start(pod, self._life(pod), what="life")
+            if self.paused:
+                self.waiting[pod.uid] = (pod, asyncio.get_running_loop().time() + self._delay(self.delays.schedule))
+            else:
+                self._start(pod, self._life(pod), what="life")
         elif event.kind == DELETED:
+            self.waiting.pop(pod.uid, None)
             task = self.tasks.pop(pod.uid, None)
             if task is not None and task is not asyncio.current_task():
                 task.cancel()
@@ -104,6 +117,7 @@ class Kubelet:
             old_meta = (event.old or {}).get("metadata") or {}
             grace = meta.get("deletionGracePeriodSeconds")
             if meta.get("deletionTimestamp") and not old_meta.get("deletionTimestamp") and grace:
+                self.waiting.pop(pod.uid, None)
                 task = self.tasks.pop(pod.uid, None)
                 if task is not None and task is not asyncio.current_task():
                     task.cancel()
@@ -122,11 +136,25 @@ class Kubelet:
             log.error("kubelet task %s crashed", task.get_name(), exc_info=exc)
 
     # -- helpers ------------------------------------------------------------------------------
-    async def _step(self, delay: float) -> None:
+    def _delay(self, delay: float) -> float:
         if self.delays.jitter:
             delay *= 1 + random.random() * self.delays.jitter
-        await asyncio.sleep(delay)
+        return delay
+
+    async def _step(self, delay: float) -> None:
+        await asyncio.sleep(self._delay(delay))
         await self._resumed.wait()
+
+    async def _step_until(self, due: float) -> None:
+        """A step whose delay was drawn earlier and ends at loop time ``due`` (a life deferred while paused).
+
+        Past ``due`` it goes straight on, as a task woken by the resume would; before it, it sleeps the rest
+        of the delay and then waits for the kubelet to run, as ``_step`` does.
+        """
+        delay = due - asyncio.get_running_loop().time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+            await self._resumed.wait()
 
     def _current(self, pod: _Pod) -> Entry:
         entry = self.service.store.get(pod.namespace, pod.name)
@@ -144,9 +172,12 @@ class Kubelet:
         return f"10.244.{(n // 250) % 250}.{n % 250 + 2}"
 
     # -- a pod's life -------------------------------------------------------------------------
-    async def _life(self, pod: _Pod) -> None:
+    async def _life(self, pod: _Pod, *, first_due: float | None = None) -> None:
         d = self.delays
-        await self._step(d.schedule)
+        if first_due is None:
+            await self._step(d.schedule)
+        else:
+            await self._step_until(first_due)
         entry = self._current(pod)
         obj = entry.obj
         spec = obj["spec"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ _NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 _PREFIX = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
+@functools.lru_cache(maxsize=4096)  # a create checks every label and annotation key, and keys repeat from pod to pod
 def label_key_problem(key: str) -> str | None:
     """Why ``key`` is not a valid qualified label key, or None when it is."""
     prefix, slash, name = key.rpartition("/")

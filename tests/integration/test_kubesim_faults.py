@@ -167,6 +167,53 @@ def test_latency_per_verb(sim: KubeSim, v1: client.CoreV1Api) -> None:
     sim.admin().clear_latency()
 
 
+def test_create_latency_holds_every_one_of_many_concurrent_creates(sim: KubeSim, v1: client.CoreV1Api) -> None:
+    import concurrent.futures
+
+    sim.admin().set_latency("create", seconds=0.3)
+
+    def create(index: int) -> float:
+        time.sleep(index * 0.02)  # arrivals spread over the hold, so each one comes while others are held
+        started = time.monotonic()
+        v1.create_namespaced_pod(NS, pod(f"held-{index}"))
+        return time.monotonic() - started
+
+    with concurrent.futures.ThreadPoolExecutor(24) as pool:
+        took = list(pool.map(create, range(24)))
+    assert min(took) >= 0.3, took
+    assert sim.admin().create_count(name_prefix="held-") == 24
+    sim.admin().clear_latency()
+
+
+def test_a_new_create_latency_applies_to_creates_arriving_after_it(sim: KubeSim, v1: client.CoreV1Api) -> None:
+    import threading
+
+    admin = sim.admin()
+    admin.set_latency("create", seconds=3.0)
+    finished: list[str] = []
+    slow = threading.Thread(target=lambda: finished.append(v1.create_namespaced_pod(NS, pod("slow")).metadata.name))
+    slow.start()
+    wait_for(lambda: admin.stats()["inFlight"] == 1, what="the slow create held")
+    admin.set_latency("create", seconds=0.05)
+    started = time.monotonic()
+    finished.append(v1.create_namespaced_pod(NS, pod("quick")).metadata.name)  # not queued behind the slow one
+    assert time.monotonic() - started >= 0.05
+    slow.join(10)
+    assert finished == ["quick", "slow"]
+    admin.clear_latency()
+
+
+def test_a_held_create_whose_client_left_does_not_hold_up_the_others(sim: KubeSim, v1: client.CoreV1Api) -> None:
+    admin = sim.admin()
+    admin.set_latency("create", seconds=0.3)
+    with pytest.raises(urllib3.exceptions.ReadTimeoutError):
+        v1.create_namespaced_pod(NS, pod("gave-up"), _request_timeout=0.1)
+    v1.create_namespaced_pod(NS, pod("next"))
+    wait_for(lambda: admin.stats()["inFlight"] == 0, what="no request left in flight")
+    admin.clear_latency()
+    assert v1.read_namespaced_pod("next", NS).metadata.name == "next"
+
+
 def test_close_all_watches_ends_streams_cleanly(sim: KubeSim, v1: client.CoreV1Api) -> None:
     import threading
 

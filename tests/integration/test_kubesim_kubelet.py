@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 from kubernetes import client, watch
 
 from podq.kubesim.server import KubeSim
-from podq.kubesim.testing import running_kubesim
+from podq.kubesim.testing import fast_settings, running_kubesim
 from tests.support import core_v1, pod_status_samples
 
 NS = "default"
@@ -205,4 +206,88 @@ def test_pause_and_resume_kubelet(sim: KubeSim, v1: client.CoreV1Api) -> None:
     finally:
         admin.resume_kubelet()
     statuses = run_pod(v1, "after-pause", annotations={}, until="succeeded")
+    assert statuses[-1]["phase"] == "Succeeded"
+
+
+# -- a paused kubelet: pods created meanwhile wait, then live in full after the resume --------------------
+
+
+@pytest.fixture
+def paused() -> Iterator[tuple[KubeSim, client.CoreV1Api]]:
+    with running_kubesim(fast_settings(kubelet_paused=True)) as sim, core_v1(sim.kubeconfig) as v1:
+        yield sim, v1
+
+
+def held_body(name: str) -> dict[str, Any]:
+    return {"metadata": {"name": name, "annotations": {A + "run-seconds": "0.05"}},
+            "spec": {"restartPolicy": "Never", "containers": [{"name": "base", "image": "busybox:1"}]}}
+
+
+def lives(v1: client.CoreV1Api, names: list[str], *, since: str) -> dict[str, list[tuple[int, dict[str, Any]]]]:
+    """Every (resourceVersion, status) each pod's events carry after ``since``, until all are torn down."""
+    seen: dict[str, list[tuple[int, dict[str, Any]]]] = {name: [] for name in names}
+    done: set[str] = set()
+    w = watch.Watch()
+    for event in w.stream(v1.list_namespaced_pod, NS, resource_version=since, timeout_seconds=20):
+        raw = event["raw_object"]
+        name = raw["metadata"]["name"]
+        if name not in seen:
+            continue
+        seen[name].append((int(raw["metadata"]["resourceVersion"]), raw["status"]))
+        if torn_down(raw["status"]):
+            done.add(name)
+        if done == set(names):
+            w.stop()
+    assert done == set(names), f"not torn down within the watch: {sorted(set(names) - done)}"
+    return seen
+
+
+def test_pods_created_while_paused_live_in_full_after_resume_in_creation_order(paused: tuple[KubeSim, client.CoreV1Api]) -> None:
+    sim, v1 = paused
+    admin = sim.admin()
+    start = v1.list_namespaced_pod(NS).metadata.resource_version
+    names = [f"held-{i}" for i in range(5)]
+    for name in names:
+        v1.create_namespaced_pod(NS, held_body(name))
+    after_creates = admin.resource_version()
+    stats = admin.stats()
+    assert stats["kubeletPaused"] and stats["kubeletTasks"] == len(names)
+    assert [p.status.phase for p in v1.list_namespaced_pod(NS).items] == ["Pending"] * len(names)
+    assert admin.resource_version() == after_creates  # nothing written while paused
+    admin.resume_kubelet()
+    held = lives(v1, names, since=start)
+    reference_start = v1.list_namespaced_pod(NS).metadata.resource_version
+    v1.create_namespaced_pod(NS, held_body("never-held"))
+    reference = [normalize(status) for _rv, status in lives(v1, ["never-held"], since=reference_start)["never-held"]]
+    for name in names:
+        assert [normalize(status) for _rv, status in held[name]] == reference, name
+    first_writes = [held[name][1][0] for name in names]  # [0] is ADDED, [1] the binding after the resume
+    assert first_writes == sorted(first_writes), "lives did not start in creation order"
+
+
+def test_a_resume_before_the_schedule_delay_still_waits_it_out(paused: tuple[KubeSim, client.CoreV1Api]) -> None:
+    sim, v1 = paused
+    admin = sim.admin()
+    admin.set_kubelet_delays(schedule=0.5)
+    started = time.monotonic()
+    created = v1.create_namespaced_pod(NS, held_body("soon"))
+    admin.resume_kubelet()
+    w = watch.Watch()
+    for event in w.stream(v1.list_namespaced_pod, NS, resource_version=created.metadata.resource_version, timeout_seconds=20):
+        if event["raw_object"]["spec"].get("nodeName"):
+            w.stop()
+    assert time.monotonic() - started >= 0.5
+
+
+def test_a_pod_deleted_while_paused_never_starts_a_life(paused: tuple[KubeSim, client.CoreV1Api]) -> None:
+    sim, v1 = paused
+    admin = sim.admin()
+    v1.create_namespaced_pod(NS, held_body("gone"))
+    assert admin.stats()["kubeletTasks"] == 1
+    v1.delete_namespaced_pod("gone", NS)  # never scheduled: removed at once
+    assert admin.stats()["kubeletTasks"] == 0
+    admin.resume_kubelet()
+    since = v1.list_namespaced_pod(NS).metadata.resource_version
+    v1.create_namespaced_pod(NS, held_body("gone"))  # the same name again: a new pod with a life of its own
+    statuses = [status for _rv, status in lives(v1, ["gone"], since=since)["gone"]]
     assert statuses[-1]["phase"] == "Succeeded"
