@@ -20,9 +20,9 @@ from pathlib import Path
 
 # name -> (module, full arguments, quick arguments)
 BENCHMARKS = {
-    "launch-25ms": ("bench.launch", ["--latency", "0.025", "--runs", "3"],
+    "launch-25ms": ("bench.launch", ["--latency", "0.025", "--runs", "5", "--jobs", "3000"],
                     ["--latency", "0.025", "--runs", "1", "--jobs", "300", "--serial-jobs", "10"]),
-    "launch-150ms": ("bench.launch", ["--latency", "0.150", "--runs", "3", "--serial-jobs", "30"],
+    "launch-150ms": ("bench.launch", ["--latency", "0.150", "--runs", "5", "--jobs", "3000", "--serial-jobs", "20"],
                      ["--latency", "0.150", "--runs", "1", "--jobs", "300", "--serial-jobs", "5"]),
     "latency": ("bench.latency", ["--runs", "5", "--seconds", "10"], ["--runs", "1", "--seconds", "3"]),
     "watcher": ("bench.watcher_events", ["--runs", "3"], ["--runs", "1", "--pods", "500"]),
