@@ -9,6 +9,7 @@ a pod that leaves the watch is forgotten. Pure logic, no I/O.
 """
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
 from typing import Iterable
 
@@ -76,6 +77,15 @@ class Intent:
 @dataclass
 class Tracker:
     records: dict[str, PodRecord] = field(default_factory=dict)
+    # (pending_since, ref) of every record created Pending, oldest first: the pending-deadline sweep
+    # looks at the overdue ones only, not at every pod (tens of thousands can wait for a node at once).
+    # An entry whose pod moved on or was replaced is dropped when it comes up.
+    _pending: list[tuple[float, str]] = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        self._pending = [(record.pending_since, ref) for ref, record in self.records.items()
+                         if record.state is State.PENDING and record.pending_since is not None]
+        heapq.heapify(self._pending)
 
     @classmethod
     def from_stored(cls, stored: dict[str, bytes]) -> "Tracker":
@@ -106,6 +116,7 @@ class Tracker:
                 record = PodRecord(state=State.PENDING, identity=identity,
                                    pending_since=pod.created_at or now, last_pending=pod)
                 self.records[ref] = record
+                heapq.heappush(self._pending, (record.pending_since, ref))
                 return [Intent(ref=ref, identity=identity, state=State.PENDING, stored=record.encode(),
                                resource_version=rv)]
             if previous is State.PENDING:
@@ -147,12 +158,14 @@ class Tracker:
         if deadline <= 0:
             return []
         intents = []
-        for ref, record in list(self.records.items()):
-            if record.state is not State.PENDING or record.pending_since is None:
-                continue
-            waited = now - record.pending_since
-            if waited < deadline or (record.last_pending is not None and record.last_pending.deleting):
-                continue
+        while self._pending and self._pending[0][0] <= now - deadline:
+            since, ref = heapq.heappop(self._pending)
+            record = self.records.get(ref)
+            if record is None or record.state is not State.PENDING or record.pending_since != since:
+                continue  # it moved on, or its ref names another pod now
+            if record.last_pending is not None and record.last_pending.deleting:
+                continue  # on its way out: its deletion ends it
+            waited = now - since
             view = record.last_pending
             verdict = deadline_verdict(view, waited=waited, deadline=deadline) if view is not None else Verdict(
                 State.FAILED, FailureDetails(pod_status="Pending", reason="PendingDeadlineExceeded",

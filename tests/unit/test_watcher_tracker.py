@@ -119,6 +119,29 @@ def test_pending_deadline():
     assert published == []
 
 
+def test_the_deadline_fails_the_overdue_pods_oldest_first_and_no_pod_twice():
+    tracker = Tracker()
+    created = pod_view(raw_pod(SAMPLES["unschedulable"])).created_at
+    for n in range(5):   # five pods created a minute apart
+        raw = raw_pod(SAMPLES["unschedulable"])
+        raw["metadata"].update(name=f"pod-{n}", creationTimestamp=f"2026-01-01T00:0{n}:00Z")
+        pod = pod_view(raw)
+        tracker.apply(EventType.ADDED, pod, classify(EventType.ADDED, pod), now=created)
+    assert [i.ref for i in tracker.overdue(now=created + 600 + 90, deadline=600)] == ["default/pod-0", "default/pod-1"]
+    assert tracker.overdue(now=created + 600 + 90, deadline=600) == []
+    assert [i.ref for i in tracker.overdue(now=created + 600 + 300, deadline=600)] == [
+        "default/pod-2", "default/pod-3", "default/pod-4"]
+
+
+def test_a_stored_pending_pod_keeps_its_deadline_after_a_restart():
+    tracker = Tracker()
+    feed(tracker, [("ADDED", "unschedulable", {})])
+    created = pod_view(raw_pod(SAMPLES["unschedulable"])).created_at
+    again = Tracker.from_stored({ref: record.encode() for ref, record in tracker.records.items()})
+    assert again.overdue(now=created + 599, deadline=600) == []
+    assert [i.state for i in again.overdue(now=created + 601, deadline=600)] == [State.FAILED]
+
+
 def test_running_pods_are_never_overdue():
     tracker = Tracker()
     feed(tracker, [("ADDED", "running", {})])
