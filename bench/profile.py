@@ -39,8 +39,8 @@ def summarize(path: Path, top: int) -> str:
     total = busy = 0
     for line in path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
-        if not stack:
-            continue
+        if not stack or not count.isdigit():
+            continue  # py-spy's raw output can hold a frame name it could not decode
         samples = int(count)
         frames = [frame for frame in stack.split(";") if not frame.startswith("process ") and
                   not frame.startswith("thread ")]
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency", type=float, default=0.025)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--worker-threads", type=int, default=8)
+    parser.add_argument("--worker-threads", type=int, default=0, help="Celery threads per worker (0: derived)")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--rate", type=int, default=100, help="samples per second per process")
     args = parser.parse_args(argv)
@@ -76,8 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"profile of a launch at {args.latency * 1000:.0f} ms create latency ({machine()})")
     with kubesim_process("--kubelet-paused", "--latency", f"create={args.latency}") as (_, kubeconfig, admin, sim_pid):
         settings = load_settings({}, kube=KubeSettings(kubeconfig=kubeconfig))
-        options = StackOptions(workers=args.workers, worker_concurrency=args.worker_threads,
-                               extra_env={"PODQ_WORKER_CREATE_RATE": "0"})
+        options = StackOptions(workers=args.workers, worker_concurrency=args.worker_threads or None,
+                               extra_env={"PODQ_WORKER_CREATE_RATE": "0"})  # the rest: the defaults
         with Stack(settings, options) as stack:
             client = connect(stack.redis_url)
             scheduler = f"prof-{uuid.uuid4().hex[:8]}"

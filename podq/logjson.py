@@ -4,14 +4,14 @@ from __future__ import annotations
 import json
 import logging
 
-from podq.shared.tracing import current_job
+from podq.shared.tracing import current
 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = {"time": self.formatTime(record), "level": record.levelname, "logger": record.name,
                  "process": record.processName, "message": record.getMessage()}
-        job = current_job.get()
+        job = current()
         if job is not None:
             entry["job_id"], trace = job
             if trace:

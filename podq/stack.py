@@ -43,7 +43,8 @@ class StackError(PodqError):
 @dataclass(kw_only=True)
 class StackOptions:
     workers: int = 2
-    worker_concurrency: int = 8
+    worker_concurrency: int | None = None
+    """Celery threads per worker (``--concurrency``); None: the settings' (PODQ_WORKER_CONCURRENCY)."""
     namespace: str = "default"
     data_dir: str | None = None
     kubesim_args: tuple[str, ...] = ()
@@ -91,8 +92,8 @@ class Stack:
                 self._start_kubesim()
             self.spawn("intake", ["intake", "--consumer", "intake-1"])
             for index in range(1, self.options.workers + 1):
-                self.spawn(f"worker-{index}", ["worker", "--hostname", f"worker-{index}@podq",
-                                                "--concurrency", str(self.options.worker_concurrency)])
+                threads = ["--concurrency", str(self.options.worker_concurrency)] if self.options.worker_concurrency else []
+                self.spawn(f"worker-{index}", ["worker", "--hostname", f"worker-{index}@podq", *threads])
             # No scope on the command line: the watcher takes PODQ_WATCHER_NAMESPACES (else the
             # stack's namespace, PODQ_KUBE_NAMESPACE), the setting intake's checks read too.
             self.spawn("watcher", ["watcher"])

@@ -65,7 +65,7 @@ class IntakeSettings:
     """Stream entries intake reads per XREADGROUP call."""
     block_ms: int = 1000
     """How long one XREADGROUP blocks waiting for new entries."""
-    jobs_per_message: int = 8
+    jobs_per_message: int = 32
     """Jobs packed into one Celery message at most."""
     consumer: str | None = None
     """Stable consumer name in intake's group; unset: derived from the host name."""
@@ -86,10 +86,14 @@ class IntakeSettings:
 
 @dataclass(frozen=True, kw_only=True)
 class WorkerSettings:
-    concurrency: int = 8
-    """Celery threads per worker process; each runs a whole message (up to
-    ``PODQ_INTAKE_JOBS_PER_MESSAGE`` creates at once), so 8 threads keep 64 creates in flight.
-    More threads mostly add GIL contention (docs/performance.md)."""
+    creates_in_flight: int = 64
+    """Creates one worker process runs at once: the slots of its create pool (and of its connection
+    pool to the API server), shared by every message it holds."""
+    concurrency: int = 0
+    """Celery threads per worker process, each holding one message until its jobs are done; 0: twice
+    what it takes to fill ``PODQ_WORKER_CREATES_IN_FLIGHT`` with messages of
+    ``PODQ_INTAKE_JOBS_PER_MESSAGE`` jobs, so that a message waiting for its slowest create never
+    leaves a slot idle (docs/performance.md)."""
     visibility_timeout: float = 300.0
     """Seconds before an unacknowledged Celery message is redelivered (the last resort: a dead
     worker's messages come back after ``liveness_ttl``)."""
@@ -127,6 +131,10 @@ class WatcherSettings:
     """Namespaces to watch; empty: ``PODQ_KUBE_NAMESPACE``; ``*``: all namespaces. When set, intake refuses jobs for other namespaces."""
     batch_size: int = 500
     """Events published per Lua call at most."""
+    batch_linger: float = 0.002
+    """Seconds the watcher waits for more events to publish with the first of a batch (while
+    events keep coming): at thousands of pod changes a second one Lua call then publishes
+    several, for at most this much added latency; 0: publish each arrival at once."""
     list_page_size: int = 500
     """Pods per page when the watcher lists (``limit``/``continue``)."""
     idle_limit: float = 90.0

@@ -13,14 +13,14 @@ import contextvars
 import functools
 import re
 import secrets
-from typing import Any, Iterator
+from typing import Any
 
 _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 _INVALID_TRACE = "0" * 32
 _INVALID_SPAN = "0" * 16
 
-# The job a thread is working on, for log lines (podq.logjson reads it).
-current_job: contextvars.ContextVar[tuple[str, str | None] | None] = contextvars.ContextVar("podq_job", default=None)
+# The job a thread is working on and its traceparent, for log lines (podq.logjson reads it: :func:`current`).
+_current_job: contextvars.ContextVar[tuple[str, str | None] | None] = contextvars.ContextVar("podq_job", default=None)
 
 
 def check(value: str) -> str | None:
@@ -43,14 +43,29 @@ def trace_id(traceparent: str | None) -> str | None:
     return match.group(1) if match else None
 
 
-@contextlib.contextmanager
-def about_job(job_id: str, traceparent: str | None) -> Iterator[None]:
-    """Log lines written inside carry ``job_id`` and the trace id (JSON logs)."""
-    token = current_job.set((job_id, trace_id(traceparent)))
-    try:
-        yield
-    finally:
-        current_job.reset(token)
+def current() -> tuple[str, str | None] | None:
+    """The job this thread is working on (inside :func:`about_job`): its id and trace id."""
+    job = _current_job.get()
+    return None if job is None else (job[0], trace_id(job[1]))
+
+
+class about_job:  # noqa: N801 - used as a function: ``with about_job(job_id, traceparent):``
+    """Log lines written inside carry ``job_id`` and the trace id (JSON logs).
+
+    A class rather than a generator context manager: it is entered for every job a worker
+    creates, and the trace id is read only when a line is written.
+    """
+
+    __slots__ = ("_job", "_token")
+
+    def __init__(self, job_id: str, traceparent: str | None) -> None:
+        self._job = (job_id, traceparent)
+
+    def __enter__(self) -> None:
+        self._token = _current_job.set(self._job)
+
+    def __exit__(self, *exc_info: object) -> None:
+        _current_job.reset(self._token)
 
 
 @functools.cache
@@ -67,15 +82,21 @@ def _opentelemetry() -> tuple[Any, Any] | None:
     return trace, TraceContextTextMapPropagator()
 
 
-@contextlib.contextmanager
-def span(name: str, traceparent: str | None, **attributes: str) -> Iterator[None]:
-    """An OpenTelemetry span named ``name`` under ``traceparent``, when the API is installed."""
+_NO_SPAN = contextlib.nullcontext()
+
+
+def span(name: str, traceparent: str | None, **attributes: str) -> contextlib.AbstractContextManager[Any]:
+    """An OpenTelemetry span named ``name`` under ``traceparent``, when a tracer provider is configured.
+
+    Without the API, or with no provider set (the API's proxy stands in until one is), nothing:
+    the API's no-op span still costs several microseconds per job.
+    """
     otel = _opentelemetry()
     if otel is None:
-        yield
-        return
+        return _NO_SPAN
     trace, propagator = otel
+    provider = trace.get_tracer_provider()
+    if isinstance(provider, trace.ProxyTracerProvider):
+        return _NO_SPAN
     context = propagator.extract({"traceparent": traceparent}) if traceparent else None
-    tracer = trace.get_tracer("podq")
-    with tracer.start_as_current_span(name, context=context, attributes=attributes):
-        yield
+    return provider.get_tracer("podq").start_as_current_span(name, context=context, attributes=attributes)

@@ -13,6 +13,7 @@ import logging
 import queue
 import threading
 import time
+from typing import Any
 
 import urllib3
 
@@ -179,16 +180,8 @@ class ScopeRunner:
                     continue
                 batch, ending = [], first
                 if isinstance(first, list):
-                    batch, ending = first, None
-                    while len(batch) < self._settings.batch_size:
-                        try:
-                            more = lines.get_nowait()
-                        except queue.Empty:
-                            break
-                        if not isinstance(more, list):
-                            ending = more
-                            break
-                        batch.extend(more)
+                    batch, ending = _gather(lines, first, size=self._settings.batch_size,
+                                            linger=self._settings.batch_linger)
                 if batch:
                     received = True
                     self._handle(batch)
@@ -276,6 +269,30 @@ class ScopeRunner:
         """Publish intents made outside the loop (the reconciler) under the same lock and token."""
         with self.lock:
             self._publish(intents, position=None)
+
+
+def _gather(lines: queue.SimpleQueue, first: list, *, size: int, linger: float) -> tuple[list, Any]:
+    """A batch of up to ``size`` lines starting with ``first``, and what ended the stream (None: nothing).
+
+    Lines already queued join at once; then lines arriving within ``linger`` seconds of the
+    first join too: one publish call for several events, for at most ``linger`` of added latency.
+    """
+    batch, until = list(first), time.monotonic() + linger
+    while len(batch) < size:
+        try:
+            more = lines.get_nowait()
+        except queue.Empty:
+            left = until - time.monotonic()
+            if left <= 0:
+                return batch, None
+            try:
+                more = lines.get(timeout=left)
+            except queue.Empty:
+                return batch, None
+        if not isinstance(more, list):
+            return batch, more
+        batch.extend(more)
+    return batch, None
 
 
 def _read(stream: WatchStream, lines: queue.SimpleQueue) -> None:

@@ -129,6 +129,11 @@ def _claim_check(rt: Runtime, job: KubernetesJob, lease: Lease, epoch: int):
 def _create(job, payload, rt: Runtime, *, pod, name, namespace, owner, deadline,
             still_held) -> Outcome | Created:
     attempt = 0
+    if deadline - time.monotonic() < rt.create_timeout:
+        # The job waited for a create slot past the point where a create could still end within
+        # this delivery's lease: another delivery may take the job after it, so this one must not start.
+        log.info("job %s: no create slot within its delivery's budget; handing it back", job.job_id)
+        return delay(rt, job, payload, wait=0.0, error=None, owner=owner, namespace=namespace, cause="budget")
     while True:
         reservation = rt.limiter.reserve(max_wait=deadline - time.monotonic() - rt.create_timeout)
         if not reservation.granted:
@@ -229,6 +234,13 @@ def ended_by(rt: Runtime, job: KubernetesJob, pod: PodRef) -> bool:
     return entry is not None and entry.uid is not None and entry.uid == pod.uid
 
 
+# Why a job was handed back when no API error was the cause: (reason, detail) of its failure past max_delays.
+_WITHOUT_ERROR = {
+    "rate_limit": ("RateLimited", "the create rate limit never had a slot in time"),
+    "budget": ("NoCreateSlot", "no create slot of a worker came free within a delivery's retry budget"),
+}
+
+
 def delay(rt: Runtime, job: KubernetesJob, payload: bytes, *, wait: float, error: KubeApiError | None,
           owner: str, namespace: str, cause: str) -> Outcome:
     """Hand the job to the delayed set; past ``max_delays`` it fails with the last error."""
@@ -237,8 +249,7 @@ def delay(rt: Runtime, job: KubernetesJob, payload: bytes, *, wait: float, error
                        grace=rt.settings.worker.visibility_timeout)
     limit = rt.settings.worker.max_delays
     if delays > limit:
-        reason = error.reason if error else "RateLimited"
-        detail = (error.message or str(error)) if error else "the create rate limit never had a slot in time"
+        reason, detail = (error.reason, error.message or str(error)) if error else _WITHOUT_ERROR[cause]
         return fail(rt, job, owner=owner, namespace=namespace, reason=reason,
                     message=f"gave up after {limit} delayed retries: {detail}",
                     status=error.status if error else None)

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="podq worker", description="Create pods for podq's jobs (a Celery worker).")
-    parser.add_argument("--concurrency", "-c", type=int, help="threads (default PODQ_WORKER_CONCURRENCY)")
+    parser.add_argument("--concurrency", "-c", type=int, help="Celery threads, each holding one message (default PODQ_WORKER_CONCURRENCY)")
     parser.add_argument("--hostname", "-n", help="Celery node name (default podq-worker-<pid>@<host>)")
     parser.add_argument("--loglevel", "-l", default="info", help="Celery's log level (default info)")
     parser.add_argument("--check", action="store_true",
@@ -37,7 +37,7 @@ def main(argv: list[str] | None, settings: Settings) -> int:
     from podq.broker.store.connection import ping
 
     from .liveness import worker_id
-    from .runtime import build_runtime
+    from .runtime import build_runtime, message_threads
     from .tasks import register_tasks
 
     args = build_parser().parse_args(argv or [])
@@ -46,6 +46,7 @@ def main(argv: list[str] | None, settings: Settings) -> int:
                                                                             concurrency=args.concurrency))
     hostname = args.hostname or f"podq-worker-{os.getpid()}@{socket.gethostname()}"
     try:
+        threads = message_threads(settings)
         runtime = build_runtime(settings, worker=worker_id(hostname))
         if args.check:
             ping(runtime.client)
@@ -64,8 +65,9 @@ def main(argv: list[str] | None, settings: Settings) -> int:
     # so Flower or `celery control enable_events` can turn task events on while they watch; task
     # events themselves are off until asked for (worker_send_task_events).
     worker = app.Worker(hostname=hostname, queues=[keys.CELERY_QUEUE], pool_cls="threads",
-                        concurrency=settings.worker.concurrency, loglevel=args.loglevel.upper(),
+                        concurrency=threads, loglevel=args.loglevel.upper(),
                         without_gossip=True, without_mingle=True, without_heartbeat=False, optimization="fair")
+    quiet_task_lines(args.loglevel)
     runtime.heartbeat.attach(app)
     stop_creates_on_shutdown(hostname, runtime)
     probe_stop = threading.Event()
@@ -77,6 +79,17 @@ def main(argv: list[str] | None, settings: Settings) -> int:
         probe_stop.set()
         runtime.close()
     return worker.exitcode or 0
+
+
+def quiet_task_lines(loglevel: str) -> None:
+    """No line per message ("Task podq.create_pod[...] succeeded in ...") unless the level is debug.
+
+    At full rate that is hundreds of lines a second saying nothing podq's own log and metrics do not
+    (a job's failure is logged by podq and published as its result; a crashed message is logged with
+    its traceback at ERROR, which stays on).
+    """
+    if logging.getLevelName(loglevel.upper()) != logging.DEBUG:
+        logging.getLogger("celery.app.trace").setLevel(logging.WARNING)
 
 
 def stop_creates_on_shutdown(hostname: str, runtime) -> None:

@@ -61,9 +61,24 @@ class Runtime:
 WORKER_VERBS = {"create_pod": "create", "read_pod": "get", "patch_pod": "patch", "delete_pod": "delete"}
 
 
-def jobs_in_flight(settings: Settings) -> int:
-    """Creates one process may run at once: every thread holding a full message."""
-    return settings.worker.concurrency * max(1, settings.intake.jobs_per_message)
+def creates_in_flight(settings: Settings) -> int:
+    """Creates one process runs at once (``PODQ_WORKER_CREATES_IN_FLIGHT``); raises SettingsError below 1."""
+    if settings.worker.creates_in_flight < 1:
+        raise SettingsError(f"PODQ_WORKER_CREATES_IN_FLIGHT must be at least 1, got {settings.worker.creates_in_flight}")
+    return settings.worker.creates_in_flight
+
+
+def message_threads(settings: Settings) -> int:
+    """Celery threads per process: ``PODQ_WORKER_CONCURRENCY``, or enough messages to fill the create slots twice.
+
+    A message holds its thread until its slowest create answers; with twice the slots' worth of
+    jobs held, the slots a finished job frees are taken by the next message's jobs at once.
+    """
+    if settings.worker.concurrency < 0:
+        raise SettingsError(f"PODQ_WORKER_CONCURRENCY must be 0 (derived) or more, got {settings.worker.concurrency}")
+    if settings.worker.concurrency:
+        return settings.worker.concurrency
+    return max(2, -(-2 * creates_in_flight(settings) // max(1, settings.intake.jobs_per_message)))
 
 
 def build_runtime(settings: Settings, *, kube: Kube | None = None, worker: str | None = None) -> Runtime:
@@ -81,7 +96,7 @@ def build_runtime(settings: Settings, *, kube: Kube | None = None, worker: str |
         delete_options = normalize_delete_options(json.loads(settings.worker.delete_options or "{}"))
     except (ValueError, AttributeError) as exc:
         raise SettingsError(f"PODQ_WORKER_DELETE_OPTIONS: {exc}") from None
-    in_flight = jobs_in_flight(settings)
+    in_flight = creates_in_flight(settings)
     budget = retry_budget(settings.worker)
     if kube is None:
         kube = open_kube(settings.kube, pool_size=in_flight)

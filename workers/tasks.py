@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import wait
 from typing import Sequence
 
 from celery import Celery
@@ -47,12 +48,11 @@ def create_batch(payloads: Sequence[bytes], rt: Runtime) -> tuple[list[Outcome |
     lease = delivery_lease(rt)
     claims = rt.ledger.claim_jobs([job.job_id for job, _ in jobs], lease) if jobs else []
     count_deliveries(claims)
-    if len(jobs) == 1:
-        ends = [_guarded(jobs[0][0], jobs[0][1], rt, deadline, claims[0], lease, epoch)]
-    else:
-        futures = [rt.executor.submit(_guarded, job, payload, rt, deadline, claim, lease, epoch)
-                   for (job, payload), claim in zip(jobs, claims)]
-        ends = [future.result() for future in futures]
+    # Every create takes one of the process's slots (rt.executor), whichever message it came in.
+    futures = [rt.executor.submit(_guarded, job, payload, rt, deadline, claim, lease, epoch)
+               for (job, payload), claim in zip(jobs, claims)]
+    wait(futures)  # one wake-up when the last answers, not one per job
+    ends = [future.result() for future in futures]
     outcomes = _mark_created(ends, rt)
     for outcome in outcomes:
         metrics.POD_CREATES.labels(outcome.value if outcome else "crashed").inc()

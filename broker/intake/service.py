@@ -134,9 +134,10 @@ class Intake:
 
     def _admit(self, jobs: list[KubernetesJob]) -> None:
         self._ensure_results_groups({job.scheduler_id for job in jobs})
-        states = self.ledger.accept_many([(job, pod_name_for(job.job_id, job.key)) for job in jobs])
+        records = [job.encode() for job in jobs]  # once: the ledger keeps it, the message carries it
+        states = self.ledger.accept_many([(job, pod_name_for(job.job_id, job.key)) for job in jobs], records=records)
         # "new" jobs, and jobs still "accepted" (an intake died before pushing them), go out.
-        todo = [job for job, state in zip(jobs, states) if state in ("new", "accepted")]
+        todo = [(job, record) for job, record, state in zip(jobs, records, states) if state in ("new", "accepted")]
         metrics.JOBS_ACCEPTED.inc(sum(1 for state in states if state == "new"))
         for job, state in zip(jobs, states):
             if state not in ("new", "accepted"):
@@ -144,9 +145,8 @@ class Intake:
                     log.info("job %s (%s) already %s; not dispatched again", job.job_id, job.key, state)
         if not todo:
             return
-        dispatch_jobs(self.client, [job.encode() for job in todo],
-                      per_message=self.settings.intake.jobs_per_message)
-        self.ledger.mark_dispatched([job.job_id for job in todo],
+        dispatch_jobs(self.client, [record for _, record in todo], per_message=self.settings.intake.jobs_per_message)
+        self.ledger.mark_dispatched([job.job_id for job, _ in todo],
                                     orphaned_after=self.settings.intake.redispatch_after)
         metrics.JOBS_DISPATCHED.inc(len(todo))
         counters.add(self.client, counters.DISPATCHED, len(todo))

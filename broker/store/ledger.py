@@ -127,37 +127,44 @@ class Ledger:
         self._client = client
         self._scripts = scripts_for(client)
 
-    def accept_many(self, jobs: Sequence[tuple[KubernetesJob, str]]) -> list[str]:
-        """Record ``(job, pod_name)`` pairs; per job "new" or the state it already had."""
-        now = repr(time.time())
+    def accept_many(self, jobs: Sequence[tuple[KubernetesJob, str]], *,
+                    records: Sequence[bytes] | None = None) -> list[str]:
+        """Record ``(job, pod_name)`` pairs in one script call; per job "new" or the state it already had.
+
+        ``records``: each job's encoded record, when the caller has it already (else encoded here).
+        """
+        if not jobs:
+            return []
+        records = records if records is not None else [job.encode() for job, _ in jobs]
+        job_keys: list[str] = [keys.SCHEDULERS_SET]
+        args: list = [repr(time.time())]
+        for (job, pod_name), record in zip(jobs, records, strict=True):
+            job_keys += (keys.job_key(job.job_id), keys.scheduler_jobs_key(job.scheduler_id))
+            args += (job.job_id, job.scheduler_id, record, pod_name, job.namespace or "")
         pipe = self._client.pipeline(transaction=False)
-        for job, pod_name in jobs:
-            self._scripts.accept(keys=[keys.job_key(job.job_id), keys.scheduler_jobs_key(job.scheduler_id),
-                                       keys.SCHEDULERS_SET],
-                                 args=[job.job_id, job.scheduler_id, job.encode(), pod_name,
-                                       job.namespace or "", now], client=pipe)
-        return [value.decode() for value in durable(self._client, pipe)]
+        self._scripts.accept(keys=job_keys, args=args, client=pipe)
+        return [value.decode() for value in durable(self._client, pipe)[0]]
 
     def transition(self, job_id: str, *, allowed: Iterable[LedgerState], to: LedgerState,
                    fields: dict[str, str] | None = None) -> tuple[bool, str]:
         """Move ``job_id`` to ``to`` if its state is one of ``allowed``; report the outcome."""
         pipe = self._client.pipeline(transaction=False)
-        self._scripts.transition(keys=[keys.job_key(job_id), keys.INFLIGHT_ZSET],
+        self._scripts.transition(keys=[keys.INFLIGHT_ZSET, keys.job_key(job_id)],
                                  args=_transition_args(allowed, to, fields), client=pipe)
-        moved, state = durable(self._client, pipe)[0]
+        moved, state = durable(self._client, pipe)[0][0]
         return bool(moved), state.decode() if isinstance(state, bytes) else state
 
     def mark_dispatched(self, job_ids: Sequence[str], *, orphaned_after: float = 30.0) -> None:
-        """accepted → dispatched for each job (one pipelined round trip).
+        """accepted → dispatched for each job (one script call, in one round trip with the in-flight set).
 
         Each job also enters the in-flight set: if it is still waiting for a pod
         ``orphaned_after`` seconds from now with nobody holding it, it counts as orphaned.
         """
         pipe = self._client.pipeline(transaction=False)
         pipe.zadd(keys.INFLIGHT_ZSET, {job_id: time.time() + orphaned_after for job_id in job_ids})
-        args = _transition_args((LedgerState.ACCEPTED,), LedgerState.DISPATCHED, None)
-        for job_id in job_ids:
-            self._scripts.transition(keys=[keys.job_key(job_id), keys.INFLIGHT_ZSET], args=args, client=pipe)
+        self._scripts.transition(keys=[keys.INFLIGHT_ZSET, *map(keys.job_key, job_ids)],
+                                 args=_transition_args((LedgerState.ACCEPTED,), LedgerState.DISPATCHED, None),
+                                 client=pipe)
         durable(self._client, pipe)
 
     def claim_job(self, job_id: str, lease: Lease) -> Claim:
@@ -165,12 +172,12 @@ class Ledger:
         return self.claim_jobs([job_id], lease)[0]
 
     def claim_jobs(self, job_ids: Sequence[str], lease: Lease) -> list[Claim]:
-        """:meth:`claim_job` for several jobs of one delivery in one pipelined round trip."""
-        pipe = self._client.pipeline(transaction=False)
-        for job_id in job_ids:
-            self._scripts.claim(keys=[keys.job_key(job_id), keys.INFLIGHT_ZSET, keys.WORKERS_ZSET],
-                                args=[lease.token, lease.seconds, lease.grace, lease.worker], client=pipe)
-        return [_claim_of(reply) for reply in pipe.execute()]
+        """:meth:`claim_job` for several jobs of one delivery in one script call."""
+        if not job_ids:
+            return []
+        replies = self._scripts.claim(keys=[keys.INFLIGHT_ZSET, keys.WORKERS_ZSET, *map(keys.job_key, job_ids)],
+                                      args=[lease.token, lease.seconds, lease.grace, lease.worker])
+        return [_claim_of(reply) for reply in replies]
 
     def orphans(self, *, limit: int, again_after: float) -> list[bytes]:
         """Records of jobs waiting for a pod with no live delivery (``lua/orphans.lua``).

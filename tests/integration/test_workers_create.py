@@ -137,6 +137,32 @@ def test_429_longer_than_the_budget_goes_through_the_delayed_set(redis_client, s
     assert creates_of(admin, job) == 1
 
 
+def delayed_for(cause: str) -> float:
+    return sum(sample.value for family in metrics.REGISTRY.collect() if family.name == "podq_jobs_delayed"
+               for sample in family.samples if sample.name == "podq_jobs_delayed_total"
+               and sample.labels["cause"] == cause)
+
+
+def test_a_job_that_waits_for_a_create_slot_past_its_lease_is_handed_back_not_created_late(
+        redis_client, redis_url, kubesim, admin, podq_worker):
+    # One create slot, creates of 0.35 s, a budget of 5 s / 3: a message of 6 jobs cannot start its last
+    # creates in time (the 5th would start at 1.4 s, after the budget less one create timeout, 1.17 s).
+    settings = make_settings(redis_url, kubesim.kubeconfig, creates_in_flight=1)
+    admin.set_latency("create", seconds=0.35)
+    jobs = [make_job(n) for n in range(6)]
+    before = delayed_for("budget")
+    with podq_worker(settings), releasing(redis_client):
+        admit(redis_client, jobs, per_message=6)
+        wait_created(redis_client, jobs, timeout=30)
+    admin.clear_latency()
+    assert [creates_of(admin, job) for job in jobs] == [1] * 6
+    handed_back = [job for job in jobs if redis_client.hget(f"podq:job:{job.job_id}", "delays")]
+    assert handed_back and delayed_for("budget") - before >= len(handed_back)
+    # A hand-off, not a crash: the poison guard does not count it as a delivery that died.
+    assert all(redis_client.hget(f"podq:job:{job.job_id}", "delays") == b"1" and
+               Ledger(redis_client).get(job.job_id).deliveries == 1 for job in handed_back)
+
+
 def test_500s_retry_with_backoff_then_create(redis_client, settings, admin, podq_worker):
     job = make_job(1)
     admin.add_fault(action="500", verb="create", count=2)

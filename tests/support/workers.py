@@ -28,7 +28,7 @@ from podq.shared import naming
 from podq.shared.records import ControlRecord, KubernetesJob, KubernetesWatch, TaskKey
 from podq.shared.settings import KubeSettings, RedisSettings, Settings, WorkerSettings, load_settings
 from podq.shared.states import ControlOp
-from podq.workers.runtime import Runtime, build_runtime
+from podq.workers.runtime import Runtime, build_runtime, message_threads
 from podq.workers.tasks import register_tasks
 
 SCHEDULER = "sched-a"
@@ -126,7 +126,7 @@ def podq_worker(celery_app, celery_worker_pool, celery_worker_parameters):
         register_tasks(celery_app, runtime)
         try:
             with start_worker(celery_app, pool=celery_worker_pool,
-                              concurrency=concurrency or settings.worker.concurrency, **celery_worker_parameters):
+                              concurrency=concurrency or message_threads(settings), **celery_worker_parameters):
                 yield runtime
         finally:
             runtime.close()

@@ -76,21 +76,32 @@ def test_spans_join_the_jobs_trace_when_opentelemetry_is_installed():
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracer = provider.get_tracer("test")
-    original = trace.get_tracer
-    trace.get_tracer = lambda *args, **kwargs: tracer  # the global provider can be set only once per process
+    original = trace.get_tracer_provider
+    trace.get_tracer_provider = lambda: provider  # the global provider can be set only once per process
     try:
         with tracing.span("podq.create", PARENT, job_id="job-1"):
             pass
         with tracing.span("podq.create", None, job_id="job-2"):
             pass
     finally:
-        trace.get_tracer = original
+        trace.get_tracer_provider = original
     first, second = exporter.get_finished_spans()
     assert first.name == "podq.create" and first.attributes["job_id"] == "job-1"
     assert format(first.context.trace_id, "032x") == "4bf92f3577b34da6a3ce929d0e0e4736"
     assert format(first.parent.span_id, "016x") == "00f067aa0ba902b7"
     assert second.parent is None
+
+
+def test_with_no_tracer_provider_configured_a_span_is_not_even_started(monkeypatch):
+    from opentelemetry import trace
+
+    started = []
+    monkeypatch.setattr(trace.ProxyTracerProvider, "get_tracer",
+                        lambda self, *args, **kwargs: started.append(args) or trace.NoOpTracer())
+    assert isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+    with tracing.span("podq.create", PARENT, job_id="job-1"):
+        pass
+    assert started == []
 
 
 def test_without_opentelemetry_a_span_does_nothing(monkeypatch):

@@ -1,18 +1,25 @@
--- Record a job in the ledger unless it is already there.
--- KEYS[1] job hash, KEYS[2] the owning scheduler's job set (of jobs without a terminal
--- result), KEYS[3] the set of known schedulers (which the reconciler walks)
--- ARGV: job_id, scheduler_id, job record (msgpack), pod_name, namespace, now
--- Returns "new" for a job recorded now, else the state it already has.
-local state = redis.call('HGET', KEYS[1], 'state')
-if state then
-  return state
+-- Record jobs in the ledger unless they are already there, in one call (a batch intake read).
+-- KEYS[1] the set of known schedulers (which the reconciler walks); then per job two keys:
+--         its hash, and its owning scheduler's job set (of jobs without a terminal result)
+-- ARGV[1] now; then per job five values: job_id, scheduler_id, job record (msgpack), pod_name, namespace
+-- Returns per job "new" for a job recorded now, else the state it already has.
+local now = ARGV[1]
+local replies = {}
+for i = 0, (#KEYS - 1) / 2 - 1 do
+  local job, jobs = KEYS[2 + 2 * i], KEYS[3 + 2 * i]
+  local a = 2 + 5 * i
+  local state = redis.call('HGET', job, 'state')
+  if state then
+    replies[i + 1] = state
+  elseif redis.call('HEXISTS', job, 'terminal_state') == 1 then
+    replies[i + 1] = $(ledger.terminal)
+  else
+    redis.call('HSET', job, 'state', $(ledger.accepted), 'job_id', ARGV[a], 'scheduler_id', ARGV[a + 1],
+      'job', ARGV[a + 2], 'pod_name', ARGV[a + 3], 'namespace', ARGV[a + 4], 'accepted_at', now,
+      'updated_at', now, 'deliveries', 0)
+    redis.call('SADD', jobs, ARGV[a])
+    redis.call('SADD', KEYS[1], ARGV[a + 1])
+    replies[i + 1] = 'new'
+  end
 end
-if redis.call('HEXISTS', KEYS[1], 'terminal_state') == 1 then
-  return $(ledger.terminal)
-end
-redis.call('HSET', KEYS[1], 'state', $(ledger.accepted), 'job_id', ARGV[1], 'scheduler_id', ARGV[2],
-  'job', ARGV[3], 'pod_name', ARGV[4], 'namespace', ARGV[5], 'accepted_at', ARGV[6],
-  'updated_at', ARGV[6], 'deliveries', 0)
-redis.call('SADD', KEYS[2], ARGV[1])
-redis.call('SADD', KEYS[3], ARGV[2])
-return 'new'
+return replies
