@@ -13,6 +13,8 @@ uses); this load generator is pinned to CPU 1. Each run starts a fresh server. R
   fixed create latency), one watch open with the watcher's selector, ``--cpu-creates`` podq-shaped pods created
   from ``--cpu-concurrency`` connections; reported: kubesim's own CPU milliseconds per create (``--only cpu``
   runs just this one, the quick way to compare two versions of kubesim).
+* CPU per pod's life: the same with the kubelet running (1 ms steps, 0.2 s runs), until the watch has seen every
+  pod's 7 events (ADDED, then 6 status writes to Succeeded): kubesim's CPU milliseconds per pod (``--only life``).
 """
 
 from __future__ import annotations
@@ -175,8 +177,9 @@ async def measure_watch(url: str, *, count: int, watchers: int, concurrency: int
 WATCHER_SELECTOR = "kubernetes_executor=True,podq.io/job-id,airflow_executor_done!=True"
 
 
-async def measure_cpu(url: str, pid: int, *, count: int, concurrency: int) -> float:
-    """kubesim's CPU milliseconds per create while one watch (the watcher's selector) receives every ADDED."""
+async def measure_cpu(url: str, pid: int, *, count: int, concurrency: int, events_per_pod: int = 1) -> float:
+    """kubesim's CPU milliseconds per pod: ``count`` creates, until one watch (the watcher's selector) has received
+    ``events_per_pod`` events of each (1: the ADDED; 7: a whole life with the kubelet running)."""
     connector = aiohttp.TCPConnector(limit=concurrency + 2)
     timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
@@ -191,12 +194,13 @@ async def measure_cpu(url: str, pid: int, *, count: int, concurrency: int) -> fl
         reader = asyncio.create_task(drain())
         before = cpu_seconds(pid)
         await create_all(session, url, count=count, concurrency=concurrency, body=podq_pod_body)
+        expected = count * events_per_pod
         deadline = time.perf_counter() + 60
-        while received[0] < count and time.perf_counter() < deadline:
+        while received[0] < expected and time.perf_counter() < deadline:
             await asyncio.sleep(0.01)
         spent = cpu_seconds(pid) - before
-        if received[0] < count:
-            raise SystemExit(f"the watch saw {received[0]} of {count} ADDED events")
+        if received[0] < expected:
+            raise SystemExit(f"the watch saw {received[0]} of {expected} events")
         reader.cancel()
         await asyncio.gather(reader, return_exceptions=True)
         stream.release()
@@ -213,19 +217,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cpu-creates", type=int, default=3000)
     parser.add_argument("--cpu-concurrency", type=int, default=128)
     parser.add_argument("--cpu-latency", type=float, default=0.025, help="create latency for the CPU measure, seconds")
-    parser.add_argument("--only", choices=["cpu"], default=None, help="run only this measure")
+    parser.add_argument("--only", choices=["cpu", "life"], default=None, help="run only this measure")
     args = parser.parse_args(argv)
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) > 1:
         os.sched_setaffinity(0, {cpus[1]})
     fast = ["--kubelet-schedule", "0.001", "--kubelet-start", "0.001", "--kubelet-sandbox", "0.001",
             "--kubelet-ready", "0.001", "--kubelet-teardown", "0.001", "--default-run-seconds", "0.2"]
-    paused, running, events, cpu = [], [], [], []
+    paused, running, events, cpu, life = [], [], [], [], []
+    latency = ["--latency", f"create={args.cpu_latency}"]
     for run in range(args.runs):
-        with kubesim_process("--kubelet-paused", "--latency", f"create={args.cpu_latency}") as (url, pid):
-            cpu.append(asyncio.run(measure_cpu(url, pid, count=args.cpu_creates, concurrency=args.cpu_concurrency)))
-        if args.only == "cpu":
-            print(f"run {run + 1}: kubesim CPU per create {cpu[-1]:.3f} ms", flush=True)
+        if args.only in (None, "cpu"):
+            with kubesim_process("--kubelet-paused", *latency) as (url, pid):
+                cpu.append(asyncio.run(measure_cpu(url, pid, count=args.cpu_creates, concurrency=args.cpu_concurrency)))
+        if args.only in (None, "life"):
+            with kubesim_process(*fast, *latency) as (url, pid):
+                life.append(asyncio.run(measure_cpu(url, pid, count=args.cpu_creates, concurrency=args.cpu_concurrency,
+                                                    events_per_pod=7)))
+        if args.only is not None:
+            print(f"run {run + 1}: kubesim CPU per {'create' if args.only == 'cpu' else 'pod life'} "
+                  f"{(cpu or life)[-1]:.3f} ms", flush=True)
             continue
         with kubesim() as url:
             paused.append(asyncio.run(measure_creates(url, count=args.creates, concurrency=args.concurrency, paused=True)))
@@ -236,10 +247,16 @@ def main(argv: list[str] | None = None) -> int:
             events.append(rate)
         print(f"run {run + 1}: creates/s paused {paused[-1]:.0f}, with kubelet {running[-1]:.0f}; "
               f"watch events/s {events[-1]:.0f} ({total} events to {args.watchers} watchers); "
-              f"kubesim CPU per create {cpu[-1]:.3f} ms", flush=True)
-    cpu_line = (f"kubesim CPU per create (kubelet paused, {args.cpu_latency * 1000:.0f} ms create latency, one watch): "
-                f"{statistics.median(cpu):.3f} ms ({min(cpu):.3f}–{max(cpu):.3f})")
-    if args.only == "cpu":
+              f"kubesim CPU per create {cpu[-1]:.3f} ms, per pod life {life[-1]:.3f} ms", flush=True)
+    lines = []
+    if cpu:
+        lines.append(f"kubesim CPU per create (kubelet paused, {args.cpu_latency * 1000:.0f} ms create latency, one "
+                     f"watch): {statistics.median(cpu):.3f} ms ({min(cpu):.3f}–{max(cpu):.3f})")
+    if life:
+        lines.append(f"kubesim CPU per pod life (kubelet running, one watch): {statistics.median(life):.3f} ms "
+                     f"({min(life):.3f}–{max(life):.3f})")
+    cpu_line = "; ".join(lines)
+    if args.only is not None:
         print(f"median of {args.runs}: {cpu_line}")
         return 0
     print(f"median of {args.runs}: creates/s {statistics.median(paused):.0f} (kubelet paused), "

@@ -190,9 +190,13 @@ class Kubelet:
             status = {"phase": "Pending", "qosClass": qos, "conditions": [condition("PodScheduled", "False", at=rfc3339(), reason="Unschedulable", message=msg)]}
             self.service.set_status(pod.namespace, pod.name, status=status)
             return
-        bound = entry.clone()
-        bound["spec"]["nodeName"] = NODE_NAME
-        bound["status"]["conditions"] = [condition("PodScheduled", "True", at=rfc3339())]
+        # Stored objects are never mutated, so the bound pod shares every part it does not change.
+        bound = {
+            **obj,
+            "metadata": dict(obj["metadata"]),
+            "spec": {**spec, "nodeName": NODE_NAME},
+            "status": {**obj["status"], "conditions": [condition("PodScheduled", "True", at=rfc3339())]},
+        }
         self.service.write_pod(entry, bound)
         model = PodModel(
             qos=qos,

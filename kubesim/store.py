@@ -52,6 +52,19 @@ def _normalized(obj: JsonDict) -> JsonDict:
     return {"kind": "Pod", "apiVersion": "v1", **rest}
 
 
+def _with_resource_version(raw: bytes, obj: JsonDict, *, old_rv: str, new_rv: str) -> bytes:
+    """``raw`` (``obj`` serialized with ``old_rv``) with ``new_rv`` instead: the bytes ``orjson.dumps(obj)`` gives.
+
+    A JSON string escapes its quotes, so the pair ``"resourceVersion":"<old_rv>"`` only occurs as a real
+    key and value: found once, it is the metadata's and is swapped in place; found more often (a label of
+    that name and value, say), the object is serialized again.
+    """
+    pair = b'"resourceVersion":"' + old_rv.encode() + b'"'
+    if raw.count(pair) != 1:
+        return orjson.dumps(obj)
+    return raw.replace(pair, b'"resourceVersion":"' + new_rv.encode() + b'"')
+
+
 class Store:
     def __init__(self, *, history_size: int, namespaces: list[str]) -> None:
         self.rv = initial_resource_version()
@@ -131,12 +144,14 @@ class Store:
         """Write ``obj`` over ``old``; a no-op (equal apart from the RV) writes nothing and returns ``old``."""
         obj = _normalized(obj)
         meta = obj["metadata"]
-        meta["resourceVersion"] = old.obj["metadata"]["resourceVersion"]
-        if orjson.dumps(obj) == old.raw:
+        old_rv = old.obj["metadata"]["resourceVersion"]
+        meta["resourceVersion"] = old_rv
+        raw = orjson.dumps(obj)
+        if raw == old.raw:
             return old  # a no-op takes no RV and emits nothing
         self.rv += 1
         meta["resourceVersion"] = str(self.rv)
-        raw = orjson.dumps(obj)
+        raw = _with_resource_version(raw, obj, old_rv=old_rv, new_rv=meta["resourceVersion"])
         entry = Entry(obj, raw)
         key = (meta["namespace"], meta["name"])
         self.pods[key] = entry
