@@ -185,7 +185,6 @@ class Metered:
         self._verbs = dict(verbs)
         self._ok_code = ok_code
         self._calls: dict[str, Callable[..., Any]] = {}  # method name -> its metered call, built once
-        self._counts: dict[tuple[str, str], Any] = {}    # (verb, code) -> its KUBE_REQUESTS child
 
     def __getattr__(self, name: str) -> Any:
         metered = self._calls.get(name)
@@ -196,27 +195,21 @@ class Metered:
         if verb is None or not callable(attribute):
             return attribute
         duration = KUBE_REQUEST_DURATION.labels(verb)
-        ok = self._ok_code(verb)
+        succeeded = KUBE_REQUESTS.labels(verb, self._ok_code(verb))
 
         def call(*args, **kwargs):
             started = time.perf_counter()
-            code = ok
+            count = succeeded
             try:
                 return attribute(*args, **kwargs)
             except Exception as exc:
-                code = str(getattr(exc, "status", 0) or 0)
+                count = KUBE_REQUESTS.labels(verb, str(getattr(exc, "status", 0) or 0))
                 raise
             finally:
                 duration.observe(time.perf_counter() - started)
-                self._count(verb, code).inc()
+                count.inc()
         self._calls[name] = call
         return call
-
-    def _count(self, verb: str, code: str) -> Any:
-        child = self._counts.get((verb, code))
-        if child is None:
-            child = self._counts[(verb, code)] = KUBE_REQUESTS.labels(verb, code)
-        return child
 
 
 # -- serving ----------------------------------------------------------------------------------------
