@@ -10,6 +10,7 @@ import signal
 import sys
 from pathlib import Path
 
+from .eventloop import new_event_loop
 from .runtime import UnsafeBind
 from .settings import DEFAULT_NAMESPACES, KubeletDelays, SimSettings
 
@@ -162,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     quiet_collector()
     try:
-        return asyncio.run(_serve(args))
+        with asyncio.Runner(loop_factory=new_event_loop) as runner:
+            return runner.run(_serve(args))
     except UnsafeBind as exc:
         print(f"kubesim: refused: {exc}", file=sys.stderr)
         return 2

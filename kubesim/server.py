@@ -17,6 +17,7 @@ from .admin_routes import PREFIX as ADMIN_PREFIX
 from .admin_routes import AdminRoutes
 from .core import SimCore
 from .discovery import DiscoveryRoutes
+from .eventloop import new_event_loop
 from .http_util import check_accept, error_response
 from .kubeconfig import write_kubeconfig
 from .pod_routes import PodRoutes
@@ -136,7 +137,7 @@ class KubeSim:
             settings.kubeconfig = str(Path(tempfile.mkdtemp(prefix="kubesim-")) / "kubeconfig")
         self.settings = settings
         self.server = KubeSimServer(settings)
-        self._loop = asyncio.new_event_loop()
+        self._loop = new_event_loop()
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._stopped = asyncio.Event()
