@@ -17,19 +17,21 @@ local until_ = now + tonumber(ARGV[2])
 local orphaned_at = until_ + tonumber(ARGV[3])
 
 local function claim(job)
-  local state = redis.call('HGET', job, 'state')
+  local f = redis.call('HMGET', job, 'state', 'scheduler_id', 'deliveries', 'claim_token', 'claim_until',
+                       'claim_worker', 'job_id')
+  local state = f[1]
   if not state then
     return {'', 0, '', 0}
   end
-  local owner = redis.call('HGET', job, 'scheduler_id') or ''
-  local deliveries = tonumber(redis.call('HGET', job, 'deliveries') or '0')
+  local owner = f[2] or ''
+  local deliveries = tonumber(f[3] or '0')
   if not creatable[state] then
     return {state, deliveries, owner, 0}
   end
-  local holder = redis.call('HGET', job, 'claim_token')
-  local lease_end = tonumber(redis.call('HGET', job, 'claim_until') or '0')
+  local holder = f[4]
+  local lease_end = tonumber(f[5] or '0')
   if holder and holder ~= ARGV[1] and lease_end > now then
-    local worker = redis.call('HGET', job, 'claim_worker') or ''
+    local worker = f[6] or ''
     if worker == '' or tonumber(redis.call('ZSCORE', KEYS[2], worker) or '0') > now then
       return {state, deliveries, owner, 1}
     end
@@ -37,7 +39,7 @@ local function claim(job)
   deliveries = redis.call('HINCRBY', job, 'deliveries', 1)
   redis.call('HSET', job, 'claimed_at', tostring(now), 'claim_token', ARGV[1], 'claim_until', tostring(until_),
              'claim_worker', ARGV[4])
-  redis.call('ZADD', KEYS[1], orphaned_at, redis.call('HGET', job, 'job_id'))
+  redis.call('ZADD', KEYS[1], orphaned_at, f[7])
   return {state, deliveries, owner, 0}
 end
 

@@ -8,12 +8,13 @@ local creatable = $(creatable_states)
 local now = ARGV[1]
 local replies = {}
 for i = 2, #KEYS do
-  local state = redis.call('HGET', KEYS[i], 'state')
+  local f = redis.call('HMGET', KEYS[i], 'state', 'job_id')
+  local state = f[1]
   if not state then
     replies[i - 1] = {0, ''}
   elseif creatable[state] then
     redis.call('HSET', KEYS[i], 'state', $(ledger.created), 'updated_at', now, 'created_at', now, 'uid', ARGV[i])
-    redis.call('ZREM', KEYS[1], redis.call('HGET', KEYS[i], 'job_id') or '')
+    redis.call('ZREM', KEYS[1], f[2] or '')
     replies[i - 1] = {1, $(ledger.created)}
   else
     replies[i - 1] = {0, state}

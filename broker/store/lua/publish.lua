@@ -77,6 +77,7 @@ if #moved > 0 then
 end
 
 local published = {'OK'}
+local ensured = {}                             -- results streams known to exist during this call
 for i = 0, count - 1 do
   local base = first + i * 7
   local job_id, state, job = ARGV[base], ARGV[base + 1], job_of[i]
@@ -114,7 +115,10 @@ for i = 0, count - 1 do
       publish = redis.call('HSETNX', job, 'published_adopted:' .. owner, now) == 1
     end
     if publish then
-      ensure_results_group(stream, KEYS[2], group, owner)
+      if not ensured[stream] then
+        ensure_results_group(stream, KEYS[2], group, owner)
+        ensured[stream] = true
+      end
       entry = redis.call('XADD', stream, '*', $(record_field), ARGV[base + 3])
       redis.call('HSET', job, 'last_state', state, 'last_entry', entry)
     end
