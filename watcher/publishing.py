@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from podq.broker.control.operations import completion_request, delete_request
 from podq.broker.control.sender import COMPLETIONS_PER_MESSAGE, ControlSender
 from podq.broker.store.connection import Client
-from podq.broker.store.latency import Submissions
 from podq.broker.store.ledger import Ledger
 from podq.broker.store.publish import DEFAULT_LEDGER_TTL, Item, PodState, Publisher
 from podq.broker.store.watchstate import WatchStore
@@ -36,13 +35,11 @@ class Broker:
     ledger: Ledger
     publisher: Publisher
     control: ControlSender
-    submissions: Submissions
 
     @classmethod
     def open(cls, client: Client, *, ledger_ttl: float = DEFAULT_LEDGER_TTL) -> "Broker":
         return cls(store=WatchStore(client), ledger=Ledger(client),
-                   publisher=Publisher(client, ledger_ttl=ledger_ttl), control=ControlSender(client),
-                   submissions=Submissions(client))
+                   publisher=Publisher(client, ledger_ttl=ledger_ttl), control=ControlSender(client))
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,9 +107,10 @@ def publish(broker: Broker, scope: Scope, intents: Sequence[Intent], *, token: s
         last = start == starts[-1]
         checkpoint = broker.store.checkpoint(scope.name, token=token, position=position if last else None)
         batch = items[start:start + step]
-        entries = broker.publisher.publish_items(batch, checkpoint=checkpoint)
-        published += sum(1 for entry in entries if entry)
-        observe_latencies(broker, [item.result for item, entry in zip(batch, entries) if entry and item.result])
+        done = broker.publisher.publish_items(batch, checkpoint=checkpoint)
+        published += sum(1 for entry in done.entries if entry)
+        observe_latencies([item.result for item, entry in zip(batch, done.entries) if entry and item.result],
+                          done.submitted_at)
     for intent in intents:
         if intent.state is not None and (intent.state.terminal or intent.note):
             with tracing.about_job(intent.identity.job_id, intent.identity.annotations.get(naming.TRACEPARENT)):
@@ -121,10 +119,10 @@ def publish(broker: Broker, scope: Scope, intents: Sequence[Intent], *, token: s
     return published
 
 
-def observe_latencies(broker: Broker, results: Sequence[KubernetesWatch]) -> None:
-    """Submit → running and submit → terminal, for results that just reached their streams."""
+def observe_latencies(results: Sequence[KubernetesWatch], when: Mapping[str, float]) -> None:
+    """Submit → running and submit → terminal, for results that just reached their streams
+    (``when``: each job's submission time, as the publish call read it from the ledger)."""
     timed = [result for result in results if result.state is State.RUNNING or result.state.terminal]
-    when = broker.submissions.submitted_at([result.job_id for result in timed]) if timed else {}
     for result in timed:
         with tracing.span(f"podq.{result.state.value}", result.traceparent, job_id=result.job_id):
             pass  # a marker in the job's trace: the pod reached this state

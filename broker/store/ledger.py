@@ -46,6 +46,7 @@ class LedgerEntry:
     deliveries: int = 0
     accepted_at: float | None = None
     updated_at: float | None = None
+    submitted_at: float | None = None
 
     @classmethod
     def decode(cls, job_id: str, fields: Mapping[str | bytes, bytes | None]) -> "LedgerEntry":
@@ -74,7 +75,8 @@ class LedgerEntry:
                    pod_name=text("pod_name"), namespace=text("namespace") or None, uid=text("uid"),
                    terminal_state=text("terminal_state") or None, last_state=text("last_state"),
                    last_entry=text("last_entry") or None, deliveries=int(number("deliveries") or 0),
-                   accepted_at=number("accepted_at"), updated_at=number("updated_at"))
+                   accepted_at=number("accepted_at"), updated_at=number("updated_at"),
+                   submitted_at=number("submitted_at"))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -140,7 +142,7 @@ class Ledger:
         args: list = [repr(time.time())]
         for (job, pod_name), record in zip(jobs, records, strict=True):
             job_keys += (keys.job_key(job.job_id), keys.scheduler_jobs_key(job.scheduler_id))
-            args += (job.job_id, job.scheduler_id, record, pod_name, job.namespace or "")
+            args += (job.job_id, job.scheduler_id, record, pod_name, job.namespace or "", repr(job.submitted_at))
         pipe = self._client.pipeline(transaction=False)
         self._scripts.accept(keys=job_keys, args=args, client=pipe)
         return [value.decode() for value in durable(self._client, pipe)[0]]

@@ -58,6 +58,15 @@ class Item:
     reached the worker, which then keeps the pod (workers/create.py)."""
 
 
+@dataclass(frozen=True)
+class Published:
+    """What a batch published: each item's stream entry id ("" where it published nothing), and
+    the submission time (producer's clock) of each job whose result was published, from its ledger."""
+
+    entries: list[str]
+    submitted_at: dict[str, float]
+
+
 DEFAULT_LEDGER_TTL = 7 * 24 * 3600
 
 
@@ -74,18 +83,18 @@ class Publisher:
 
     def publish(self, results: Sequence[KubernetesWatch]) -> list[str]:
         """Publish results; returns each one's stream entry id, or "" where it was dropped."""
-        return self.publish_items([Item(result=result) for result in results])
+        return self.publish_items([Item(result=result) for result in results]).entries
 
-    def publish_items(self, items: Sequence[Item], *, checkpoint: Checkpoint | None = None) -> list[str]:
+    def publish_items(self, items: Sequence[Item], *, checkpoint: Checkpoint | None = None) -> Published:
         """Publish a batch atomically, with the watcher's lease check, position and pod states."""
         owners: dict[str, str] = {}
         for _ in range(self.MAX_OWNER_RETRIES):
             reply = self._call(items, checkpoint, owners)
             tag, rest = reply[0], reply[1:]
             if tag == b"OK":
-                published = [entry.decode() if isinstance(entry, bytes) else "" for entry in rest]
+                published = [entry.decode() if isinstance(entry, bytes) else "" for entry in rest[:len(items)]]
                 count_published(items, published)
-                return published
+                return Published(published, _submission_times(items, rest[len(items):]))
             # MOVED: job id, owner, ... (adopted since the result was built); ask with their keys.
             owners.update((job_id.decode(), owner.decode()) for job_id, owner in zip(rest[::2], rest[1::2]))
         raise BrokerError(f"publish: owners kept moving across {self.MAX_OWNER_RETRIES} attempts")
@@ -128,6 +137,19 @@ class Publisher:
             if str(exc).startswith("FENCED"):
                 raise FencedError(str(exc)) from None
             raise
+
+
+def _submission_times(items: Sequence[Item], values: Sequence[bytes]) -> dict[str, float]:
+    """The ledger's submitted_at of each published result's job ("" where unknown: an entry recorded
+    before the field existed, or a producer that set none)."""
+    times = {}
+    for item, value in zip(items, values):
+        if item.result is not None and value:
+            try:
+                times[item.result.job_id] = float(value)
+            except ValueError:
+                continue  # a damaged field costs one latency observation, never the batch
+    return times
 
 
 def count_published(items: Sequence[Item], entries: Sequence[str]) -> None:

@@ -126,3 +126,19 @@ def test_one_batch_keeps_the_rules_for_several_results_of_one_job(redis_client):
     assert [bool(entry) for entry in entries] == [True, True, False, False]
     assert stream_states(redis_client, "old") == [State.RUNNING.value, State.FAILED.value]
     assert Ledger(redis_client).get(job.job_id).terminal_state == State.FAILED.value
+
+
+def test_a_publish_call_tells_each_published_jobs_submission_time_from_its_ledger(redis_client):
+    from podq.broker.store.publish import Item
+
+    timed, older, unknown = make_job(40), make_job(41), make_job(42)
+    accept(redis_client, timed, older)
+    assert float(redis_client.hget(keys.job_key(timed.job_id), "submitted_at")) == timed.submitted_at
+    redis_client.hdel(keys.job_key(older.job_id), "submitted_at")  # recorded before the field existed
+    publisher = Publisher(redis_client)
+    done = publisher.publish_items([Item(result=result(job, State.RUNNING)) for job in (timed, older, unknown)])
+    assert all(done.entries)
+    assert done.submitted_at == {timed.job_id: timed.submitted_at}
+    # A result the rules drop (running again) publishes nothing and tells no time.
+    again = publisher.publish_items([Item(result=result(timed, State.RUNNING))])
+    assert again.entries == [""] and again.submitted_at == {}

@@ -28,7 +28,9 @@
 -- A result goes to its job's current owner (adoption moves it); when the ledger names an
 -- owner other than the item's, nothing is written and the reply is
 -- {"MOVED", job_id, owner, ...}: the caller asks again with the owners' keys.
--- Otherwise returns {"OK", one entry id per item, or "" where the item published nothing}.
+-- Otherwise returns {"OK", one entry id per item, or "" where the item published nothing, then
+-- per item the job's submitted_at from its ledger where the item published a result, else ""}
+-- (the submit → running/terminal latencies, without another read).
 -- A lease token that is not the current one fails the whole call with FENCED.
 $(include:results_group)
 local terminal = $(terminal_states)
@@ -54,15 +56,16 @@ end
 
 -- Every owner is checked before anything is written. job_of[i]: item i's ledger hash (or false);
 -- latches: ledger hash -> its terminal state or false, read once and kept current as the batch latches.
-local job_of, latches, moved = {}, {}, {}
+local job_of, latches, moved, submitted = {}, {}, {}, {}
 for i = 0, count - 1 do
   local base = first + i * 7
   if ARGV[base] ~= '' then
     local job = KEYS[next_key]
     next_key = next_key + 1
     job_of[i] = job
-    local ledger = redis.call('HMGET', job, 'scheduler_id', 'terminal_state')
+    local ledger = redis.call('HMGET', job, 'scheduler_id', 'terminal_state', 'submitted_at')
     if latches[job] == nil then latches[job] = ledger[2] end
+    submitted[i] = ledger[3] or ''
     if ARGV[base + 1] ~= $(state.adopted) and ledger[1] and ledger[1] ~= ARGV[7 + tonumber(ARGV[base + 2])] then
       moved[#moved + 1] = ARGV[base]
       moved[#moved + 1] = ledger[1]
@@ -76,7 +79,7 @@ if #moved > 0 then
   return moved
 end
 
-local published = {'OK'}
+local published, times = {'OK'}, {}
 local ensured = {}                             -- results streams known to exist during this call
 for i = 0, count - 1 do
   local base = first + i * 7
@@ -123,6 +126,7 @@ for i = 0, count - 1 do
       redis.call('HSET', job, 'last_state', state, 'last_entry', entry)
     end
   end
+  times[#times + 1] = (entry ~= '' and submitted[i]) or ''
   local field = ARGV[base + 4]
   if states_key and field ~= '' then
     if ARGV[base + 5] == '' then
@@ -136,5 +140,8 @@ end
 
 if position_key then
   redis.call('SET', position_key, position)
+end
+for _, value in ipairs(times) do
+  published[#published + 1] = value
 end
 return published
