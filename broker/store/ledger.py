@@ -46,7 +46,6 @@ class LedgerEntry:
     deliveries: int = 0
     accepted_at: float | None = None
     updated_at: float | None = None
-    submitted_at: float | None = None
 
     @classmethod
     def decode(cls, job_id: str, fields: Mapping[str | bytes, bytes | None]) -> "LedgerEntry":
@@ -75,8 +74,7 @@ class LedgerEntry:
                    pod_name=text("pod_name"), namespace=text("namespace") or None, uid=text("uid"),
                    terminal_state=text("terminal_state") or None, last_state=text("last_state"),
                    last_entry=text("last_entry") or None, deliveries=int(number("deliveries") or 0),
-                   accepted_at=number("accepted_at"), updated_at=number("updated_at"),
-                   submitted_at=number("submitted_at"))
+                   accepted_at=number("accepted_at"), updated_at=number("updated_at"))
 
 
 @dataclass(frozen=True, kw_only=True)

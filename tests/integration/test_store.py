@@ -6,7 +6,7 @@ import pytest
 
 from podq.broker.store import adoption, keys, streams
 from podq.broker.store.ledger import Ledger
-from podq.broker.store.publish import Publisher
+from podq.broker.store.publish import Item, Publisher
 from podq.broker.store.scripts import scripts_for
 from podq.shared.errors import DecodeError
 from podq.shared.naming import pod_name_for
@@ -129,8 +129,6 @@ def test_one_batch_keeps_the_rules_for_several_results_of_one_job(redis_client):
 
 
 def test_a_publish_call_tells_each_published_jobs_submission_time_from_its_ledger(redis_client):
-    from podq.broker.store.publish import Item
-
     timed, older, unknown = make_job(40), make_job(41), make_job(42)
     accept(redis_client, timed, older)
     assert float(redis_client.hget(keys.job_key(timed.job_id), "submitted_at")) == timed.submitted_at
