@@ -58,6 +58,8 @@ JOBS_REFUSED = _counter("podq_jobs_refused_total",
                         "Job records intake refused (sent to podq:dead), by the field or rule that failed.",
                         ["reason"])
 JOBS_DISPATCHED = _counter("podq_jobs_dispatched_total", "Jobs intake pushed to the Celery queue (new or resumed).")
+JOBS_WAITED = _counter("podq_jobs_waited_total",
+                       "Jobs intake put in a waiting line because the cluster's create budget was full.")
 JOBS_REDISPATCHED = _counter("podq_jobs_redispatched_total",
                              "Dispatched jobs with no live delivery that intake pushed again (orphan sweep).")
 CONTROL_RECORDS = _counter("podq_control_records_total", "Control records intake handled, by operation and outcome.",
@@ -86,6 +88,8 @@ RESULTS_DEAD_LETTERS = _gauge("podq_results_dead_letters",
                               ["scheduler"])
 WATCHER_SCOPE_LEASED = _gauge("podq_watcher_scope_leased",
                               "1 while some watcher replica holds the scope's lease, 0 when none does.", ["scope"])
+JOBS_WAITING = _gauge("podq_jobs_waiting",
+                      "Jobs in a scheduler's waiting line for a cluster's create capacity.", ["cluster", "scheduler"])
 CREATE_BUDGET = _gauge("podq_create_budget", "A cluster's shared create budget now, in creates per second.",
                        ["cluster"])
 CREATE_BUDGET_PEAK = _gauge("podq_create_budget_peak",

@@ -63,17 +63,21 @@ class KubernetesJob:
     submitted_at: float = 0.0
     traceparent: str | None = None
     """W3C trace context (optional; intake starts one for a job without). On the wire only when set."""
+    priority: int = 0
+    """Among its scheduler's jobs waiting for create capacity, a higher priority goes first (a 32-bit
+    signed integer; Airflow's ``priority_weight``). On the wire only when not 0."""
 
     KIND = "job"
 
     @classmethod
     def new(cls, *, scheduler_id: str, key: TaskKey, command=(), namespace: str | None = None,
             pod_template: str | None = None, pod_override: dict | None = None,
-            traceparent: str | None = None) -> "KubernetesJob":
+            traceparent: str | None = None, priority: int = 0) -> "KubernetesJob":
         """A job whose ``job_id`` is derived, once, from the scheduler id and the task key."""
         return cls(job_id=derive_job_id(scheduler_id, key), scheduler_id=scheduler_id, key=key,
                    command=tuple(command), namespace=namespace, pod_template=pod_template,
-                   pod_override=pod_override, submitted_at=time.time(), traceparent=traceparent)
+                   pod_override=pod_override, submitted_at=time.time(), traceparent=traceparent,
+                   priority=priority)
 
     def to_wire(self) -> dict[str, Any]:
         wire = {"job_id": self.job_id, "scheduler_id": self.scheduler_id,
@@ -82,6 +86,8 @@ class KubernetesJob:
                 "pod_override": self.pod_override, "submitted_at": self.submitted_at}
         if self.traceparent is not None:
             wire["traceparent"] = self.traceparent
+        if self.priority:
+            wire["priority"] = self.priority
         return wire
 
     def encode(self) -> bytes:
@@ -102,7 +108,7 @@ class KubernetesJob:
                    pod_template=reader.str("pod_template", required=False, max_len=253),
                    pod_override=reader.map("pod_override"),
                    submitted_at=reader.float("submitted_at"),
-                   traceparent=_traceparent(reader))
+                   traceparent=_traceparent(reader), priority=_priority(reader))
 
     @classmethod
     def identity(cls, payload: Any) -> "tuple[str, TaskKey] | None":
@@ -139,6 +145,16 @@ class KubernetesJob:
         except DecodeError:
             return None
         return value if isinstance(value, str) and tracing.check(value) is None else None
+
+
+PRIORITY_RANGE = (-2 ** 31, 2 ** 31 - 1)
+
+
+def _priority(reader: FieldReader) -> int:
+    value = reader.int("priority", required=False, minimum=PRIORITY_RANGE[0], default=0)
+    if value > PRIORITY_RANGE[1]:
+        raise reader.fail("priority", f"must be <= {PRIORITY_RANGE[1]}, got {value}")
+    return value
 
 
 def _traceparent(reader: FieldReader) -> str | None:

@@ -2,7 +2,9 @@
 
 It reads ``podq:jobs`` and ``podq:control`` with one consumer group, decodes and
 checks every record, records admitted jobs in the ledger, pushes them to Celery
-in batches, and acknowledges the entries only after that push (at-least-once).
+in batches (or, while the cluster's create budget is full, into their schedulers'
+waiting lines, :mod:`.dispatcher`), and acknowledges the entries only after that
+push (at-least-once).
 A record it refuses goes to ``podq:dead`` with the reason and, when its
 scheduler id and task key can be read, a ``failed`` result to its scheduler.
 Its periodic chores (the delayed set, orphaned jobs, trimming) are
@@ -34,6 +36,7 @@ from podq.shared.settings import Settings
 from podq.shared.states import Source, State
 
 from .admission import check_job
+from .dispatcher import Dispatcher
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +62,7 @@ class Intake:
         self.ledger = Ledger(client)
         self.publisher = Publisher(client, ledger_ttl=settings.redis.ledger_ttl)
         self.control = ControlSender(client)
+        self.dispatcher = Dispatcher(client=client, settings=settings)
         self._known_schedulers: set[str] = set()
         # Entries another intake took and never acked are reclaimed; poison entries go dead.
         self.redelivery = Redelivery(client, group=keys.INTAKE_GROUP, consumer=self.consumer,
@@ -144,6 +148,10 @@ class Intake:
                 with tracing.about_job(job.job_id, job.traceparent):
                     log.info("job %s (%s) already %s; not dispatched again", job.job_id, job.key, state)
         if not todo:
+            return
+        if not self.dispatcher.direct([job for job, _ in todo]):
+            # The cluster's create budget is full, or jobs wait already: these wait their turn.
+            self.dispatcher.hold([job for job, _ in todo])
             return
         dispatch_jobs(self.client, [record for _, record in todo], per_message=self.settings.intake.jobs_per_message)
         self.ledger.mark_dispatched([job.job_id for job, _ in todo],

@@ -147,17 +147,18 @@ class CreateBudget:
     def write(self, read: BudgetState, new: BudgetState) -> bool:
         """Store ``new`` if the budget is still at ``read``'s version; False when another worker wrote first."""
         assert self._scripts is not None, "a budget that is off has no state to write"
-        return bool(self._scripts.budget(keys=[self.key, keys.BUDGETS_SET],
+        return bool(self._scripts.budget(keys=[self.key, keys.CLUSTERS_SET],
                                          args=[read.version, self.cluster, *new.encode()]))
 
 
 def budget_states(client: redis.Redis, *, start: float = 0.0) -> dict[str, BudgetState]:
     """Every cluster's budget state (for `podq status` and the gauges), by cluster name."""
-    clusters = sorted(name.decode() for name in client.smembers(keys.BUDGETS_SET))
+    clusters = sorted(name.decode() for name in client.smembers(keys.CLUSTERS_SET))
     if not clusters:
         return {}
     pipe = client.pipeline(transaction=False)
     for cluster in clusters:
         pipe.hgetall(keys.create_budget_key(cluster))
-    return {cluster: BudgetState.decode(fields, start=start) for cluster, fields in zip(clusters, pipe.execute())}
+    return {cluster: BudgetState.decode(fields, start=start) for cluster, fields in zip(clusters, pipe.execute())
+            if fields}
 

@@ -42,8 +42,8 @@ from podq.shared.states import CREATABLE_STATES, LIVE_LEDGER_STATES, TERMINAL_ST
 
 from . import keys
 
-NAMES = ("accept", "adopt", "beat", "budget", "claim", "created", "delay", "hold", "lease", "orphans", "publish", "ratelimit",
-         "refuse", "release", "released", "restore", "results_group", "transition", "trim")
+NAMES = ("accept", "adopt", "beat", "budget", "claim", "created", "delay", "dispatch_waiting", "hold", "lease", "orphans",
+         "publish", "ratelimit", "refuse", "release", "released", "restore", "results_group", "transition", "trim", "wait")
 _PLACEHOLDER = re.compile(r"\$\(([a-z_.:]+)\)")
 
 
@@ -100,6 +100,7 @@ class Scripts:
     claim: Script
     created: Script
     delay: Script
+    dispatch_waiting: Script
     hold: Script
     lease: Script
     orphans: Script
@@ -112,6 +113,7 @@ class Scripts:
     results_group: Script
     transition: Script
     trim: Script
+    wait: Script
 
     def __init__(self, client: redis.Redis) -> None:
         for name in NAMES:
