@@ -42,7 +42,7 @@ from podq.shared.states import CREATABLE_STATES, LIVE_LEDGER_STATES, TERMINAL_ST
 
 from . import keys
 
-NAMES = ("accept", "adopt", "beat", "claim", "created", "delay", "hold", "lease", "orphans", "publish", "ratelimit",
+NAMES = ("accept", "adopt", "beat", "budget", "claim", "created", "delay", "hold", "lease", "orphans", "publish", "ratelimit",
          "refuse", "release", "released", "restore", "results_group", "transition", "trim")
 _PLACEHOLDER = re.compile(r"\$\(([a-z_.:]+)\)")
 
@@ -96,6 +96,7 @@ class Scripts:
     accept: Script
     adopt: Script
     beat: Script
+    budget: Script
     claim: Script
     created: Script
     delay: Script
