@@ -43,7 +43,7 @@ from podq.shared.states import (CREATABLE_STATES, LIVE_LEDGER_STATES, MAX_PENDIN
 
 from . import keys
 
-NAMES = ("accept", "adopt", "beat", "claim", "created", "delay", "hold", "lease", "orphans", "publish", "ratelimit",
+NAMES = ("accept", "adopt", "beat", "budget", "claim", "created", "delay", "hold", "lease", "orphans", "publish", "ratelimit",
          "refuse", "release", "released", "restore", "results_group", "transition", "trim")
 _PLACEHOLDER = re.compile(r"\$\(([a-z_.:]+)\)")
 
@@ -98,6 +98,7 @@ class Scripts:
     accept: Script
     adopt: Script
     beat: Script
+    budget: Script
     claim: Script
     created: Script
     delay: Script
