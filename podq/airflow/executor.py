@@ -129,7 +129,8 @@ class PodqExecutor(BaseExecutor):
         return mapping.build_job(
             scheduler=self.scheduler_id, key=self._task_key(ti.key), workload_json=workload.model_dump_json(),
             config=self.config, queue=ti.queue, executor_config=executor_config, override=override,
-            airflow_version=airflow_version, ti_id=str(ti.id) if getattr(ti, "id", None) else None)
+            airflow_version=airflow_version, ti_id=str(ti.id) if getattr(ti, "id", None) else None,
+            priority_weight=getattr(ti, "priority_weight", None))
 
     @staticmethod
     def _task_key(key: TaskInstanceKey):
