@@ -22,6 +22,10 @@ class State(str, Enum):
 TERMINAL_STATES = frozenset({State.SUCCEEDED, State.FAILED, State.LOST, State.REVOKED})
 
 
+# The kinds of podq process that keep a liveness record in Redis (podq status, podq_live_processes).
+PROCESS_ROLES = ("intake", "worker", "watcher")
+
+
 class Source(str, Enum):
     """Which podq component published a result."""
 

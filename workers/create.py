@@ -35,6 +35,16 @@ from .runtime import Runtime
 log = logging.getLogger(__name__)
 
 
+# Why a job goes back through the delayed set (podq_jobs_delayed_total's cause label).
+DELAY_CAUSES = ("budget", "rate_limit", "api_error", "shutdown")
+
+
+def initialise_metrics() -> None:
+    """Every series of the workers' labelled counters, at 0, from start-up."""
+    metrics.initialise(metrics.POD_CREATES, [*(outcome.value for outcome in Outcome), "crashed"])
+    metrics.initialise(metrics.JOBS_DELAYED, DELAY_CAUSES)
+
+
 class Outcome(str, Enum):
     CREATED = "created"            # we created it, or found our own pod under its name
     SKIPPED = "skipped"            # the ledger says there is nothing to do

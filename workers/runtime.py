@@ -17,6 +17,7 @@ from podq.shared.errors import SettingsError
 from podq.shared.pods.templates import TemplateStore
 from podq.shared.settings import Settings
 
+from .errors import KNOWN_STATUSES
 from .hook import load_hook
 from .liveness import Heartbeat, worker_id
 from .kube import Kube, open_kube
@@ -100,7 +101,8 @@ def build_runtime(settings: Settings, *, kube: Kube | None = None, worker: str |
     budget = retry_budget(settings.worker)
     if kube is None:
         kube = open_kube(settings.kube, pool_size=in_flight)
-    kube = metrics.Metered(kube, WORKER_VERBS, ok_code=lambda verb: "201" if verb == "create" else "200")
+    kube = metrics.Metered(kube, WORKER_VERBS, ok_code=lambda verb: "201" if verb == "create" else "200",
+                           codes=KNOWN_STATUSES)
     client = connect(settings.redis.url, settings=settings.redis)
     return Runtime(settings=settings, client=client, kube=kube, ledger=Ledger(client), publisher=Publisher(client, ledger_ttl=settings.redis.ledger_ttl),
                    limiter=CreateRateLimit(client, rate=settings.worker.create_rate, burst=settings.worker.create_burst),

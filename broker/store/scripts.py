@@ -24,9 +24,9 @@ from redis.commands.core import Script
 
 from podq.shared.states import CREATABLE_STATES, LIVE_LEDGER_STATES, TERMINAL_STATES, LedgerState, State
 
-from . import keys
+from . import counters, keys
 
-NAMES = ("accept", "adopt", "beat", "claim", "created", "delay", "hold", "lease", "orphans", "publish", "ratelimit",
+NAMES = ("accept", "adopt", "alive", "beat", "claim", "created", "delay", "hold", "lease", "orphans", "publish", "ratelimit",
          "refuse", "release", "released", "restore", "results_group", "transition", "trim")
 _PLACEHOLDER = re.compile(r"\$\(([a-z_.:]+)\)")
 
@@ -51,6 +51,7 @@ def constants() -> dict[str, str]:
     }
     values.update({f"state.{state.name.lower()}": _quoted(state.value) for state in State})
     values.update({f"ledger.{state.name.lower()}": _quoted(state.value) for state in LedgerState})
+    values.update({f"total.{name}": _quoted(field) for name, field in counters.script_names().items()})
     return values
 
 
@@ -79,6 +80,7 @@ class Scripts:
 
     accept: Script
     adopt: Script
+    alive: Script
     beat: Script
     claim: Script
     created: Script
