@@ -252,6 +252,12 @@ def _load_section(cls: type, section: str, env: Mapping[str, str]) -> Any:
     return cls(**values)
 
 
+def load_redis_settings(env: Mapping[str, str] | None = None) -> RedisSettings:
+    """The ``PODQ_REDIS_*`` settings alone, from ``env`` (default: ``os.environ``): what a client
+    library reads without the services' other settings."""
+    return _load_section(RedisSettings, "redis", os.environ if env is None else env)
+
+
 def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Build settings from ``env`` (default: ``os.environ``); ``overrides`` replace whole sections."""
     env = os.environ if env is None else env

@@ -30,6 +30,7 @@ from .health import Health
 from .kube import KubePods, WatchStream
 from .publishing import Broker, Scope, after_publish, publish
 from .tracker import Intent, Tracker
+from .unseen import created_jobs, unseen_endings
 
 log = logging.getLogger(__name__)
 _END = object()
@@ -44,8 +45,9 @@ class ScopeRunner:
     """Lists and watches one scope and publishes what changes, with one lease token."""
 
     def __init__(self, *, scope: Scope, token: str, broker: Broker, kube: KubePods,
-                 settings: WatcherSettings, health: Health) -> None:
+                 settings: WatcherSettings, health: Health, default_namespace: str = "default") -> None:
         self.scope = scope
+        self._default_namespace = default_namespace
         self.token = token
         self._broker = broker
         self._kube = kube
@@ -124,6 +126,8 @@ class ScopeRunner:
         present: set[str] = set()
         intents: list[Intent] = []
         position, token, pages = None, None, 0
+        # Jobs whose pod existed before this list began: one the list misses too ends now (unseen.py).
+        created = created_jobs(self._broker.ledger, self.scope.covers, default_namespace=self._default_namespace)
         while True:
             page = self._kube.list_page(self.scope.namespace, token=token)
             position = position or page.resource_version
@@ -155,10 +159,16 @@ class ScopeRunner:
                     verdict = left_the_watch(pod_view(raw))
                     intent.state, intent.details, intent.note = verdict.state, verdict.details, verdict.note
             intents.extend(gone)
+            ended = {intent.ref for intent in gone}
+            unseen = unseen_endings(self._broker.ledger, created, read=self._kube.read,
+                                    seen=lambda ref: ref in present or ref in ended or self.tracker.knows(ref),
+                                    default_namespace=self._default_namespace)
+            intents.extend(unseen)
             self._publish(intents, position=position)
         self.rv = position
-        log.info("scope %s: listed %d pods in %d pages (%.2f s), %d gone; watching from %s", self.scope.name,
-                 len(present), pages, time.monotonic() - started, len(gone), position)
+        log.info("scope %s: listed %d pods in %d pages (%.2f s), %d gone, %d created but never seen; watching "
+                 "from %s", self.scope.name, len(present), pages, time.monotonic() - started, len(gone), len(unseen),
+                 position)
 
     def _watch(self) -> None:
         if self.rv is not None:
