@@ -72,7 +72,7 @@ def main(argv: list[str] | None, settings: Settings) -> int:
     runtime.heartbeat.attach(app)
     stop_creates_on_shutdown(hostname, runtime)
     probe_stop = threading.Event()
-    initialise_metrics()
+    initialise_metrics(settings.kube.cluster)
     metrics.start(settings.metrics, service=f"worker {hostname}", ping=lambda: ping(runtime.client), stop=probe_stop)
     try:
         runtime.heartbeat.start()

@@ -15,6 +15,7 @@ from . import counters
 from .connection import Client
 from .liveness import Presence
 from .overview import Overview, overview
+from .ratelimit import REASONS
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,12 @@ def export(figures: Overview, totals: dict[str, int]) -> None:
         metrics.RESULTS_DEAD_LETTERS.labels(item.scheduler).set(item.dead)
     for scope in figures.scopes:
         metrics.WATCHER_SCOPE_LEASED.labels(scope.scope).set(1 if scope.leader else 0)
+    for cluster, budget in figures.budgets.items():
+        metrics.CREATE_BUDGET.labels(cluster).set(budget.rate)
+        metrics.CREATE_BUDGET_PEAK.labels(cluster).set(budget.peak)
+        metrics.CREATE_BUDGET_PAUSE.labels(cluster).set(max(0.0, budget.pause_until - figures.at))
+        for reason in REASONS:
+            metrics.CREATE_BUDGET_REASON.labels(cluster, reason).set(1 if reason == budget.reason else 0)
     for role, instances in figures.live.items():
         metrics.LIVE_PROCESSES.labels(role).set(len(instances))
     for name in (counters.ACCEPTED, counters.DISPATCHED, counters.CREATED):

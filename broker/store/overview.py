@@ -14,6 +14,7 @@ import redis
 from podq.shared.states import PROCESS_ROLES
 
 from . import keys
+from .ratelimit import BudgetState, budget_states
 from .stats import StreamStats, all_stats
 
 RECENT_DEAD = 5
@@ -69,6 +70,8 @@ class Overview:
     recent_dead: tuple[DeadLetter, ...] = field(default=())
     live: dict[str, tuple[str, ...]] = field(default_factory=dict)
     """Per role (intake, worker, watcher), the processes whose own liveness record has not lapsed."""
+    budgets: dict[str, BudgetState] = field(default_factory=dict)
+    """Each cluster's create budget, by cluster name (empty until a worker first reports to one)."""
 
 
 def _text(value) -> str:
@@ -136,4 +139,5 @@ def overview(client: redis.Redis, *, recent_dead: int = RECENT_DEAD) -> Overview
     return Overview(at=now, queue_messages=int(queue_messages), in_flight=int(in_flight), delayed=int(delayed),
                     jobs=jobs, jobs_lag=intake.lag if intake else jobs.length,
                     jobs_pending=intake.pending if intake else 0, dead=jobs.dead or 0,
-                    schedulers=tuple(schedulers), scopes=tuple(scope_figures), recent_dead=recent, live=live)
+                    schedulers=tuple(schedulers), scopes=tuple(scope_figures), recent_dead=recent, live=live,
+                    budgets=budget_states(client))

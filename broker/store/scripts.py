@@ -42,7 +42,8 @@ from podq.shared.states import CREATABLE_STATES, LIVE_LEDGER_STATES, TERMINAL_ST
 
 from . import counters, keys
 
-NAMES = ("accept", "adopt", "alive", "beat", "claim", "created", "delay", "hold", "lease", "orphans", "publish", "ratelimit",
+NAMES = ("accept", "adopt", "alive", "beat", "budget", "claim", "created", "delay", "hold", "lease", "orphans", "publish",
+         "ratelimit",
          "refuse", "release", "released", "restore", "results_group", "transition", "trim")
 _PLACEHOLDER = re.compile(r"\$\(([a-z_.:]+)\)")
 
@@ -98,6 +99,7 @@ class Scripts:
     adopt: Script
     alive: Script
     beat: Script
+    budget: Script
     claim: Script
     created: Script
     delay: Script

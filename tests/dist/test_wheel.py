@@ -88,5 +88,8 @@ def test_wheel_in_an_empty_virtualenv_runs_the_demo(installed, tmp_path):
     # The installed package, not the source tree, is what runs.
     where = run(bin_dir / "python", "-c", "import podq; print(podq.__file__)", cwd=tmp_path, env=env)
     assert str(installed) in where.stdout
+    api = run(bin_dir / "python", "-c", "import podq; print(' '.join(sorted(podq.__all__)))", cwd=tmp_path, env=env)
+    assert api.stdout.split() == sorted(podq.__all__)
+    run(bin_dir / "python", "-c", f"from podq import {', '.join(podq.__all__)}", cwd=tmp_path, env=env)
     demo = run(bin_dir / "podq", "demo", "--jobs", "5", cwd=tmp_path, env=env, timeout=400)
     assert "5/5 jobs terminal" in demo.stdout, demo.stdout
