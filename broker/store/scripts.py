@@ -38,7 +38,8 @@ from redis.client import Pipeline
 from redis.commands.core import Script
 from redis.exceptions import NoScriptError
 
-from podq.shared.states import CREATABLE_STATES, LIVE_LEDGER_STATES, TERMINAL_STATES, LedgerState, State
+from podq.shared.states import (CREATABLE_STATES, LIVE_LEDGER_STATES, MAX_PENDING_RESULTS, TERMINAL_STATES,
+                                LedgerState, State)
 
 from . import counters, keys
 
@@ -65,6 +66,7 @@ def constants() -> dict[str, str]:
         "creatable_states": _set(CREATABLE_STATES, LedgerState),
         "live_ledger_states": _set(LIVE_LEDGER_STATES, LedgerState),
         "record_field": _quoted(keys.RECORD_FIELD),
+        "max_pending_results": str(MAX_PENDING_RESULTS),
     }
     values.update({f"state.{state.name.lower()}": _quoted(state.value) for state in State})
     values.update({f"ledger.{state.name.lower()}": _quoted(state.value) for state in LedgerState})
