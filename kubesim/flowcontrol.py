@@ -49,6 +49,9 @@ PF_HEADERS = {  # as Go's net/http writes the names (canonical case)
 }
 TOO_MANY = "Too many requests, please try again later.\n"
 MAX_RETRY_AFTER = 32
+TIMER_SLACK = 0.001
+"""uvloop's timers have millisecond resolution and may fire up to that early: what is due that soon goes now
+(else the timer would be set again and again for the remaining fraction)"""
 _IDENTITY_CACHE = 10_000
 
 WAITING, DISPATCHED, GONE = 0, 1, 2
@@ -170,7 +173,7 @@ class Pace:
 
     def _release(self, loop: asyncio.AbstractEventLoop) -> None:
         held = self._held
-        now = loop.time()
+        now = loop.time() + TIMER_SLACK
         while held and held[0][0] <= now:
             _moment, future = held.popleft()
             if not future.done():
@@ -350,7 +353,7 @@ class FlowControl:
     def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
         self._timer = None
         deadlines = self._deadlines
-        now = loop.time()
+        now = loop.time() + TIMER_SLACK
         while deadlines and deadlines[0][0] <= now:
             waiter = heapq.heappop(deadlines)[2]
             if waiter.state != WAITING:

@@ -136,6 +136,9 @@ def test_a_waiting_request_runs_when_the_seat_frees(limited: KubeSim) -> None:
     assert sorted(results) == ["p0", "p1", "p2"]
     state = admin.limit()
     assert (state["dispatched"], state["rejected"], state["timedOut"], state["executing"]) == (3, 0, 0, 0)
+    _pod, status, headers = api_as(limited, "t0").create_namespaced_pod_with_http_info(NS, pod("p3"))
+    assert status == 201
+    assert (headers["X-Kubernetes-PF-FlowSchema-UID"], headers["X-Kubernetes-PF-PriorityLevel-UID"]) == (FLOW_SCHEMA_UID, PRIORITY_LEVEL_UID)
 
 
 def test_the_level_completes_creates_at_its_rate(limited: KubeSim) -> None:
