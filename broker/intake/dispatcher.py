@@ -17,7 +17,6 @@ import logging
 from typing import Sequence
 
 from podq.broker.queue.envelopes import dispatch_jobs
-from podq.broker.store import counters
 from podq.broker.store.connection import Client
 from podq.broker.store.ratelimit import CreateBudget
 from podq.broker.store.waiting import WaitingLines
@@ -89,6 +88,5 @@ class Dispatcher:
             dispatch_jobs(self.client, records, per_message=max(1, min(self.settings.intake.jobs_per_message,
                                                                        room // 8 or 1)))
             metrics.JOBS_DISPATCHED.inc(len(records))
-            counters.add(self.client, counters.DISPATCHED, len(records))
             log.debug("released %d waiting jobs (%s)", len(records), counts)
         return len(records)

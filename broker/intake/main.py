@@ -43,7 +43,7 @@ class IntakeService:
             raise SettingsError("PODQ_REDIS_URL is not set (start the stack with `podq up`, which prints it)")
         self.client = connect(settings.redis.url, settings=settings.redis, block_ms=settings.intake.block_ms)
         self.intake = Intake(client=self.client, settings=settings, consumer=consumer)
-        self.housekeeping = Housekeeping(client=self.client, settings=settings)
+        self.housekeeping = Housekeeping(client=self.client, settings=settings, instance=self.intake.consumer)
         self.settings = settings
         self.stopping = threading.Event()
         self.failed: BaseException | None = None
@@ -59,6 +59,7 @@ class IntakeService:
         chores = threading.Thread(target=self._guard, name="intake-housekeeping", daemon=True,
                                   args=("intake-housekeeping", self.housekeeping.step, IDLE_WAIT))
         chores.start()
+        self.intake.initialise_metrics()
         releases = threading.Thread(target=self._guard, name="intake-dispatch", daemon=True,
                                     args=("intake-dispatch", self.intake.dispatcher.step, dispatcher.IDLE_WAIT))
         if self.intake.dispatcher.enabled:
@@ -68,6 +69,7 @@ class IntakeService:
         self._guard("intake", self.intake.step, 0.0)
         self.stopping.set()
         chores.join(timeout=30)
+        self.housekeeping.gauges.leave()
         if releases.is_alive():
             releases.join(timeout=30)
         self.client.close()

@@ -127,7 +127,7 @@ class WaitingLines:
         for (name, _), head in zip(chosen, heads):
             args += (name, weights.get(name, 1.0), len(head))
         return self._scripts.dispatch_waiting(
-            keys=[self.key, keys.INFLIGHT_ZSET, *line_keys, *(keys.job_key(_member_job_id(m)) for m in members)],
+            keys=[self.key, keys.INFLIGHT_ZSET, keys.METRICS_KEY, *line_keys, *(keys.job_key(_member_job_id(m)) for m in members)],
             args=[*args, *members])
 
 

@@ -1,12 +1,13 @@
 -- Take chosen jobs out of a cluster's waiting lines and mark them dispatched, in one call.
 -- KEYS[1] the cluster's schedulers zset (scheduler -> pass); KEYS[2] the in-flight zset;
--- then per scheduler its line; then per candidate its job hash (in the order of ARGV's candidates)
+-- KEYS[3] the running totals hash; then per scheduler its line; then per candidate its job hash
+-- (in the order of ARGV's candidates)
 -- ARGV[1] now; ARGV[2] seconds after which a dispatched job with no live delivery counts as orphaned;
 -- ARGV[3] the number of schedulers S; then per scheduler: its id, its weight, its number of candidates;
 -- then the candidates (line members `<seq>:<job_id>`), scheduler by scheduler.
 -- The caller read the candidates from the heads of the lines; each is checked again here. One still
 -- in its line leaves it; if its job is still `waiting` it becomes `dispatched` (and joins the in-flight
--- set, as intake's dispatch does) and its record is returned; otherwise (revoked meanwhile) it only
+-- set, as intake's dispatch does, and counts in the `dispatched` total) and its record is returned; otherwise (revoked meanwhile) it only
 -- leaves the line. A candidate another caller took first is skipped. Each scheduler's pass grows by
 -- what it was given over its weight; a scheduler whose line is empty leaves the zset.
 -- Returns the records of the dispatched jobs, in candidate order.
@@ -15,9 +16,10 @@ local orphaned_at = now + tonumber(ARGV[2])
 local schedulers = tonumber(ARGV[3])
 local records = {}
 local arg = 4 + 3 * schedulers
-local job_key = 3 + schedulers
+local job_key = 4 + schedulers
+local moved = 0
 for s = 0, schedulers - 1 do
-  local line = KEYS[3 + s]
+  local line = KEYS[4 + s]
   local scheduler, weight, count = ARGV[4 + 3 * s], tonumber(ARGV[5 + 3 * s]), tonumber(ARGV[6 + 3 * s])
   local given = 0
   for _ = 1, count do
@@ -35,10 +37,14 @@ for s = 0, schedulers - 1 do
       end
     end
   end
+  moved = moved + given
   if redis.call('EXISTS', line) == 0 then
     redis.call('ZREM', KEYS[1], scheduler)
   elseif given > 0 then
     redis.call('ZINCRBY', KEYS[1], given / weight, scheduler)
   end
+end
+if moved > 0 then
+  redis.call('HINCRBY', KEYS[3], $(total.dispatched), moved)
 end
 return records
