@@ -11,16 +11,30 @@ from __future__ import annotations
 
 import pytest
 
+from pathlib import Path
+
 from podq.broker.store.connection import connect
 from podq.kubesim.admin import Admin
 from podq.shared.records import KubernetesJob
 from podq.shared.settings import load_settings
 from podq.stack import Stack, StackOptions
-from tests.airflow.test_real_airflow import DAGS, TEMPLATE, VENV_BIN, podq_airflow
-from tests.support.airflow_system import free_port, task_env
+from tests.support.airflow_system import AirflowSystem, free_port, task_env
 from tests.support.postgres import Postgres
 
 pytestmark = pytest.mark.timeout(1800)
+
+DAGS = Path(__file__).parent / "dags"
+VENV_BIN = Path(__file__).resolve().parents[2] / ".venv-airflow" / "bin"
+IMAGE = "apache/airflow:3.3.2"
+TEMPLATE = f"""apiVersion: v1
+kind: Pod
+metadata: {{}}
+spec:
+  restartPolicy: Never
+  containers:
+    - name: base
+      image: {IMAGE}
+"""
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +54,18 @@ def world(tmp_path_factory):
     with Postgres(free_port()) as postgres, Stack(load_settings({}), options) as stack:
         yield {"root": root, "stack": stack, "templates": templates, "api_port": api_port,
                "admin": Admin(stack.kubesim_url), "postgres": postgres}
+
+
+def podq_airflow(world, name: str) -> AirflowSystem:
+    """A real Airflow with podq's executor on this module's stack."""
+    stack = world["stack"]
+    return AirflowSystem(home=world["root"] / name, api_port=world["api_port"], dags_folder=DAGS,
+                         executor="podq.airflow.executor.PodqExecutor",
+                         database_url=world["postgres"].create_database(name.replace("-", "_")),
+                         settings={"AIRFLOW__PODQ_EXECUTOR__REDIS_URL": stack.redis_url,
+                                   "AIRFLOW__PODQ_EXECUTOR__POD_TEMPLATE_FILE": str(world["templates"] / "worker.yaml"),
+                                   "AIRFLOW__PODQ_EXECUTOR__IMAGE": IMAGE,
+                                   "AIRFLOW__PODQ_EXECUTOR__KUBE_CONFIG_FILE": stack.kubeconfig})
 
 
 def ledger_times(redis_url: str, dag_id: str) -> dict[str, tuple[int, float, float]]:

@@ -16,7 +16,7 @@ from podq.broker.store.waiting import WaitingLines
 from podq.shared.records import KubernetesJob, TaskKey
 from podq.shared.settings import IntakeSettings, load_settings
 from podq.shared.states import LedgerState
-from tests.integration.test_intake import celery_jobs
+from tests.support.workers import celery_jobs
 
 
 def make_job(n: int, *, scheduler_id: str = "sched-a", priority: int = 0) -> KubernetesJob:
