@@ -108,28 +108,35 @@ class WaitingLines:
         in_flight, delayed = pipe.execute()
         return max(0, int(in_flight) - int(delayed))
 
-    def take(self, counts: Mapping[str, int], *, weights: Mapping[str, float], orphaned_after: float) -> list[bytes]:
+    def take(self, counts: Mapping[str, int], *, weights: Mapping[str, float], orphaned_after: float,
+             attempts: int = 5) -> list[bytes]:
         """Dispatch up to ``counts[scheduler]`` jobs from the head of each line; their records.
 
-        The heads are read first, then taken in one script call that checks each is still there
-        (``lua/dispatch_waiting.lua``): two dispatchers at once never both take a job.
+        The heads are read first, then taken in one script call that checks they are still the
+        heads (``lua/dispatch_waiting.lua``): a job of higher priority that joined meanwhile is not
+        passed over, and two dispatchers at once never both take a job. When they moved, they are
+        read again (``attempts`` times at most; then nothing is taken this time).
         """
         chosen = [(name, count) for name, count in counts.items() if count > 0]
         if not chosen:
             return []
-        pipe = self._client.pipeline(transaction=False)
-        for name, count in chosen:
-            pipe.zrange(keys.waiting_line_key(self.cluster, name), 0, count - 1)
-        heads = pipe.execute()
         line_keys = [keys.waiting_line_key(self.cluster, name) for name, _ in chosen]
-        members = [member for head in heads for member in head]
-        args: list = [repr(time.time()), orphaned_after, len(chosen)]
-        for (name, _), head in zip(chosen, heads):
-            args += (name, weights.get(name, 1.0), len(head))
-        return self._scripts.dispatch_waiting(
-            keys=[self.key, keys.INFLIGHT_ZSET, keys.METRICS_KEY, *line_keys, *(keys.job_key(_member_job_id(m)) for m in members)],
-            args=[*args, *members])
-
+        for _ in range(attempts):
+            pipe = self._client.pipeline(transaction=False)
+            for line, (_, count) in zip(line_keys, chosen):
+                pipe.zrange(line, 0, count - 1)
+            heads = pipe.execute()
+            members = [member for head in heads for member in head]
+            args: list = [repr(time.time()), orphaned_after, len(chosen)]
+            for (name, _), head in zip(chosen, heads):
+                args += (name, weights.get(name, 1.0), len(head))
+            reply = self._scripts.dispatch_waiting(
+                keys=[self.key, keys.INFLIGHT_ZSET, keys.METRICS_KEY, *line_keys,
+                      *(keys.job_key(_member_job_id(m)) for m in members)],
+                args=[*args, *members])
+            if int(reply[0]) == 1:
+                return list(reply[1:])
+        return []
 
 def waiting_by_scheduler(client: redis.Redis, cluster: str) -> dict[str, int]:
     """How many jobs wait in each scheduler's line for ``cluster`` (for `podq status` and the gauges)."""

@@ -119,3 +119,34 @@ def test_with_fair_share_off_or_no_budget_every_job_goes_at_once(redis_client, s
         while intake.step(block_ms=10):
             pass
         assert len(released(redis_client)) == 30
+
+
+def test_a_higher_priority_job_that_joins_after_the_heads_were_read_is_not_passed_over(redis_client):
+    lines = WaitingLines(redis_client, cluster="default")
+    lines.add(accepted(redis_client, [make_job(n) for n in range(3)]))
+    real_pipeline = redis_client.pipeline
+
+    class JoinAfterRead:
+        """A pipeline whose first read of the heads lets a priority-9 job join right after."""
+
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def execute(self, *args, **kwargs):
+            heads = self.inner.execute(*args, **kwargs)
+            if not joined:
+                joined.append(True)
+                lines.add(accepted(redis_client, [make_job(99, priority=9)]))
+            return heads
+
+    joined: list[bool] = []
+    redis_client.pipeline = lambda *args, **kwargs: JoinAfterRead(real_pipeline(*args, **kwargs))
+    try:
+        records = lines.take({"sched-a": 2}, weights={}, orphaned_after=30)
+    finally:
+        redis_client.pipeline = real_pipeline
+    assert joined, "the job joined between the read and the take"
+    assert [KubernetesJob.decode(record).key.task_id for record in records] == ["task-99", "task-0"]
