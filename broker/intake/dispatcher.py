@@ -47,9 +47,10 @@ class Dispatcher:
         self.enabled = intake.fair_share and self.budget.enabled
 
     def window(self) -> int:
-        """Jobs to keep dispatched ahead of the workers, from the budget's rate and latency now."""
+        """Jobs to keep dispatched ahead of the workers, from the budget's rate and the API server's
+        unloaded create latency (its base: a queue at the server must not widen the window)."""
         state, _ = self.budget.read()
-        return window(rate=state.rate, latency=state.latency, ahead=self.settings.intake.dispatch_ahead,
+        return window(rate=state.rate, latency=state.base_latency, ahead=self.settings.intake.dispatch_ahead,
                       floor=self.settings.intake.dispatch_ahead_min)
 
     def direct(self, jobs: Sequence[KubernetesJob]) -> bool:
@@ -74,7 +75,8 @@ class Dispatcher:
         if not self.enabled or not self.lines.any_waiting():
             return 0
         lines = self.lines.read(in_flight_of=lambda name: self.caps.get(name) is not None)
-        room = self.window() - lines.dispatched
+        window = self.window()
+        room = window - lines.dispatched
         if room <= 0:
             return 0
         counts = plan(lines.lines, room=room, weights=self.weights, caps=self.caps)
@@ -83,10 +85,11 @@ class Dispatcher:
         records = self.lines.take(counts, weights={name: self.weights.get(name) or 1.0 for name in counts},
                                   orphaned_after=self.settings.intake.redispatch_after)
         if records:
-            # Small messages: a message holds its worker thread until its last job is created, and
-            # the window is small (about a quarter second of the budget).
-            dispatch_jobs(self.client, records, per_message=max(1, min(self.settings.intake.jobs_per_message,
-                                                                       room // 8 or 1)))
+            # A quarter of the window per message: a message holds its worker thread until its last
+            # job is created (and its jobs count as dispatched until then), so the window holds four
+            # messages, enough to keep the budget busy without many worker threads.
+            dispatch_jobs(self.client, records,
+                          per_message=max(1, min(self.settings.intake.jobs_per_message, -(-window // 4))))
             metrics.JOBS_DISPATCHED.inc(len(records))
             log.debug("released %d waiting jobs (%s)", len(records), counts)
         return len(records)

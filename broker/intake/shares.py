@@ -7,8 +7,9 @@
   jobs and room under their cap. A scheduler alone gets everything (work-conserving); several
   share in proportion to their weights, whatever their backlogs.
 * :func:`window` is how many jobs to keep dispatched ahead of the workers: enough to keep the
-  budget busy (its rate × (``ahead`` + the API's create latency)), no more, so that a job
-  arriving in another line, or of a higher priority, goes within about that long.
+  budget busy (its rate × (``ahead`` + the API server's unloaded create latency)), no more, so
+  that a job arriving in another line, or of a higher priority, goes within about that long,
+  and a queue at the API server stays within it.
 """
 from __future__ import annotations
 

@@ -72,12 +72,20 @@ class BudgetState:
     """The create latency of an unloaded API server as seen lately (s; 0: not measured yet)."""
     latency: float = 0.0
     """Create latency, smoothed (s)."""
+    delivered: float = 0.0
+    """Creates the API server answered, as the workers reported them (a running count)."""
+    sampled_at: float = 0.0
+    """When the current measurement of the delivery rate began ..."""
+    sampled: float = 0.0
+    """... and ``delivered`` then."""
+    delivery_rate: float = 0.0
+    """Creates per second the API server answered over the last measurement (about a second)."""
     limited_at: float = 0.0
     """The last time a reservation had to wait: demand met the budget (written by the reservations)."""
     version: int = 0
 
     CONTROLLED = ("rate", "reason", "peak", "epoch_at", "epoch_rate", "cut_at", "pause_until", "base_latency",
-                  "latency")
+                  "latency", "delivered", "sampled_at", "sampled", "delivery_rate")
     """The fields the controller writes (the rest belong to the reservations or the compare-and-set)."""
 
     @classmethod
@@ -98,7 +106,9 @@ class BudgetState:
         return cls(rate=number("rate", start), reason=raw.get("reason") or "start", peak=number("peak"),
                    epoch_at=number("epoch_at"), epoch_rate=number("epoch_rate"), cut_at=number("cut_at"),
                    pause_until=number("pause_until"), base_latency=number("base_latency"),
-                   latency=number("latency"), limited_at=number("limited_at"), version=int(number("version")))
+                   latency=number("latency"), delivered=number("delivered"), sampled_at=number("sampled_at"),
+                   sampled=number("sampled"), delivery_rate=number("delivery_rate"),
+                   limited_at=number("limited_at"), version=int(number("version")))
 
     def encode(self) -> list[str]:
         """The controller's fields as field/value pairs for :meth:`CreateBudget.write`."""

@@ -80,7 +80,19 @@ def test_server_errors_cut_only_above_their_share_and_latency_cuts_gently():
     assert many.reason == "server errors" and many.rate < 200.0
     queued = next_state(dataclasses.replace(state, latency=1.0), Observation(ok=50, latency=1.0), now=NOW, law=LAW)
     assert queued.reason == "latency" and queued.rate == pytest.approx(200.0 * LAW.latency_cut)
-    assert queued.base_latency == pytest.approx(0.02 + 0.02 * 0.98), "the base drifts up slowly"
+    assert queued.base_latency == pytest.approx(0.02 + 0.002 * 0.98), "the base drifts up slowly"
+    # The server queues what it cannot take: the cut is to what it answered over the last second.
+    answered = dataclasses.replace(state, latency=1.0, delivery_rate=150.0)
+    cut = next_state(answered, Observation(ok=50, latency=1.0), now=NOW, law=LAW)
+    assert cut.reason == "latency" and cut.peak == 150.0 and cut.rate == pytest.approx(150.0 * LAW.latency_cut)
+
+
+def test_the_delivery_rate_counts_every_workers_answers_over_a_second():
+    state = BudgetState(rate=100.0)
+    for step in range(9):   # two workers, each reporting 20 answers every quarter second
+        state = next_state(state, Observation(ok=20), now=NOW + step * 0.125, law=LAW)
+    assert state.delivered == 180
+    assert state.delivery_rate == pytest.approx(160.0), "160 answers in the first second"
 
 
 
