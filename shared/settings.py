@@ -95,7 +95,7 @@ class IntakeSettings:
     scheduler_max_in_flight: tuple[str, ...] = ()
     """Caps on a scheduler's jobs released from its waiting line and not yet ended (dispatched,
     being created, or with a live pod): ``<scheduler id>=<n>`` or ``<id prefix>*=<n>``; unlisted: no cap."""
-    dispatch_ahead: float = 0.5
+    dispatch_ahead: float = 0.4
     """Seconds of the create budget (plus the API's create latency) intake keeps dispatched ahead of
     the workers while jobs wait: more rides out hiccups, less lets a job that arrives in another
     scheduler's line, or with a higher priority, go sooner."""

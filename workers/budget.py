@@ -13,6 +13,10 @@ control (CUBIC's shape):
   the share refused; for latency, the rate it answered over the last ``sample`` seconds, every
   worker's reports counted) and cuts to ``cut`` × it (``latency_cut`` for latency alone), at most
   once per ``hold`` seconds, since one overshoot is answered by many requests;
+* **growth stops** (slow start or a probe) when the create latency rises above ``queue_factor`` ×
+  its base + ``queue_slack``, before it is a push-back, as HyStart leaves slow start: the
+  requests have begun to wait in the server, so the rate becomes what it answered over the last
+  sample, and probing starts again from there;
 * **after a cut** the rate climbs back to the peak within ``approach`` seconds, stays there for
   ``plateau`` seconds, then probes above it, slowly at first and faster the longer the server
   accepts (``peak × exp(probe_gain × t²)``), so a capacity that grew is found within seconds;
@@ -55,10 +59,12 @@ class Law:
     hold: float = 1.0
     approach: float = 1.0
     plateau: float = 3.0
-    probe_gain: float = 0.02
+    probe_gain: float = 0.04
     doubling: float = 1.0
     latency_factor: float = 3.0
     latency_slack: float = 0.25
+    queue_factor: float = 1.5
+    queue_slack: float = 0.05
     demand_window: float = 1.0
     error_share: float = 0.05
     pause_share: float = 0.1
@@ -116,6 +122,11 @@ def next_state(state: BudgetState, seen: Observation, *, now: float, law: Law) -
         return dataclasses.replace(state, epoch_at=now, epoch_rate=state.rate, reason="idle")
     if state.epoch_at <= 0:
         state = dataclasses.replace(state, epoch_at=now, epoch_rate=state.rate)
+    if state.reason in ("slow start", "probing") and state.delivery_rate > 0 and _queueing(state, law):
+        # The server starts to queue (as HyStart leaves slow start on a delay increase): growth stops
+        # at the rate it answers, and probes again from there.
+        rate = max(law.floor, min(state.rate, state.delivery_rate))
+        return dataclasses.replace(state, rate=rate, peak=rate, epoch_at=now, epoch_rate=rate, reason="at peak")
     rate, reason = _grown(state, now - state.epoch_at, law)
     if rate >= law.ceiling:
         rate, reason = law.ceiling, "ceiling"
@@ -131,6 +142,11 @@ def _delivery(state: BudgetState, seen: Observation, *, now: float, law: Law) ->
         return {"delivered": delivered}
     return {"delivered": delivered, "sampled_at": now, "sampled": delivered,
             "delivery_rate": (delivered - state.sampled) / (now - state.sampled_at)}
+
+
+def _queueing(state: BudgetState, law: Law) -> bool:
+    """The create latency has risen clearly above its base: requests have begun to wait in the server."""
+    return state.base_latency > 0 and state.latency > state.base_latency * law.queue_factor + law.queue_slack
 
 
 def _push_back(state: BudgetState, seen: Observation, law: Law) -> str | None:
