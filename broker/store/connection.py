@@ -148,43 +148,85 @@ def _context(settings: RedisSettings) -> ssl.SSLContext:
     return context
 
 
+# How long the first TLS handshake may take before podq asks whether the server speaks plain RESP.
+# A plain-text Redis given a TLS ClientHello waits for the rest of an inline command and answers
+# nothing, so without this a wrong port would cost the whole socket timeout.
+TLS_FIRST_TRY = 1.0
+
+
 def check_tls(host: str, port: int, settings: RedisSettings) -> None:
     """One TLS handshake and PING to ``host:port``; a certificate problem raises SettingsError naming the setting.
 
-    An unreachable server is not a setting problem: it is left to the client's retries.
+    An unreachable server is not a setting problem: it is left to the client's retries. A server
+    that does not answer the handshake within :data:`TLS_FIRST_TRY` seconds is asked for a
+    plain-text PING: one that answers it does not speak TLS (said at once); one that does not
+    is given the rest of ``PODQ_REDIS_SOCKET_TIMEOUT`` for a second handshake (a slow link).
     """
     context = _context(settings)
+    where = f"{host}:{port}"
+    first = min(TLS_FIRST_TRY, settings.socket_timeout)
+    try:
+        reply = _handshake(context, host, port, timeout=first, settings=settings)
+    except TimeoutError:
+        if _speaks_plain_resp(host, port, timeout=first):
+            raise SettingsError(f"PODQ_REDIS_URL: rediss:// (TLS), but the server at {where} does not speak TLS "
+                                f"(it answered a plain-text PING): use redis://, or the server's TLS port") from None
+        try:
+            reply = _handshake(context, host, port, timeout=settings.socket_timeout, settings=settings)
+        except TimeoutError:
+            raise SettingsError(f"PODQ_REDIS_URL: rediss:// (TLS), but the server at {where} accepted the "
+                                f"connection and did not answer the TLS handshake within "
+                                f"{settings.socket_timeout:g} s: it does not speak TLS, or is stuck") from None
+    if reply is None or reply:
+        return
+    # Closed without a word right after the handshake: the server did not accept this client's
+    # certificate (some TLS terminators send no alert).
+    if settings.tls_cert_file:
+        raise SettingsError(f"PODQ_REDIS_TLS_CERT_FILE: the server at {where} closed the connection after "
+                            f"the TLS handshake: it does not accept the client certificate "
+                            f"{settings.tls_cert_file}")
+    raise SettingsError(f"PODQ_REDIS_TLS_CERT_FILE: the server at {where} closed the connection after the "
+                        f"TLS handshake: it requires a client certificate; set PODQ_REDIS_TLS_CERT_FILE and "
+                        f"PODQ_REDIS_TLS_KEY_FILE")
+
+
+def _handshake(context: ssl.SSLContext, host: str, port: int, *, timeout: float,
+               settings: RedisSettings) -> bytes | None:
+    """The server's first reply to PING over TLS (b"" if it closed); None if it cannot be reached.
+
+    TimeoutError when the handshake or the reply takes longer than ``timeout``.
+    """
     where = f"{host}:{port}"
     try:
         raw = socket.create_connection((host, port), timeout=settings.socket_timeout)
     except OSError:
-        return
+        return None
+    raw.settimeout(timeout)
     try:
         with raw, context.wrap_socket(raw, server_hostname=host) as tls:
-                # TLS 1.3: the server judges the client's certificate after the client's handshake
-                # ends; its verdict arrives with the first reply.
-                tls.sendall(b"PING\r\n")
-                reply = tls.recv(64)
+            # TLS 1.3: the server judges the client's certificate after the client's handshake
+            # ends; its verdict arrives with the first reply.
+            tls.sendall(b"PING\r\n")
+            return tls.recv(64)
     except ssl.SSLCertVerificationError as exc:
         raise SettingsError(_verify_message(exc, where, settings)) from None
     except ssl.SSLError as exc:
         raise SettingsError(_alert_message(exc, where, settings)) from None
     except TimeoutError:
-        raise SettingsError(f"PODQ_REDIS_URL: rediss:// (TLS), but the server at {where} accepted the connection "
-                            f"and did not answer the TLS handshake within {settings.socket_timeout:g} s: it does not "
-                            f"speak TLS, or is stuck") from None
+        raise
     except OSError:
-        return
-    if not reply:
-        # Closed without a word right after the handshake: the server did not accept this client's
-        # certificate (some TLS terminators send no alert).
-        if settings.tls_cert_file:
-            raise SettingsError(f"PODQ_REDIS_TLS_CERT_FILE: the server at {where} closed the connection after "
-                                f"the TLS handshake: it does not accept the client certificate "
-                                f"{settings.tls_cert_file}")
-        raise SettingsError(f"PODQ_REDIS_TLS_CERT_FILE: the server at {where} closed the connection after the "
-                            f"TLS handshake: it requires a client certificate; set PODQ_REDIS_TLS_CERT_FILE and "
-                            f"PODQ_REDIS_TLS_KEY_FILE")
+        return None
+
+
+def _speaks_plain_resp(host: str, port: int, *, timeout: float) -> bool:
+    """True when ``host:port`` answers a plain-text PING as a Redis server does (+PONG, or -NOAUTH …)."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as plain:
+            plain.settimeout(timeout)
+            plain.sendall(b"PING\r\n")
+            return plain.recv(1)[:1] in (b"+", b"-")
+    except OSError:
+        return False
 
 
 def _verify_message(exc: ssl.SSLCertVerificationError, where: str, settings: RedisSettings) -> str:
