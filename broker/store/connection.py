@@ -32,6 +32,7 @@ from redis.sentinel import Sentinel, SentinelManagedConnection, SentinelManagedS
 from podq.shared.errors import SettingsError
 from podq.shared.settings import RedisSettings, load_redis_settings
 
+from .kombu_transport import transport_path
 from .scripts import ReloadingPipeline
 
 log = logging.getLogger(__name__)
@@ -363,26 +364,38 @@ def _sentinel_kwargs(settings: RedisSettings, tls: dict) -> dict:
     return kwargs
 
 
-def celery_broker(url: str, settings: RedisSettings) -> tuple[str, dict, dict | None]:
-    """Celery's ``broker_url``, extra transport options and ``broker_use_ssl`` for ``url``.
+@dataclass(frozen=True, kw_only=True)
+class CeleryBroker:
+    """What Celery is given for a PODQ_REDIS_URL (see :func:`celery_broker`)."""
 
-    A Sentinel URL becomes kombu's ``sentinel://`` form (one per Sentinel, joined by ``;``) with the
-    master name and the Sentinels' own connection arguments as transport options.
+    url: str                   # broker_url
+    transport: str | None      # broker_transport: podq's kombu transport (broker/store/kombu_transport.py)
+    options: dict              # transport options to add (the Sentinels and their arguments)
+    tls: dict | None           # broker_use_ssl
+
+
+def celery_broker(url: str, settings: RedisSettings) -> CeleryBroker:
+    """Celery's broker settings for ``url``, with podq's kombu transport.
+
+    A Sentinel URL becomes kombu's ``sentinel://`` form naming the first Sentinel, with every
+    Sentinel, the master name and the Sentinels' own connection arguments as transport options.
     """
     target = parse_url(url)
     tls = tls_options(settings) if target.tls else None
     if tls:
         check_tls(*target.hosts[0], settings)
     if not target.sentinel:
-        return url, {}, tls
+        return CeleryBroker(url=url, transport=transport_path(False) if target.hosts else None, options={}, tls=tls)
     auth = ""
     if target.password:
         auth = f"{target.username or ''}:{_quote(target.password)}@"
     elif target.username:
         auth = f"{target.username}@"
-    broker = ";".join(f"sentinel://{auth}{host}:{port}/{target.db}" for host, port in target.hosts)
-    options = {"master_name": target.master, "sentinel_kwargs": _sentinel_kwargs(settings, tls or {})}
-    return broker, options, tls
+    (host, port), *_ = target.hosts
+    options = {"master_name": target.master, "sentinel_kwargs": _sentinel_kwargs(settings, tls or {}),
+               "sentinels": [[host, port] for host, port in target.hosts]}
+    return CeleryBroker(url=f"sentinel://{auth}{host}:{port}/{target.db}", transport=transport_path(True),
+                        options=options, tls=tls)
 
 
 def _quote(text: str) -> str:
