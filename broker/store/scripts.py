@@ -42,8 +42,8 @@ from podq.shared.states import CREATABLE_STATES, LIVE_LEDGER_STATES, TERMINAL_ST
 
 from . import keys
 
-NAMES = ("accept", "adopt", "beat", "claim", "created", "delay", "hold", "lease", "orphans", "publish", "ratelimit",
-         "refuse", "release", "released", "restore", "results_group", "transition", "trim")
+NAMES = ("accept", "adopt", "beat", "claim", "created", "delay", "giveback", "hold", "lease", "orphans", "publish",
+         "ratelimit", "refuse", "release", "released", "restore", "results_group", "transition", "trim")
 _PLACEHOLDER = re.compile(r"\$\(([a-z_.:]+)\)")
 
 
@@ -99,6 +99,7 @@ class Scripts:
     claim: Script
     created: Script
     delay: Script
+    giveback: Script
     hold: Script
     lease: Script
     orphans: Script

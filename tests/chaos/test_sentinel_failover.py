@@ -57,6 +57,7 @@ class FailoverReport:
     exits: dict[str, int]
     worker_reconnects: int
     redispatched: int
+    given_back: int
     slowest: list[tuple[str, float]]
 
     def line(self) -> str:
@@ -67,7 +68,8 @@ class FailoverReport:
                 f"lost {self.lost}, duplicated {self.duplicated}, ended twice {self.doubled}, ended otherwise than "
                 f"their pod {self.wrong}; drained {self.drain_seconds:.1f} s after the last submission; processes "
                 f"exited {self.exits or 'none'}; worker broker reconnects {self.worker_reconnects}; jobs pushed "
-                f"again by the orphan sweep {self.redispatched}; slowest "
+                f"again by the orphan sweep {self.redispatched}; deliveries given back by reconnected workers "
+                f"{self.given_back}; slowest "
                 f"{', '.join(f'{job_id} {at:.1f} s' for job_id, at in self.slowest)}")
 
 
@@ -166,6 +168,7 @@ def run_failover(tmp_path, *, per_scheduler: int, kills: int = 2, wait_replicas:
                 drain_seconds=max(0.0, drain), exits=exits,
                 worker_reconnects=_log_count(stack, "worker-", r"Connection to broker lost"),
                 redispatched=_log_count(stack, "intake", r"(\d+) dispatched jobs had no live delivery"),
+                given_back=_log_count(stack, "worker-", r"(\d+) deliveries it had not started went back"),
                 slowest=sorted(((job_id, finished_at.get(job_id, float("inf")) - submitted) for job_id in wanted),
                                key=lambda item: -item[1])[:5])
             print(report.line() + f" (logs in {stack.log_dir})")
