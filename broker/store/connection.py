@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -350,9 +351,24 @@ def durable(client: redis.Redis, pipe) -> list:
         return replies
     *replies, acknowledged = replies
     if int(acknowledged) < replicas:
-        log.warning("only %s of %d replicas acknowledged writes within %d ms (PODQ_REDIS_WAIT_TIMEOUT); "
-                    "a failover now could lose them", acknowledged, replicas, timeout_ms)
+        _short_of_replicas(client, int(acknowledged), replicas, timeout_ms)
     return replies
+
+
+# A primary that lost its replica answers every WAIT short: one line per this many seconds and client.
+WAIT_WARNING_EVERY = 10.0
+
+
+def _short_of_replicas(client: redis.Redis, acknowledged: int, replicas: int, timeout_ms: int) -> None:
+    short = getattr(client, "podq_wait_short", 0) + 1
+    now = time.monotonic()
+    if now - getattr(client, "podq_wait_warned", float("-inf")) < WAIT_WARNING_EVERY:
+        client.podq_wait_short = short
+        return
+    client.podq_wait_short, client.podq_wait_warned = 0, now
+    log.warning("only %d of %d replicas acknowledged writes within %d ms (PODQ_REDIS_WAIT_TIMEOUT); a failover "
+                "now could lose them (%d writes short of replicas since the last such line)",
+                acknowledged, replicas, timeout_ms, short)
 
 
 def _sentinel_kwargs(settings: RedisSettings, tls: dict) -> dict:
