@@ -12,10 +12,13 @@ SCHEDULERS_SET = f"{PREFIX}:schedulers"
 DELAYED_ZSET = f"{PREFIX}:delayed"
 INFLIGHT_ZSET = f"{PREFIX}:inflight"
 WATCHER_SCOPES_SET = f"{PREFIX}:watcher:scopes"  # every scope a watcher ever led (for status and gauges)
-CREATE_RATE_KEY = f"{PREFIX}:ratelimit:create"
+# The clusters that have a create budget (``create_budget_key``), for status and gauges.
+BUDGETS_SET = f"{PREFIX}:budgets"
 # Worker liveness: worker id -> server time its record lapses; worker id -> delivery tags it holds.
 WORKERS_ZSET = f"{PREFIX}:workers"
 WORKER_DELIVERIES = f"{PREFIX}:workers:deliveries"
+# Intake and watcher processes' liveness records: instance -> server time its record lapses.
+LIVE_PREFIX = f"{PREFIX}:live"
 # Counters podq keeps in Redis (hash fields, e.g. ``trim_unread:<stream>``).
 METRICS_KEY = f"{PREFIX}:metrics"
 
@@ -34,6 +37,11 @@ def job_key(job_id: str) -> str:
     return f"{PREFIX}:job:{job_id}"
 
 
+def create_budget_key(cluster: str) -> str:
+    """One cluster's shared create budget: its reservations' clock and its controller's state."""
+    return f"{PREFIX}:budget:{cluster}"
+
+
 def results_stream(scheduler_id: str) -> str:
     """The results stream of one scheduler."""
     return f"{PREFIX}:results:{scheduler_id}"
@@ -50,8 +58,13 @@ def scheduler_jobs_key(scheduler_id: str) -> str:
 
 
 def watcher_key(scope: str, part: str) -> str:
-    """A watcher's key for ``scope`` (``rv``, ``states``, ``lease``, ``fence``)."""
+    """A watcher's key for ``scope`` (``rv``, ``states``, ``lease``, ``fence``, ``alive``)."""
     return f"{PREFIX}:watcher:{scope}:{part}"
+
+
+def liveness_key(role: str) -> str:
+    """Where the processes of ``role`` (worker, intake, watcher) keep their liveness records."""
+    return WORKERS_ZSET if role == "worker" else f"{LIVE_PREFIX}:{role}"
 
 
 def adopt_pending_key(old_scheduler_id: str, new_scheduler_id: str) -> str:
