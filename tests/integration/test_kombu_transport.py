@@ -32,12 +32,13 @@ def lose_the_server_with_deliveries_held(tmp_path, transport) -> int:
     server = EmbeddedRedis(data_dir=str(tmp_path)).start()
     try:
         connection = Connection(server.url, transport=transport)
-        held = []
+        held, channels = [], []
         for name in (f"{QUEUE}-1", f"{QUEUE}-2"):
             queue = Queue(name, Exchange(name, type="direct"), routing_key=name)
             with connection.Producer() as producer:
                 producer.publish({"n": 1}, exchange=queue.exchange, routing_key=name, declare=[queue])
             channel = connection.default_channel if name.endswith("1") else connection.channel()
+            channels.append(channel)
             connection.Consumer(queue, channel=channel, accept=["json"],
                                 callbacks=[lambda body, message: held.append(message)]).consume()
         wait_for(lambda: connection.drain_events(timeout=5) or len(held) == 2, message="both deliveries held")
@@ -56,7 +57,11 @@ def lose_the_server_with_deliveries_held(tmp_path, transport) -> int:
             connection.collect(socket_timeout=2)
         except Exception:  # noqa: BLE001 - Celery ignores what collect raises
             pass
-        ignore_errors(connection, connection.close)
+        try:
+            ignore_errors(connection, connection.close)
+        finally:
+            for channel in channels:   # no second try at the interpreter's exit (kombu's finalizer)
+                channel.do_restore = False
     finally:
         server.close()
     with EmbeddedRedis(data_dir=str(tmp_path), port=server.port) as again:
