@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.podq-installed
 
-.PHONY: demo test unit integration e2e chaos bench bench-quick up clean airflow-venv airflow-test airflow-test-quick bench-airflow
+.PHONY: demo test unit integration e2e chaos bench bench-quick up clean dist dist-test airflow-venv airflow-test airflow-test-quick bench-airflow
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "podq needs Python 3.11 or newer")'
@@ -32,6 +32,17 @@ e2e: $(STAMP)
 
 chaos: $(STAMP)
 	$(BIN)/python -m pytest tests/chaos -q
+
+# The artifacts a deployment installs: dist/podq-VERSION-py3-none-any.whl and dist/podq-VERSION.tar.gz
+# (the wheel built from the sdist, as PyPA's `build` does), their metadata checked by twine.
+dist: $(STAMP)
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+	$(BIN)/python -m twine check --strict dist/*
+
+# The wheel installed into an empty virtualenv runs `podq demo --jobs 5` (.ci/run; tests/dist/).
+dist-test: $(STAMP)
+	$(BIN)/python -m pytest tests/dist -q
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
@@ -71,4 +82,4 @@ bench-airflow: $(AIRFLOW_STAMP)
 	$(AIRFLOW_BIN)/python -m bench.airflow_executor --latency 0.150 --tasks 300 --runs 3
 
 clean:
-	rm -rf $(VENV) $(AIRFLOW_VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) $(AIRFLOW_VENV) build dist *.egg-info .pytest_cache

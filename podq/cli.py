@@ -48,8 +48,16 @@ def freeze_imports() -> None:
     gc.freeze()
 
 
+def version_line() -> str:
+    """``podq --version``: the package's version and the wire protocol it writes (docs/protocol.md)."""
+    from podq import __version__
+    from podq.shared.codec import SCHEMA
+    return f"podq {__version__} (wire protocol {SCHEMA})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="podq", description="Launch Kubernetes pods for a scheduler and stream their fate back.")
+    parser.add_argument("--version", action="version", version=version_line())
     parser.add_argument("--log-level", default="warning", help="debug, info, warning (default) or error")
     parser.add_argument("--log-json", action="store_true", help="log one JSON object per line")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

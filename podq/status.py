@@ -67,6 +67,10 @@ def as_json(snapshot: Snapshot, rate: Rates | None) -> dict[str, Any]:
         "rates": dataclasses.asdict(rate) if rate else None,
         "totals": {"dispatched": snapshot.totals.get(counters.DISPATCHED, 0),
                    "created": snapshot.totals.get(counters.CREATED, 0)},
+        "budgets": {cluster: {"rate": budget.rate, "reason": budget.reason, "peak": budget.peak,
+                              "pause_left": max(0.0, budget.pause_until - figures.at),
+                              "latency": budget.latency, "base_latency": budget.base_latency}
+                    for cluster, budget in figures.budgets.items()},
         "schedulers": [dataclasses.asdict(item) for item in figures.schedulers],
         "watchers": [dataclasses.asdict(item) for item in figures.scopes],
         "workers": list(snapshot.workers),

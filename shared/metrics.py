@@ -86,6 +86,18 @@ RESULTS_DEAD_LETTERS = _gauge("podq_results_dead_letters",
                               ["scheduler"])
 WATCHER_SCOPE_LEASED = _gauge("podq_watcher_scope_leased",
                               "1 while some watcher replica holds the scope's lease, 0 when none does.", ["scope"])
+CREATE_BUDGET = _gauge("podq_create_budget", "A cluster's shared create budget now, in creates per second.",
+                       ["cluster"])
+CREATE_BUDGET_PEAK = _gauge("podq_create_budget_peak",
+                            "Creates per second the cluster's API server accepted when it last pushed back "
+                            "(0: it never has).", ["cluster"])
+CREATE_BUDGET_REASON = _gauge("podq_create_budget_reason",
+                              "1 for the reason a cluster's create budget is what it is (slow start, recovering, "
+                              "at peak, probing, ceiling, idle, throttled, server errors, latency), 0 for the others.",
+                              ["cluster", "reason"])
+CREATE_BUDGET_PAUSE = _gauge("podq_create_budget_pause_seconds",
+                             "Seconds left of a Retry-After pause every worker of the cluster keeps (0: none).",
+                             ["cluster"])
 
 # -- workers ---------------------------------------------------------------------------------------
 DELIVERIES = _counter("podq_deliveries_total", "Create deliveries that claimed their job in the ledger.")
@@ -97,7 +109,11 @@ POD_CREATES = _counter("podq_pod_creates_total",
                        ["outcome"])
 JOBS_DELAYED = _counter("podq_jobs_delayed_total", "Jobs handed back through the delayed set, by cause.", ["cause"])
 RATE_LIMIT_WAIT = _histogram("podq_rate_limit_wait_seconds",
-                             "Time a create waited for the shared create-rate token bucket.", buckets=JOB_BUCKETS)
+                             "Time a create waited for its slot of the cluster's shared create budget.",
+                             buckets=JOB_BUCKETS)
+BUDGET_CUTS = _counter("podq_create_budget_cuts_total",
+                       "Times a worker cut its cluster's create budget, by cluster and push-back "
+                       "(throttled: a 429; server errors; latency: the API server queueing).", ["cluster", "reason"])
 
 # -- Kubernetes API calls (workers and watcher) ----------------------------------------------------
 KUBE_REQUESTS = _counter("podq_kube_requests_total",

@@ -57,6 +57,9 @@ class KubeSettings:
     """Namespace for jobs that name none."""
     request_timeout: float = 30.0
     """Seconds any single Kubernetes API request may take."""
+    cluster: str = "default"
+    """This cell's name for the cluster it creates pods in: it names the cluster's shared create
+    budget in Redis (``podq:budget:<cluster>``), which every worker creating there shares."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -102,10 +105,16 @@ class WorkerSettings:
     the messages of a worker that stopped renewing go back to the queue within about 1.25 × this."""
     prefetch_multiplier: int = 1
     """Celery prefetch multiplier (messages reserved per thread)."""
-    create_rate: float = 50.0
-    """Pod creates per second across every worker (a token bucket in Redis); 0: no limit."""
+    create_rate: float = 1000.0
+    """Ceiling of the cluster's shared create budget, in pod creates per second across every worker.
+    Below it the budget finds and follows what the API server accepts (429/Retry-After, server
+    errors, latency; docs/scaling.md); 0: no budget at all (no limit, nothing adapts)."""
+    create_rate_start: float = 100.0
+    """The budget of a cluster nothing has measured yet (creates/s); it doubles every second of
+    demand until the API server pushes back or the ceiling is reached."""
     create_burst: int = 50
-    """Creates the shared token bucket allows at once after a quiet spell."""
+    """Creates the shared budget allows at once after a quiet spell (never more than a quarter
+    second's worth of its rate)."""
     retry_budget: float = 0.0
     """Seconds one delivery may spend retrying API errors; 0 or more than a third of the
     visibility timeout: a third of it. Longer waits go through the delayed set."""
@@ -156,6 +165,8 @@ class WatcherSettings:
     """Container waiting reasons that fail a Pending pod at once (Airflow's default list)."""
     pending_deadline: float = 600.0
     """Seconds a pod may stay Pending before its job fails and the pod is revoked; 0 disables."""
+    pending_reason_interval: float = 2.0
+    """Seconds between two ``pending`` results of one pod when its pending reason changes; changes in between are coalesced (the latest one is published when the interval ends)."""
     lease_ttl: float = 10.0
     """Seconds a leader's lease lives without renewal; a standby takes over after at most this plus ``lease_poll``."""
     lease_poll: float = 1.0
@@ -250,6 +261,12 @@ def _load_section(cls: type, section: str, env: Mapping[str, str]) -> Any:
         if name in env:
             values[item.name] = _convert(name, env[name], item.type)
     return cls(**values)
+
+
+def load_redis_settings(env: Mapping[str, str] | None = None) -> RedisSettings:
+    """The ``PODQ_REDIS_*`` settings alone, from ``env`` (default: ``os.environ``): what a client
+    library reads without the services' other settings."""
+    return _load_section(RedisSettings, "redis", os.environ if env is None else env)
 
 
 def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

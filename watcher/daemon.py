@@ -77,7 +77,8 @@ class Watcher:
     def _gain(self, scope: str, token: str) -> None:
         target = next(item for item in self.scopes if item.name == scope)
         runner = ScopeRunner(scope=target, token=token, broker=self.broker, kube=self.kube,
-                             settings=self.settings.watcher, health=self.health)
+                             settings=self.settings.watcher, health=self.health,
+                             default_namespace=self.settings.kube.namespace)
         with self._runners_lock:
             self.runners[scope] = runner
         self.health.leading(scope, True)

@@ -23,17 +23,18 @@ from typing import Callable
 
 from podq.broker.control.operations import delete_request
 from podq.broker.store.ledger import LedgerEntry
-from podq.shared import metrics, naming
+from podq.shared import metrics
 from podq.shared.records import FailureDetails
 from podq.shared.settings import WatcherSettings
 from podq.shared.states import LedgerState, State
 
 from .classify import left_the_watch
-from .events import PodIdentity, in_selector, pod_view
+from .events import in_selector, pod_view
 from .kube import KubePods
 from .publishing import Broker, Scope
 from .scope import ScopeRunner
 from .tracker import Intent
+from .unseen import job_intent
 
 log = logging.getLogger(__name__)
 _WAITING = (LedgerState.ACCEPTED, LedgerState.DISPATCHED)
@@ -141,16 +142,8 @@ class Reconciler:
 
     def _intent(self, brief: LedgerEntry, state: State, ref: str, *, details: FailureDetails | None = None,
                 note: str = "reconciler: no pod") -> Intent | None:
-        entry = self._ledger.get(brief.job_id)
-        if entry is None or entry.job is None or entry.terminal_state:
-            return None
-        job = entry.job
-        scheduler_id = entry.scheduler_id or job.scheduler_id
-        identity = PodIdentity(job_id=job.job_id, scheduler_id=scheduler_id, key=job.key,
-                               annotations=naming.pod_annotations(job_id=job.job_id, scheduler_id=scheduler_id,
-                                                                  key=job.key))
         if details is None and state is State.LOST:
             why = ("its pod was never created" if brief.state in _WAITING
                    else "its pod disappeared before a terminal result")
             details = FailureDetails(reason="PodMissing", message=f"job {brief.state.value}: {why}")
-        return Intent(ref=ref, identity=identity, state=state, details=details, note=note)
+        return job_intent(self._ledger, brief, state, ref, details=details, note=note)

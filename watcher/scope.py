@@ -30,6 +30,7 @@ from .health import Health
 from .kube import KubePods, WatchStream
 from .publishing import Broker, Scope, after_publish, publish
 from .tracker import Intent, Tracker
+from .unseen import created_jobs, unseen_endings
 
 log = logging.getLogger(__name__)
 _END = object()
@@ -44,8 +45,9 @@ class ScopeRunner:
     """Lists and watches one scope and publishes what changes, with one lease token."""
 
     def __init__(self, *, scope: Scope, token: str, broker: Broker, kube: KubePods,
-                 settings: WatcherSettings, health: Health) -> None:
+                 settings: WatcherSettings, health: Health, default_namespace: str = "default") -> None:
         self.scope = scope
+        self._default_namespace = default_namespace
         self.token = token
         self._broker = broker
         self._kube = kube
@@ -95,7 +97,8 @@ class ScopeRunner:
         try:
             if self.tracker is None:
                 with self.lock:
-                    self.tracker = Tracker.from_stored(self._broker.store.states(self.scope.name))
+                    self.tracker = Tracker.from_stored(self._broker.store.states(self.scope.name),
+                                                       reason_interval=self._settings.pending_reason_interval)
                     self.rv = self._broker.store.position(self.scope.name)
                 log.info("scope %s: leader with token %s; %d pods stored, position %s",
                          self.scope.name, self.token, len(self.tracker), self.rv)
@@ -124,6 +127,8 @@ class ScopeRunner:
         present: set[str] = set()
         intents: list[Intent] = []
         position, token, pages = None, None, 0
+        # Jobs whose pod existed before this list began: one the list misses too ends now (unseen.py).
+        created = created_jobs(self._broker.ledger, self.scope.covers, default_namespace=self._default_namespace)
         while True:
             page = self._kube.list_page(self.scope.namespace, token=token)
             position = position or page.resource_version
@@ -155,10 +160,16 @@ class ScopeRunner:
                     verdict = left_the_watch(pod_view(raw))
                     intent.state, intent.details, intent.note = verdict.state, verdict.details, verdict.note
             intents.extend(gone)
+            ended = {intent.ref for intent in gone}
+            unseen = unseen_endings(self._broker.ledger, created, read=self._kube.read,
+                                    seen=lambda ref: ref in present or ref in ended or self.tracker.knows(ref),
+                                    default_namespace=self._default_namespace)
+            intents.extend(unseen)
             self._publish(intents, position=position)
         self.rv = position
-        log.info("scope %s: listed %d pods in %d pages (%.2f s), %d gone; watching from %s", self.scope.name,
-                 len(present), pages, time.monotonic() - started, len(gone), position)
+        log.info("scope %s: listed %d pods in %d pages (%.2f s), %d gone, %d created but never seen; watching "
+                 "from %s", self.scope.name, len(present), pages, time.monotonic() - started, len(gone), len(unseen),
+                 position)
 
     def _watch(self) -> None:
         if self.rv is not None:
@@ -248,15 +259,17 @@ class ScopeRunner:
             raise expired
 
     def _sweep(self) -> None:
-        """Fail pods Pending past the deadline (checked about once a second)."""
+        """Publish held pending reasons whose interval ended; fail pods Pending past the deadline
+        (about once a second)."""
         now = time.time()
-        if now - self._last_sweep < 1.0 or self._settings.pending_deadline <= 0:
+        if now - self._last_sweep < 1.0:
             return
         self._last_sweep = now
         with self.lock:
-            overdue = self.tracker.overdue(now=now, deadline=self._settings.pending_deadline)
-            if overdue:
-                self._publish(overdue, position=None)
+            due = self.tracker.held_reasons(now=now)
+            due.extend(self.tracker.overdue(now=now, deadline=self._settings.pending_deadline))
+            if due:
+                self._publish(due, position=None)
 
     def _publish(self, intents: list[Intent], *, position: str | None) -> None:
         """Publish under ``self.lock`` (held by the caller), then the follow-up requests."""

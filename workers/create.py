@@ -2,7 +2,7 @@
 
 Per job: the ledger claim decides whether to act at all; the poison guard ends a
 job that keeps killing its worker; the pod is built; a slot is taken from the
-cluster-wide rate limit; the create is sent under the job's deterministic name and
+cluster's shared create budget; the create is sent under the job's deterministic name and
 its answer resolved (docs/pods.md, "Creating a pod"). Every way a job can end here
 is an :class:`Outcome`; job-level failures become ``failed`` results, never exceptions.
 A pod created (or found to be the job's own) comes back as :class:`Created`, and
@@ -25,8 +25,9 @@ from podq.shared.pods.templates import TemplateError
 from podq.shared.records import FailureDetails, KubernetesJob, KubernetesWatch
 from podq.shared.states import CREATABLE_STATES, LedgerState, Source, State
 
-from .errors import (ApiTimeout, ConflictError, KubeApiError, NotFoundError, PodBuildError,
-                     TransientApiError, TransportError)
+from .budget import ERROR, OK, THROTTLED
+from .errors import (ApiTimeout, ConflictError, KubeApiError, NotFoundError, PodBuildError, ServerError,
+                     TooManyRequests, TransientApiError, TransportError)
 from .kube import PodRef
 from .podspec import build_pod
 from .policy import DELAY, FAIL, decide
@@ -137,7 +138,7 @@ def _create(job, payload, rt: Runtime, *, pod, name, namespace, owner, deadline,
     while True:
         reservation = rt.limiter.reserve(max_wait=deadline - time.monotonic() - rt.create_timeout)
         if not reservation.granted:
-            log.info("job %s: rate limit slot %.2f s away, delaying", job.job_id, reservation.wait)
+            log.info("job %s: create budget slot %.2f s away, delaying", job.job_id, reservation.wait)
             return delay(rt, job, payload, wait=reservation.wait, error=None, owner=owner, namespace=namespace,
                          cause="rate_limit")
         log.debug("job %s: create slot %.6f (%.3f s away)", job.job_id, reservation.slot, reservation.wait)
@@ -147,7 +148,7 @@ def _create(job, payload, rt: Runtime, *, pod, name, namespace, owner, deadline,
         if not still_held() or (attempt and not _still_creatable(rt, job)):
             return Outcome.SKIPPED
         try:
-            return Created(job, rt.kube.create_pod(pod, timeout=rt.create_timeout))
+            return Created(job, send_create(rt, pod))
         except ConflictError as exc:
             error: KubeApiError = exc
             found = read_pod(rt, name, namespace)
@@ -187,6 +188,23 @@ def _still_creatable(rt: Runtime, job: KubernetesJob) -> bool:
                  entry.state.value if entry.state else "missing")
         return False
     return True
+
+
+def send_create(rt: Runtime, pod: dict) -> PodRef:
+    """One create request; what it met (answer, push-back, latency) goes to the cluster's budget."""
+    sent = time.monotonic()
+    try:
+        created = rt.kube.create_pod(pod, timeout=rt.create_timeout)
+    except KubeApiError as exc:
+        if isinstance(exc, TooManyRequests):
+            rt.feedback.observe(THROTTLED, retry_after=exc.retry_after)
+        elif isinstance(exc, (ServerError, TransportError)):
+            rt.feedback.observe(ERROR)
+        else:  # the server answered, about this pod (409, 403, 422, ...): it was not pushing back
+            rt.feedback.observe(OK, latency=time.monotonic() - sent)
+        raise
+    rt.feedback.observe(OK, latency=time.monotonic() - sent)
+    return created
 
 
 def read_pod(rt: Runtime, name: str, namespace: str) -> PodRef | None:

@@ -11,12 +11,13 @@ from podq.broker.store.connection import connect
 from podq.broker.store.ledger import Ledger
 from podq.broker.store.liveness import Liveness
 from podq.broker.store.publish import Publisher
-from podq.broker.store.ratelimit import CreateRateLimit
+from podq.broker.store.ratelimit import CreateBudget
 from podq.shared import metrics
 from podq.shared.errors import SettingsError
 from podq.shared.pods.templates import TemplateStore
 from podq.shared.settings import Settings
 
+from .budget import BudgetFeedback, Law
 from .hook import load_hook
 from .liveness import Heartbeat, worker_id
 from .kube import Kube, open_kube
@@ -36,7 +37,9 @@ class Runtime:
     kube: Kube
     ledger: Ledger
     publisher: Publisher
-    limiter: CreateRateLimit
+    limiter: CreateBudget
+    feedback: BudgetFeedback
+    """What this process's creates met, reported to the cluster's budget."""
     templates: TemplateStore
     hook: MutationHook | None
     executor: ThreadPoolExecutor
@@ -81,6 +84,23 @@ def message_threads(settings: Settings) -> int:
     return max(2, -(-2 * creates_in_flight(settings) // max(1, settings.intake.jobs_per_message)))
 
 
+def create_budget(client, settings: Settings) -> CreateBudget:
+    """The cluster's shared create budget (``PODQ_KUBE_CLUSTER``); raises SettingsError on a bad rate."""
+    worker = settings.worker
+    if worker.create_rate < 0 or (worker.create_rate > 0 and worker.create_rate_start <= 0):
+        raise SettingsError("PODQ_WORKER_CREATE_RATE must be 0 (no budget) or more, and PODQ_WORKER_CREATE_RATE_START "
+                            f"above 0; got {worker.create_rate} and {worker.create_rate_start}")
+    return CreateBudget(client, cluster=settings.kube.cluster, ceiling=worker.create_rate,
+                        start=worker.create_rate_start, burst=worker.create_burst)
+
+
+def budget_law(settings: Settings) -> Law:
+    """The budget controller's constants for these settings."""
+    ceiling = settings.worker.create_rate
+    return Law(ceiling=ceiling, start=min(settings.worker.create_rate_start, ceiling) if ceiling > 0 else 0.0,
+               floor=min(1.0, ceiling))
+
+
 def build_runtime(settings: Settings, *, kube: Kube | None = None, worker: str | None = None) -> Runtime:
     """Open the connections a worker process needs; raises SettingsError on bad settings.
 
@@ -102,8 +122,9 @@ def build_runtime(settings: Settings, *, kube: Kube | None = None, worker: str |
         kube = open_kube(settings.kube, pool_size=in_flight)
     kube = metrics.Metered(kube, WORKER_VERBS, ok_code=lambda verb: "201" if verb == "create" else "200")
     client = connect(settings.redis.url, settings=settings.redis)
+    limiter = create_budget(client, settings)
     return Runtime(settings=settings, client=client, kube=kube, ledger=Ledger(client), publisher=Publisher(client, ledger_ttl=settings.redis.ledger_ttl),
-                   limiter=CreateRateLimit(client, rate=settings.worker.create_rate, burst=settings.worker.create_burst),
+                   limiter=limiter, feedback=BudgetFeedback(limiter, budget_law(settings)),
                    templates=template_store(settings.intake.templates_dir), hook=load_hook(settings.worker.pod_mutation_hook),
                    executor=ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="podq-create"),
                    budget=budget, create_timeout=create_timeout(request_timeout=settings.kube.request_timeout, budget=budget),

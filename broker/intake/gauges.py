@@ -7,6 +7,7 @@ import time
 
 from podq.broker.store.connection import Client
 from podq.broker.store.overview import Overview, overview
+from podq.broker.store.ratelimit import REASONS
 from podq.shared import metrics
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,12 @@ def export(figures: Overview) -> None:
         metrics.RESULTS_DEAD_LETTERS.labels(item.scheduler).set(item.dead)
     for scope in figures.scopes:
         metrics.WATCHER_SCOPE_LEASED.labels(scope.scope).set(1 if scope.leader else 0)
+    for cluster, budget in figures.budgets.items():
+        metrics.CREATE_BUDGET.labels(cluster).set(budget.rate)
+        metrics.CREATE_BUDGET_PEAK.labels(cluster).set(budget.peak)
+        metrics.CREATE_BUDGET_PAUSE.labels(cluster).set(max(0.0, budget.pause_until - figures.at))
+        for reason in REASONS:
+            metrics.CREATE_BUDGET_REASON.labels(cluster, reason).set(1 if reason == budget.reason else 0)
 
 
 class GaugeRefresher:

@@ -30,7 +30,9 @@ from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelManagedConnection, SentinelManagedSSLConnection
 
 from podq.shared.errors import SettingsError
-from podq.shared.settings import RedisSettings
+from podq.shared.settings import RedisSettings, load_redis_settings
+
+from .scripts import ReloadingPipeline
 
 log = logging.getLogger(__name__)
 
@@ -234,17 +236,37 @@ class _PrimarySSLConnection(_PrimaryConnection, SentinelManagedSSLConnection):
     pass
 
 
+class Client(redis.Redis):
+    """The client type the rest of podq passes around (only broker/store imports redis).
+
+    A redis-py client whose pipelines send a script again when the server lost it
+    (:class:`~.scripts.ReloadingPipeline`), and which knows what to ``WAIT`` for (:func:`durable`).
+    """
+
+    podq_wait: tuple[int, int] = (0, 0)   # (replicas, timeout in ms) for durable()
+
+    def pipeline(self, transaction: bool = True, shard_hint=None) -> ReloadingPipeline:
+        return ReloadingPipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)
+
+
 def _retry() -> Retry:
     return Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=30)
 
 
-def connect(url: str, *, settings: RedisSettings | None = None, block_ms: int = 0) -> redis.Redis:
+def connect(url: str | None = None, *, settings: RedisSettings | None = None, block_ms: int = 0) -> Client:
     """A client for ``url`` that rides out a Redis restart (or a Sentinel failover) of a few seconds.
 
-    ``block_ms`` is the longest blocking read this client will issue; the socket
-    timeout is raised above it so a blocking XREADGROUP is not cut short.
+    ``settings``: the TLS, Sentinel, ``WAIT`` and timeout settings; unset, they are read from the
+    ``PODQ_REDIS_*`` environment variables, as every podq service reads them (so a producer's
+    :func:`~podq.broker.client.submit.submit` waits for ``PODQ_REDIS_WAIT_REPLICAS`` like intake
+    does). ``url`` unset: the settings' ``PODQ_REDIS_URL``. ``block_ms`` is the longest blocking
+    read this client will issue; the socket timeout is raised above it so a blocking XREADGROUP is
+    not cut short.
     """
-    settings = settings or RedisSettings()
+    settings = settings if settings is not None else load_redis_settings()
+    url = url or settings.url
+    if not url:
+        raise SettingsError("PODQ_REDIS_URL is unset: give connect() a URL or set PODQ_REDIS_URL")
     target = parse_url(url)
     timeout = settings.socket_timeout + block_ms / 1000.0
     common = dict(socket_timeout=timeout, socket_connect_timeout=settings.socket_timeout, retry=_retry(),
@@ -254,11 +276,11 @@ def connect(url: str, *, settings: RedisSettings | None = None, block_ms: int = 
     if target.tls:
         check_tls(*target.hosts[0], settings)
     if not target.sentinel:
-        client = redis.Redis.from_url(url, **common, **tls)
+        client = Client.from_url(url, **common, **tls)
     else:
         sentinel = Sentinel(list(target.hosts), sentinel_kwargs=_sentinel_kwargs(settings, tls),
                             socket_timeout=settings.socket_timeout)
-        client = sentinel.master_for(target.master, redis_class=redis.Redis, db=target.db,
+        client = sentinel.master_for(target.master, redis_class=Client, db=target.db,
                                      username=target.username, password=target.password, **common,
                                      connection_class=_PrimarySSLConnection if tls else _PrimaryConnection,
                                      **tls)
@@ -331,5 +353,3 @@ def ping(client: redis.Redis) -> bool:
     return bool(client.ping())
 
 
-# The client type the rest of podq passes around (only broker/store imports redis).
-Client = redis.Redis

@@ -12,7 +12,8 @@ SCHEDULERS_SET = f"{PREFIX}:schedulers"
 DELAYED_ZSET = f"{PREFIX}:delayed"
 INFLIGHT_ZSET = f"{PREFIX}:inflight"
 WATCHER_SCOPES_SET = f"{PREFIX}:watcher:scopes"  # every scope a watcher ever led (for status and gauges)
-CREATE_RATE_KEY = f"{PREFIX}:ratelimit:create"
+# The clusters that have a create budget (``create_budget_key``), for status and gauges.
+BUDGETS_SET = f"{PREFIX}:budgets"
 # Worker liveness: worker id -> server time its record lapses; worker id -> delivery tags it holds.
 WORKERS_ZSET = f"{PREFIX}:workers"
 WORKER_DELIVERIES = f"{PREFIX}:workers:deliveries"
@@ -32,6 +33,11 @@ RECORD_FIELD = "record"
 def job_key(job_id: str) -> str:
     """The ledger hash of one job."""
     return f"{PREFIX}:job:{job_id}"
+
+
+def create_budget_key(cluster: str) -> str:
+    """One cluster's shared create budget: its reservations' clock and its controller's state."""
+    return f"{PREFIX}:budget:{cluster}"
 
 
 def results_stream(scheduler_id: str) -> str:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import redis
 
 from . import keys
+from .ratelimit import BudgetState, budget_states
 from .stats import StreamStats, all_stats
 
 RECENT_DEAD = 5
@@ -59,6 +60,8 @@ class Overview:
     schedulers: tuple[SchedulerFigures, ...]
     scopes: tuple[ScopeFigures, ...]
     recent_dead: tuple[DeadLetter, ...] = field(default=())
+    budgets: dict[str, BudgetState] = field(default_factory=dict)
+    """Each cluster's create budget, by cluster name (empty until a worker first reports to one)."""
 
 
 def _text(value) -> str:
@@ -117,4 +120,5 @@ def overview(client: redis.Redis, *, recent_dead: int = RECENT_DEAD) -> Overview
     return Overview(at=now, queue_messages=int(queue_messages), in_flight=int(in_flight), delayed=int(delayed),
                     jobs=jobs, jobs_lag=intake.lag if intake else jobs.length,
                     jobs_pending=intake.pending if intake else 0, dead=jobs.dead or 0,
-                    schedulers=tuple(schedulers), scopes=tuple(scope_figures), recent_dead=recent)
+                    schedulers=tuple(schedulers), scopes=tuple(scope_figures), recent_dead=recent,
+                    budgets=budget_states(client))

@@ -138,6 +138,12 @@ VALID: list[tuple[str, str, Any]] = [
             event_id=f"{jid('sched-a', {**key(), 'launch_id': LAUNCH})}:succeeded",
             task_key={**key(), "launch_id": LAUNCH},
             pod_name=pod_name_for(jid("sched-a", {**key(), "launch_id": LAUNCH}), TaskKey(**key())))),
+    ("result-pending-reason", "a later pending: a new reason, its event_id names the pod's resourceVersion",
+     result("pending", event_id=f"{jid('sched-a', key())}:pending:81273",
+            pending_reason={"reason": "Unschedulable",
+                            "message": "0/12 nodes are available: 12 Insufficient cpu."})),
+    ("result-pending-reason-only", "a pending reason without a message",
+     result("pending", pending_reason={"reason": "ContainerCreating"})),
     ("result-newer-minor", "schema 1.3 result with a field this reader does not know",
      result("succeeded", schema="1.3", node_name="node-7", terminal=True)),
 ]
@@ -215,6 +221,10 @@ INVALID: list[tuple[str, str, str, Any]] = [
      result(annotations={"team": 7})),
     ("result-exit-code", "result", "failure_details.exit_code as a string",
      result("failed", failure_details={"exit_code": "137"})),
+    ("result-pending-reason-no-reason", "result", "pending_reason without its reason",
+     result("pending", pending_reason={"message": "waiting"})),
+    ("result-pending-reason-not-map", "result", "pending_reason as a string",
+     result("pending", pending_reason="Unschedulable")),
     ("result-duplicate-state", "result", "state twice", raw(*result().items(), ("state", "succeeded"))),
 ]
 

@@ -1,6 +1,7 @@
 """`podq status`: a live view of the whole system, read from Redis alone.
 
-Queue depth and in-flight, delayed jobs, dispatch and create rates, each scheduler's results
+Queue depth and in-flight, delayed jobs, dispatch and create rates, each cluster's create budget
+(its rate, why, the rate the API server last accepted, a shared pause), each scheduler's results
 stream (length, lag, pending, oldest pending age, dead letters), the workers that answer
 Celery's ping, each watcher scope's leader and lease, and the latest dead letters with their
 reasons. ``--once`` prints one reading and exits; ``--json`` prints it for machines.
@@ -17,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from podq.broker.queue.app import make_celery
+from podq.broker.store.ratelimit import PUSH_BACKS
 from podq.shared.loops import stop_on_signals
 from podq.status import Rates, Snapshot, as_json, celery_ping, rates, read
 
@@ -102,15 +104,27 @@ def render(snapshot: Snapshot, rate: Rates | None) -> Group:
     if not figures.scopes:
         watchers.add_row("(no watcher has run)", "", "")
 
+    budgets = Table(title="create budgets (per cluster)", title_justify="left")
+    for column in ("cluster", "creates/s", "why", "accepted at last push-back", "pause left"):
+        budgets.add_column(column, justify="left" if column in ("cluster", "why") else "right")
+    for cluster, budget in figures.budgets.items():
+        pause = budget.pause_until - figures.at
+        budgets.add_row(cluster, f"{budget.rate:.1f}",
+                        Text(budget.reason, style="yellow" if budget.reason in PUSH_BACKS else ""),
+                        f"{budget.peak:.1f}/s" if budget.peak else "-",
+                        Text(f"{pause:.1f}s", style="red") if pause > 0 else "-")
+    if not figures.budgets:
+        budgets.add_row("(no worker has created yet)", "", "", "", "")
+
     workers = Text.assemble(("workers ", "bold"), f"{len(snapshot.workers)} alive: ",
                             ", ".join(snapshot.workers) or Text("none answered the ping", style="bold red"))
 
     if not figures.recent_dead:
-        return Group(summary, schedulers, watchers, workers, Text(f"dead letters: {figures.dead}"))
+        return Group(summary, schedulers, budgets, watchers, workers, Text(f"dead letters: {figures.dead}"))
     dead = Table(title=f"dead letters: {figures.dead}, the latest {len(figures.recent_dead)}", title_justify="left")
     dead.add_column("when")
     dead.add_column("stream")
     dead.add_column("reason")
     for letter in figures.recent_dead:
         dead.add_row(time.strftime("%H:%M:%S", time.localtime(letter.at)), letter.stream, letter.reason)
-    return Group(summary, schedulers, watchers, workers, dead)
+    return Group(summary, schedulers, budgets, watchers, workers, dead)

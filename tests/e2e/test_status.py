@@ -55,6 +55,9 @@ def test_status_json_reports_what_redis_holds(stack, stack_redis):
     assert status["dead_letters"]["count"] >= 1
     assert "job.schema" in status["dead_letters"]["recent"][0]["reason"]
     assert set(status["rates"]) == {"dispatched", "created"}
+    # The workers reported their creates to the cluster's budget: a rate below the ceiling and its reason.
+    budget = status["budgets"]["default"]
+    assert 0 < budget["rate"] <= 1000 and budget["reason"] and budget["pause_left"] == 0
 
 
 def test_status_once_in_a_terminal(stack, stack_redis):
@@ -68,7 +71,8 @@ def test_status_once_in_a_terminal(stack, stack_redis):
     screen = ANSI.sub("", child.before)
     assert "\x1b[" in child.before, "on a terminal the view is styled"
     for expected in ("podq status", "/s dispatched", "schedulers", SCHEDULER, "watchers", "default",
-                     "workers 2 alive: worker-1@podq, worker-2@podq", "dead letters", "job.schema"):
+                     "workers 2 alive: worker-1@podq, worker-2@podq", "dead letters", "job.schema",
+                     "create budgets", "creates/s"):
         assert expected in screen, (expected, screen)
 
 

@@ -1,6 +1,7 @@
-"""The cluster-wide create rate limit across two ``podq worker`` processes.
+"""The cluster's shared create budget: its ceiling across two ``podq worker`` processes, its
+reservations, its shared pause, and its controller moved by real 429s from kubesim.
 
-What the limit controls is when each create may start: its slot, granted by the shared bucket
+What the ceiling controls is when each create may start: its slot, granted by the shared bucket
 in Redis and logged by the worker that took it. Those slots must keep to ``rate × w + burst``
 in every window. When a create then reaches the API server depends on the machine (a busy
 worker sends late, and late creates bunch up at the server), so arrivals are only checked
@@ -18,10 +19,12 @@ import pytest
 
 from podq.broker.intake.housekeeping import release_due
 from podq.broker.store.delayed import delay_job
-from podq.broker.store.ratelimit import CreateRateLimit
+from podq.broker.store.ratelimit import BudgetState, CreateBudget, budget_states
 from podq.broker.store import keys
+from podq.workers.budget import THROTTLED, BudgetFeedback, Law
 from tests.support import wait_for
-from tests.support.workers import NAMESPACE, admit, ledger_state, make_job, pod_name, start_worker_process, worker_env
+from tests.support.workers import (NAMESPACE, admit, ledger_state, make_job, make_settings, pod_name, releasing,
+                                   start_worker_process, worker_env)
 
 RATE, BURST = 20.0, 5
 SLOT_LINE = re.compile(r"job (\S+): create slot (\d+\.\d+) ")
@@ -91,17 +94,64 @@ def test_two_worker_processes_share_one_create_rate(redis_client, redis_url, kub
     assert created <= RATE * span + BURST, f"{created} creates arrived within {span:.2f} s"
 
 
-def test_token_bucket_reservations(redis_client):
-    limit = CreateRateLimit(redis_client, rate=10.0, burst=3)
-    grants = [limit.reserve(max_wait=10) for _ in range(6)]
-    assert all(g.granted for g in grants)
-    assert [round(g.wait, 1) for g in grants[:3]] == [0.0, 0.0, 0.0]
-    assert grants[5].wait == pytest.approx(0.3, abs=0.05)
-    # Once the burst is spent, slots are 1/rate apart by the bucket's clock, however late the calls came.
-    assert grants[5].slot - grants[4].slot == pytest.approx(0.1, abs=0.001)
-    refused = limit.reserve(max_wait=0.1)
+def test_budget_reservations(redis_client):
+    budget = CreateBudget(redis_client, cluster="default", ceiling=100.0, start=20.0, burst=3)
+    grants = [budget.reserve(max_wait=10) for _ in range(6)]
+    assert all(g.granted for g in grants) and {g.rate for g in grants} == {20.0}
+    assert [round(g.wait, 2) for g in grants[:3]] == [0.0, 0.0, 0.0]
+    assert grants[5].wait == pytest.approx(0.15, abs=0.03)
+    # Once the burst is spent, slots are 1/rate apart by the budget's clock, however late the calls came.
+    assert grants[5].slot - grants[4].slot == pytest.approx(0.05, abs=0.001)
+    refused = budget.reserve(max_wait=0.1)
     assert not refused.granted and refused.wait > 0.1
-    assert CreateRateLimit(redis_client, rate=0, burst=1).reserve(max_wait=0).granted
+    assert CreateBudget(redis_client, cluster="default", ceiling=0, start=1, burst=1).reserve(max_wait=0).granted
+    # A wait means demand met the budget: the reservations say so for the controller.
+    state, _ = budget.read()
+    assert state.limited_at > 0 and state.version == 0
+
+
+def test_a_pause_holds_every_reservation_and_a_write_is_a_compare_and_set(redis_client):
+    budget = CreateBudget(redis_client, cluster="east", ceiling=100.0, start=50.0, burst=5)
+    state, now = budget.read()
+    paused = BudgetState(rate=50.0, pause_until=now + 0.6, reason="throttled")
+    assert budget.write(state, paused)
+    assert not budget.write(state, paused), "a second write from the same read loses"
+    other = CreateBudget(redis_client, cluster="east", ceiling=100.0, start=50.0, burst=5)   # another worker
+    first = other.reserve(max_wait=5)
+    assert first.granted and first.wait == pytest.approx(0.6, abs=0.05)
+    assert budget_states(redis_client)["east"].pause_until == pytest.approx(now + 0.6)
+    assert budget.reserve(max_wait=0.1).granted is False
+
+
+def test_429s_seen_by_one_worker_cut_the_budget_and_pause_the_others(redis_client):
+    law = Law(ceiling=1000.0, start=400.0)
+    mine = BudgetFeedback(CreateBudget(redis_client, cluster="default", ceiling=1000.0, start=400.0, burst=50), law,
+                          interval=0.0)
+    theirs = CreateBudget(redis_client, cluster="default", ceiling=1000.0, start=400.0, burst=50)
+    for _ in range(3):
+        mine.observe(THROTTLED, retry_after=1.0)
+    state = budget_states(redis_client)["default"]
+    assert state.reason == "throttled" and state.rate < 400.0 and state.version >= 1
+    slot = theirs.reserve(max_wait=5)
+    assert slot.granted and slot.wait == pytest.approx(1.0, abs=0.2) and slot.rate == state.rate
+
+
+def test_workers_follow_kubesims_429s_and_create_every_job_once(redis_client, redis_url, kubesim, podq_worker):
+    """Real 429s with Retry-After (kubesim's fault rule on half the creates): every job is created
+    exactly once, and the budget records the push-back."""
+    admin = kubesim.admin()
+    settings = make_settings(redis_url, kubesim.kubeconfig, create_rate=1000.0, create_rate_start=200.0)
+    rule = admin.add_fault(action="429", verb="create", rate=0.5, count=20, retry_after=1)
+    jobs = [make_job(n) for n in range(40)]
+    with podq_worker(settings), releasing(redis_client):
+        admit(redis_client, jobs)
+        wait_for(lambda: all(ledger_state(redis_client, job) == "created" for job in jobs), timeout=60,
+                 message="every job created")
+    assert next(item for item in admin.faults() if item["id"] == rule)["fired"] >= 1
+    created = [entry["name"] for entry in admin.creates(namespace=NAMESPACE)]
+    assert sorted(created) == sorted(pod_name(job) for job in jobs)
+    state = budget_states(redis_client)["default"]
+    assert state.cut_at > 0 and state.peak > 0, f"the 429s cut the budget: {state}"
 
 
 def test_delayed_set_releases_due_jobs_once(redis_client):
