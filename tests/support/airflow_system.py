@@ -213,6 +213,18 @@ class AirflowSystem:
         return {(dag_id, task_id, map_index): (state, try_number)
                 for dag_id, task_id, map_index, state, try_number in rows}
 
+    def task_instances_of_run(self, dag_id: str, run_id: str) -> dict[tuple[str, int], tuple[str | None, int]]:
+        """(task_id, map_index) -> (state, try_number) of one DAG run."""
+        rows = self._rows("SELECT task_id, map_index, state, try_number FROM task_instance "
+                          f"WHERE dag_id = '{dag_id}' AND run_id = '{run_id}'")
+        return {(task_id, map_index): (state, try_number) for task_id, map_index, state, try_number in rows}
+
+    def queued_by(self) -> dict[int, int]:
+        """Scheduler job id -> how many task instances it queued last (task_instance.queued_by_job_id)."""
+        rows = self._rows("SELECT queued_by_job_id, count(*) FROM task_instance "
+                          "WHERE queued_by_job_id IS NOT NULL GROUP BY queued_by_job_id")
+        return {job_id: count for job_id, count in rows}
+
     def scheduler_jobs(self) -> list[tuple[int, str]]:
         return self._rows("SELECT id, state FROM job WHERE job_type = 'SchedulerJob' ORDER BY id")
 
