@@ -25,6 +25,10 @@ TERMINAL_STATES = frozenset({State.SUCCEEDED, State.FAILED, State.LOST, State.RE
 MAX_PENDING_RESULTS = 50
 
 
+# The kinds of podq process that keep a liveness record in Redis (podq status, podq_live_processes).
+PROCESS_ROLES = ("intake", "worker", "watcher")
+
+
 class Source(str, Enum):
     """Which podq component published a result."""
 

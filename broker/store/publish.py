@@ -101,7 +101,7 @@ class Publisher:
 
     def _call(self, items: Sequence[Item], checkpoint: Checkpoint | None, owners: dict[str, str]):
         position = checkpoint.position if checkpoint else None
-        head = [keys.INFLIGHT_ZSET, keys.SCHEDULERS_SET]
+        head = [keys.INFLIGHT_ZSET, keys.SCHEDULERS_SET, keys.METRICS_KEY]
         if checkpoint:
             head.append(checkpoint.lease_key)
             if position:

@@ -41,9 +41,10 @@ from redis.exceptions import NoScriptError
 from podq.shared.states import (CREATABLE_STATES, LIVE_LEDGER_STATES, MAX_PENDING_RESULTS, TERMINAL_STATES,
                                 LedgerState, State)
 
-from . import keys
+from . import counters, keys
 
-NAMES = ("accept", "adopt", "beat", "budget", "claim", "created", "delay", "hold", "lease", "orphans", "publish", "ratelimit",
+NAMES = ("accept", "adopt", "alive", "beat", "budget", "claim", "created", "delay", "hold", "lease", "orphans", "publish",
+         "ratelimit",
          "refuse", "release", "released", "restore", "results_group", "transition", "trim")
 _PLACEHOLDER = re.compile(r"\$\(([a-z_.:]+)\)")
 
@@ -69,6 +70,7 @@ def constants() -> dict[str, str]:
     }
     values.update({f"state.{state.name.lower()}": _quoted(state.value) for state in State})
     values.update({f"ledger.{state.name.lower()}": _quoted(state.value) for state in LedgerState})
+    values.update({f"total.{name}": _quoted(field) for name, field in counters.script_names().items()})
     return values
 
 
@@ -97,6 +99,7 @@ class Scripts:
 
     accept: Script
     adopt: Script
+    alive: Script
     beat: Script
     budget: Script
     claim: Script

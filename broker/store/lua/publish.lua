@@ -1,6 +1,7 @@
 -- The one path every result takes to a scheduler's results stream.
 --
--- KEYS[1] the in-flight zset; KEYS[2] the set of known schedulers; then, in this order,
+-- KEYS[1] the in-flight zset; KEYS[2] the set of known schedulers; KEYS[3] the running totals hash;
+-- then, in this order,
 --   the lease key       when ARGV[2] (a lease token) is not "",
 --   the position key    when ARGV[3] (a position value) is not "",
 --   the pod-state hash  when ARGV[4] is "1";
@@ -26,6 +27,9 @@
 --     each time its reason differs from the last one published, up to $(max_pending_results)
 --     pending results per job; never after running (for pending) nor after the terminal result;
 --   * adopted is published once per old scheduler (the item's owner) and sets no latch.
+-- Counting, in this step that records the facts: each latched terminal result in the
+-- `ended:<state>` total, and a pod whose uid a latching result records first (its create's answer
+-- never reached the ledger: the worker may have died) in the `created` total, as created.lua does.
 -- A job's terminal result also ends its bookkeeping: it leaves the in-flight set and its
 -- scheduler's job set, and its ledger entry expires after the retention.
 -- A result goes to its job's current owner (adoption moves it); when the ledger names an
@@ -39,7 +43,9 @@ $(include:results_group)
 local terminal = $(terminal_states)
 local now, token, position = ARGV[1], ARGV[2], ARGV[3]
 local retention, group = tonumber(ARGV[5]), ARGV[6]
-local next_key = 3
+local totals_key = KEYS[3]
+local next_key = 4
+local counts = {}                              -- running total field -> amount, written once at the end
 local lease_key, position_key, states_key
 if token ~= '' then lease_key = KEYS[next_key]; next_key = next_key + 1 end
 if position ~= '' then position_key = KEYS[next_key]; next_key = next_key + 1 end
@@ -98,8 +104,9 @@ for i = 0, count - 1 do
         latches[job] = state
         publish = true
         redis.call('HSET', job, 'terminal_state', state, 'terminal_at', now, 'updated_at', now)
-        if ARGV[base + 6] ~= '' then
-          redis.call('HSETNX', job, 'uid', ARGV[base + 6])
+        counts[$(total.ended_prefix) .. state] = (counts[$(total.ended_prefix) .. state] or 0) + 1
+        if ARGV[base + 6] ~= '' and redis.call('HSETNX', job, 'uid', ARGV[base + 6]) == 1 then
+          counts[$(total.created)] = (counts[$(total.created)] or 0) + 1
         end
         redis.call('ZREM', KEYS[1], job_id)
         redis.call('SREM', jobs, job_id)
@@ -156,6 +163,9 @@ end
 
 if position_key then
   redis.call('SET', position_key, position)
+end
+for name, amount in pairs(counts) do
+  redis.call('HINCRBY', totals_key, name, amount)
 end
 for _, value in ipairs(times) do
   published[#published + 1] = value
