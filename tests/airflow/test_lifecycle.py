@@ -17,68 +17,17 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.airflow_lifecycle import (EXPECTED, FINISHED, LAUNCHES, launches_counted, pod_prefix,
+                                             run_matrix)
 from tests.support.airflow_system import AirflowSystem, airflow_world, kubernetes_airflow, podq_airflow
 
 pytestmark = pytest.mark.timeout(1800)  # real processes on a shared machine: minutes, not seconds
 
 DAGS = Path(__file__).parent / "dags"
-LIFE_DAGS = ["life_reschedule", "life_poke", "life_deferrable_sensor", "life_defer_twice"]
-FINISHED = {"success", "failed", "upstream_failed", "skipped", "removed"}
-
-# (dag_id, task_id, map_index) -> (state, try_number) under the KubernetesExecutor (the slow test runs it).
-EXPECTED: dict[tuple[str, str, int], tuple[str, int]] = {
-    ("life_reschedule", "wait", -1): ("success", 1),
-    ("life_reschedule", "after", -1): ("success", 1),
-    ("life_poke", "wait", -1): ("success", 1),
-    ("life_deferrable_sensor", "wait", -1): ("success", 1),
-    ("life_deferrable_sensor", "after", -1): ("success", 1),
-    ("life_defer_twice", "twice", -1): ("success", 1),
-}
-# Launches (pods) per task: three pokes in reschedule mode; one launch for poke mode; the deferrable
-# sensor's first run and its resume; the task deferring twice runs three times.
-LAUNCHES = {
-    ("life_reschedule", "wait"): 3, ("life_reschedule", "after"): 1, ("life_poke", "wait"): 1,
-    ("life_deferrable_sensor", "wait"): 2, ("life_deferrable_sensor", "after"): 1,
-    ("life_defer_twice", "twice"): 3,
-}
-COUNTED = [("life_reschedule", "wait"), ("life_defer_twice", "twice"), ("life_poke", "wait")]
-
-
-def pod_prefix(dag_id: str, task_id: str) -> str:
-    """Both executors start pod names with the slug of ``dag_id-task_id``."""
-    return f"{dag_id}-{task_id}".replace("_", "-") + "-"
-
-
-def launches_counted(world, run_id: str, dag_id: str, task_id: str) -> int:
-    """How many times the task's code ran (tests/airflow/dags/lifecycle.py counts them)."""
-    path = world["task_home"] / "launches" / run_id / f"{dag_id}.{task_id}"
-    return len(path.read_text().splitlines()) if path.exists() else 0
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     with airflow_world(tmp_path_factory.mktemp("airflow-lifecycle"), dags_folder=DAGS) as running:
         yield running
-
-
-def run_matrix(system: AirflowSystem, world, run_id: str) -> dict:
-    """Trigger every lifecycle DAG; the end states and the pods created per task."""
-    admin = world["admin"]
-    admin.clear_creates()
-    system.wait_for_dags(LIFE_DAGS)
-    for dag_id in LIFE_DAGS:
-        system.trigger(dag_id, run_id)
-
-    def finished():
-        instances = {key: value for key, value in system.task_instances().items() if key[0] in LIFE_DAGS}
-        return instances if len(instances) == len(EXPECTED) and all(
-            state in FINISHED for state, _ in instances.values()) else None
-    states = system.wait(finished, timeout=900, what="every lifecycle task instance to finish")
-    creates = {(dag_id, task_id): admin.create_count(name_prefix=pod_prefix(dag_id, task_id))
-               for dag_id, task_id in LAUNCHES}
-    counted = {(dag_id, task_id): launches_counted(world, run_id, dag_id, task_id)
-               for dag_id, task_id in COUNTED}
-    return {"states": states, "creates": creates, "counted": counted}
 
 
 @pytest.fixture(scope="module")

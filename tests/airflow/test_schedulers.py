@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.airflow.test_lifecycle import EXPECTED as LIFECYCLE_EXPECTED
-from tests.airflow.test_lifecycle import LAUNCHES as LIFECYCLE_LAUNCHES
-from tests.airflow.test_lifecycle import run_matrix
+from tests.support.airflow_lifecycle import EXPECTED as LIFECYCLE_EXPECTED
+from tests.support.airflow_lifecycle import LAUNCHES as LIFECYCLE_LAUNCHES
+from tests.support.airflow_lifecycle import run_matrix
 from tests.support.airflow_system import AirflowSystem, airflow_world, kubernetes_airflow, podq_airflow
 
 pytestmark = pytest.mark.timeout(3600)  # real processes on a shared machine: minutes, not seconds
