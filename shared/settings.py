@@ -175,6 +175,8 @@ class WatcherSettings:
     """Seconds between reconciler passes over the ledger."""
     lost_after: float = 600.0
     """Seconds a job may stay accepted or dispatched without a pod, or live in a namespace no watcher leads, before the reconciler publishes lost."""
+    stuck_after: float = 300.0
+    """Seconds a job may stay accepted or dispatched without a pod before the reconciler counts it in ``podq_jobs_stuck`` (the PodqJobsStuck alert); keep it below ``lost_after``."""
     created_grace: float = 30.0
     """Seconds after creation before the reconciler may call a created job's missing pod lost."""
     max_crashes: int = 8
