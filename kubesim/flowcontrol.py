@@ -222,7 +222,7 @@ class FlowControl:
 
     # -- the request path ----------------------------------------------------------------------
     async def serve(self, request: web.Request, answer: Callable[[], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-        """Admit ``request`` (or answer 429), hold it for its pace, run ``answer`` and free the seat."""
+        """Admit ``request`` (or answer 429), hold it until its completion time, run ``answer``, free the seat."""
         stats = self._stats_of(request)
         if not await self._admit(stats):
             return self._too_many()
@@ -231,6 +231,12 @@ class FlowControl:
             response = await answer()
         finally:
             self._release(stats)
+        return self.label(response)
+
+    @staticmethod
+    def label(response: web.StreamResponse) -> web.StreamResponse:
+        """Add the PF headers (a read is labelled with the level too, though never queued; a watch or a
+        followed log, already streaming, is not)."""
         if not response.prepared:
             response.headers.update(PF_HEADERS)
         return response
