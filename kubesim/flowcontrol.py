@@ -234,11 +234,9 @@ class FlowControl:
             self._release(stats)
         return self.label(response)
 
-    @staticmethod
-    def label(response: web.StreamResponse) -> web.StreamResponse:
-        """Add the PF headers (a read is labelled with the level too, though never queued; a watch or a
-        followed log, already streaming, is not)."""
-        if not response.prepared:
+    def label(self, response: web.StreamResponse) -> web.StreamResponse:
+        """Add the PF headers while the model is on (reads are labelled with the level too, though never queued)."""
+        if self.settings.enabled and not response.prepared:
             response.headers.update(PF_HEADERS)
         return response
 
