@@ -218,14 +218,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cpu-concurrency", type=int, default=128)
     parser.add_argument("--cpu-latency", type=float, default=0.025, help="create latency for the CPU measure, seconds")
     parser.add_argument("--only", choices=["cpu", "life"], default=None, help="run only this measure")
+    parser.add_argument("--kubesim-arg", action="append", default=[], metavar="FLAG",
+                        help="pass this flag to every kubesim started, e.g. --kubesim-arg=--limit-rate=2000 (repeatable)")
     args = parser.parse_args(argv)
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) > 1:
         os.sched_setaffinity(0, {cpus[1]})
     fast = ["--kubelet-schedule", "0.001", "--kubelet-start", "0.001", "--kubelet-sandbox", "0.001",
-            "--kubelet-ready", "0.001", "--kubelet-teardown", "0.001", "--default-run-seconds", "0.2"]
+            "--kubelet-ready", "0.001", "--kubelet-teardown", "0.001", "--default-run-seconds", "0.2", *args.kubesim_arg]
     paused, running, events, cpu, life = [], [], [], [], []
-    latency = ["--latency", f"create={args.cpu_latency}"]
+    latency = ["--latency", f"create={args.cpu_latency}", *args.kubesim_arg]
     for run in range(args.runs):
         if args.only in (None, "cpu"):
             with kubesim_process("--kubelet-paused", *latency) as (url, pid):
@@ -238,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"run {run + 1}: kubesim CPU per {'create' if args.only == 'cpu' else 'pod life'} "
                   f"{(cpu or life)[-1]:.3f} ms", flush=True)
             continue
-        with kubesim() as url:
+        with kubesim(*args.kubesim_arg) as url:
             paused.append(asyncio.run(measure_creates(url, count=args.creates, concurrency=args.concurrency, paused=True)))
         with kubesim(*fast) as url:
             running.append(asyncio.run(measure_creates(url, count=args.creates, concurrency=args.concurrency, paused=False)))

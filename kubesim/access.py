@@ -12,6 +12,8 @@ wire (admin API: ``GET /_kubesim/requests``).
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import ssl
 from collections import deque
 from typing import Any
@@ -51,6 +53,39 @@ class Gate:
         if self._certificates and request.transport is not None and request.transport.get_extra_info("peercert"):
             return  # the TLS handshake verified it against the client CA
         raise errors.ApiError(code=401, reason="Unauthorized", message="Unauthorized")
+
+
+ANONYMOUS = "system:anonymous"
+
+
+def identity(authorization: str | None, peercert: dict[str, Any] | None) -> str:
+    """Who sent a request, as an API server names its user (API Priority and Fairness's flow).
+
+    A service-account token (a JWT) names its ``sub`` (``system:serviceaccount:NS:NAME``); any other bearer
+    token stands for a user of its own, named by the token's hash (kubesim keeps no token file); a client
+    certificate names its subject's common name; nothing at all is ``system:anonymous``.
+    """
+    if authorization and authorization[:7].lower() == "bearer ":
+        token = authorization[7:].strip()
+        return _token_user(token)
+    if peercert:
+        for rdn in peercert.get("subject", ()):
+            for key, value in rdn:
+                if key == "commonName":
+                    return str(value)
+    return ANONYMOUS
+
+
+def _token_user(token: str) -> str:
+    parts = token.split(".")
+    if len(parts) == 3:
+        try:
+            claims = orjson.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+        except (ValueError, orjson.JSONDecodeError):
+            claims = None
+        if isinstance(claims, dict) and isinstance(claims.get("sub"), str) and claims["sub"]:
+            return claims["sub"]
+    return "token:" + hashlib.sha256(token.encode()).hexdigest()[:12]
 
 
 class RequestLog:

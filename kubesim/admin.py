@@ -5,6 +5,7 @@
     admin.hang_creates(count=1)
     admin.compact()
     admin.creates(namespace="podq")                  # the create audit log
+    admin.set_limit(rate=100)                        # the API server's limit: 100 mutating requests/s
 
 Names and signatures here are stable: other podq tests depend on them.
 """
@@ -207,3 +208,38 @@ class Admin:
     def requests(self) -> list[dict[str, Any]]:
         """The API requests kubesim logged (started with ``request_log`` > 0), oldest first."""
         return self._call("GET", "/requests")["items"]
+
+    # -- the API limit (API Priority and Fairness) -----------------------------------------------------
+    def limit(self) -> dict[str, Any]:
+        """The API limit model: ``settings`` (as ``set_limit`` takes them), ``seats`` (in effect),
+        ``executing``, ``waiting``, ``dispatched``, ``rejected`` (queue full), ``timedOut`` (waited too
+        long), ``retryAfter`` (what a 429 says now), ``flowSchema``/``priorityLevel`` (name, uid) and
+        ``flows``: per caller identity ``{dispatched, rejected, timedOut, waiting, executing}``."""
+        return self._call("GET", "/limit")
+
+    def set_limit(
+        self,
+        *,
+        rate: float | None = None,
+        seats: int | None = None,
+        queues: int | None = None,
+        hand_size: int | None = None,
+        queue_length: int | None = None,
+        queue_wait: float | None = None,
+        retry_after: int | None = None,
+        enabled: bool = True,
+    ) -> dict[str, Any]:
+        """Turn the API limit model on (or change it while on); only the settings given change.
+
+        rate: mutating requests completed per second (0: no rate, seats alone bound it); seats: executing at
+        once (0: ceil(rate/10)); queues, hand_size, queue_length: the fair queues; queue_wait: seconds a
+        request may wait before its 429; retry_after: pinned Retry-After seconds (0: kube-apiserver's own).
+        Returns ``limit()``. AdminError 400 names a bad value.
+        """
+        values = {"rate": rate, "seats": seats, "queues": queues, "hand_size": hand_size, "queue_length": queue_length,
+                  "queue_wait": queue_wait, "retry_after": retry_after, "enabled": enabled}
+        return self._call("PUT", "/limit", {k: v for k, v in values.items() if v is not None})
+
+    def clear_limit(self) -> dict[str, Any]:
+        """Turn the API limit model off (its waiting requests go at once); its settings are kept."""
+        return self._call("DELETE", "/limit")

@@ -57,6 +57,9 @@ class AdminRoutes:
         r.add_get(PREFIX + "/creates", self.creates)
         r.add_delete(PREFIX + "/creates", self.clear_creates)
         r.add_get(PREFIX + "/requests", self.recorded_requests)
+        r.add_get(PREFIX + "/limit", self.get_limit)
+        r.add_put(PREFIX + "/limit", self.set_limit)
+        r.add_delete(PREFIX + "/limit", self.clear_limit)
 
     async def health(self, request: web.Request) -> web.Response:
         return json_response({"ok": True, "resourceVersion": self.core.store.rv})
@@ -70,6 +73,7 @@ class AdminRoutes:
         faults.latency.clear()
         released = faults.release_hung()
         self.core.kubelet.resume()
+        self.core.limit.apply(self.core.limit_at_start)
         return json_response({"released": released})
 
     async def set_latency(self, request: web.Request) -> web.Response:
@@ -179,3 +183,22 @@ class AdminRoutes:
         """The request log (settings ``request_log``), oldest first."""
         items = list(self.core.requests.entries)
         return json_response({"items": items, "count": len(items)})
+
+    async def get_limit(self, request: web.Request) -> web.Response:
+        """The API limit model: settings, the level's state, every flow's counters."""
+        return json_response(self.core.limit.describe())
+
+    async def set_limit(self, request: web.Request) -> web.Response:
+        """Change the API limit model's settings (any of them; ``enabled`` defaults to true)."""
+        body = await _body(request)
+        body.setdefault("enabled", True)
+        try:
+            self.core.limit.apply(body)
+        except ValueError as exc:
+            raise errors.bad_request(str(exc)) from None
+        return json_response(self.core.limit.describe())
+
+    async def clear_limit(self, request: web.Request) -> web.Response:
+        """Turn the API limit model off (requests waiting in its queues go at once); settings are kept."""
+        self.core.limit.apply({"enabled": False})
+        return json_response(self.core.limit.describe())

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .eventloop import new_event_loop
 from .runtime import UnsafeBind
-from .settings import DEFAULT_NAMESPACES, KubeletDelays, SimSettings
+from .settings import DEFAULT_NAMESPACES, KubeletDelays, LimitSettings, SimSettings
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--client-ca-file", help="accept client certificates signed by this CA; requests must authenticate")
     p.add_argument("--token", help="accept this bearer token; requests must authenticate")
     p.add_argument("--request-log", type=int, default=0, metavar="N", help="keep the newest N API requests (admin: /_kubesim/requests)")
+    limit = p.add_argument_group(
+        "API limit", "off by default: --limit-rate or --limit-seats models API Priority and Fairness for mutating requests")
+    limit.add_argument("--limit-rate", type=float, metavar="PER_SECOND", help="mutating requests completed per second")
+    limit.add_argument("--limit-seats", type=int, metavar="N", help="mutating requests executing at once (default: ceil(rate/10))")
+    limit.add_argument("--limit-queues", type=int, metavar="N", help="fair queues (default 64)")
+    limit.add_argument("--limit-hand-size", type=int, metavar="N", help="queues dealt to each flow (default 8)")
+    limit.add_argument("--limit-queue-length", type=int, metavar="N", help="requests one queue holds (default 50)")
+    limit.add_argument("--limit-queue-wait", type=float, metavar="SECONDS", help="longest wait in a queue before 429 (default 15)")
+    limit.add_argument("--limit-retry-after", type=int, metavar="SECONDS", help="pin Retry-After (default: kube-apiserver's, 1 to 32)")
     runtime = p.add_argument_group("container runtime", "off by default: --run-containers runs the pod's command on this host")
     runtime.add_argument("--run-containers", action="store_true", help="run each pod's containers as local processes (loopback only)")
     runtime.add_argument(
@@ -66,6 +75,22 @@ def _pairs(values: list[str], flag: str) -> tuple[tuple[str, str], ...]:
             raise SystemExit(f"podq kubesim: {flag} {value!r}: expected NAME=VALUE")
         pairs.append((key, rest))
     return tuple(pairs)
+
+
+LIMIT_FLAGS = ("rate", "seats", "queues", "hand_size", "queue_length", "queue_wait", "retry_after")
+
+
+def limit_from_args(args: argparse.Namespace) -> LimitSettings:
+    """The API limit settings the flags give; on when --limit-rate or --limit-seats is given."""
+    given = {name: getattr(args, f"limit_{name}") for name in LIMIT_FLAGS if getattr(args, f"limit_{name}") is not None}
+    limit = LimitSettings()
+    try:
+        limit.update({**given, "enabled": args.limit_rate is not None or args.limit_seats is not None})
+    except ValueError as exc:
+        raise SystemExit(f"podq kubesim: the --limit-* flags: {exc}") from None
+    if given and not limit.enabled:
+        raise SystemExit("podq kubesim: the --limit-* flags need --limit-rate or --limit-seats")
+    return limit
 
 
 def settings_from_args(args: argparse.Namespace) -> SimSettings:
@@ -93,6 +118,7 @@ def settings_from_args(args: argparse.Namespace) -> SimSettings:
         container_env=_pairs(args.container_env, "--container-env"),
         runtime_dir=args.runtime_dir,
         memory_poll=args.memory_poll,
+        limit=limit_from_args(args),
     )
 
 

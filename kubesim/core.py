@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .access import Gate, RequestLog
 from .faults import Faults
+from .flowcontrol import FlowControl
 from .kubelet import Kubelet
 from .logs import LogStore
 from .runtime import ContainerRuntime
@@ -27,6 +28,8 @@ class SimCore:
         self.faults = Faults()
         self.gate = Gate(settings)
         self.requests = RequestLog(settings.request_log)
+        self.limit_at_start = settings.limit.as_dict()
+        self.limit = FlowControl(settings.limit)
         self.in_flight = 0
         """API requests being handled right now (watch streams not counted), latency waits and hangs included"""
 
@@ -45,6 +48,8 @@ class SimCore:
             "writes": store.writes,
             "hungRequests": self.faults.hung,
             "inFlight": self.in_flight,
+            "limit": {"enabled": self.limit.settings.enabled, "executing": self.limit.executing, "waiting": self.limit.waiting,
+                      "rejected": self.limit.rejected, "timedOut": self.limit.timed_out},
             "requests": dict(self.faults.requests),
             "kubeletPaused": self.kubelet.paused,
             "kubeletTasks": len(self.kubelet.tasks) + len(self.kubelet.waiting),

@@ -18,6 +18,7 @@ from .admin_routes import AdminRoutes
 from .core import SimCore
 from .discovery import DiscoveryRoutes
 from .eventloop import new_event_loop
+from .flowcontrol import MUTATING
 from .http_util import check_accept, error_response
 from .kubeconfig import write_kubeconfig
 from .pod_routes import PodRoutes
@@ -34,9 +35,12 @@ def _is_watch(request: web.Request) -> bool:
 
 
 def _middleware(core: SimCore) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    limit = core.limit
+
     @web.middleware
     async def status_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-        """Every failure leaves as a Kubernetes Status body; counts the API requests in flight (watches aside)."""
+        """Every failure leaves as a Kubernetes Status body; counts the API requests in flight (watches aside);
+        mutating requests pass the API limit when its model is on (flowcontrol.py)."""
         if request.path.startswith(ADMIN_PREFIX):
             return await _answer(request, handler)
         counted = not _is_watch(request)
@@ -47,6 +51,8 @@ def _middleware(core: SimCore) -> Callable[[web.Request, Handler], Awaitable[web
                 await core.requests.record(request)
             core.gate.check(request)
             check_accept(request)
+            if limit.settings.enabled and request.method in MUTATING:
+                return await limit.serve(request, lambda: _answer(request, handler))
             return await _answer(request, handler)
         except errors.ApiError as exc:
             return error_response(exc)

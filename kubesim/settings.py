@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
 
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease", "podq")
@@ -41,6 +42,85 @@ class KubeletDelays:
 
     def as_dict(self) -> dict[str, float]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(slots=True)
+class LimitSettings:
+    """kubesim's model of the API server's limit (API Priority and Fairness), off unless ``enabled``.
+
+    One limited priority level takes every mutating API request (create, update, patch, delete,
+    deletecollection); reads and watches are not limited. Defaults are those of a real
+    PriorityLevelConfiguration's queuing and of kube-apiserver's queue wait (a quarter of its 60 s
+    request timeout).
+    """
+
+    enabled: bool = False
+    rate: float = 0.0
+    """mutating requests the level completes per second (C); 0: no rate, only ``seats`` bound it."""
+    seats: int = 0
+    """mutating requests executing at once; 0: ceil(rate / 10), enough to hold ``rate`` for requests
+    that take up to 100 ms (further injected latency included)."""
+    queues: int = 64
+    """queues of the level; flows are shuffle-sharded onto them."""
+    hand_size: int = 8
+    """queues dealt to each flow; a request joins the shortest of its flow's hand."""
+    queue_length: int = 50
+    """requests one queue may hold; a request whose shortest queue is full gets 429 at once."""
+    queue_wait: float = 15.0
+    """seconds a request may wait in a queue before it gets 429."""
+    retry_after: int = 0
+    """the Retry-After of a 429 in seconds; 0: as kube-apiserver 1.30 does (1, doubled while drops
+    go on, up to 32; lowered by one when they stop)."""
+
+    def effective_seats(self) -> int:
+        if self.seats > 0:
+            return self.seats
+        return max(1, math.ceil(self.rate / 10)) if self.rate > 0 else 1
+
+    def update(self, values: dict[str, object]) -> None:
+        """Apply changes (keys are field names) all at once, or none: raises ValueError naming the bad one."""
+        candidate = LimitSettings(**{f.name: getattr(self, f.name) for f in fields(self)})
+        for key, value in values.items():
+            if key not in _LIMIT_MINIMUMS and key != "enabled":
+                raise ValueError(f"unknown limit setting {key!r}; known: {sorted([*_LIMIT_MINIMUMS, 'enabled'])}")
+            setattr(candidate, key, _coerce(key, value, _LIMIT_KINDS[key]))
+        candidate.check()
+        for f in fields(self):
+            setattr(self, f.name, getattr(candidate, f.name))
+
+    def check(self) -> None:
+        """Raise ValueError saying which setting is out of range."""
+        for key, minimum in _LIMIT_MINIMUMS.items():
+            if getattr(self, key) < minimum:
+                raise ValueError(f"limit setting {key}={getattr(self, key)!r}: must be >= {minimum}")
+        if self.hand_size > self.queues:
+            raise ValueError(f"limit setting hand_size={self.hand_size}: must be at most queues ({self.queues})")
+
+    def as_dict(self) -> dict[str, object]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+_LIMIT_KINDS: dict[str, type] = {f.name: {"bool": bool, "int": int, "float": float}[str(f.type)] for f in fields(LimitSettings)}
+_LIMIT_MINIMUMS = {"rate": 0, "seats": 0, "queues": 1, "hand_size": 1, "queue_length": 0, "queue_wait": 0, "retry_after": 0}
+
+
+def _coerce(key: str, value: object, kind: type) -> object:
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+    elif not isinstance(value, bool):
+        try:
+            number = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            pass
+        else:
+            if kind is float and math.isfinite(number):
+                return number
+            if kind is int and number.is_integer():
+                return int(number)
+    raise ValueError(f"limit setting {key}: {value!r} is not {'a whole number' if kind is int else 'a ' + kind.__name__}")
 
 
 @dataclass(slots=True)
@@ -89,3 +169,5 @@ class SimSettings:
     """seconds between checks of a container's resident memory against its limit."""
     log_limit_bytes: int = 10 * 1024 * 1024
     """output kept per container instance for pods/log; the oldest lines go first."""
+    limit: LimitSettings = field(default_factory=LimitSettings)
+    """the model of the API server's limit (flowcontrol.py); off by default."""

@@ -1,7 +1,8 @@
 """What `podq status` shows: the whole system read from Redis alone (no cluster access).
 
 A :class:`Snapshot` is one reading: the store's overview (queue, in-flight, delayed, streams,
-watcher leases, recent dead letters), the running totals behind the rates, and the workers that
+watcher leadership, recent dead letters, the processes alive by their own liveness records), the
+running totals (exact: each counted by the ledger script that records the fact), and the workers that
 answered Celery's own ping. Rates come from two readings: :func:`rates` divides the totals' growth
 by the time between them.
 """
@@ -65,8 +66,10 @@ def as_json(snapshot: Snapshot, rate: Rates | None) -> dict[str, Any]:
                   "delayed": figures.delayed},
         "jobs_stream": {"length": figures.jobs.length, "lag": figures.jobs_lag, "pending": figures.jobs_pending},
         "rates": dataclasses.asdict(rate) if rate else None,
-        "totals": {"dispatched": snapshot.totals.get(counters.DISPATCHED, 0),
-                   "created": snapshot.totals.get(counters.CREATED, 0)},
+        "totals": {"accepted": snapshot.totals.get(counters.ACCEPTED, 0),
+                   "dispatched": snapshot.totals.get(counters.DISPATCHED, 0),
+                   "created": snapshot.totals.get(counters.CREATED, 0),
+                   "ended": counters.ended_totals(snapshot.totals)},
         "budgets": {cluster: {"rate": budget.rate, "reason": budget.reason, "peak": budget.peak,
                               "pause_left": max(0.0, budget.pause_until - figures.at),
                               "latency": budget.latency, "base_latency": budget.base_latency}
@@ -74,5 +77,6 @@ def as_json(snapshot: Snapshot, rate: Rates | None) -> dict[str, Any]:
         "schedulers": [dataclasses.asdict(item) for item in figures.schedulers],
         "watchers": [dataclasses.asdict(item) for item in figures.scopes],
         "workers": list(snapshot.workers),
+        "live": {role: list(instances) for role, instances in figures.live.items()},
         "dead_letters": {"count": figures.dead, "recent": [dataclasses.asdict(item) for item in figures.recent_dead]},
     }

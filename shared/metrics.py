@@ -11,10 +11,15 @@ and a scrape sees all of them; several processes on one host each serve their ow
 (``PODQ_METRICS_PORT``; ``podq up`` gives each service its own), the "one port per process"
 model, so nothing needs prometheus_client's multiprocess mode.
 
-Which process reports what: intake the admission counters and, every few seconds, the gauges read
-from Redis (queue, in-flight, delayed, streams, dead letters, watcher leases); workers the
-deliveries, creates, rate limit and their API calls; the watcher the watch, lease, reconciler and
+Which process reports what: intake the admission counters; intake and every watcher replica, every
+few seconds, the gauges read from Redis (queue, in-flight, delayed, streams, dead letters, watcher
+leadership, live processes, the ledger's exact totals), so losing either leaves them published; workers
+the deliveries, creates, rate limit and their API calls; the watcher the watch, lease, reconciler and
 latency figures and its API calls; every service its Redis round trip.
+
+Counters are per process: each labelled series is created at start-up (:func:`initialise`), so the
+first increment is a change from 0 that ``rate()`` and ``increase()`` see, and a process's counts since
+its last scrape die with it. The exact totals are the ledger's (``podq_ledger_events``).
 """
 from __future__ import annotations
 
@@ -26,6 +31,8 @@ from typing import Any, Callable, Iterable, Mapping
 
 from prometheus_client import (CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics,
                                start_http_server)
+
+from podq.shared.states import PROCESS_ROLES, TERMINAL_STATES, ControlOp, Source, State
 
 log = logging.getLogger(__name__)
 
@@ -81,11 +88,21 @@ RESULTS_LAG = _gauge("podq_results_lag", "Results not yet delivered to a schedul
 RESULTS_OLDEST_PENDING = _gauge("podq_results_oldest_pending_age_seconds",
                                 "Age of the oldest result delivered to a scheduler and not acknowledged.",
                                 ["scheduler"])
+RESULTS_DELIVERED = _gauge("podq_results_delivered",
+                           "Results delivered to a scheduler's consumer group so far (Redis's entries-read); it stays "
+                           "flat while the scheduler reads nothing.", ["scheduler"])
 RESULTS_DEAD_LETTERS = _gauge("podq_results_dead_letters",
                               "Results a scheduler failed to handle too many times (its :dead stream).",
                               ["scheduler"])
 WATCHER_SCOPE_LEASED = _gauge("podq_watcher_scope_leased",
-                              "1 while some watcher replica holds the scope's lease, 0 when none does.", ["scope"])
+                              "1 while a watcher replica leads the scope and renews its lease; 0 when none does, "
+                              "from a few renewal periods after its leader stopped renewing.", ["scope"])
+LIVE_PROCESSES = _gauge("podq_live_processes",
+                        "Processes whose own liveness record in Redis has not lapsed, by role "
+                        "(intake, worker, watcher).", ["role"])
+LEDGER_EVENTS = _gauge("podq_ledger_events",
+                       "Exact cluster-wide totals from Redis, each counted in the script that records the fact: "
+                       "jobs accepted, dispatched, pods created, jobs ended by terminal state.", ["event"])
 CREATE_BUDGET = _gauge("podq_create_budget", "A cluster's shared create budget now, in creates per second.",
                        ["cluster"])
 CREATE_BUDGET_PEAK = _gauge("podq_create_budget_peak",
@@ -135,6 +152,9 @@ WATCHER_FENCED = _counter("podq_watcher_fenced_batches_total",
                           "Publish batches refused because another replica held the lease.", ["scope"])
 WATCHER_LAST_PROGRESS = _gauge("podq_watcher_last_progress_timestamp_seconds",
                                "Unix time of the scope's last progress (event, bookmark, list page).", ["scope"])
+JOBS_STUCK = _gauge("podq_jobs_stuck",
+                    "Jobs of the scope accepted or dispatched longer than PODQ_WATCHER_STUCK_AFTER with no pod "
+                    "created, as the scope's leader's reconciler last counted them (0 on other replicas).", ["scope"])
 RECONCILER_ENDINGS = _counter("podq_reconciler_endings_total",
                               "Jobs the reconciler ended (no pod found), by the state it gave them.", ["state"])
 
@@ -176,7 +196,42 @@ def markdown_table() -> str:
     return "\n".join(rows)
 
 
+# -- every labelled series from start-up -----------------------------------------------------------
+def initialise(metric, *label_values: Iterable[str]) -> None:
+    """Create ``metric``'s series for every combination of the given label values, at 0.
+
+    A labelled series that appears only at its first increment has no earlier sample, so
+    ``increase()`` and ``rate()`` never see that first value (Prometheus counts from the first
+    sample it has); created at start-up, the series starts at 0 and every increment counts.
+    """
+    combos: list[tuple[str, ...]] = [()]
+    for values in label_values:
+        combos = [(*combo, str(value)) for combo in combos for value in values]
+    for combo in combos:
+        metric.labels(*combo)
+
+
+def initialise_shared() -> None:
+    """The series whose label values podq's own vocabulary fixes (states, sources, operations, roles)."""
+    terminal = sorted(state.value for state in TERMINAL_STATES)
+    initialise(RESULTS_PUBLISHED, [state.value for state in State], [source.value for source in Source])
+    initialise(SUBMIT_TO_TERMINAL, terminal)
+    initialise(RECONCILER_ENDINGS, terminal)
+    initialise(CONTROL_RECORDS, [op.value for op in ControlOp], ["dispatched"])
+    initialise(CONTROL_RECORDS, ["unknown"], ["refused"])
+    initialise(LIVE_PROCESSES, PROCESS_ROLES)
+    initialise(LEDGER_EVENTS, LEDGER_EVENT_NAMES)
+
+
+# The events of podq_ledger_events: the ledger's totals (broker/store/counters.py), terminal states by name.
+LEDGER_EVENT_NAMES = ("accepted", "dispatched", "created", *sorted(state.value for state in TERMINAL_STATES))
+
+
 # -- refusal reasons: a bounded label from a free-text reason ---------------------------------------
+# The refusal reasons that are not a job field.
+REFUSAL_KINDS = ("too_large", "record", "entry")
+
+
 def refusal_reason(reason: str, known_fields: Iterable[str]) -> str:
     """The field a refusal names (``job.namespace: ...`` → ``namespace``), ``too_large``, or ``record``."""
     head = reason.split(":", 1)[0].strip()
@@ -196,11 +251,16 @@ class Metered:
     status is read from the exception's ``status`` attribute (podq's API errors carry it).
     """
 
-    def __init__(self, target: Any, verbs: Mapping[str, str], *, ok_code: Callable[[str], str] = lambda verb: "200"):
+    def __init__(self, target: Any, verbs: Mapping[str, str], *, ok_code: Callable[[str], str] = lambda verb: "200",
+                 codes: Iterable[int | str] = ()):
         self._target = target
         self._verbs = dict(verbs)
         self._ok_code = ok_code
         self._calls: dict[str, Callable[..., Any]] = {}  # method name -> its metered call, built once
+        # Every verb's series from start-up: its success code, and ``codes`` (the failures the caller knows).
+        for verb in set(self._verbs.values()):
+            KUBE_REQUEST_DURATION.labels(verb)
+            initialise(KUBE_REQUESTS, [verb], {ok_code(verb), *map(str, codes)})
 
     def __getattr__(self, name: str) -> Any:
         metered = self._calls.get(name)
@@ -260,6 +320,7 @@ def serve(*, address: str, port: int, service: str) -> Served | None:
 
 def start(settings, *, service: str, ping: Callable[[], object], stop: threading.Event) -> Served | None:
     """What each service does at start: serve its metrics (``settings``: MetricsSettings) and time Redis."""
+    initialise_shared()
     served = serve(address=settings.address, port=settings.port, service=service)
     probe_redis(ping, stop=stop)
     return served

@@ -6,6 +6,8 @@ reads each result as ``KubernetesResults``. docs/protocol.md is the contract.
 """
 from __future__ import annotations
 
+import hashlib
+
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -213,6 +215,27 @@ class FailureDetails:
 
 
 @dataclass(frozen=True, kw_only=True)
+class PendingReason:
+    """Why a Pending pod is not running yet, as it changes: Kubernetes' own reason and message
+    (``Unschedulable`` with the scheduler's message, a container's ``ImagePullBackOff``, ...)."""
+
+    reason: str
+    message: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        return {name: value for name, value in self.__dict__.items() if value is not None}
+
+    @classmethod
+    def from_reader(cls, reader: FieldReader) -> "PendingReason":
+        return cls(reason=reader.str("reason", max_len=256),
+                   message=reader.str("message", required=False, max_len=32768, allow_empty=True))
+
+    def fingerprint(self) -> str:
+        """What two reasons must share to count as the same (the publish script compares it)."""
+        return hashlib.sha256(f"{self.reason}\x1f{self.message or ''}".encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True, kw_only=True)
 class KubernetesWatch:
     """One result published to a scheduler's results stream."""
 
@@ -227,6 +250,7 @@ class KubernetesWatch:
     annotations: dict[str, str] = field(default_factory=dict)
     resource_version: str | None = None
     failure_details: FailureDetails | None = None
+    pending_reason: PendingReason | None = None
     emitted_at: float = 0.0
 
     KIND = "result"
@@ -244,13 +268,15 @@ class KubernetesWatch:
     def build(cls, *, job_id: str, scheduler_id: str, key: TaskKey, source: Source, state: State,
               pod_name: str | None = None, namespace: str | None = None,
               annotations: dict[str, str] | None = None, resource_version: str | None = None,
-              failure_details: FailureDetails | None = None) -> "KubernetesWatch":
-        """A result with its event id derived by the rule in :func:`event_id_for`."""
-        return cls(event_id=event_id_for(job_id, state, scheduler_id=scheduler_id), job_id=job_id,
+              failure_details: FailureDetails | None = None, pending_reason: PendingReason | None = None,
+              again: str | None = None) -> "KubernetesWatch":
+        """A result with its event id derived by the rule in :func:`event_id_for` (``again``: what
+        tells a later ``pending`` of the job from its first, see there)."""
+        return cls(event_id=event_id_for(job_id, state, scheduler_id=scheduler_id, again=again), job_id=job_id,
                    scheduler_id=scheduler_id, key=key, source=source, state=state,
                    pod_name=pod_name, namespace=namespace, annotations=annotations or {},
                    resource_version=resource_version, failure_details=failure_details,
-                   emitted_at=time.time())
+                   pending_reason=pending_reason, emitted_at=time.time())
 
     def to_wire(self) -> dict[str, Any]:
         return {"event_id": self.event_id, "job_id": self.job_id, "scheduler_id": self.scheduler_id,
@@ -259,6 +285,7 @@ class KubernetesWatch:
                 "pod_name": self.pod_name, "namespace": self.namespace,
                 "annotations": self.annotations, "resource_version": self.resource_version,
                 "failure_details": self.failure_details.to_wire() if self.failure_details else None,
+                **({"pending_reason": self.pending_reason.to_wire()} if self.pending_reason else {}),
                 "emitted_at": self.emitted_at}
 
     def encode(self) -> bytes:
@@ -279,17 +306,23 @@ class KubernetesWatch:
                       annotations=reader.str_map("annotations"),
                       resource_version=reader.str("resource_version", required=False, max_len=64))
         details = reader.sub("failure_details", required=False)
+        reason = reader.sub("pending_reason", required=False)
         return cls(**fields, failure_details=FailureDetails.from_reader(details) if details else None,
+                   pending_reason=PendingReason.from_reader(reason) if reason else None,
                    emitted_at=reader.float("emitted_at"))
 
 
-def event_id_for(job_id: str, state: State, *, scheduler_id: str | None = None) -> str:
+def event_id_for(job_id: str, state: State, *, scheduler_id: str | None = None, again: str | None = None) -> str:
     """The duplicate-detection id of a result: one per job and state, whoever publishes it.
 
-    ``adopted`` is published once per old scheduler, so its id names that scheduler.
+    ``adopted`` is published once per old scheduler, so its id names that scheduler. A job's
+    first ``pending`` is ``<job_id>:pending``; a later one (a new pending reason) adds what
+    tells it apart, ``again``: the resourceVersion of the pod state that changed the reason.
     """
     if state is State.ADOPTED:
         return f"{job_id}:{state.value}:{scheduler_id}"
+    if again and state is State.PENDING:
+        return f"{job_id}:{state.value}:{again}"
     return f"{job_id}:{state.value}"
 
 
@@ -309,6 +342,7 @@ class KubernetesResults:
     failure_details: FailureDetails | None
     source: Source
     annotations: dict[str, str] = field(default_factory=dict)
+    pending_reason: PendingReason | None = None
 
     @property
     def traceparent(self) -> str | None:
@@ -321,4 +355,4 @@ class KubernetesResults:
                    state=watch.state, terminal=watch.terminal, pod_name=watch.pod_name,
                    namespace=watch.namespace, resource_version=watch.resource_version,
                    failure_details=watch.failure_details, source=watch.source,
-                   annotations=watch.annotations)
+                   annotations=watch.annotations, pending_reason=watch.pending_reason)

@@ -165,6 +165,8 @@ class WatcherSettings:
     """Container waiting reasons that fail a Pending pod at once (Airflow's default list)."""
     pending_deadline: float = 600.0
     """Seconds a pod may stay Pending before its job fails and the pod is revoked; 0 disables."""
+    pending_reason_interval: float = 2.0
+    """Seconds between two ``pending`` results of one pod when its pending reason changes; changes in between are coalesced (the latest one is published when the interval ends)."""
     lease_ttl: float = 10.0
     """Seconds a leader's lease lives without renewal; a standby takes over after at most this plus ``lease_poll``."""
     lease_poll: float = 1.0
@@ -173,6 +175,8 @@ class WatcherSettings:
     """Seconds between reconciler passes over the ledger."""
     lost_after: float = 600.0
     """Seconds a job may stay accepted or dispatched without a pod, or live in a namespace no watcher leads, before the reconciler publishes lost."""
+    stuck_after: float = 300.0
+    """Seconds a job may stay accepted or dispatched without a pod before the reconciler counts it in ``podq_jobs_stuck`` (the PodqJobsStuck alert); keep it below ``lost_after``."""
     created_grace: float = 30.0
     """Seconds after creation before the reconciler may call a created job's missing pod lost."""
     max_crashes: int = 8

@@ -20,6 +20,13 @@ class State(str, Enum):
 
 
 TERMINAL_STATES = frozenset({State.SUCCEEDED, State.FAILED, State.LOST, State.REVOKED})
+# A job gets at most this many ``pending`` results (its first, then one per change of its pending
+# reason): a flapping pod cannot flood its scheduler's stream (the publish script enforces it).
+MAX_PENDING_RESULTS = 50
+
+
+# The kinds of podq process that keep a liveness record in Redis (podq status, podq_live_processes).
+PROCESS_ROLES = ("intake", "worker", "watcher")
 
 
 class Source(str, Enum):

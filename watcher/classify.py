@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from podq.shared import naming
-from podq.shared.records import FailureDetails
+from podq.shared.records import FailureDetails, PendingReason
 from podq.shared.states import State
 
 from .events import EventType, PodView
@@ -115,6 +115,21 @@ def fatal_container(pod: PodView, fatal_reasons: Iterable[str]) -> str | None:
         if container.reason == "ErrImagePull" and container.message == QPS_EXCEEDED:
             continue  # the kubelet's pull throttle: transient
         return container.reason
+    return None
+
+
+def why_pending(pod: PodView) -> PendingReason | None:
+    """Why a Pending pod is not running yet, from its status: not scheduled (the scheduler's
+    reason and message), else the first container waiting with a reason (init containers
+    first: ``ContainerCreating``, ``ErrImagePull``, ``ImagePullBackOff``, ...); None when the
+    status says nothing yet (just created)."""
+    if pod.unschedulable is not None:
+        reason, message = pod.unschedulable
+        return PendingReason(reason=reason, message=message)
+    for container in pod.containers:
+        if container.state == "waiting" and container.reason:
+            message = f"{container.name}: {container.message}" if container.message else container.name
+            return PendingReason(reason=container.reason, message=message)
     return None
 
 

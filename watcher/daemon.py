@@ -15,6 +15,9 @@ import threading
 from typing import Sequence
 
 from podq.broker.store.connection import connect, ping
+from podq.broker.store.gauges import INTERVAL as FIGURES_INTERVAL
+from podq.broker.store.gauges import LIVENESS_TTL, GaugeRefresher
+from podq.broker.store.liveness import Presence
 from podq.shared import metrics
 from podq.shared.loops import LoopCrashed, run_loop
 from podq.shared.settings import Settings
@@ -31,6 +34,18 @@ log = logging.getLogger(__name__)
 
 # The adapter's methods and the API verbs they count as (podq_kube_requests_total).
 WATCHER_VERBS = {"list_page": "list", "watch": "watch", "exists": "get", "label_revoked": "patch"}
+# The answers the watcher meets besides success, and 0 (no answer): its request series from start-up.
+WATCHER_CODES = (0, 403, 404, 410, 429, 500, 503, 504)
+# Watch event types (podq_watch_events_total's type label).
+EVENT_TYPES = ("ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR")
+
+
+def initialise_metrics(scopes: Sequence[str]) -> None:
+    """Every series of the watcher's scope-labelled metrics, at 0, from start-up."""
+    metrics.initialise(metrics.WATCH_EVENTS, scopes, EVENT_TYPES)
+    for family in (metrics.WATCH_RELISTS, metrics.WATCH_EXPIRED, metrics.WATCH_RECONNECTS, metrics.WATCHER_TAKEOVERS,
+                   metrics.WATCHER_FENCED, metrics.WATCHER_LEADER, metrics.JOBS_STUCK):
+        metrics.initialise(family, scopes)
 
 
 def scopes_for(settings: Settings, namespaces: Sequence[str] = (), *, all_namespaces: bool = False) -> list[Scope]:
@@ -55,8 +70,9 @@ class Watcher:
         self.instance = instance or settings.watcher.instance or f"{socket.gethostname()}-{os.getpid()}"
         self._client = connect(url, settings=settings.redis)
         self.broker = Broker.open(self._client, ledger_ttl=settings.redis.ledger_ttl)
-        self.kube = metrics.Metered(KubePods(settings.kube, settings.watcher), WATCHER_VERBS)
+        self.kube = metrics.Metered(KubePods(settings.kube, settings.watcher), WATCHER_VERBS, codes=WATCHER_CODES)
         names = [scope.name for scope in self.scopes]
+        initialise_metrics(names)
         self.health = Health(health_file or settings.watcher.health_file or default_health_file(names),
                              instance=self.instance)
         self.runners: dict[str, ScopeRunner] = {}
@@ -64,9 +80,13 @@ class Watcher:
         self.stopping = threading.Event()
         self.failed: str | None = None
         self.lease = LeaseKeeper(self.broker.store, scopes=names, holder=self.instance, ttl=settings.watcher.lease_ttl,
-                                 on_gain=self._gain, on_loss=self._loss)
+                                 poll=settings.watcher.lease_poll, on_gain=self._gain, on_loss=self._loss)
         self.reconciler = Reconciler(broker=self.broker, kube=self.kube, settings=settings.watcher,
                                      default_namespace=settings.kube.namespace, runners=self.led)
+        # This replica's liveness record and the Redis-read gauges, also published by intake: either
+        # kind of process down, the other still publishes what the alerts need.
+        self.figures = GaugeRefresher(self._client, presence=Presence(self._client, role="watcher",
+                                                                      instance=self.instance, ttl=LIVENESS_TTL))
         self._threads: list[threading.Thread] = []
 
     def ping(self) -> object:
@@ -85,6 +105,7 @@ class Watcher:
         runner.start()
 
     def _loss(self, scope: str) -> None:
+        metrics.JOBS_STUCK.labels(scope).set(0)     # the new leader counts them
         with self._runners_lock:
             runner = self.runners.pop(scope, None)
         self.health.leading(scope, False)
@@ -121,6 +142,10 @@ class Watcher:
         self.reconciler.step()
         return False
 
+    def _figures_step(self) -> bool:
+        self.figures.maybe_run()
+        return False
+
     def _health_step(self) -> bool:
         self.health.write()
         return False
@@ -134,7 +159,8 @@ class Watcher:
         watcher = self.settings.watcher
         loops = [("watcher-lease", self._lease_step, watcher.lease_poll),
                  ("watcher-reconciler", self._reconcile_step, watcher.reconcile_interval),
-                 ("watcher-health", self._health_step, 1.0)]
+                 ("watcher-health", self._health_step, 1.0),
+                 ("watcher-figures", self._figures_step, FIGURES_INTERVAL / 2)]
         for name, step, interval in loops:
             thread = threading.Thread(target=self._guarded, args=(name, step), kwargs={"interval": interval},
                                       name=f"podq-{name}", daemon=True)
@@ -166,6 +192,8 @@ class Watcher:
                 self.lease.tokens.pop(scope, None)
                 self._loss(scope)
         self.health.remove()
+        if release:
+            self.figures.leave()
         self.kube.close()
         self._client.close()
 

@@ -109,8 +109,16 @@ class PodView:
     done: bool
     identity: PodIdentity | None
     containers: tuple[ContainerView, ...] = ()
-    unscheduled: str | None = None
+    unschedulable: tuple[str, str | None] | None = None  # PodScheduled=False: (reason, message)
     created_at: float | None = None
+
+    @property
+    def unscheduled(self) -> str | None:
+        """Why the pod is not scheduled, as one line (``Unschedulable: 0/3 nodes …``), or None."""
+        if self.unschedulable is None:
+            return None
+        reason, message = self.unschedulable
+        return f"{reason}: {message}" if message else reason
 
     @property
     def ref(self) -> str:
@@ -191,7 +199,7 @@ def pod_view(raw: RawPod) -> PodView:
         identity=_identity(meta.get("annotations") or {}),
         containers=_containers(status.get("initContainerStatuses"), init=True)
         + _containers(status.get("containerStatuses"), init=False),
-        unscheduled=_unscheduled(status.get("conditions")),
+        unschedulable=_unscheduled(status.get("conditions")),
         created_at=_timestamp(meta.get("creationTimestamp")),
     )
 
@@ -254,12 +262,10 @@ def _containers(statuses: list[RawContainerStatus] | None, *, init: bool) -> tup
     return tuple(views)
 
 
-def _unscheduled(conditions: list[dict[str, Any]] | None) -> str | None:
+def _unscheduled(conditions: list[dict[str, Any]] | None) -> tuple[str, str | None] | None:
     for condition in conditions or ():
         if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
-            reason = condition.get("reason") or "NotScheduled"
-            message = condition.get("message")
-            return f"{reason}: {message}" if message else reason
+            return condition.get("reason") or "NotScheduled", condition.get("message") or None
     return None
 
 

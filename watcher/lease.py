@@ -21,11 +21,14 @@ class LeaseKeeper:
     """Holds or seeks the lease of each scope; reports gains and losses through callbacks."""
 
     def __init__(self, store: WatchStore, *, scopes: Sequence[str], holder: str, ttl: float,
-                 on_gain: Callable[[str, str], None], on_loss: Callable[[str], None]) -> None:
+                 on_gain: Callable[[str, str], None], on_loss: Callable[[str], None], poll: float = 1.0) -> None:
         self._store = store
         self._scopes = list(scopes)
         self.holder = holder
         self._ttl = ttl
+        # How long one renewal shows the scope as led (podq status, the gauges): three renewal periods
+        # (at least 2 s), so a leader that stops renewing shows as gone within seconds, not a lease TTL.
+        self._alive = min(ttl, max(3 * poll, 2.0))
         self._on_gain = on_gain
         self._on_loss = on_loss
         self.tokens: dict[str, str] = {}
@@ -36,7 +39,8 @@ class LeaseKeeper:
         for scope in self._scopes:
             mine = self.tokens.get(scope)
             try:
-                held, token = self._store.hold(scope, holder=self.holder, token=mine, ttl=self._ttl)
+                held, token = self._store.hold(scope, holder=self.holder, token=mine, ttl=self._ttl,
+                                               alive=self._alive)
             except Exception:
                 if mine is not None and time.monotonic() - self._renewed.get(scope, 0.0) > self._ttl:
                     log.error("scope %s: could not renew the lease for %.0f s; stepping down", scope, self._ttl)

@@ -83,7 +83,8 @@ def to_items(intents: Sequence[Intent]) -> list[Item]:
                                            pod_name=intent.pod_name, namespace=intent.namespace,
                                            annotations=identity.annotations,
                                            resource_version=intent.resource_version,
-                                           failure_details=intent.details)
+                                           failure_details=intent.details, pending_reason=intent.pending_reason,
+                                           again=intent.again)
         pod_state = PodState(field=intent.ref, value=intent.stored) if intent.stored is not None else None
         if result is not None or pod_state is not None:
             items.append(Item(result=result, pod_state=pod_state, pod_uid=intent.uid or ""))

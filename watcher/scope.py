@@ -97,7 +97,8 @@ class ScopeRunner:
         try:
             if self.tracker is None:
                 with self.lock:
-                    self.tracker = Tracker.from_stored(self._broker.store.states(self.scope.name))
+                    self.tracker = Tracker.from_stored(self._broker.store.states(self.scope.name),
+                                                       reason_interval=self._settings.pending_reason_interval)
                     self.rv = self._broker.store.position(self.scope.name)
                 log.info("scope %s: leader with token %s; %d pods stored, position %s",
                          self.scope.name, self.token, len(self.tracker), self.rv)
@@ -258,15 +259,17 @@ class ScopeRunner:
             raise expired
 
     def _sweep(self) -> None:
-        """Fail pods Pending past the deadline (checked about once a second)."""
+        """Publish held pending reasons whose interval ended; fail pods Pending past the deadline
+        (about once a second)."""
         now = time.time()
-        if now - self._last_sweep < 1.0 or self._settings.pending_deadline <= 0:
+        if now - self._last_sweep < 1.0:
             return
         self._last_sweep = now
         with self.lock:
-            overdue = self.tracker.overdue(now=now, deadline=self._settings.pending_deadline)
-            if overdue:
-                self._publish(overdue, position=None)
+            due = self.tracker.held_reasons(now=now)
+            due.extend(self.tracker.overdue(now=now, deadline=self._settings.pending_deadline))
+            if due:
+                self._publish(due, position=None)
 
     def _publish(self, intents: list[Intent], *, position: str | None) -> None:
         """Publish under ``self.lock`` (held by the caller), then the follow-up requests."""

@@ -3,9 +3,13 @@
 The :class:`Tracker` is the in-memory copy of a scope's state hash (loaded once
 when the replica becomes leader). :meth:`Tracker.apply` turns a classified event
 into :class:`Intent`\\ s: a result to publish and/or the pod's new stored record.
-The rules: ``pending`` and ``running`` at most once each, in that order (a pod
-first seen Running gets its ``pending`` first); nothing after a terminal result;
-a pod that leaves the watch is forgotten. Pure logic, no I/O.
+The rules: ``running`` at most once, after a ``pending`` (a pod first seen
+Running gets its ``pending`` first); ``pending`` first when the pod is first seen,
+then again each time its pending reason changes (:func:`.classify.why_pending`),
+at most one per ``reason_interval`` seconds per pod: changes in between are held
+and the latest is published when the interval ends (:meth:`Tracker.held_reasons`);
+nothing after a terminal result; a pod that leaves the watch is forgotten. Pure
+logic, no I/O.
 """
 from __future__ import annotations
 
@@ -16,10 +20,10 @@ from typing import Iterable
 import orjson
 
 from podq.shared import naming
-from podq.shared.records import FailureDetails, TaskKey
+from podq.shared.records import FailureDetails, PendingReason, TaskKey
 from podq.shared.states import State
 
-from .classify import Verdict, deadline_verdict
+from .classify import Verdict, deadline_verdict, why_pending
 from .events import EventType, PodIdentity, PodView
 
 FORGET = b""
@@ -33,6 +37,9 @@ class PodRecord:
     identity: PodIdentity
     pending_since: float | None = None
     last_pending: PodView | None = None  # the latest Pending view, for the deadline's reason
+    reason: str | None = None            # fingerprint of the pending reason last published (memory only)
+    reason_at: float = 0.0               # when it was published
+    held: tuple[PendingReason, str | None] | None = None  # a newer reason (and its rv) waiting for the interval
 
     def encode(self) -> bytes:
         key = self.identity.key
@@ -64,6 +71,8 @@ class Intent:
     revoke_pod: bool = False                # label the pod revoked and delete it once published
     uid: str | None = None                  # the pod's uid, when the event carried it
     note: str = ""
+    pending_reason: PendingReason | None = None
+    again: str | None = None                # a later pending of the job: what tells it apart (its rv)
 
     @property
     def namespace(self) -> str:
@@ -81,6 +90,8 @@ class Tracker:
     # looks at the overdue ones only, not at every pod (tens of thousands can wait for a node at once).
     # An entry whose pod moved on or was replaced is dropped when it comes up.
     _pending: list[tuple[float, str]] = field(default_factory=list, repr=False)
+    reason_interval: float = 2.0
+    _held: set[str] = field(default_factory=set, repr=False)   # refs whose record holds a newer reason
 
     def __post_init__(self) -> None:
         self._pending = [(record.pending_since, ref) for ref, record in self.records.items()
@@ -88,8 +99,9 @@ class Tracker:
         heapq.heapify(self._pending)
 
     @classmethod
-    def from_stored(cls, stored: dict[str, bytes]) -> "Tracker":
-        return cls({ref: PodRecord.decode(raw) for ref, raw in stored.items() if raw})
+    def from_stored(cls, stored: dict[str, bytes], *, reason_interval: float = 2.0) -> "Tracker":
+        return cls({ref: PodRecord.decode(raw) for ref, raw in stored.items() if raw},
+                   reason_interval=reason_interval)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -112,16 +124,26 @@ class Tracker:
         if state is None:
             return [self._forget(ref, identity, rv)] if verdict.gone and record else []
         if state is State.PENDING:
+            why = why_pending(pod)
             if record is None:
                 record = PodRecord(state=State.PENDING, identity=identity,
-                                   pending_since=pod.created_at or now, last_pending=pod)
+                                   pending_since=pod.created_at or now, last_pending=pod,
+                                   reason=why.fingerprint() if why else None, reason_at=now)
                 self.records[ref] = record
                 heapq.heappush(self._pending, (record.pending_since, ref))
                 return [Intent(ref=ref, identity=identity, state=State.PENDING, stored=record.encode(),
-                               resource_version=rv)]
-            if previous is State.PENDING:
-                record.last_pending = pod
-            return []
+                               resource_version=rv, pending_reason=why)]
+            if previous is not State.PENDING:
+                return []
+            record.last_pending = pod
+            if why is None or why.fingerprint() == record.reason:
+                record.held = None
+                return []
+            if now - record.reason_at < self.reason_interval:
+                record.held = (why, rv)
+                self._held.add(ref)
+                return []
+            return [self._reason(ref, record, why, rv, now=now)]
         if state is State.RUNNING:
             if previous is State.RUNNING:
                 return []
@@ -134,6 +156,25 @@ class Tracker:
                                   resource_version=rv))
             return intents
         return [self._terminal(ref, identity, verdict, rv=rv, uid=pod.uid)]
+
+    def _reason(self, ref: str, record: PodRecord, why: PendingReason, rv: str | None, *, now: float) -> Intent:
+        """A later ``pending`` of the pod, for its new reason ``why``."""
+        record.reason, record.reason_at, record.held = why.fingerprint(), now, None
+        return Intent(ref=ref, identity=record.identity, state=State.PENDING, resource_version=rv,
+                      pending_reason=why, again=rv or f"{now:.6f}")
+
+    def held_reasons(self, *, now: float) -> list[Intent]:
+        """The held reason of every Pending pod whose interval has ended (called about once a second)."""
+        intents = []
+        for ref in list(self._held):
+            record = self.records.get(ref)
+            if record is None or record.state is not State.PENDING or record.held is None:
+                self._held.discard(ref)
+            elif now - record.reason_at >= self.reason_interval:
+                why, rv = record.held
+                intents.append(self._reason(ref, record, why, rv, now=now))
+                self._held.discard(ref)
+        return intents
 
     def _terminal(self, ref: str, identity: PodIdentity, verdict: Verdict, *, rv: str | None,
                   revoke_pod: bool = False, uid: str | None = None) -> Intent:

@@ -20,6 +20,7 @@ from typing import Sequence
 
 from podq.broker.store.delayed import delay_job
 from podq.broker.store.ledger import Claim, Lease
+from podq.broker.store.ratelimit import PUSH_BACKS
 from podq.shared import metrics, naming
 from podq.shared.pods.templates import TemplateError
 from podq.shared.records import FailureDetails, KubernetesJob, KubernetesWatch
@@ -34,6 +35,17 @@ from .policy import DELAY, FAIL, decide
 from .runtime import Runtime
 
 log = logging.getLogger(__name__)
+
+
+# Why a job goes back through the delayed set (podq_jobs_delayed_total's cause label).
+DELAY_CAUSES = ("budget", "rate_limit", "api_error", "shutdown")
+
+
+def initialise_metrics(cluster: str = "default") -> None:
+    """Every series of the workers' labelled counters, at 0, from start-up."""
+    metrics.initialise(metrics.POD_CREATES, [*(outcome.value for outcome in Outcome), "crashed"])
+    metrics.initialise(metrics.JOBS_DELAYED, DELAY_CAUSES)
+    metrics.initialise(metrics.BUDGET_CUTS, [cluster], PUSH_BACKS)
 
 
 class Outcome(str, Enum):

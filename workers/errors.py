@@ -89,6 +89,8 @@ _BY_STATUS: dict[int, type[KubeApiError]] = {
     422: InvalidError, 429: TooManyRequests,
     500: ServerError, 502: ServerError, 503: ServerError, 504: ServerError,
 }
+# Every answer the policy names, and 0 (no answer): podq_kube_requests_total's series from start-up.
+KNOWN_STATUSES = (0, *_BY_STATUS)
 
 
 def error_for(status: int | None, *, reason: str | None = None, message: str | None = None,

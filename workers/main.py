@@ -36,6 +36,7 @@ def main(argv: list[str] | None, settings: Settings) -> int:
     from podq.broker.queue.app import make_celery
     from podq.broker.store.connection import ping
 
+    from .create import initialise_metrics
     from .liveness import worker_id
     from .runtime import build_runtime, message_threads
     from .tasks import register_tasks
@@ -71,6 +72,7 @@ def main(argv: list[str] | None, settings: Settings) -> int:
     runtime.heartbeat.attach(app)
     stop_creates_on_shutdown(hostname, runtime)
     probe_stop = threading.Event()
+    initialise_metrics(settings.kube.cluster)
     metrics.start(settings.metrics, service=f"worker {hostname}", ping=lambda: ping(runtime.client), stop=probe_stop)
     try:
         runtime.heartbeat.start()

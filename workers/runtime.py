@@ -18,6 +18,7 @@ from podq.shared.pods.templates import TemplateStore
 from podq.shared.settings import Settings
 
 from .budget import BudgetFeedback, Law
+from .errors import KNOWN_STATUSES
 from .hook import load_hook
 from .liveness import Heartbeat, worker_id
 from .kube import Kube, open_kube
@@ -120,7 +121,8 @@ def build_runtime(settings: Settings, *, kube: Kube | None = None, worker: str |
     budget = retry_budget(settings.worker)
     if kube is None:
         kube = open_kube(settings.kube, pool_size=in_flight)
-    kube = metrics.Metered(kube, WORKER_VERBS, ok_code=lambda verb: "201" if verb == "create" else "200")
+    kube = metrics.Metered(kube, WORKER_VERBS, ok_code=lambda verb: "201" if verb == "create" else "200",
+                           codes=KNOWN_STATUSES)
     client = connect(settings.redis.url, settings=settings.redis)
     limiter = create_budget(client, settings)
     return Runtime(settings=settings, client=client, kube=kube, ledger=Ledger(client), publisher=Publisher(client, ledger_ttl=settings.redis.ledger_ttl),

@@ -3,7 +3,8 @@
 * the delayed set: tasks whose wait is over go back to Celery (:func:`release_due`);
 * orphaned jobs: dispatched jobs whose message vanished (a Redis crash between kombu's
   two writes) are pushed again once nobody holds them (``lua/orphans.lua``);
-* trimming: every stream held below what its groups still need (:mod:`podq.broker.store.trim`).
+* trimming: every stream held below what its groups still need (:mod:`podq.broker.store.trim`);
+* the gauges read from Redis, and this intake's liveness record (:mod:`podq.broker.store.gauges`).
 
 Safe to run in several intakes at once.
 """
@@ -16,12 +17,12 @@ from podq.broker.control.sender import ControlSender
 from podq.broker.queue.envelopes import dispatch_jobs
 from podq.broker.store import delayed
 from podq.broker.store.connection import Client
+from podq.broker.store.gauges import LIVENESS_TTL, GaugeRefresher
 from podq.broker.store.ledger import Ledger
+from podq.broker.store.liveness import Presence
 from podq.broker.store.trim import Trimmer
 from podq.shared import metrics
 from podq.shared.settings import Settings
-
-from .gauges import GaugeRefresher
 
 log = logging.getLogger(__name__)
 
@@ -48,12 +49,14 @@ def release_due(client: Client, now: float | None = None, *, per_message: int = 
 class Housekeeping:
     """One pass of every chore that is due; :meth:`step` is the loop's body."""
 
-    def __init__(self, *, client: Client, settings: Settings) -> None:
+    def __init__(self, *, client: Client, settings: Settings, instance: str | None = None) -> None:
         self.client = client
         self.settings = settings
         self.ledger = Ledger(client)
         self.trimmer = Trimmer(client, settings.trim)
-        self.gauges = GaugeRefresher(client)
+        # The gauges, and (given the intake's ``instance``) its liveness record for status and the alerts.
+        presence = Presence(client, role="intake", instance=instance, ttl=LIVENESS_TTL) if instance else None
+        self.gauges = GaugeRefresher(client, presence=presence)
         self._next_orphan_sweep = 0.0
 
     def step(self) -> int:

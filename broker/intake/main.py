@@ -41,7 +41,7 @@ class IntakeService:
             raise SettingsError("PODQ_REDIS_URL is not set (start the stack with `podq up`, which prints it)")
         self.client = connect(settings.redis.url, settings=settings.redis, block_ms=settings.intake.block_ms)
         self.intake = Intake(client=self.client, settings=settings, consumer=consumer)
-        self.housekeeping = Housekeeping(client=self.client, settings=settings)
+        self.housekeeping = Housekeeping(client=self.client, settings=settings, instance=self.intake.consumer)
         self.settings = settings
         self.stopping = threading.Event()
         self.failed: BaseException | None = None
@@ -57,11 +57,13 @@ class IntakeService:
         chores = threading.Thread(target=self._guard, name="intake-housekeeping", daemon=True,
                                   args=("intake-housekeeping", self.housekeeping.step, IDLE_WAIT))
         chores.start()
+        self.intake.initialise_metrics()
         metrics.start(self.settings.metrics, service=f"intake {self.intake.consumer}",
                       ping=lambda: ping(self.client), stop=self.stopping)
         self._guard("intake", self.intake.step, 0.0)
         self.stopping.set()
         chores.join(timeout=30)
+        self.housekeeping.gauges.leave()
         self.client.close()
         return 1 if self.failed else 0
 

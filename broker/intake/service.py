@@ -20,7 +20,7 @@ from typing import Any, Callable
 from podq.broker.control.operations import validate_control
 from podq.broker.control.sender import ControlSender
 from podq.broker.queue.envelopes import dispatch_jobs
-from podq.broker.store import counters, keys, streams
+from podq.broker.store import keys, streams
 from podq.broker.store.connection import Client
 from podq.broker.store.ledger import Ledger
 from podq.broker.store.publish import Publisher
@@ -100,6 +100,11 @@ class Intake:
                                   streams={keys.JOBS_STREAM: start, keys.CONTROL_STREAM: start},
                                   count=self.settings.intake.batch_size, block_ms=block_ms)
 
+    @staticmethod
+    def initialise_metrics() -> None:
+        """Every refusal reason's series, at 0, from start-up (metrics.refusal_reason's values)."""
+        metrics.initialise(metrics.JOBS_REFUSED, [*JOB_FIELDS, *metrics.REFUSAL_KINDS])
+
     def _screen(self, stream: str, entries: list[tuple[str, dict]], *, what: str,
                 decode: Callable[[bytes], Any], check: Callable[[Any], "str | None"]):
         """Decode and check each entry; the records that pass, and a rejection for each that does not."""
@@ -149,7 +154,6 @@ class Intake:
         self.ledger.mark_dispatched([job.job_id for job, _ in todo],
                                     orphaned_after=self.settings.intake.redispatch_after)
         metrics.JOBS_DISPATCHED.inc(len(todo))
-        counters.add(self.client, counters.DISPATCHED, len(todo))
         log.debug("dispatched %d jobs", len(todo))
 
     def _ensure_results_groups(self, scheduler_ids: set[str]) -> None:

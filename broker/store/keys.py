@@ -17,6 +17,8 @@ BUDGETS_SET = f"{PREFIX}:budgets"
 # Worker liveness: worker id -> server time its record lapses; worker id -> delivery tags it holds.
 WORKERS_ZSET = f"{PREFIX}:workers"
 WORKER_DELIVERIES = f"{PREFIX}:workers:deliveries"
+# Intake and watcher processes' liveness records: instance -> server time its record lapses.
+LIVE_PREFIX = f"{PREFIX}:live"
 # Counters podq keeps in Redis (hash fields, e.g. ``trim_unread:<stream>``).
 METRICS_KEY = f"{PREFIX}:metrics"
 
@@ -56,8 +58,13 @@ def scheduler_jobs_key(scheduler_id: str) -> str:
 
 
 def watcher_key(scope: str, part: str) -> str:
-    """A watcher's key for ``scope`` (``rv``, ``states``, ``lease``, ``fence``)."""
+    """A watcher's key for ``scope`` (``rv``, ``states``, ``lease``, ``fence``, ``alive``)."""
     return f"{PREFIX}:watcher:{scope}:{part}"
+
+
+def liveness_key(role: str) -> str:
+    """Where the processes of ``role`` (worker, intake, watcher) keep their liveness records."""
+    return WORKERS_ZSET if role == "worker" else f"{LIVE_PREFIX}:{role}"
 
 
 def adopt_pending_key(old_scheduler_id: str, new_scheduler_id: str) -> str:

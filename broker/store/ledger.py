@@ -19,7 +19,7 @@ from podq.shared.errors import DecodeError
 from podq.shared.records import KubernetesJob
 from podq.shared.states import CREATABLE_STATES, LedgerState
 
-from . import keys
+from . import counters, keys
 from .connection import durable
 from .scripts import scripts_for
 
@@ -116,8 +116,8 @@ def _claim_of(reply) -> Claim:
 
 
 def _transition_args(allowed: Iterable[LedgerState], to: LedgerState,
-                     fields: dict[str, str] | None) -> list[str]:
-    args = [",".join(state.value for state in allowed), to.value, repr(time.time())]
+                     fields: dict[str, str] | None, *, total: str = "") -> list[str]:
+    args = [",".join(state.value for state in allowed), to.value, repr(time.time()), total]
     for name, value in (fields or {}).items():
         args.extend((name, value))
     return args
@@ -139,7 +139,7 @@ class Ledger:
         if not jobs:
             return []
         records = records if records is not None else [job.encode() for job, _ in jobs]
-        job_keys: list[str] = [keys.SCHEDULERS_SET]
+        job_keys: list[str] = [keys.SCHEDULERS_SET, keys.METRICS_KEY]
         args: list = [repr(time.time())]
         for (job, pod_name), record in zip(jobs, records, strict=True):
             job_keys += (keys.job_key(job.job_id), keys.scheduler_jobs_key(job.scheduler_id))
@@ -152,21 +152,23 @@ class Ledger:
                    fields: dict[str, str] | None = None) -> tuple[bool, str]:
         """Move ``job_id`` to ``to`` if its state is one of ``allowed``; report the outcome."""
         pipe = self._client.pipeline(transaction=False)
-        self._scripts.transition(keys=[keys.INFLIGHT_ZSET, keys.job_key(job_id)],
+        self._scripts.transition(keys=[keys.INFLIGHT_ZSET, keys.METRICS_KEY, keys.job_key(job_id)],
                                  args=_transition_args(allowed, to, fields), client=pipe)
         moved, state = durable(self._client, pipe)[0][0]
         return bool(moved), state.decode() if isinstance(state, bytes) else state
 
     def mark_dispatched(self, job_ids: Sequence[str], *, orphaned_after: float = 30.0) -> None:
-        """accepted → dispatched for each job (one script call, in one round trip with the in-flight set).
+        """accepted → dispatched for each job (one script call, in one round trip with the in-flight set);
+        the script counts the jobs it moved in the ``dispatched`` total.
 
         Each job also enters the in-flight set: if it is still waiting for a pod
         ``orphaned_after`` seconds from now with nobody holding it, it counts as orphaned.
         """
         pipe = self._client.pipeline(transaction=False)
         pipe.zadd(keys.INFLIGHT_ZSET, {job_id: time.time() + orphaned_after for job_id in job_ids})
-        self._scripts.transition(keys=[keys.INFLIGHT_ZSET, *map(keys.job_key, job_ids)],
-                                 args=_transition_args((LedgerState.ACCEPTED,), LedgerState.DISPATCHED, None),
+        self._scripts.transition(keys=[keys.INFLIGHT_ZSET, keys.METRICS_KEY, *map(keys.job_key, job_ids)],
+                                 args=_transition_args((LedgerState.ACCEPTED,), LedgerState.DISPATCHED, None,
+                                                       total=counters.DISPATCHED),
                                  client=pipe)
         durable(self._client, pipe)
 
@@ -210,7 +212,7 @@ class Ledger:
         if not pods:
             return []
         pipe = self._client.pipeline(transaction=False)
-        self._scripts.created(keys=[keys.INFLIGHT_ZSET, *(keys.job_key(job_id) for job_id, _ in pods)],
+        self._scripts.created(keys=[keys.INFLIGHT_ZSET, keys.METRICS_KEY, *(keys.job_key(job_id) for job_id, _ in pods)],
                               args=[repr(time.time()), *(uid for _, uid in pods)], client=pipe)
         return [(bool(moved), state.decode() if isinstance(state, bytes) else state)
                 for moved, state in durable(self._client, pipe)[0]]

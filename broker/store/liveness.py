@@ -61,6 +61,32 @@ class Liveness:
 
 def live_workers(client: redis.Redis) -> list[str]:
     """Ids of the workers whose liveness record has not lapsed (by the server's clock)."""
+    return live(client, "worker")
+
+
+def live(client: redis.Redis, role: str) -> list[str]:
+    """Instances of ``role`` (worker, intake, watcher) whose liveness record has not lapsed (server clock)."""
     seconds, micros = client.time()
     return [member.decode() for member in
-            client.zrangebyscore(keys.WORKERS_ZSET, seconds + micros / 1e6, "+inf")]
+            client.zrangebyscore(keys.liveness_key(role), seconds + micros / 1e6, "+inf")]
+
+
+class Presence:
+    """The liveness record of an intake or watcher process (``lua/alive.lua``), renewed by its own loop.
+
+    ``podq status`` and the gauges count a process as alive while its record has not lapsed, so a
+    SIGKILLed intake or watcher shows as gone ``ttl`` seconds after its last renewal.
+    """
+
+    def __init__(self, client: redis.Redis, *, role: str, instance: str, ttl: float) -> None:
+        self._client = client
+        self._key = keys.liveness_key(role)
+        self.instance = instance
+        self.ttl = ttl
+        self._alive = scripts_for(client).alive
+
+    def renew(self) -> None:
+        self._alive(keys=[self._key], args=[self.instance, self.ttl, FORGET_AFTER, ""])
+
+    def leave(self) -> None:
+        self._alive(keys=[self._key], args=[self.instance, self.ttl, FORGET_AFTER, "leave"])

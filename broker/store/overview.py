@@ -1,4 +1,5 @@
-"""The whole system's figures as Redis holds them: what `podq status` shows and intake exports as gauges.
+"""The whole system's figures as Redis holds them: what `podq status` shows and intake and the watcher
+export as gauges.
 
 One call, :func:`overview`, reads everything with a handful of pipelined commands, so
 a status view or a gauge refresh costs a few milliseconds whatever the backlog.
@@ -9,6 +10,8 @@ import time
 from dataclasses import dataclass, field
 
 import redis
+
+from podq.shared.states import PROCESS_ROLES
 
 from . import keys
 from .ratelimit import BudgetState, budget_states
@@ -26,15 +29,22 @@ class SchedulerFigures:
     oldest_pending_age: float | None
     """Seconds since the oldest delivered-but-unacknowledged result was added; None: nothing pending."""
     dead: int
+    delivered: int = 0
+    """Results delivered to the scheduler's group so far (grows while its consumers read)."""
 
 
 @dataclass(frozen=True, kw_only=True)
 class ScopeFigures:
     scope: str
     leader: str | None
-    """The lease holder's token (``<fence>:<replica>``); None: no replica holds the scope."""
+    """The leading replica's token (``<fence>:<replica>``) while it renews its lease; None: no replica
+    leads the scope (none holds the lease, or its holder stopped renewing: a few renewal periods
+    without one, long before the lease runs out)."""
+    lease_holder: str | None
+    """The token the lease still names (a silent leader's lease lasts until its TTL runs out)."""
     lease_ttl: float | None
     """Seconds left on the lease."""
+
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,6 +70,8 @@ class Overview:
     schedulers: tuple[SchedulerFigures, ...]
     scopes: tuple[ScopeFigures, ...]
     recent_dead: tuple[DeadLetter, ...] = field(default=())
+    live: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Per role (intake, worker, watcher), the processes whose own liveness record has not lapsed."""
     budgets: dict[str, BudgetState] = field(default_factory=dict)
     """Each cluster's create budget, by cluster name (empty until a worker first reports to one)."""
 
@@ -96,23 +108,32 @@ def overview(client: redis.Redis, *, recent_dead: int = RECENT_DEAD) -> Overview
             scheduler=scheduler, length=stream.length, pending=group.pending if group else 0,
             lag=group.lag if group else stream.length,
             oldest_pending_age=_oldest_pending_age(client, stream.stream, now) if group and group.pending else None,
-            dead=stream.dead or 0))
+            dead=stream.dead or 0, delivered=(group.entries_read or 0) if group else 0))
     scope_names = scopes(client)
+    seconds, micros = client.time()
+    server_now = seconds + micros / 1e6
     pipe = client.pipeline(transaction=False)
     pipe.llen(keys.CELERY_QUEUE)
     pipe.zcard(keys.INFLIGHT_ZSET)
     pipe.zcard(keys.DELAYED_ZSET)
     pipe.xrevrange(keys.DEAD_STREAM, count=recent_dead)
+    for role in PROCESS_ROLES:
+        pipe.zrangebyscore(keys.liveness_key(role), server_now, "+inf")
     for scope in scope_names:
         pipe.get(keys.watcher_key(scope, "lease"))
         pipe.pttl(keys.watcher_key(scope, "lease"))
+        pipe.get(keys.watcher_key(scope, "alive"))
     replies = pipe.execute()
     queue_messages, in_flight, delayed, dead_entries = replies[:4]
+    live = {role: tuple(sorted(_text(member) for member in members))
+            for role, members in zip(PROCESS_ROLES, replies[4:4 + len(PROCESS_ROLES)])}
     scope_figures = []
     for index, scope in enumerate(scope_names):
-        token, ttl_ms = replies[4 + 2 * index], replies[5 + 2 * index]
-        scope_figures.append(ScopeFigures(scope=scope, leader=_text(token) if token else None,
-                                          lease_ttl=ttl_ms / 1000.0 if token and ttl_ms and ttl_ms > 0 else None))
+        token, ttl_ms, alive = replies[4 + len(PROCESS_ROLES) + 3 * index: 7 + len(PROCESS_ROLES) + 3 * index]
+        holder = _text(token) if token else None
+        scope_figures.append(ScopeFigures(
+            scope=scope, leader=holder if holder is not None and alive and _text(alive) == holder else None,
+            lease_holder=holder, lease_ttl=ttl_ms / 1000.0 if token and ttl_ms and ttl_ms > 0 else None))
     recent = tuple(DeadLetter(entry_id=_text(entry_id), at=_entry_time(_text(entry_id)),
                               stream=_text(fields.get(b"stream", b"")), reason=_text(fields.get(b"reason", b"")))
                    for entry_id, fields in dead_entries)
@@ -120,5 +141,5 @@ def overview(client: redis.Redis, *, recent_dead: int = RECENT_DEAD) -> Overview
     return Overview(at=now, queue_messages=int(queue_messages), in_flight=int(in_flight), delayed=int(delayed),
                     jobs=jobs, jobs_lag=intake.lag if intake else jobs.length,
                     jobs_pending=intake.pending if intake else 0, dead=jobs.dead or 0,
-                    schedulers=tuple(schedulers), scopes=tuple(scope_figures), recent_dead=recent,
+                    schedulers=tuple(schedulers), scopes=tuple(scope_figures), recent_dead=recent, live=live,
                     budgets=budget_states(client))

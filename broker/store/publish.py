@@ -18,7 +18,7 @@ import redis
 
 from podq.broker.errors import BrokerError, FencedError
 from podq.shared import metrics
-from podq.shared.records import KubernetesWatch
+from podq.shared.records import KubernetesWatch, event_id_for
 from podq.shared.states import State
 
 from . import keys
@@ -101,7 +101,7 @@ class Publisher:
 
     def _call(self, items: Sequence[Item], checkpoint: Checkpoint | None, owners: dict[str, str]):
         position = checkpoint.position if checkpoint else None
-        head = [keys.INFLIGHT_ZSET, keys.SCHEDULERS_SET]
+        head = [keys.INFLIGHT_ZSET, keys.SCHEDULERS_SET, keys.METRICS_KEY]
         if checkpoint:
             head.append(checkpoint.lease_key)
             if position:
@@ -123,7 +123,11 @@ class Publisher:
                 item_args.extend((result.job_id, result.state.value, index, result.encode()))
             else:
                 item_args.extend(("", "", 0, b""))
-            item_args.extend((state.field if state else "", state.value if state else "", item.pod_uid))
+            reason = result.pending_reason if result is not None else None
+            again = result is not None and result.event_id != event_id_for(result.job_id, result.state,
+                                                                            scheduler_id=result.scheduler_id)
+            item_args.extend((state.field if state else "", state.value if state else "", item.pod_uid,
+                              reason.fingerprint() if reason else "", "1" if again else ""))
         owner_keys = [key for owner in owner_index
                       for key in (keys.results_stream(owner), keys.scheduler_jobs_key(owner))]
         args = [repr(time.time()), checkpoint.token if checkpoint else "", position or "",

@@ -38,11 +38,13 @@ from redis.client import Pipeline
 from redis.commands.core import Script
 from redis.exceptions import NoScriptError
 
-from podq.shared.states import CREATABLE_STATES, LIVE_LEDGER_STATES, TERMINAL_STATES, LedgerState, State
+from podq.shared.states import (CREATABLE_STATES, LIVE_LEDGER_STATES, MAX_PENDING_RESULTS, TERMINAL_STATES,
+                                LedgerState, State)
 
-from . import keys
+from . import counters, keys
 
-NAMES = ("accept", "adopt", "beat", "budget", "claim", "created", "delay", "hold", "lease", "orphans", "publish", "ratelimit",
+NAMES = ("accept", "adopt", "alive", "beat", "budget", "claim", "created", "delay", "hold", "lease", "orphans", "publish",
+         "ratelimit",
          "refuse", "release", "released", "restore", "results_group", "transition", "trim")
 _PLACEHOLDER = re.compile(r"\$\(([a-z_.:]+)\)")
 
@@ -64,9 +66,11 @@ def constants() -> dict[str, str]:
         "creatable_states": _set(CREATABLE_STATES, LedgerState),
         "live_ledger_states": _set(LIVE_LEDGER_STATES, LedgerState),
         "record_field": _quoted(keys.RECORD_FIELD),
+        "max_pending_results": str(MAX_PENDING_RESULTS),
     }
     values.update({f"state.{state.name.lower()}": _quoted(state.value) for state in State})
     values.update({f"ledger.{state.name.lower()}": _quoted(state.value) for state in LedgerState})
+    values.update({f"total.{name}": _quoted(field) for name, field in counters.script_names().items()})
     return values
 
 
@@ -95,6 +99,7 @@ class Scripts:
 
     accept: Script
     adopt: Script
+    alive: Script
     beat: Script
     budget: Script
     claim: Script

@@ -4,6 +4,7 @@ Per watched scope (a namespace, or ``_all``) the watcher keeps, under
 ``podq:watcher:<scope>:*`` (see :func:`podq.broker.store.keys.watcher_key`):
 
 * ``lease``: the current fencing token (``<fence>:<holder>``), with a TTL (``lua/lease.lua``);
+* ``alive``: the same token, with a TTL of a few renewals: what status and the gauges call "led";
 * ``fence``: the counter tokens are numbered from;
 * ``rv``: the resourceVersion its results are published up to;
 * ``states``: a hash, pod ``namespace/name`` → the watcher's record of what it published.
@@ -31,10 +32,19 @@ class WatchStore:
         self._lease = scripts_for(client).lease
 
     # -- lease ---------------------------------------------------------------------------------
-    def hold(self, scope: str, *, holder: str, token: str | None, ttl: float) -> tuple[bool, str]:
-        """Acquire the scope's lease, or renew ``token``; (held, current token)."""
-        held, current = self._lease(keys=[keys.watcher_key(scope, "lease"), keys.watcher_key(scope, "fence")],
-                                    args=["hold", holder, token or "", int(ttl * 1000)])
+    def _lease_keys(self, scope: str) -> list[str]:
+        return [keys.watcher_key(scope, "lease"), keys.watcher_key(scope, "fence"), keys.watcher_key(scope, "alive")]
+
+    def hold(self, scope: str, *, holder: str, token: str | None, ttl: float,
+             alive: float | None = None) -> tuple[bool, str]:
+        """Acquire the scope's lease, or renew ``token``; (held, current token).
+
+        ``alive``: seconds the scope counts as led after this renewal (``podq status``, the gauges);
+        a few renewal periods, so a leader that stops renewing shows long before its lease ends.
+        """
+        alive = min(ttl, alive if alive is not None else ttl)
+        held, current = self._lease(keys=self._lease_keys(scope),
+                                    args=["hold", holder, token or "", int(ttl * 1000), max(1, int(alive * 1000))])
         return bool(held), current.decode() if isinstance(current, bytes) else current
 
     def record_scope(self, scope: str) -> None:
@@ -43,8 +53,7 @@ class WatchStore:
 
     def release(self, scope: str, *, token: str) -> bool:
         """Give the lease up (only if ``token`` still holds it)."""
-        released, _ = self._lease(keys=[keys.watcher_key(scope, "lease"), keys.watcher_key(scope, "fence")],
-                                  args=["release", "", token, 0])
+        released, _ = self._lease(keys=self._lease_keys(scope), args=["release", "", token, 0, 0])
         return bool(released)
 
     def lease_holder(self, scope: str) -> str | None:

@@ -130,6 +130,12 @@ VALID: list[tuple[str, str, Any]] = [
                              "message": "job.namespace: 'kube-system' is not in the allowed namespaces (default)"})),
     ("result-adopted", "adopted, published to the old scheduler: event_id names it",
      result("adopted", source="broker", event_id=f"{jid('sched-a', key())}:adopted:sched-a")),
+    ("result-pending-reason", "a later pending: a new reason, its event_id names the pod's resourceVersion",
+     result("pending", event_id=f"{jid('sched-a', key())}:pending:81273",
+            pending_reason={"reason": "Unschedulable",
+                            "message": "0/12 nodes are available: 12 Insufficient cpu."})),
+    ("result-pending-reason-only", "a pending reason without a message",
+     result("pending", pending_reason={"reason": "ContainerCreating"})),
     ("result-newer-minor", "schema 1.3 result with a field this reader does not know",
      result("succeeded", schema="1.3", node_name="node-7", terminal=True)),
 ]
@@ -204,6 +210,10 @@ INVALID: list[tuple[str, str, str, Any]] = [
      result(annotations={"team": 7})),
     ("result-exit-code", "result", "failure_details.exit_code as a string",
      result("failed", failure_details={"exit_code": "137"})),
+    ("result-pending-reason-no-reason", "result", "pending_reason without its reason",
+     result("pending", pending_reason={"message": "waiting"})),
+    ("result-pending-reason-not-map", "result", "pending_reason as a string",
+     result("pending", pending_reason="Unschedulable")),
     ("result-duplicate-state", "result", "state twice", raw(*result().items(), ("state", "succeeded"))),
 ]
 

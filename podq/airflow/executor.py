@@ -162,6 +162,10 @@ class PodqExecutor(BaseExecutor):
                               try_number=result.key.try_number, map_index=result.key.map_index)
         event = mapping.EVENTS[result.state]
         if event is Event.NOTHING:
+            if result.pending_reason is not None:  # why the task is still queued, as it changes
+                text = mapping.describe(result)
+                log.info("task %s: %s", key, text)
+                self.log_task_event(event="podq pending", extra=text, ti_key=key)
             return False
         if event is Event.FREED:
             log.info("task %s was adopted by another scheduler; its slot is free", key)

@@ -154,6 +154,9 @@ def describe(result: KubernetesResults) -> str:
     """One line an Airflow user reads in the event log: what podq saw happen to the pod."""
     where = f"pod {result.namespace}/{result.pod_name}" if result.pod_name else "no pod"
     head = f"podq job {result.job_id} ({where}) {result.state.value}"
+    why = result.pending_reason
+    if why is not None:
+        return f"{head}: {why.reason}" + (f": {why.message}" if why.message else "")
     details = result.failure_details
     if details is None:
         return head

@@ -17,7 +17,9 @@ from rich.table import Table
 from rich.text import Text
 
 from podq.broker.queue.app import make_celery
+from podq.broker.store import counters
 from podq.broker.store.ratelimit import PUSH_BACKS
+from podq.shared.states import PROCESS_ROLES
 from podq.status import Rates, Snapshot, as_json, celery_ping, rates, read
 
 from ._common import Interrupt, redis_from
@@ -76,11 +78,15 @@ def render(snapshot: Snapshot, rate: Rates | None) -> Group:
     """The status screen: one summary line, then a table per part of the system."""
     figures = snapshot.overview
     rate_text = f"{rate.dispatched:.1f}/s dispatched  {rate.created:.1f}/s created" if rate else "rates: measuring"
+    totals = snapshot.totals
+    ended = "  ".join(f"{count} {state}" for state, count in counters.ended_totals(totals).items())
+    totals_text = (f"totals: {totals.get(counters.ACCEPTED, 0)} accepted  {totals.get(counters.DISPATCHED, 0)} "
+                   f"dispatched  {totals.get(counters.CREATED, 0)} pods created  ended: {ended}")
     summary = Text.assemble(
         ("podq status", "bold"), f"  {time.strftime('%H:%M:%S', time.localtime(figures.at))}\n",
         f"queue {figures.queue_messages} messages   in flight {figures.in_flight}   delayed {figures.delayed}   "
         f"jobs stream {figures.jobs.length} (unread {figures.jobs_lag}, unacked {figures.jobs_pending})\n",
-        rate_text)
+        rate_text, "\n", totals_text)
 
     schedulers = Table(title="schedulers (results streams)", title_justify="left", expand=False)
     for column in ("scheduler", "length", "lag", "pending", "oldest pending", "dead"):
@@ -96,7 +102,12 @@ def render(snapshot: Snapshot, rate: Rates | None) -> Group:
     watchers.add_column("leader")
     watchers.add_column("lease left", justify="right")
     for scope in figures.scopes:
-        leader = Text(scope.leader, style="green") if scope.leader else Text("NO LEADER", style="bold red")
+        if scope.leader:
+            leader = Text(scope.leader, style="green")
+        elif scope.lease_holder:
+            leader = Text(f"NO LEADER ({scope.lease_holder} stopped renewing)", style="bold red")
+        else:
+            leader = Text("NO LEADER", style="bold red")
         watchers.add_row(scope.scope, leader, _age(scope.lease_ttl))
     if not figures.scopes:
         watchers.add_row("(no watcher has run)", "", "")
@@ -113,15 +124,19 @@ def render(snapshot: Snapshot, rate: Rates | None) -> Group:
     if not figures.budgets:
         budgets.add_row("(no worker has created yet)", "", "", "", "")
 
-    workers = Text.assemble(("workers ", "bold"), f"{len(snapshot.workers)} alive: ",
-                            ", ".join(snapshot.workers) or Text("none answered the ping", style="bold red"))
+    workers = Text.assemble(("workers ", "bold"), f"{len(snapshot.workers)} answered the ping: ",
+                            ", ".join(snapshot.workers) or Text("none", style="bold red"))
+    live = Text.assemble(("alive ", "bold"), "(own liveness records)  ", *(
+        part for role in PROCESS_ROLES for part in (
+            f"{role}: ", Text(str(len(figures.live.get(role, ()))), style="" if figures.live.get(role) else "bold red"),
+            "  ")))
 
     if not figures.recent_dead:
-        return Group(summary, schedulers, budgets, watchers, workers, Text(f"dead letters: {figures.dead}"))
+        return Group(summary, schedulers, budgets, watchers, workers, live, Text(f"dead letters: {figures.dead}"))
     dead = Table(title=f"dead letters: {figures.dead}, the latest {len(figures.recent_dead)}", title_justify="left")
     dead.add_column("when")
     dead.add_column("stream")
     dead.add_column("reason")
     for letter in figures.recent_dead:
         dead.add_row(time.strftime("%H:%M:%S", time.localtime(letter.at)), letter.stream, letter.reason)
-    return Group(summary, schedulers, budgets, watchers, workers, dead)
+    return Group(summary, schedulers, budgets, watchers, workers, live, dead)

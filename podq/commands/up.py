@@ -18,6 +18,11 @@ def register(subparsers) -> None:
                         help="with --run-containers: DIR first on PATH for images matching the glob (repeatable)")
     parser.add_argument("--container-env", action="append", default=[], metavar="NAME=VALUE",
                         help="with --run-containers: environment for every container process (repeatable)")
+    parser.add_argument("--api-limit", type=float, metavar="PER_SECOND",
+                        help="kubesim models the API server's limit: this many creates (mutating requests) per second "
+                             "(API Priority and Fairness; see docs/kubesim.md)")
+    parser.add_argument("--api-limit-seats", type=int, metavar="N",
+                        help="with --api-limit: mutating requests executing at once (default: a tenth of the rate)")
     parser.set_defaults(run=run)
 
 
@@ -28,7 +33,11 @@ def metrics_lines(stack: Stack) -> str:
 
 
 def kubesim_args(args) -> tuple[str, ...]:
-    """The kubesim flags `podq up` passes on (its container runtime is opt-in)."""
+    """The kubesim flags `podq up` passes on (its container runtime and its API limit are opt-in)."""
+    return _runtime_args(args) + _limit_args(args)
+
+
+def _runtime_args(args) -> tuple[str, ...]:
     if not args.run_containers:
         if args.image_map or args.container_env:
             raise PodqError("--image-map and --container-env need --run-containers")
@@ -49,13 +58,26 @@ def runtime_line(args, stack: Stack) -> str:
             "          annotations say otherwise (docs/kubesim.md). `podq up --run-containers` runs them here.")
 
 
+def _limit_args(args) -> tuple[str, ...]:
+    if args.api_limit is None:
+        if args.api_limit_seats is not None:
+            raise PodqError("--api-limit-seats needs --api-limit")
+        return ()
+    if args.api_limit <= 0 or (args.api_limit_seats is not None and args.api_limit_seats < 1):
+        raise PodqError(f"--api-limit must be > 0 and --api-limit-seats >= 1 (got {args.api_limit}, {args.api_limit_seats})")
+    extra = [f"--limit-rate={args.api_limit:g}"]
+    if args.api_limit_seats is not None:
+        extra.append(f"--limit-seats={args.api_limit_seats}")
+    return tuple(extra)
+
+
 def run(args, settings) -> int:
     stop = Interrupt()
     options = StackOptions(workers=args.workers, data_dir=args.data_dir, restart=True, kubesim_args=kubesim_args(args))
     with Stack(settings, options) as stack:
         print(f"""podq is up.
   redis   {scrub(stack.redis_url)}
-  kubesim {stack.kubesim_url or '(external cluster)'}  kubeconfig {stack.kubeconfig}
+  kubesim {stack.kubesim_url or '(external cluster)'}  kubeconfig {stack.kubeconfig}{f'  (API limit {args.api_limit:g} creates/s)' if args.api_limit else ''}
 {runtime_line(args, stack)}
   logs    {stack.log_dir}
 {metrics_lines(stack)}

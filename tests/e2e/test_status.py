@@ -51,6 +51,10 @@ def test_status_json_reports_what_redis_holds(stack, stack_redis):
     assert scope["scope"] == "default" and scope["leader"] and scope["lease_ttl"] > 0
     assert sorted(status["workers"]) == ["worker-1@podq", "worker-2@podq"]
     assert status["totals"]["dispatched"] >= JOBS and status["totals"]["created"] >= JOBS
+    assert status["totals"]["accepted"] >= JOBS and status["totals"]["ended"]["succeeded"] >= JOBS
+    # Every process by its own liveness record: one intake, two workers, one watcher.
+    assert {role: len(instances) for role, instances in status["live"].items()} == {
+        "intake": 1, "worker": 2, "watcher": 1}
     assert status["queue"] == {"celery_messages": 0, "in_flight": 0, "delayed": 0}
     assert status["dead_letters"]["count"] >= 1
     assert "job.schema" in status["dead_letters"]["recent"][0]["reason"]
@@ -71,7 +75,8 @@ def test_status_once_in_a_terminal(stack, stack_redis):
     screen = ANSI.sub("", child.before)
     assert "\x1b[" in child.before, "on a terminal the view is styled"
     for expected in ("podq status", "/s dispatched", "schedulers", SCHEDULER, "watchers", "default",
-                     "workers 2 alive: worker-1@podq, worker-2@podq", "dead letters", "job.schema",
+                     "workers 2 answered the ping: worker-1@podq, worker-2@podq",
+                     "intake: 1  worker: 2  watcher: 1", "pods created", "dead letters", "job.schema",
                      "create budgets", "creates/s"):
         assert expected in screen, (expected, screen)
 

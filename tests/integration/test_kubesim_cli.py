@@ -60,3 +60,21 @@ def test_spawn_helper() -> None:
         assert sim.admin().stats()["kubeletPaused"] is True
         assert Path(sim.kubeconfig).exists()
     assert sim.process.returncode == 0
+
+
+def test_the_api_limit_flags_start_the_model() -> None:
+    from podq.kubesim.process import spawn
+
+    with spawn("--log-level", "WARNING", "--limit-rate", "200", "--limit-queue-length", "7", "--limit-retry-after", "2") as sim:
+        limit = sim.admin().limit()
+        assert limit["settings"] | {"enabled": True} == limit["settings"]
+        assert (limit["settings"]["rate"], limit["settings"]["queue_length"], limit["settings"]["retry_after"], limit["seats"]) == (200, 7, 2, 20)
+
+
+def test_a_bad_limit_flag_exits_with_the_reason(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "podq.kubesim", "--kubeconfig", str(tmp_path / "kc"), "--limit-rate", "-5"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 1
+    assert "rate=-5.0: must be >= 0" in result.stderr

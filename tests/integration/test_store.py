@@ -56,8 +56,8 @@ def test_the_publish_script_writes_nothing_when_an_owner_moved(redis_client):
     redis_client.hset(keys.job_key(job.job_id), "scheduler_id", "elsewhere")
     watch = result(job, State.RUNNING)
     reply = scripts_for(redis_client).publish(
-        keys=[keys.INFLIGHT_ZSET, keys.SCHEDULERS_SET, keys.results_stream("old"), keys.scheduler_jobs_key("old"),
-              keys.job_key(job.job_id)],
+        keys=[keys.INFLIGHT_ZSET, keys.SCHEDULERS_SET, keys.METRICS_KEY, keys.results_stream("old"),
+              keys.scheduler_jobs_key("old"), keys.job_key(job.job_id)],
         args=["0", "", "", "", 0, keys.RESULTS_GROUP, 1, "old", 1, job.job_id, "running", 1, watch.encode(), "", "",
               ""])
     assert reply == [b"MOVED", job.job_id.encode(), b"elsewhere"]

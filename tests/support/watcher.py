@@ -93,7 +93,8 @@ def terminal_of(per_job: dict[str, list[KubernetesWatch]], job_id: str) -> State
 
 
 def assert_clean(per_job: dict[str, list[KubernetesWatch]], expected: dict[str, State | set[State]]) -> None:
-    """Exactly one terminal result per job, as expected; pending/running at most once and before it."""
+    """Exactly one terminal result per job, as expected; running at most once, pending once per reason
+    (each with its own event id), both before it and pending before running."""
     problems = []
     for job_id, want in expected.items():
         states = [result.state for result in per_job.get(job_id, [])]
@@ -103,12 +104,16 @@ def assert_clean(per_job: dict[str, list[KubernetesWatch]], expected: dict[str, 
             problems.append(f"{job_id}: terminal results {ends}, expected one of {sorted(s.value for s in allowed)}")
             continue
         end_at = states.index(ends[0])
+        ids = [result.event_id for result in per_job.get(job_id, [])]
+        if len(set(ids)) != len(ids):
+            problems.append(f"{job_id}: an event id published twice: {ids}")
+        if states.count(State.RUNNING) > 1:
+            problems.append(f"{job_id}: running published {states.count(State.RUNNING)} times")
         for progress in (State.PENDING, State.RUNNING):
-            if states.count(progress) > 1:
-                problems.append(f"{job_id}: {progress.value} published {states.count(progress)} times")
-            if progress in states and states.index(progress) > end_at:
+            if progress in states and len(states) - 1 - states[::-1].index(progress) > end_at:
                 problems.append(f"{job_id}: {progress.value} after the terminal result")
-        if State.PENDING in states and State.RUNNING in states and states.index(State.PENDING) > states.index(State.RUNNING):
+        if State.PENDING in states and State.RUNNING in states and (
+                len(states) - 1 - states[::-1].index(State.PENDING) > states.index(State.RUNNING)):
             problems.append(f"{job_id}: pending after running")
     assert not problems, "\n".join(problems[:20])
 

@@ -144,3 +144,15 @@ def test_scheduler_id_needs_the_scheduler_job():
     assert mapping.scheduler_id("af1-", 12) == "af1-12"
     with pytest.raises(ExecutorConfigError, match="no scheduler job id"):
         mapping.scheduler_id("", None)
+
+
+def test_a_pending_reason_reads_as_one_line_for_the_event_log():
+    from podq.shared.records import KubernetesResults, KubernetesWatch, PendingReason, TaskKey
+    from podq.shared.states import Source, State
+    from podq.airflow.mapping import describe
+    watch = KubernetesWatch.build(job_id="j1", scheduler_id="s", key=TaskKey(dag_id="d", task_id="t", run_id="r"),
+                                  source=Source.WATCHER, state=State.PENDING, pod_name="p", namespace="ns",
+                                  pending_reason=PendingReason(reason="Unschedulable", message="0/3 nodes"),
+                                  again="7")
+    text = describe(KubernetesResults.from_watch("1-0", watch))
+    assert text == "podq job j1 (pod ns/p) pending: Unschedulable: 0/3 nodes"

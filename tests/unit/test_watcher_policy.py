@@ -38,7 +38,7 @@ class FakeStore:
     def __init__(self, replies):
         self.replies = list(replies)
 
-    def hold(self, scope, *, holder, token, ttl):
+    def hold(self, scope, *, holder, token, ttl, alive=None):
         reply = self.replies.pop(0)
         if isinstance(reply, Exception):
             raise reply

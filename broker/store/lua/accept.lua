@@ -1,13 +1,14 @@
 -- Record jobs in the ledger unless they are already there, in one call (a batch intake read).
--- KEYS[1] the set of known schedulers (which the reconciler walks); then per job two keys:
+-- KEYS[1] the set of known schedulers (which the reconciler walks); KEYS[2] the running totals hash
+--         (the `accepted` total counts each job recorded now); then per job two keys:
 --         its hash, and its owning scheduler's job set (of jobs without a terminal result)
 -- ARGV[1] now; then per job six values: job_id, scheduler_id, job record (msgpack), pod_name, namespace,
 --         submitted_at (the record's, kept beside it so the watcher's latency metrics need not decode it)
 -- Returns per job "new" for a job recorded now, else the state it already has.
 local now = ARGV[1]
-local replies = {}
-for i = 0, (#KEYS - 1) / 2 - 1 do
-  local job, jobs = KEYS[2 + 2 * i], KEYS[3 + 2 * i]
+local replies, new = {}, 0
+for i = 0, (#KEYS - 2) / 2 - 1 do
+  local job, jobs = KEYS[3 + 2 * i], KEYS[4 + 2 * i]
   local a = 2 + 6 * i
   local state = redis.call('HGET', job, 'state')
   if state then
@@ -21,6 +22,10 @@ for i = 0, (#KEYS - 1) / 2 - 1 do
     redis.call('SADD', jobs, ARGV[a])
     redis.call('SADD', KEYS[1], ARGV[a + 1])
     replies[i + 1] = 'new'
+    new = new + 1
   end
+end
+if new > 0 then
+  redis.call('HINCRBY', KEYS[2], $(total.accepted), new)
 end
 return replies

@@ -1,23 +1,37 @@
 -- Record the pods of several jobs as created, in one call (a worker's batch of one message).
--- KEYS[1] the in-flight zset; KEYS[2..] each job's hash
--- ARGV[1] now; ARGV[2..] each job's pod uid, in the order of KEYS[2..]
+-- KEYS[1] the in-flight zset; KEYS[2] the running totals hash; KEYS[3..] each job's hash
+-- ARGV[1] now; ARGV[2..] each job's pod uid, in the order of KEYS[3..]
 -- Per job, the compare-and-set of transition.lua from the creatable states to created: the
 -- state, updated_at, created_at and uid are written and the job leaves the in-flight set.
+-- Counting: this is where a pod becomes a fact, so the `created` total counts here, once per pod
+-- uid the ledger had not recorded (a redelivery that finds its own pod counts nothing). A pod
+-- created after its job ended (it is removed again) counts once too, remembered in `undone_uid`;
+-- a pod whose terminal result came first was counted by publish.lua, which recorded its uid.
 -- Returns per job {1, created} when it moved, {0, current state or ""} when it did not.
 local creatable = $(creatable_states)
 local now = ARGV[1]
 local replies = {}
-for i = 2, #KEYS do
-  local f = redis.call('HMGET', KEYS[i], 'state', 'job_id')
+local counted = 0
+for i = 3, #KEYS do
+  local uid = ARGV[i - 1]
+  local f = redis.call('HMGET', KEYS[i], 'state', 'job_id', 'uid', 'undone_uid')
   local state = f[1]
   if not state then
-    replies[i - 1] = {0, ''}
+    replies[i - 2] = {0, ''}
   elseif creatable[state] then
-    redis.call('HSET', KEYS[i], 'state', $(ledger.created), 'updated_at', now, 'created_at', now, 'uid', ARGV[i])
+    redis.call('HSET', KEYS[i], 'state', $(ledger.created), 'updated_at', now, 'created_at', now, 'uid', uid)
     redis.call('ZREM', KEYS[1], f[2] or '')
-    replies[i - 1] = {1, $(ledger.created)}
+    if f[3] ~= uid then counted = counted + 1 end
+    replies[i - 2] = {1, $(ledger.created)}
   else
-    replies[i - 1] = {0, state}
+    if f[3] ~= uid and f[4] ~= uid then
+      redis.call('HSET', KEYS[i], 'undone_uid', uid)
+      counted = counted + 1
+    end
+    replies[i - 2] = {0, state}
   end
+end
+if counted > 0 then
+  redis.call('HINCRBY', KEYS[2], $(total.created), counted)
 end
 return replies

@@ -1,6 +1,7 @@
 -- The one path every result takes to a scheduler's results stream.
 --
--- KEYS[1] the in-flight zset; KEYS[2] the set of known schedulers; then, in this order,
+-- KEYS[1] the in-flight zset; KEYS[2] the set of known schedulers; KEYS[3] the running totals hash;
+-- then, in this order,
 --   the lease key       when ARGV[2] (a lease token) is not "",
 --   the position key    when ARGV[3] (a position value) is not "",
 --   the pod-state hash  when ARGV[4] is "1";
@@ -9,20 +10,26 @@
 -- ARGV[1] now; ARGV[2] lease token or ""; ARGV[3] position value or ""; ARGV[4] "1" or "";
 -- ARGV[5] seconds a finished job's ledger entry is kept (0: forever); ARGV[6] the results group;
 -- ARGV[7] number of owners; then the owners' scheduler ids (the schedulers the caller believes
--- own the items' jobs); then the number of items, and 7 arguments per item:
+-- own the items' jobs); then the number of items, and 9 arguments per item:
 --   job_id, state, owner (its position among the owners, from 1), payload, pod_state_field,
---   pod_state_value, pod_uid
+--   pod_state_value, pod_uid, pending_reason, again
 --   (job_id "" records only the pod state; pod_state_field "" records none;
---    an empty pod_state_value deletes the field; pod_uid "" when the result is about no pod)
+--    an empty pod_state_value deletes the field; pod_uid "" when the result is about no pod;
+--    pending_reason: the fingerprint of a pending result's reason, or ""; again "1" when the
+--    pending result may follow an earlier one of the job: its event id tells them apart)
 --
 -- Rules, per job:
 --   * the first terminal result wins and is latched in `terminal_state`; later terminal
 --     results are dropped; a latching result about a pod records that pod's uid as the
 --     job's `uid` when the ledger has none yet (its create's answer has not come back), so
 --     the worker tells "ended by this very pod" from "ended before this pod existed";
---   * pending and running are published at most once each, never after running
---     (for pending) and never after the terminal result;
+--   * running is published at most once; pending once, then again (an item with again "1")
+--     each time its reason differs from the last one published, up to $(max_pending_results)
+--     pending results per job; never after running (for pending) nor after the terminal result;
 --   * adopted is published once per old scheduler (the item's owner) and sets no latch.
+-- Counting, in this step that records the facts: each latched terminal result in the
+-- `ended:<state>` total, and a pod whose uid a latching result records first (its create's answer
+-- never reached the ledger: the worker may have died) in the `created` total, as created.lua does.
 -- A job's terminal result also ends its bookkeeping: it leaves the in-flight set and its
 -- scheduler's job set, and its ledger entry expires after the retention.
 -- A result goes to its job's current owner (adoption moves it); when the ledger names an
@@ -36,7 +43,9 @@ $(include:results_group)
 local terminal = $(terminal_states)
 local now, token, position = ARGV[1], ARGV[2], ARGV[3]
 local retention, group = tonumber(ARGV[5]), ARGV[6]
-local next_key = 3
+local totals_key = KEYS[3]
+local next_key = 4
+local counts = {}                              -- running total field -> amount, written once at the end
 local lease_key, position_key, states_key
 if token ~= '' then lease_key = KEYS[next_key]; next_key = next_key + 1 end
 if position ~= '' then position_key = KEYS[next_key]; next_key = next_key + 1 end
@@ -58,7 +67,7 @@ end
 -- latches: ledger hash -> its terminal state or false, read once and kept current as the batch latches.
 local job_of, latches, moved, submitted = {}, {}, {}, {}
 for i = 0, count - 1 do
-  local base = first + i * 7
+  local base = first + i * 9
   if ARGV[base] ~= '' then
     local job = KEYS[next_key]
     next_key = next_key + 1
@@ -82,7 +91,7 @@ end
 local published, times = {'OK'}, {}
 local ensured = {}                             -- results streams known to exist during this call
 for i = 0, count - 1 do
-  local base = first + i * 7
+  local base = first + i * 9
   local job_id, state, job = ARGV[base], ARGV[base + 1], job_of[i]
   local entry = ''
   if job then
@@ -95,8 +104,9 @@ for i = 0, count - 1 do
         latches[job] = state
         publish = true
         redis.call('HSET', job, 'terminal_state', state, 'terminal_at', now, 'updated_at', now)
-        if ARGV[base + 6] ~= '' then
-          redis.call('HSETNX', job, 'uid', ARGV[base + 6])
+        counts[$(total.ended_prefix) .. state] = (counts[$(total.ended_prefix) .. state] or 0) + 1
+        if ARGV[base + 6] ~= '' and redis.call('HSETNX', job, 'uid', ARGV[base + 6]) == 1 then
+          counts[$(total.created)] = (counts[$(total.created)] or 0) + 1
         end
         redis.call('ZREM', KEYS[1], job_id)
         redis.call('SREM', jobs, job_id)
@@ -109,8 +119,21 @@ for i = 0, count - 1 do
         end
       end
     elseif state == $(state.pending) then
-      if not latched and redis.call('HSETNX', job, 'published_pending', now) == 1 then
+      local reason = ARGV[base + 7]
+      if latched then
+        publish = false
+      elseif redis.call('HSETNX', job, 'published_pending', now) == 1 then
         publish = redis.call('HEXISTS', job, 'published_running') == 0
+        if publish then
+          redis.call('HSET', job, 'pending_reason', reason, 'pending_count', 1)
+        end
+      elseif ARGV[base + 8] == '1' and reason ~= '' and redis.call('HEXISTS', job, 'published_running') == 0 then
+        local last = redis.call('HMGET', job, 'pending_reason', 'pending_count')
+        if last[1] ~= reason and tonumber(last[2] or '1') < $(max_pending_results) then
+          publish = true
+          redis.call('HSET', job, 'pending_reason', reason)
+          redis.call('HINCRBY', job, 'pending_count', 1)
+        end
       end
     elseif state == $(state.running) then
       publish = not latched and redis.call('HSETNX', job, 'published_running', now) == 1
@@ -140,6 +163,9 @@ end
 
 if position_key then
   redis.call('SET', position_key, position)
+end
+for name, amount in pairs(counts) do
+  redis.call('HINCRBY', totals_key, name, amount)
 end
 for _, value in ipairs(times) do
   published[#published + 1] = value

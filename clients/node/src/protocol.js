@@ -177,7 +177,17 @@ function decodeResult(bytes) {
     traceparent: annotations[TRACEPARENT_ANNOTATION] ?? null, // the job's trace context, on every result
     resourceVersion: requireString(data, 'resource_version', 'result', { required: false }),
     failureDetails: isMap(data.failure_details) ? data.failure_details : null,
+    pendingReason: pendingReasonOf(data.pending_reason), // why a pending job waits (a later pending: a new reason)
     emittedAt: data.emitted_at ?? 0,
+  };
+}
+
+function pendingReasonOf(value) {
+  if (value === undefined || value === null) return null;
+  if (!isMap(value)) throw new ProtocolError('result.pending_reason: expected a map');
+  return {
+    reason: requireString(value, 'reason', 'result.pending_reason'),
+    message: requireString(value, 'message', 'result.pending_reason', { required: false }),
   };
 }
 

@@ -41,6 +41,8 @@ for (const vector of data.vectors) {
       assert.equal(result.terminal, vector.decoded.terminal);
       assert.deepEqual(result.taskKey, vector.decoded.task_key);
       assert.deepEqual(result.failureDetails, vector.decoded.failure_details);
+      const reason = vector.decoded.pending_reason;
+      assert.deepEqual(result.pendingReason, reason ? { reason: reason.reason, message: reason.message ?? null } : null);
     });
   } else if (vector.valid && vector.kind === 'job') {
     check(vector.name, () => {

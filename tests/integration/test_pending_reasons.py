@@ -1,0 +1,95 @@
+"""Live pending reasons through the publish script and the watcher on kubesim (issue 20)."""
+from __future__ import annotations
+
+import pytest
+
+from podq.broker.store import keys, streams
+from podq.broker.store.ledger import Ledger
+from podq.broker.store.publish import Publisher
+from podq.shared.naming import pod_name_for
+from podq.shared.records import KubernetesJob, KubernetesWatch, PendingReason, TaskKey
+from podq.shared.states import MAX_PENDING_RESULTS, Source, State
+from tests.support import wait_for
+from tests.support import watcher as h
+
+
+def pending(job: KubernetesJob, reason: str | None, *, again: str | None = None, message: str | None = None):
+    return KubernetesWatch.build(job_id=job.job_id, scheduler_id=job.scheduler_id, key=job.key,
+                                 source=Source.WATCHER, state=State.PENDING, again=again,
+                                 pending_reason=PendingReason(reason=reason, message=message) if reason else None)
+
+
+def stream(client, scheduler_id: str) -> list[KubernetesWatch]:
+    return [KubernetesWatch.decode(streams.record_of(fields))
+            for _id, fields in client.xrange(keys.results_stream(scheduler_id))]
+
+
+@pytest.fixture
+def job(redis_client) -> KubernetesJob:
+    item = KubernetesJob.new(scheduler_id="s", key=TaskKey(dag_id="d", task_id="t", run_id="r"))
+    Ledger(redis_client).accept_many([(item, pod_name_for(item.job_id, item.key))])
+    return item
+
+
+def test_a_changed_reason_is_published_again_the_same_one_is_not(redis_client, job):
+    publisher = Publisher(redis_client)
+    sent = publisher.publish([pending(job, None), pending(job, "Unschedulable", again="5", message="0/3 nodes"),
+                              pending(job, "Unschedulable", again="6", message="0/3 nodes"),
+                              pending(job, "ContainerCreating", again="7")])
+    assert [bool(entry) for entry in sent] == [True, True, False, True]
+    got = stream(redis_client, "s")
+    assert [(r.event_id.removeprefix(job.job_id), r.pending_reason.reason if r.pending_reason else None)
+            for r in got] == [(":pending", None), (":pending:5", "Unschedulable"), (":pending:7", "ContainerCreating")]
+
+
+def test_a_first_kind_pending_is_published_once_and_nothing_pending_after_running_or_the_end(redis_client, job):
+    publisher = Publisher(redis_client)
+    # Without `again` a pending is the job's first only (its event id could not tell a second apart).
+    assert [bool(e) for e in publisher.publish([pending(job, "A"), pending(job, "B")])] == [True, False]
+    running = KubernetesWatch.build(job_id=job.job_id, scheduler_id="s", key=job.key, source=Source.WATCHER,
+                                    state=State.RUNNING)
+    assert publisher.publish([running, pending(job, "C", again="9")]) != ["", ""]
+    assert [r.state for r in stream(redis_client, "s")] == [State.PENDING, State.RUNNING]
+
+
+def test_pending_results_per_job_are_capped(redis_client, job):
+    publisher = Publisher(redis_client)
+    publisher.publish([pending(job, "r0")])
+    for n in range(1, MAX_PENDING_RESULTS + 10):
+        publisher.publish([pending(job, f"r{n % 2}", again=str(n))])  # a flapping pod
+    assert len(stream(redis_client, "s")) == MAX_PENDING_RESULTS
+
+
+@pytest.fixture
+def env(redis_client, redis_url, kubesim, tmp_path):
+    with h.environment(redis_client, redis_url, kubesim, tmp_path) as environment:
+        yield environment
+
+
+def reasons(env, item) -> list[str | None]:
+    return [r.pending_reason.reason if r.pending_reason else None
+            for r in h.results(env.client).get(item.job_id, []) if r.state is State.PENDING]
+
+
+def test_an_unschedulable_pod_tells_the_scheduler_why(env):
+    item = h.job(1)
+    with env.watcher(pending_reason_interval=0.2):
+        h.launch(env.client, env.api, [(item, {"outcome": "Unschedulable"})])
+        wait_for(lambda: "Unschedulable" in reasons(env, item), timeout=15, message="the Unschedulable reason")
+    result = [r for r in h.results(env.client)[item.job_id] if r.pending_reason][-1]
+    assert result.pending_reason.message  # the scheduler's message
+    assert result.event_id == f"{item.job_id}:pending:{result.resource_version}"
+
+
+def test_an_image_that_cannot_be_pulled_reports_each_stage_then_fails_by_the_deadline(env):
+    item = h.job(2)
+    # Without fatal reasons the pull errors stay pending reasons until the pending deadline.
+    with env.watcher(pending_reason_interval=0.2, fatal_reasons=(), pending_deadline=3.0):
+        h.launch(env.client, env.api, [(item, {"outcome": "ErrImagePull"})])
+        per_job = env.wait_terminal([item], timeout=20)
+    seen = reasons(env, item)
+    assert "ErrImagePull" in seen or "ImagePullBackOff" in seen, seen
+    assert len(seen) <= MAX_PENDING_RESULTS
+    assert per_job[item.job_id][-1].state is State.FAILED
+    assert per_job[item.job_id][-1].failure_details.reason == "PendingDeadlineExceeded"
+    h.assert_clean(per_job, {item.job_id: State.FAILED})
