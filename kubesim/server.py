@@ -51,8 +51,10 @@ def _middleware(core: SimCore) -> Callable[[web.Request, Handler], Awaitable[web
                 await core.requests.record(request)
             core.gate.check(request)
             check_accept(request)
-            if limit.settings.enabled and request.method in MUTATING:
-                return await limit.serve(request, lambda: _answer(request, handler))
+            if limit.settings.enabled:
+                if request.method in MUTATING:
+                    return await limit.serve(request, lambda: _answer(request, handler))
+                return limit.label(await _answer(request, handler))
             return await _answer(request, handler)
         except errors.ApiError as exc:
             return error_response(exc)

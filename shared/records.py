@@ -22,21 +22,31 @@ from .wire import FieldReader
 
 MAX_ID_LEN = 250
 MAX_RUN_ID_LEN = 250
+MAX_LAUNCH_ID_LEN = 128
 
 
 @dataclass(frozen=True, kw_only=True)
 class TaskKey:
-    """Airflow's task instance key: which try of which task of which run."""
+    """Airflow's task instance key: which try of which task of which run, and which launch of it.
+
+    ``launch_id`` names one launch of the try when a scheduler launches a try more than once
+    (Airflow re-queues a sensor in reschedule mode and a deferred task under the same try): each
+    launch is then its own job, with its own pod. None: one job per try.
+    """
 
     dag_id: str
     task_id: str
     run_id: str
     try_number: int = 1
     map_index: int = -1
+    launch_id: str | None = None
 
     def to_wire(self) -> dict[str, Any]:
-        return {"dag_id": self.dag_id, "task_id": self.task_id, "run_id": self.run_id,
+        wire = {"dag_id": self.dag_id, "task_id": self.task_id, "run_id": self.run_id,
                 "try_number": self.try_number, "map_index": self.map_index}
+        if self.launch_id is not None:
+            wire["launch_id"] = self.launch_id
+        return wire
 
     @classmethod
     def from_reader(cls, reader: FieldReader) -> "TaskKey":
@@ -44,11 +54,13 @@ class TaskKey:
                    task_id=reader.str("task_id", max_len=MAX_ID_LEN),
                    run_id=reader.str("run_id", max_len=MAX_RUN_ID_LEN),
                    try_number=reader.int("try_number", minimum=0, default=1),
-                   map_index=reader.int("map_index", minimum=-1, default=-1))
+                   map_index=reader.int("map_index", minimum=-1, default=-1),
+                   launch_id=reader.str("launch_id", required=False, max_len=MAX_LAUNCH_ID_LEN))
 
     def __str__(self) -> str:
         suffix = f"[{self.map_index}]" if self.map_index >= 0 else ""
-        return f"{self.dag_id}.{self.task_id}{suffix} run={self.run_id} try={self.try_number}"
+        launch = f" launch={self.launch_id}" if self.launch_id is not None else ""
+        return f"{self.dag_id}.{self.task_id}{suffix} run={self.run_id} try={self.try_number}{launch}"
 
 
 @dataclass(frozen=True, kw_only=True)

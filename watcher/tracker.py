@@ -43,14 +43,18 @@ class PodRecord:
 
     def encode(self) -> bytes:
         key = self.identity.key
-        return orjson.dumps([self.state.value if self.state else "", self.identity.job_id,
-                             self.identity.scheduler_id, key.dag_id, key.task_id, key.run_id,
-                             key.try_number, key.map_index, self.pending_since])
+        items = [self.state.value if self.state else "", self.identity.job_id, self.identity.scheduler_id,
+                 key.dag_id, key.task_id, key.run_id, key.try_number, key.map_index, self.pending_since]
+        if key.launch_id is not None:
+            items.append(key.launch_id)
+        return orjson.dumps(items)
 
     @classmethod
     def decode(cls, raw: bytes) -> "PodRecord":
-        state, job_id, scheduler_id, dag_id, task_id, run_id, try_number, map_index, since = orjson.loads(raw)
-        key = TaskKey(dag_id=dag_id, task_id=task_id, run_id=run_id, try_number=try_number, map_index=map_index)
+        # A tenth item is the key's launch id, when it has one.
+        state, job_id, scheduler_id, dag_id, task_id, run_id, try_number, map_index, since, *launch = orjson.loads(raw)
+        key = TaskKey(dag_id=dag_id, task_id=task_id, run_id=run_id, try_number=try_number, map_index=map_index,
+                      launch_id=launch[0] if launch else None)
         annotations = naming.pod_annotations(job_id=job_id, scheduler_id=scheduler_id, key=key)
         return cls(state=State(state) if state else None, pending_since=since,
                    identity=PodIdentity(job_id=job_id, scheduler_id=scheduler_id, key=key, annotations=annotations))

@@ -157,7 +157,7 @@ def _create(job, payload, rt: Runtime, *, pod, name, namespace, owner, deadline,
         if reservation.wait > 0:
             metrics.RATE_LIMIT_WAIT.observe(reservation.wait)
             time.sleep(reservation.wait)
-        if not still_held():
+        if not still_held() or (attempt and not _still_creatable(rt, job)):
             return Outcome.SKIPPED
         try:
             return Created(job, send_create(rt, pod))
@@ -190,6 +190,16 @@ def _create(job, payload, rt: Runtime, *, pod, name, namespace, owner, deadline,
             log.info("job %s: worker shutting down; handing the job back instead of retrying here", job.job_id)
             return delay(rt, job, payload, wait=decision.wait, error=error, owner=owner, namespace=namespace,
                          cause="shutdown")
+
+
+def _still_creatable(rt: Runtime, job: KubernetesJob) -> bool:
+    """Before a retried create: the job may have been revoked (or ended) while this delivery waited."""
+    entry = rt.ledger.entries([job.job_id], fields=("state",)).get(job.job_id)
+    if entry is not None and entry.state not in CREATABLE_STATES:
+        log.info("job %s (%s): ledger state %s during create retries; not creating", job.job_id, job.key,
+                 entry.state.value if entry.state else "missing")
+        return False
+    return True
 
 
 def send_create(rt: Runtime, pod: dict) -> PodRef:

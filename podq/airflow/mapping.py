@@ -60,10 +60,11 @@ def scheduler_id(prefix: str, job_id: int | str | None) -> str:
     return f"{prefix}{job_id}"
 
 
-def task_key(*, dag_id: str, task_id: str, run_id: str, try_number: int, map_index: int) -> TaskKey:
-    """podq's task key for Airflow's TaskInstanceKey (map index and try number included)."""
+def task_key(*, dag_id: str, task_id: str, run_id: str, try_number: int, map_index: int,
+             launch_id: str | None = None) -> TaskKey:
+    """podq's task key for one launch of Airflow's TaskInstanceKey (map index and try number included)."""
     return TaskKey(dag_id=dag_id, task_id=task_id, run_id=run_id, try_number=int(try_number),
-                   map_index=int(map_index))
+                   map_index=int(map_index), launch_id=launch_id)
 
 
 def job_id_for(scheduler: str, key: TaskKey) -> str:
