@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.podq-installed
 
-.PHONY: demo test unit integration e2e chaos bench bench-quick up clean dist dist-test airflow-venv airflow-test airflow-test-quick bench-airflow
+.PHONY: demo test unit integration e2e chaos bench bench-quick up clean dist dist-test airflow-venv airflow-test airflow-test-quick airflow-matrix bench-airflow
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "podq needs Python 3.11 or newer")'
@@ -65,16 +65,21 @@ $(AIRFLOW_STAMP): pyproject.toml constraints-airflow.txt
 airflow-venv: $(AIRFLOW_STAMP)
 
 # airflow-test (.ci/run): the extra resolves and imports, the executor against podq's stack, real Airflow 3
-# through podq and through the KubernetesExecutor, a scheduler SIGKILL, and podq's workers and watcher on
+# through podq and through the KubernetesExecutor (the proof DAGs and every task lifecycle: sensors,
+# deferrals with a real triggerer, two schedulers, scheduler SIGKILLs), and podq's workers and watcher on
 # the low end of the kubernetes range (36.0.3) that Airflow's provider brings. The quick pass leaves out
-# the KubernetesExecutor reference run and the SIGKILL (marked slow).
+# the KubernetesExecutor reference runs, the SIGKILLs and the two schedulers (marked slow).
+# airflow-matrix: the long runs (two and three schedulers, a 50-way map three times each; marked matrix).
 airflow-test: $(AIRFLOW_STAMP)
-	$(AIRFLOW_BIN)/python -m pytest tests/airflow -q
+	$(AIRFLOW_BIN)/python -m pytest tests/airflow -q -m "not matrix"
 	$(AIRFLOW_BIN)/python -m pytest tests/integration/test_workers_create.py tests/integration/test_watcher_flow.py -q
 
 airflow-test-quick: $(AIRFLOW_STAMP)
-	$(AIRFLOW_BIN)/python -m pytest tests/airflow -q -m "not slow"
+	$(AIRFLOW_BIN)/python -m pytest tests/airflow -q -m "not slow and not matrix"
 	$(AIRFLOW_BIN)/python -m pytest tests/integration/test_workers_create.py tests/integration/test_watcher_flow.py -q
+
+airflow-matrix: $(AIRFLOW_STAMP)
+	$(AIRFLOW_BIN)/python -m pytest tests/airflow -q -m matrix
 
 # Executor-level figures (docs/performance.md): KubernetesExecutor default/tuned vs podq's executor.
 bench-airflow: $(AIRFLOW_STAMP)

@@ -90,6 +90,9 @@ RESULTS_LAG = _gauge("podq_results_lag", "Results not yet delivered to a schedul
 RESULTS_OLDEST_PENDING = _gauge("podq_results_oldest_pending_age_seconds",
                                 "Age of the oldest result delivered to a scheduler and not acknowledged.",
                                 ["scheduler"])
+RESULTS_DELIVERED = _gauge("podq_results_delivered",
+                           "Results delivered to a scheduler's consumer group so far (Redis's entries-read); it stays "
+                           "flat while the scheduler reads nothing.", ["scheduler"])
 RESULTS_DEAD_LETTERS = _gauge("podq_results_dead_letters",
                               "Results a scheduler failed to handle too many times (its :dead stream).",
                               ["scheduler"])
@@ -153,6 +156,9 @@ WATCHER_FENCED = _counter("podq_watcher_fenced_batches_total",
                           "Publish batches refused because another replica held the lease.", ["scope"])
 WATCHER_LAST_PROGRESS = _gauge("podq_watcher_last_progress_timestamp_seconds",
                                "Unix time of the scope's last progress (event, bookmark, list page).", ["scope"])
+JOBS_STUCK = _gauge("podq_jobs_stuck",
+                    "Jobs of the scope accepted or dispatched longer than PODQ_WATCHER_STUCK_AFTER with no pod "
+                    "created, as the scope's leader's reconciler last counted them (0 on other replicas).", ["scope"])
 RECONCILER_ENDINGS = _counter("podq_reconciler_endings_total",
                               "Jobs the reconciler ended (no pod found), by the state it gave them.", ["state"])
 

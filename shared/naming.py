@@ -25,6 +25,8 @@ POD_REVOKED = "airflow_pod_revoked"
 # podq's own keys.
 JOB_ID_KEY = "podq.io/job-id"
 SCHEDULER_ID_KEY = "podq.io/scheduler-id"
+# The task key's launch id, when the job has one (the watcher rebuilds the key from the annotations).
+LAUNCH_ID_KEY = "podq.io/launch-id"
 # The job's W3C trace context (shared/tracing.py); results carry it among their annotations.
 TRACEPARENT = "podq.io/traceparent"
 MAIN_CONTAINER = "base"
@@ -43,8 +45,15 @@ _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrst
 
 
 def derive_job_id(scheduler_id: str, key: "TaskKey") -> str:
-    """32 hex characters of SHA-256 over the scheduler id and the task key, joined by 0x1F."""
-    parts = (scheduler_id, key.dag_id, key.task_id, key.run_id, str(key.try_number), str(key.map_index))
+    """32 hex characters of SHA-256 over the scheduler id and the task key, joined by 0x1F.
+
+    The key's ``launch_id``, when it has one, is a seventh part; a key without one derives the
+    id it always did.
+    """
+    parts: tuple[str, ...] = (scheduler_id, key.dag_id, key.task_id, key.run_id, str(key.try_number),
+                              str(key.map_index))
+    if key.launch_id is not None:
+        parts += (key.launch_id,)
     return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:_JOB_ID_LEN]
 
 
@@ -111,6 +120,8 @@ def pod_annotations(*, job_id: str, scheduler_id: str, key: "TaskKey") -> dict[s
     }
     if key.map_index >= 0:
         annotations[MAP_INDEX] = str(key.map_index)
+    if key.launch_id is not None:
+        annotations[LAUNCH_ID_KEY] = key.launch_id
     return annotations
 
 

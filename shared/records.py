@@ -22,21 +22,31 @@ from .wire import FieldReader
 
 MAX_ID_LEN = 250
 MAX_RUN_ID_LEN = 250
+MAX_LAUNCH_ID_LEN = 128
 
 
 @dataclass(frozen=True, kw_only=True)
 class TaskKey:
-    """Airflow's task instance key: which try of which task of which run."""
+    """Airflow's task instance key: which try of which task of which run, and which launch of it.
+
+    ``launch_id`` names one launch of the try when a scheduler launches a try more than once
+    (Airflow re-queues a sensor in reschedule mode and a deferred task under the same try): each
+    launch is then its own job, with its own pod. None: one job per try.
+    """
 
     dag_id: str
     task_id: str
     run_id: str
     try_number: int = 1
     map_index: int = -1
+    launch_id: str | None = None
 
     def to_wire(self) -> dict[str, Any]:
-        return {"dag_id": self.dag_id, "task_id": self.task_id, "run_id": self.run_id,
+        wire = {"dag_id": self.dag_id, "task_id": self.task_id, "run_id": self.run_id,
                 "try_number": self.try_number, "map_index": self.map_index}
+        if self.launch_id is not None:
+            wire["launch_id"] = self.launch_id
+        return wire
 
     @classmethod
     def from_reader(cls, reader: FieldReader) -> "TaskKey":
@@ -44,11 +54,13 @@ class TaskKey:
                    task_id=reader.str("task_id", max_len=MAX_ID_LEN),
                    run_id=reader.str("run_id", max_len=MAX_RUN_ID_LEN),
                    try_number=reader.int("try_number", minimum=0, default=1),
-                   map_index=reader.int("map_index", minimum=-1, default=-1))
+                   map_index=reader.int("map_index", minimum=-1, default=-1),
+                   launch_id=reader.str("launch_id", required=False, max_len=MAX_LAUNCH_ID_LEN))
 
     def __str__(self) -> str:
         suffix = f"[{self.map_index}]" if self.map_index >= 0 else ""
-        return f"{self.dag_id}.{self.task_id}{suffix} run={self.run_id} try={self.try_number}"
+        launch = f" launch={self.launch_id}" if self.launch_id is not None else ""
+        return f"{self.dag_id}.{self.task_id}{suffix} run={self.run_id} try={self.try_number}{launch}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -202,6 +214,9 @@ class ControlRecord:
         return record
 
 
+MAX_FAILURE_EVENTS = 20
+
+
 @dataclass(frozen=True, kw_only=True)
 class FailureDetails:
     """Why a job failed: the pod's and the failing container's story, or the API's answer."""
@@ -217,9 +232,12 @@ class FailureDetails:
     container_name: str | None = None
     reason: str | None = None
     message: str | None = None
+    events: tuple[str, ...] | None = None
+    """The pod's last Kubernetes Events, oldest first, for a job that never ran (``Warning FailedMount: …``)."""
 
     def to_wire(self) -> dict[str, Any]:
-        return {name: value for name, value in self.__dict__.items() if value is not None}
+        return {name: list(value) if isinstance(value, tuple) else value
+                for name, value in self.__dict__.items() if value is not None}
 
     @classmethod
     def from_reader(cls, reader: FieldReader) -> "FailureDetails":
@@ -227,7 +245,8 @@ class FailureDetails:
                    for name in ("pod_status", "pod_reason", "pod_message", "container_state",
                                 "container_reason", "container_message", "container_type",
                                 "container_name", "reason", "message")}
-        return cls(exit_code=reader.int("exit_code", required=False), **strings)
+        events = reader.str_list("events", max_items=MAX_FAILURE_EVENTS, max_len=32768)
+        return cls(exit_code=reader.int("exit_code", required=False), events=events or None, **strings)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -44,7 +44,7 @@ def initialise_metrics(scopes: Sequence[str]) -> None:
     """Every series of the watcher's scope-labelled metrics, at 0, from start-up."""
     metrics.initialise(metrics.WATCH_EVENTS, scopes, EVENT_TYPES)
     for family in (metrics.WATCH_RELISTS, metrics.WATCH_EXPIRED, metrics.WATCH_RECONNECTS, metrics.WATCHER_TAKEOVERS,
-                   metrics.WATCHER_FENCED, metrics.WATCHER_LEADER):
+                   metrics.WATCHER_FENCED, metrics.WATCHER_LEADER, metrics.JOBS_STUCK):
         metrics.initialise(family, scopes)
 
 
@@ -105,6 +105,7 @@ class Watcher:
         runner.start()
 
     def _loss(self, scope: str) -> None:
+        metrics.JOBS_STUCK.labels(scope).set(0)     # the new leader counts them
         with self._runners_lock:
             runner = self.runners.pop(scope, None)
         self.health.leading(scope, False)

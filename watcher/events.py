@@ -144,7 +144,7 @@ class PodEvent:
 
 
 _TASK_ANNOTATIONS = (naming.DAG_ID, naming.TASK_ID, naming.RUN_ID, naming.TRY_NUMBER, naming.MAP_INDEX,
-                     naming.JOB_ID_KEY, naming.SCHEDULER_ID_KEY, naming.TRACEPARENT)
+                     naming.LAUNCH_ID_KEY, naming.JOB_ID_KEY, naming.SCHEDULER_ID_KEY, naming.TRACEPARENT)
 
 
 def decode_line(line: bytes | str) -> PodEvent:
@@ -236,7 +236,8 @@ def _read_identity(annotations: dict[str, str]) -> PodIdentity | None:
         key = TaskKey(dag_id=annotations.get(naming.DAG_ID, ""), task_id=annotations.get(naming.TASK_ID, ""),
                       run_id=annotations.get(naming.RUN_ID, ""),
                       try_number=int(annotations.get(naming.TRY_NUMBER) or 1),
-                      map_index=int(annotations.get(naming.MAP_INDEX) or -1))
+                      map_index=int(annotations.get(naming.MAP_INDEX) or -1),
+                      launch_id=annotations.get(naming.LAUNCH_ID_KEY) or None)
     except ValueError:
         return None
     kept = {name: annotations[name] for name in _TASK_ANNOTATIONS if name in annotations}

@@ -1,6 +1,7 @@
 """The reconciler: ends jobs that have no pod and no one left to end them.
 
-Run by the leader of each scope, over the ledger: a job still ``accepted`` or
+Run by the leader of each scope, over the ledger (and counting, as it passes, the jobs waiting for a pod
+longer than ``stuck_after``: ``podq_jobs_stuck``): a job still ``accepted`` or
 ``dispatched`` after ``lost_after`` seconds with no pod, and a ``created`` job
 whose pod is gone (past ``created_grace``) without a terminal result, end
 ``lost``; a ``revoked`` job whose pod is gone ends ``revoked``. "No pod" means
@@ -73,10 +74,13 @@ class Reconciler:
         ended = 0
         now = time.time()
         unled: dict[str, bool] = {}
+        stuck = {runner.scope.name: 0 for runner in runners}
         for page in self._ledger.scan_live():
             for brief in page:
                 namespace = brief.namespace or self._default_namespace
                 runner = next((r for r in runners if r.scope.covers(namespace)), None)
+                if runner is not None and self._stuck(brief, now=now):
+                    stuck[runner.scope.name] += 1
                 if runner is None:
                     if namespace not in unled:
                         unled[namespace] = self._unled(namespace, now=now)
@@ -104,9 +108,16 @@ class Reconciler:
                     runner.publish_external([intent])
                     metrics.RECONCILER_ENDINGS.labels(intent.state.value).inc()
                     ended += 1
+        for scope, count in stuck.items():
+            metrics.JOBS_STUCK.labels(scope).set(count)
         if ended:
             log.info("reconciler: ended %d jobs that had no pod or no watcher", ended)
         return ended
+
+    def _stuck(self, brief: LedgerEntry, *, now: float) -> bool:
+        """Accepted or dispatched, no terminal result, for longer than ``stuck_after``: no pod yet."""
+        return (brief.state in _WAITING and not brief.terminal_state
+                and now - (brief.updated_at or now) >= self._settings.stuck_after)
 
     def _unled(self, namespace: str, *, now: float) -> bool:
         """True once no replica has led ``namespace`` (nor all namespaces) for ``lost_after`` seconds."""

@@ -23,7 +23,7 @@ from podq.broker.store.ledger import Claim, Lease
 from podq.broker.store.ratelimit import PUSH_BACKS
 from podq.shared import metrics, naming
 from podq.shared.pods.templates import TemplateError
-from podq.shared.records import FailureDetails, KubernetesJob, KubernetesWatch
+from podq.shared.records import FailureDetails, KubernetesJob, KubernetesWatch, PendingReason
 from podq.shared.states import CREATABLE_STATES, LedgerState, Source, State
 
 from .budget import ERROR, OK, THROTTLED
@@ -157,7 +157,7 @@ def _create(job, payload, rt: Runtime, *, pod, name, namespace, owner, deadline,
         if reservation.wait > 0:
             metrics.RATE_LIMIT_WAIT.observe(reservation.wait)
             time.sleep(reservation.wait)
-        if not still_held():
+        if not still_held() or (attempt and not _still_creatable(rt, job)):
             return Outcome.SKIPPED
         try:
             return Created(job, send_create(rt, pod))
@@ -190,6 +190,16 @@ def _create(job, payload, rt: Runtime, *, pod, name, namespace, owner, deadline,
             log.info("job %s: worker shutting down; handing the job back instead of retrying here", job.job_id)
             return delay(rt, job, payload, wait=decision.wait, error=error, owner=owner, namespace=namespace,
                          cause="shutdown")
+
+
+def _still_creatable(rt: Runtime, job: KubernetesJob) -> bool:
+    """Before a retried create: the job may have been revoked (or ended) while this delivery waited."""
+    entry = rt.ledger.entries([job.job_id], fields=("state",)).get(job.job_id)
+    if entry is not None and entry.state not in CREATABLE_STATES:
+        log.info("job %s (%s): ledger state %s during create retries; not creating", job.job_id, job.key,
+                 entry.state.value if entry.state else "missing")
+        return False
+    return True
 
 
 def send_create(rt: Runtime, pod: dict) -> PodRef:
@@ -284,7 +294,23 @@ def delay(rt: Runtime, job: KubernetesJob, payload: bytes, *, wait: float, error
                     message=f"gave up after {limit} delayed retries: {detail}",
                     status=error.status if error else None)
     log.info("job %s: delayed %.1f s (delay %d of %d)", job.job_id, wait, delays, limit)
+    if error is not None:
+        tell_waiting(rt, job, owner=owner, namespace=namespace, error=error, delays=delays)
     return Outcome.DELAYED
+
+
+def tell_waiting(rt: Runtime, job: KubernetesJob, *, owner: str, namespace: str, error: KubeApiError,
+                 delays: int) -> None:
+    """The scheduler learns why its job's pod is not created yet: a ``pending`` with reason
+    ``FailedCreate`` and the API's answer (a quota, throttling, an unavailable server), each
+    delay a later ``pending`` of its own (the publish script drops one equal to the last)."""
+    message = f"{error.message or error} (HTTP {error.status})" if error.status else (error.message or str(error))
+    result = KubernetesWatch.build(
+        job_id=job.job_id, scheduler_id=owner, key=job.key, source=Source.WORKER, state=State.PENDING,
+        pod_name=naming.pod_name_for(job.job_id, job.key), namespace=namespace,
+        annotations=job_annotations(job, owner), again=f"create-{delays}",
+        pending_reason=PendingReason(reason="FailedCreate", message=f"Error creating: {message}"))
+    rt.publisher.publish([result])
 
 
 def job_annotations(job: KubernetesJob, owner: str) -> dict[str, str]:

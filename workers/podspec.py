@@ -159,6 +159,7 @@ def _restore_identity(pod: dict[str, Any], job: KubernetesJob, *, namespace: str
     labels = _string_map(metadata, "labels")
     labels.update(naming.pod_labels(job_id=job.job_id, scheduler_id=owner, key=job.key))
     annotations = _string_map(metadata, "annotations")
+    annotations.pop(naming.LAUNCH_ID_KEY, None)  # only the job's own key names a launch
     annotations.update(naming.pod_annotations(job_id=job.job_id, scheduler_id=owner, key=job.key))
 
 

@@ -39,6 +39,7 @@ def export(figures: Overview, totals: dict[str, int]) -> None:
         metrics.RESULTS_LAG.labels(item.scheduler).set(item.lag)
         metrics.RESULTS_OLDEST_PENDING.labels(item.scheduler).set(item.oldest_pending_age or 0.0)
         metrics.RESULTS_DEAD_LETTERS.labels(item.scheduler).set(item.dead)
+        metrics.RESULTS_DELIVERED.labels(item.scheduler).set(item.delivered)
     for scope in figures.scopes:
         metrics.WATCHER_SCOPE_LEASED.labels(scope.scope).set(1 if scope.leader else 0)
     for cluster, lines in figures.waiting.items():

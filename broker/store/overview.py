@@ -30,6 +30,8 @@ class SchedulerFigures:
     oldest_pending_age: float | None
     """Seconds since the oldest delivered-but-unacknowledged result was added; None: nothing pending."""
     dead: int
+    delivered: int = 0
+    """Results delivered to the scheduler's group so far (grows while its consumers read)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -114,7 +116,7 @@ def overview(client: redis.Redis, *, recent_dead: int = RECENT_DEAD) -> Overview
             scheduler=scheduler, length=stream.length, pending=group.pending if group else 0,
             lag=group.lag if group else stream.length,
             oldest_pending_age=_oldest_pending_age(client, stream.stream, now) if group and group.pending else None,
-            dead=stream.dead or 0))
+            dead=stream.dead or 0, delivered=(group.entries_read or 0) if group else 0))
     scope_names = scopes(client)
     seconds, micros = client.time()
     server_now = seconds + micros / 1e6

@@ -43,9 +43,9 @@ from podq.shared.states import (CREATABLE_STATES, LIVE_LEDGER_STATES, MAX_PENDIN
 
 from . import counters, keys
 
-NAMES = ("accept", "adopt", "alive", "beat", "budget", "claim", "created", "delay", "dispatch_waiting", "hold", "lease",
-         "orphans", "publish", "ratelimit", "refuse", "release", "released", "restore", "results_group", "transition",
-         "trim", "wait")
+NAMES = ("accept", "adopt", "alive", "beat", "budget", "claim", "created", "delay", "dispatch_waiting", "giveback",
+         "hold", "lease", "orphans", "publish", "ratelimit", "refuse", "release", "released", "restore", "results_group",
+         "transition", "trim", "wait")
 _PLACEHOLDER = re.compile(r"\$\(([a-z_.:]+)\)")
 
 
@@ -106,6 +106,7 @@ class Scripts:
     created: Script
     delay: Script
     dispatch_waiting: Script
+    giveback: Script
     hold: Script
     lease: Script
     orphans: Script

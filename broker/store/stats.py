@@ -28,6 +28,9 @@ class GroupStats:
     """Entries in the stream not yet delivered to any consumer of the group."""
     last_delivered: str
     consumers: tuple[ConsumerStats, ...]
+    entries_read: int | None = None
+    """Entries delivered to the group since it was created (the server's ``entries-read``; None when it
+    cannot tell): it only grows while the group's consumers read."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,8 +67,10 @@ def stream_stats(client: redis.Redis, stream: str, *, dead_stream: str | None = 
         name = _text(group["name"])
         consumers = tuple(ConsumerStats(name=_text(c["name"]), pending=int(c["pending"]), idle_ms=int(c["idle"]))
                           for c in client.xinfo_consumers(stream, name))
+        read = group.get("entries-read")
         groups.append(GroupStats(name=name, pending=int(group["pending"]), lag=_lag(client, stream, group),
-                                 last_delivered=_text(group["last-delivered-id"]), consumers=consumers))
+                                 last_delivered=_text(group["last-delivered-id"]), consumers=consumers,
+                                 entries_read=int(read) if read is not None else None))
     return StreamStats(stream=stream, length=client.xlen(stream), groups=tuple(groups),
                        dead=client.xlen(dead_stream) if dead_stream else None,
                        trimmed_unread=trimmed_unread(client, stream))
@@ -76,9 +81,14 @@ def results_stats(client: redis.Redis, scheduler_id: str) -> StreamStats:
                         dead_stream=keys.results_dead_stream(scheduler_id))
 
 
+def known_schedulers(client: redis.Redis) -> list[str]:
+    """Every scheduler id podq keeps a results stream for."""
+    return sorted(_text(item) for item in client.smembers(keys.SCHEDULERS_SET))
+
+
 def all_stats(client: redis.Redis) -> list[StreamStats]:
     """Intake's input streams and every known scheduler's results stream."""
-    schedulers = sorted(_text(item) for item in client.smembers(keys.SCHEDULERS_SET))
+    schedulers = known_schedulers(client)
     return [stream_stats(client, keys.JOBS_STREAM, dead_stream=keys.DEAD_STREAM),
             stream_stats(client, keys.CONTROL_STREAM),
             *(results_stats(client, scheduler_id) for scheduler_id in schedulers)]

@@ -1,6 +1,6 @@
 """Writes deploy/grafana/podq.json: podq's Grafana dashboard, built only on podq's metrics.
 
-Run `python deploy/grafana/dashboard.py` after changing a panel; tests/unit/test_observability.py
+Run `python deploy/grafana/dashboard.py` after changing a panel; tests/unit/test_dashboards.py
 checks the JSON is what this script writes and that every expression names a real metric.
 """
 from __future__ import annotations
@@ -10,6 +10,14 @@ from pathlib import Path
 
 # (title, unit, [(expression, legend)]) per panel, row by row.
 ROWS = [
+    ("Health", [
+        ("Services up (scrapes answered)", "short", [
+            ("sum by (app) (up{app=~\"podq-(intake|worker|watcher)\"})", "{{app}}")]),
+        ("Alive by their own liveness records", "short", [
+            ("max by (role) (podq_live_processes)", "{{role}}")]),
+        ("Exact totals (the ledger's, survive crashes)", "short", [
+            ("max by (event) (podq_ledger_events)", "{{event}}")]),
+    ]),
     ("Jobs", [
         ("Admitted and dispatched /s", "ops", [
             ("sum(rate(podq_jobs_accepted_total[1m]))", "accepted"),
@@ -19,7 +27,8 @@ ROWS = [
             ("max(podq_celery_queue_messages)", "Celery messages"),
             ("max(podq_jobs_in_flight)", "in flight"),
             ("max(podq_delayed_jobs)", "delayed"),
-            ("max(podq_jobs_stream_lag)", "podq:jobs unread")]),
+            ("max(podq_jobs_stream_lag)", "podq:jobs unread"),
+            ("max by (scope) (podq_jobs_stuck)", "stuck without a pod: {{scope}}")]),
         ("Submit → running / terminal (p50, p90, p99)", "s", [
             ("histogram_quantile(0.5, sum by (le) (rate(podq_submit_to_running_seconds_bucket[5m])))", "running p50"),
             ("histogram_quantile(0.9, sum by (le) (rate(podq_submit_to_running_seconds_bucket[5m])))", "running p90"),
@@ -29,7 +38,8 @@ ROWS = [
     ]),
     ("Workers", [
         ("Creates by outcome /s", "ops", [
-            ("sum by (outcome) (rate(podq_pod_creates_total[1m]))", "{{outcome}}")]),
+            ("sum by (outcome) (rate(podq_pod_creates_total[1m]))", "{{outcome}}"),
+            ("max(deriv(podq_ledger_events{event=\"created\"}[5m]))", "pods created (ledger, exact)")]),
         ("Deliveries and redeliveries /s", "ops", [
             ("sum(rate(podq_deliveries_total[1m]))", "deliveries"),
             ("sum(rate(podq_redeliveries_total[1m]))", "redeliveries"),
@@ -67,9 +77,10 @@ ROWS = [
     ("Results and schedulers", [
         ("Results published /s", "ops", [
             ("sum by (state, source) (rate(podq_results_published_total[1m]))", "{{state}} ({{source}})")]),
-        ("Per scheduler: lag and pending", "short", [
+        ("Per scheduler: lag, pending, read /s", "short", [
             ("max by (scheduler) (podq_results_lag)", "{{scheduler}} lag"),
-            ("max by (scheduler) (podq_results_pending)", "{{scheduler}} pending")]),
+            ("max by (scheduler) (podq_results_pending)", "{{scheduler}} pending"),
+            ("max by (scheduler) (deriv(podq_results_delivered[5m]))", "{{scheduler}} read /s")]),
         ("Oldest unacknowledged result", "s", [
             ("max by (scheduler) (podq_results_oldest_pending_age_seconds)", "{{scheduler}}")]),
         ("Dead letters", "short", [

@@ -31,6 +31,7 @@ OUT = Path(__file__).with_name("vectors.json")
 RECORDS = {"job": KubernetesJob, "control": ControlRecord, "result": KubernetesWatch}
 ADMISSION_ENV: dict[str, str] = {}  # defaults: namespace "default", no templates, pod policy on
 AT = 1_790_000_000.25
+LAUNCH = "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"  # Airflow writes a UUID like this at each queueing
 
 
 def key(dag="etl", task="load", run="manual__2026-01-01", try_number=1, map_index=-1) -> dict[str, Any]:
@@ -114,6 +115,8 @@ VALID: list[tuple[str, str, Any]] = [
     ("job-priority", "a priority: higher goes first among its scheduler's waiting jobs (0, the default, is not written)",
      job(priority=-3)),
     ("job-priority-extremes", "the largest priority (a 32-bit signed integer)", job(priority=2 ** 31 - 1)),
+    ("job-launch", "one launch of a try (Airflow's reschedule or resume): launch_id enters job_id",
+     job(job_id=jid("sched-a", {**key(), "launch_id": LAUNCH}), task_key={**key(), "launch_id": LAUNCH})),
     ("job-newer-minor", "schema 1.7 from a newer producer: unknown fields ignored at every depth",
      job(schema="1.7", deadline=5, labels=["x"], task_key={**key(), "attempt_uuid": "u-1"})),
     ("control-revoke", "revoke one job", control(reason="operator request", requested_at=AT)),
@@ -133,6 +136,17 @@ VALID: list[tuple[str, str, Any]] = [
                              "message": "job.namespace: 'kube-system' is not in the allowed namespaces (default)"})),
     ("result-adopted", "adopted, published to the old scheduler: event_id names it",
      result("adopted", source="broker", event_id=f"{jid('sched-a', key())}:adopted:sched-a")),
+    ("result-lost-with-events", "a job whose pod never ran: the pod's last Kubernetes Events in its failure",
+     result("lost", failure_details={"pod_status": "Pending", "reason": "PodDeleted",
+                                     "message": "pod deleted while Pending",
+                                     "events": ["Normal Scheduled: Successfully assigned default/p to node-1",
+                                                'Warning FailedMount: MountVolume.SetUp failed for volume "cfg" : '
+                                                'configmap "airflow-config" not found (x4)']})),
+    ("result-launch", "a result about one launch: its task_key carries the launch_id",
+     result(state="succeeded", job_id=jid("sched-a", {**key(), "launch_id": LAUNCH}),
+            event_id=f"{jid('sched-a', {**key(), 'launch_id': LAUNCH})}:succeeded",
+            task_key={**key(), "launch_id": LAUNCH},
+            pod_name=pod_name_for(jid("sched-a", {**key(), "launch_id": LAUNCH}), TaskKey(**key())))),
     ("result-pending-reason", "a later pending: a new reason, its event_id names the pod's resourceVersion",
      result("pending", event_id=f"{jid('sched-a', key())}:pending:81273",
             pending_reason={"reason": "Unschedulable",
@@ -190,6 +204,9 @@ INVALID: list[tuple[str, str, str, Any]] = [
     ("try-number-bool", "job", "try_number as a bool", nested(job(), "task_key.try_number", True)),
     ("try-number-float", "job", "try_number as a float", nested(job(), "task_key.try_number", 1.0)),
     ("try-number-negative", "job", "try_number below 0", nested(job(), "task_key.try_number", -1)),
+    ("launch-id-empty", "job", "launch_id empty", nested(job(), "task_key.launch_id", "")),
+    ("launch-id-long", "job", "launch_id over 128 characters", nested(job(), "task_key.launch_id", "l" * 129)),
+    ("launch-id-integer", "job", "launch_id as an integer", nested(job(), "task_key.launch_id", 7)),
     ("map-index-below", "job", "map_index below -1", nested(job(), "task_key.map_index", -2)),
     ("job-id-mismatch", "job", "job_id that is not the derived one", job(job_id="0" * 32)),
     ("command-string", "job", "command as one string", job(command="echo hi")),
@@ -217,6 +234,8 @@ INVALID: list[tuple[str, str, str, Any]] = [
      result(annotations={"team": 7})),
     ("result-exit-code", "result", "failure_details.exit_code as a string",
      result("failed", failure_details={"exit_code": "137"})),
+    ("result-events-not-strings", "result", "failure_details.events holding a number",
+     result("failed", failure_details={"events": ["Warning Failed: x", 3]})),
     ("result-pending-reason-no-reason", "result", "pending_reason without its reason",
      result("pending", pending_reason={"message": "waiting"})),
     ("result-pending-reason-not-map", "result", "pending_reason as a string",
@@ -285,6 +304,9 @@ JOB_ID_KEYS = [
     # Pod names lower-case ASCII letters only: the Kelvin sign and the dotted capital I become "-".
     ("sched-a", key(dag="\u212aelvin", task="\u0130stanbul", run="r")),
     ("sched-a", key(dag="ETL_Daily", task="Load.S3", run="r")),
+    # Two launches of one try (Airflow's reschedule, resume after deferral): two jobs, two pods.
+    ("sched-a", {**key(), "launch_id": LAUNCH}),
+    ("sched-a", {**key(), "launch_id": "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5c"}),
 ]
 
 

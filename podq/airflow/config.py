@@ -61,6 +61,8 @@ class ExecutorConfig:
     """Read pod logs with the in-cluster service account."""
     running_pod_log_lines: int = 100
     """Lines of a running pod's log that ``get_task_log`` returns (Airflow's option of the same name)."""
+    stale_launch_check_interval: int = 5
+    """Seconds between checks that Airflow still wants each launch not yet running (0: never check)."""
 
     def route(self, queue: str | None) -> QueueRoute:
         """The queue's route, falling back to the executor-wide namespace and template."""
@@ -131,6 +133,7 @@ def load_config(get: Callable[[str], str | None], *, env: Mapping[str, str] | No
         kube_config_file=text("kube_config_file"),
         kube_in_cluster=flag("kube_in_cluster"),
         running_pod_log_lines=number("running_pod_log_lines", 100),
+        stale_launch_check_interval=number("stale_launch_check_interval", 5, minimum=0),
     )
 
 

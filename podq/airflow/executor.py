@@ -5,6 +5,12 @@ results come back from ``podq:results:<scheduler id>`` through a :class:`Results
 revoke and adopt are control records. podq's workers create the pods and its watcher watches
 them, so the scheduler holds no Kubernetes credentials (docs/airflow.md).
 
+Each queueing of a task instance is a launch with its own podq job (:mod:`.launches`): a sensor
+rescheduled or a task resumed after deferral gets a new pod under the same try, a repeated queueing
+of the same launch never a second one, and results of a superseded launch never reach Airflow.
+Launches Airflow no longer wants (cleared, reset, queued again elsewhere) are revoked before their
+pod is created.
+
 Results are acknowledged only once Airflow has taken their events: ``get_event_buffer`` hands
 the events out and the entries are acked at the start of the next ``sync()``, after the
 scheduler loop committed them. A crash in between re-reads them; Airflow ignores an event for a
@@ -13,8 +19,9 @@ task instance that is no longer queued or running, so a repeat is harmless.
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
 
 from airflow.executors.base_executor import BaseExecutor
 from airflow.utils.state import TaskInstanceState
@@ -23,13 +30,14 @@ from podq.broker.client.control import revoke, send_control
 from podq.broker.client.jobs import job_status
 from podq.broker.client.results import ResultsConsumer
 from podq.broker.client.submit import submit_many
-from podq.broker.store.connection import connect
+from podq.broker.store.reach import reach
 from podq.shared.records import ControlRecord, KubernetesJob, KubernetesResults
-from podq.shared.states import ControlOp
+from podq.shared.states import LIVE_LEDGER_STATES, ControlOp
 
 from . import mapping
 from .config import SECTION, ExecutorConfig, load_config
 from .kube import PodLogs, serialize_override
+from .launches import Launch, TaskInstanceRow, launch_id_of, still_wanted
 from .mapping import Event
 
 if TYPE_CHECKING:
@@ -45,14 +53,24 @@ class PodqExecutor(BaseExecutor):
     supports_ad_hoc_ti_run: bool = True
     is_local: bool = False
     serve_logs: bool = False
+    # Airflow writes a fresh external_executor_id at every queueing: the launch id (.launches).
+    pre_assigns_external_executor_id: ClassVar[bool] = True
 
-    def __init__(self, *args: Any, config: ExecutorConfig | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, config: ExecutorConfig | None = None,
+                 task_instance_rows: Callable[[list[str]], dict[str, TaskInstanceRow]] | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # Reads the metadata database (tests without one pass their own).
+        self._task_instance_rows = task_instance_rows or _task_instance_rows
         self.config = config or load_config(lambda option: self.conf.get(SECTION, option, fallback=None))
         self.client = None
         self.consumer: ResultsConsumer | None = None
         self.scheduler_id: str | None = None
+        # The current launch's job per task instance key; launches submitted and not yet running.
         self.job_ids: dict[TaskInstanceKey, str] = {}
+        self.launches: dict[str, Launch] = {}
+        self._superseded: set[str] = set()  # jobs of earlier launches whose end Airflow must not see
+        self._next_launch_check = 0.0
         # Entries whose events are in the buffer, by key; moved to _taken when Airflow takes them.
         self._awaiting: dict[TaskInstanceKey, list[str]] = defaultdict(list)
         self._taken: list[str] = []
@@ -63,7 +81,8 @@ class PodqExecutor(BaseExecutor):
 
     def start(self) -> None:
         self.scheduler_id = mapping.scheduler_id(self.config.scheduler_id_prefix, self.job_id)
-        self.client = connect(self.config.redis_url)
+        # An unreachable Redis or refused credentials stop the scheduler at start with one line, not after ~27 s.
+        self.client = reach(self.config.redis_url)
         self.consumer = ResultsConsumer(self.client, scheduler_id=self.scheduler_id, consumer=self.config.consumer,
                                         batch_size=self.config.results_batch, block_ms=0)
         log.info("podq executor started: scheduler id %s, results consumer %s", self.scheduler_id,
@@ -114,8 +133,16 @@ class PodqExecutor(BaseExecutor):
                 self.running.discard(key)
                 self.queued_tasks[key] = workload
             return
-        for key, job, _ in jobs:
+        now = time.monotonic()
+        for key, job, workload in jobs:
+            superseded = self.job_ids.get(key)
+            if superseded is not None and superseded != job.job_id:
+                self._superseded.add(superseded)
+                log.info("task %s: launch %s supersedes job %s (job %s)", key, job.key.launch_id, superseded,
+                         job.job_id)
             self.job_ids[key] = job.job_id
+            self.launches[job.job_id] = Launch(job_id=job.job_id, key=key, ti_id=_ti_id(workload.ti),
+                                               launch_id=job.key.launch_id, submitted_at=now)
             # QUEUED with the job id: Airflow stores it as the TI's external_executor_id (adoption reads it).
             self.event_buffer[key] = (TaskInstanceState.QUEUED, job.job_id)
 
@@ -127,15 +154,15 @@ class PodqExecutor(BaseExecutor):
         mapping.check_executor_config(executor_config)
         override = serialize_override(executor_config.get("pod_override"))
         return mapping.build_job(
-            scheduler=self.scheduler_id, key=self._task_key(ti.key), workload_json=workload.model_dump_json(),
-            config=self.config, queue=ti.queue, executor_config=executor_config, override=override,
-            airflow_version=airflow_version, ti_id=str(ti.id) if getattr(ti, "id", None) else None,
-            priority_weight=getattr(ti, "priority_weight", None))
+            scheduler=self.scheduler_id, key=self._task_key(ti.key, launch_id_of(ti)),
+            workload_json=workload.model_dump_json(), config=self.config, queue=ti.queue,
+            executor_config=executor_config, override=override, airflow_version=airflow_version,
+            ti_id=_ti_id(ti), priority_weight=getattr(ti, "priority_weight", None))
 
     @staticmethod
-    def _task_key(key: TaskInstanceKey):
+    def _task_key(key: TaskInstanceKey, launch_id: str | None = None):
         return mapping.task_key(dag_id=key.dag_id, task_id=key.task_id, run_id=key.run_id,
-                                try_number=key.try_number, map_index=key.map_index)
+                                try_number=key.try_number, map_index=key.map_index, launch_id=launch_id)
 
     # -- results ---------------------------------------------------------------------------------
 
@@ -153,6 +180,7 @@ class PodqExecutor(BaseExecutor):
                 self.consumer.ack([result for result in results if not self._apply(result)])
         except Exception:  # noqa: BLE001 - Redis away: the scheduler loop goes on, the next sync resumes
             log.exception("reading podq results failed; retrying on the next heartbeat")
+        self._check_launches()
 
     def _apply(self, result: KubernetesResults) -> bool:
         """Turn one result into an executor event; True when it waits for Airflow to take it."""
@@ -161,6 +189,18 @@ class PodqExecutor(BaseExecutor):
         key = TaskInstanceKey(dag_id=result.key.dag_id, task_id=result.key.task_id, run_id=result.key.run_id,
                               try_number=result.key.try_number, map_index=result.key.map_index)
         event = mapping.EVENTS[result.state]
+        if event is not Event.NOTHING:
+            self.launches.pop(result.job_id, None)  # started, ended or adopted: no longer revocable unseen
+        current = self.job_ids.get(key)
+        if result.job_id in self._superseded or (current is not None and current != result.job_id):
+            # A superseded launch of this try (the sensor's last poke, the run before a deferral): Airflow
+            # must not take its end for the current launch's.
+            if result.terminal or event is Event.FREED:
+                self._superseded.discard(result.job_id)
+                self._revoked.discard(result.job_id)
+            log.info("task %s: %s of superseded job %s dropped (current job %s)", key, result.state.value,
+                     result.job_id, current)
+            return False
         if event is Event.NOTHING:
             if result.pending_reason is not None:  # why the task is still queued, as it changes
                 text = mapping.describe(result)
@@ -204,36 +244,50 @@ class PodqExecutor(BaseExecutor):
 
     # -- revoke, adopt, logs ---------------------------------------------------------------------
 
-    def _job_id_of(self, ti: TaskInstance) -> str | None:
-        return self.job_ids.get(ti.key) or ti.external_executor_id or self._submitted_job_id(ti)
+    def _candidate_job_ids(self, ti: TaskInstance) -> list[str]:
+        """The job ids ``ti``'s current launch may have, most likely first.
 
-    def _submitted_job_id(self, ti: TaskInstance) -> str | None:
-        """The job id the queueing scheduler gave ``ti`` (when Airflow never stored it)."""
-        if ti.queued_by_job_id is None:
-            return None
-        scheduler = mapping.scheduler_id(self.config.scheduler_id_prefix, ti.queued_by_job_id)
-        return mapping.job_id_for(scheduler, self._task_key(ti.key))
+        ``external_executor_id`` is the job id once Airflow took the executor's QUEUED event; before
+        that it is the launch id Airflow pre-assigned, and the job id is derived from it and the
+        queueing scheduler (adoption changes ``queued_by_job_id`` only after the event was taken).
+        """
+        candidates = [self.job_ids.get(ti.key), ti.external_executor_id]
+        if ti.queued_by_job_id is not None:
+            scheduler = mapping.scheduler_id(self.config.scheduler_id_prefix, ti.queued_by_job_id)
+            if ti.external_executor_id:
+                candidates.append(mapping.job_id_for(scheduler, self._task_key(ti.key, ti.external_executor_id)))
+            candidates.append(mapping.job_id_for(scheduler, self._task_key(ti.key)))  # no launch id given
+        return list(dict.fromkeys(candidate for candidate in candidates if candidate))
+
+    def _find_job(self, ti: TaskInstance):
+        """(job id, status) of ``ti``'s current launch in podq, or (None, None)."""
+        for job_id in self._candidate_job_ids(ti):
+            status = job_status(self.client, job_id)
+            if status is not None and status.entry.scheduler_id is not None:
+                return job_id, status
+        return None, None
 
     def revoke_task(self, *, ti: TaskInstance) -> None:
         """Remove the task from podq: no pod if none exists yet, else labelled revoked and deleted."""
         self.queued_tasks.pop(ti.key, None)
         self.running.discard(ti.key)
-        job_id = self._job_id_of(ti)
-        if job_id is None or self.client is None:
-            log.warning("revoke %s: no podq job known for it", ti.key)
+        if self.client is None:
+            log.warning("revoke %s: the executor is not started", ti.key)
             return
         try:
-            status = job_status(self.client, job_id)
-            owner = status.entry.scheduler_id if status else None
-            if owner is None:
-                log.warning("revoke %s: podq has no job %s", ti.key, job_id)
+            job_id, status = self._find_job(ti)
+            if status is None:
+                log.warning("revoke %s: podq has no job for it (tried %s)", ti.key,
+                            ", ".join(self._candidate_job_ids(ti)) or "none")
                 return
             self._revoked.add(job_id)
             self.job_ids.pop(ti.key, None)
-            revoke(self.client, job_id=job_id, scheduler_id=owner, reason=f"revoked by Airflow scheduler {self.scheduler_id}")
+            self.launches.pop(job_id, None)
+            revoke(self.client, job_id=job_id, scheduler_id=status.entry.scheduler_id,
+                   reason=f"revoked by Airflow scheduler {self.scheduler_id}")
             log.info("revoke %s: podq job %s", ti.key, job_id)
         except Exception:  # noqa: BLE001 - revoke_task must not raise (BaseExecutor's contract)
-            log.exception("revoke %s (job %s) failed", ti.key, job_id)
+            log.exception("revoke %s failed", ti.key)
 
     def cleanup_stuck_queued_tasks(self, *, tis: list[TaskInstance]) -> list[str]:
         """Airflow 2's stuck-in-queued hook: revoke each task and say which."""
@@ -251,18 +305,18 @@ class PodqExecutor(BaseExecutor):
         if self.client is None:
             return list(tis)
         not_adopted: list[TaskInstance] = []
-        owners: dict[str, list[TaskInstance]] = defaultdict(list)
+        owners: dict[str, list[tuple[TaskInstance, str]]] = defaultdict(list)
         for ti in tis:
-            job_id = ti.external_executor_id or self._submitted_job_id(ti)
             try:
-                status = job_status(self.client, job_id) if job_id else None
+                job_id, status = self._find_job(ti)
             except Exception:  # noqa: BLE001 - unknown is not adoptable
-                log.exception("adopt %s: reading podq job %s failed", ti.key, job_id)
-                status = None
-            if status is None or status.entry.scheduler_id is None:
+                log.exception("adopt %s: reading its podq job failed", ti.key)
+                job_id, status = None, None
+            if status is None:
                 not_adopted.append(ti)
                 continue
-            owners[status.entry.scheduler_id].append(ti)
+            owners[status.entry.scheduler_id].append((ti, job_id))
+        now = time.monotonic()
         for owner, owned in owners.items():
             if owner != self.scheduler_id:
                 try:
@@ -270,13 +324,66 @@ class PodqExecutor(BaseExecutor):
                                                             new_scheduler_id=self.scheduler_id))
                 except Exception:  # noqa: BLE001 - then these cannot be adopted now
                     log.exception("adopt from %s failed; %d task(s) will be reset", owner, len(owned))
-                    not_adopted.extend(owned)
+                    not_adopted.extend(ti for ti, _ in owned)
                     continue
-            for ti in owned:
+            for ti, job_id in owned:
                 self.running.add(ti.key)
-                self.job_ids[ti.key] = ti.external_executor_id or self._submitted_job_id(ti)
+                self.job_ids[ti.key] = job_id
+                self.launches[job_id] = Launch(job_id=job_id, key=ti.key, ti_id=_ti_id(ti),
+                                               launch_id=ti.external_executor_id, submitted_at=now)
             log.info("adopting %d task(s) of scheduler %s", len(owned), owner)
         return not_adopted
+
+    # -- launches Airflow no longer wants ----------------------------------------------------------
+
+    def _check_launches(self) -> None:
+        """Revoke each launch not yet running that Airflow no longer waits for (its pod never starts).
+
+        Runs from ``sync()`` every ``stale_launch_check_interval`` seconds: one metadata-database read
+        for every launch not yet running, then a revoke for each unwanted one still in podq's ledger and
+        not ended. A launch whose job is not in the ledger yet (its submission on the way) is looked at
+        again at the next check.
+        """
+        interval = self.config.stale_launch_check_interval
+        now = time.monotonic()
+        if not interval or not self.launches or now < self._next_launch_check or self.client is None:
+            return
+        self._next_launch_check = now + interval
+        launches = [launch for launch in self.launches.values() if launch.ti_id]
+        try:
+            rows = self._task_instance_rows([launch.ti_id for launch in launches])
+        except Exception:  # noqa: BLE001 - the metadata database away: check again next time
+            log.exception("reading task instances for %d launch(es) failed", len(launches))
+            return
+        for launch in launches:
+            if not still_wanted(launch, rows.get(launch.ti_id)):
+                self._revoke_unwanted(launch)
+
+    def _revoke_unwanted(self, launch: Launch) -> None:
+        try:
+            status = job_status(self.client, launch.job_id)
+        except Exception:  # noqa: BLE001 - Redis away: check again next time
+            log.exception("task %s: reading podq job %s failed", launch.key, launch.job_id)
+            return
+        if status is None:
+            return  # not admitted yet: the next check revokes it
+        entry = status.entry
+        if entry.state in LIVE_LEDGER_STATES and entry.scheduler_id == self.scheduler_id:
+            self._revoked.add(launch.job_id)
+            try:
+                revoke(self.client, job_id=launch.job_id, scheduler_id=entry.scheduler_id,
+                       reason=f"Airflow no longer wants launch {launch.launch_id} of {launch.key}")
+            except Exception:  # noqa: BLE001 - Redis away: check again next time
+                self._revoked.discard(launch.job_id)
+                log.exception("task %s: revoking unwanted job %s failed", launch.key, launch.job_id)
+                return
+            log.info("task %s: Airflow no longer wants launch %s; podq job %s (%s) revoked", launch.key,
+                     launch.launch_id, launch.job_id, entry.state.value)
+        self.launches.pop(launch.job_id, None)
+        if self.job_ids.get(launch.key) == launch.job_id:
+            # Airflow moved past the task instance itself: no event will come, the slot is free.
+            self.job_ids.pop(launch.key, None)
+            self.running.discard(launch.key)
 
     def get_task_log(self, ti: TaskInstance, try_number: int) -> tuple[list[str], list[str]]:
         if self._logs is None:
@@ -286,3 +393,25 @@ class PodqExecutor(BaseExecutor):
                                map_index=ti.map_index)
         namespace = self.config.route(ti.queue).namespace or "default"
         return self._logs.read(key, namespace=namespace)
+
+
+def _ti_id(ti: Any) -> str | None:
+    value = getattr(ti, "id", None)
+    return str(value) if value else None
+
+
+def _task_instance_rows(ti_ids: list[str]) -> dict[str, TaskInstanceRow]:
+    """The metadata database's view of these task instances (by id), read in one session."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    rows: dict[str, TaskInstanceRow] = {}
+    with create_session() as session:
+        for start in range(0, len(ti_ids), 500):
+            query = select(TaskInstance.id, TaskInstance.state, TaskInstance.try_number,
+                           TaskInstance.external_executor_id).where(TaskInstance.id.in_(ti_ids[start:start + 500]))
+            for ti_id, state, try_number, external_executor_id in session.execute(query):
+                rows[str(ti_id)] = TaskInstanceRow(state=getattr(state, "value", state), try_number=try_number,
+                                                   external_executor_id=external_executor_id)
+    return rows

@@ -60,10 +60,11 @@ def scheduler_id(prefix: str, job_id: int | str | None) -> str:
     return f"{prefix}{job_id}"
 
 
-def task_key(*, dag_id: str, task_id: str, run_id: str, try_number: int, map_index: int) -> TaskKey:
-    """podq's task key for Airflow's TaskInstanceKey (map index and try number included)."""
+def task_key(*, dag_id: str, task_id: str, run_id: str, try_number: int, map_index: int,
+             launch_id: str | None = None) -> TaskKey:
+    """podq's task key for one launch of Airflow's TaskInstanceKey (map index and try number included)."""
     return TaskKey(dag_id=dag_id, task_id=task_id, run_id=run_id, try_number=int(try_number),
-                   map_index=int(map_index))
+                   map_index=int(map_index), launch_id=launch_id)
 
 
 def job_id_for(scheduler: str, key: TaskKey) -> str:
@@ -184,4 +185,6 @@ def failure_text(details: FailureDetails) -> str:
     if details.pod_status or details.pod_reason or details.pod_message:
         pod = " ".join(part for part in (details.pod_status, details.pod_reason) if part)
         parts.append(f"pod {pod}" + (f": {details.pod_message}" if details.pod_message else ""))
+    if details.events:
+        parts.append("last events: " + " | ".join(details.events))
     return "; ".join(parts) or "no details"

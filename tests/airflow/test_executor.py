@@ -7,6 +7,7 @@ come from kubesim's outcome annotations set through each task's pod_override.
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 import pytest
@@ -14,7 +15,9 @@ from airflow.utils.state import TaskInstanceState
 
 from podq.airflow.config import load_config
 from podq.airflow.executor import PodqExecutor
+from podq.airflow.launches import TaskInstanceRow
 from podq.airflow.mapping import pod_command
+from podq.broker.client.jobs import job_status
 from podq.broker.store import keys
 from podq.broker.store.connection import connect
 from podq.kubesim.admin import Admin
@@ -47,9 +50,12 @@ def short_runs(admin):
 _job_ids = iter(range(100, 10_000))
 
 
-def make_executor(stack, *, parallelism: int = 32, job_id: int | None = None, **options: str) -> PodqExecutor:
+def make_executor(stack, *, parallelism: int = 32, job_id: int | None = None, rows=None,
+                  **options: str) -> PodqExecutor:
+    """An executor; ``rows`` stands in for the metadata database (without it, launches are never checked)."""
+    options.setdefault("stale_launch_check_interval", "1" if rows is not None else "0")
     config = load_config(lambda option: {"redis_url": stack.redis_url, **options}.get(option), env={})
-    executor = PodqExecutor(parallelism=parallelism, config=config)
+    executor = PodqExecutor(parallelism=parallelism, config=config, task_instance_rows=rows)
     executor.job_id = job_id if job_id is not None else next(_job_ids)
     executor.start()
     return executor
@@ -230,4 +236,96 @@ def test_get_task_log_with_api_access_names_a_missing_pod(stack):
     assert logs == []
     assert messages == ["podq: no pod in namespace default matches dag_id=podq_tests,task_id=never-ran,"
                         "run_id=manual__1,try_number=1,kubernetes_executor=True"]
+    executor.end()
+
+
+def terminal_events(loop: Loop, key) -> list[str]:
+    return [state for state, _ in loop.events.get(key, [])
+            if state in (TaskInstanceState.SUCCESS, TaskInstanceState.FAILED)]
+
+
+def test_each_launch_of_a_try_gets_its_own_pod_and_a_repeated_queueing_none(stack, admin):
+    """A rescheduled sensor or a resumed deferral: Airflow queues the same try again with a new launch id."""
+    executor = make_executor(stack)
+    loop = Loop(executor)
+    ti_id = uuid.uuid4()
+    first = workload("sensor", ti_id=ti_id, external_executor_id=str(uuid.uuid4()))
+    loop.queue(first)
+    loop.until(lambda: loop.final(first.ti.key), what="the first launch's result")
+    second = workload("sensor", ti_id=ti_id, external_executor_id=str(uuid.uuid4()))
+    assert second.ti.key == first.ti.key, "the same try"
+    loop.queue(second)
+    loop.beat()
+    executor.queue_workload(second, session=None)  # the same launch queued again: the same job
+    loop.until(lambda: len(terminal_events(loop, first.ti.key)) == 2, what="the second launch's result")
+    queued = [info for state, info in loop.events[first.ti.key] if state == TaskInstanceState.QUEUED]
+    assert len(set(queued)) == 2, "two launches, two jobs (a repeat of one launch adds none)"
+    assert terminal_events(loop, first.ti.key) == [TaskInstanceState.SUCCESS] * 2
+    assert admin.create_count(name_prefix="podq-tests-sensor-") == 2
+    with core_v1(stack.kubeconfig) as api:
+        pods = api.list_namespaced_pod("default", label_selector="task_id=sensor").items
+    assert {pod.metadata.annotations["podq.io/launch-id"] for pod in pods} == {
+        first.ti.external_executor_id, second.ti.external_executor_id}
+    assert {pod.metadata.labels["try_number"] for pod in pods} == {"1"}
+    executor.end()
+
+
+def test_a_superseded_launchs_end_never_reaches_airflow(stack, admin):
+    """The first launch's pod ends after the second launch was queued: only the second's end is reported."""
+    executor = make_executor(stack)
+    loop = Loop(executor)
+    ti_id = uuid.uuid4()
+    first = workload("superseded", ti_id=ti_id, external_executor_id="launch-a",
+                     executor_config=outcome(run_seconds="2", exit_code="3"))
+    loop.queue(first)
+    loop.until(lambda: any(state == TaskInstanceState.RUNNING for state, _ in loop.events.get(first.ti.key, [])),
+               what="the first launch running")
+    second = workload("superseded", ti_id=ti_id, external_executor_id="launch-b")
+    loop.queue(second)
+    with core_v1(stack.kubeconfig) as api:
+        def both_ended():
+            loop.beat()
+            pods = api.list_namespaced_pod("default", label_selector="task_id=superseded").items
+            return len(pods) == 2 and {pod.status.phase for pod in pods} == {"Succeeded", "Failed"}
+        loop.until(both_ended, what="both pods ended")
+    loop.until(lambda: terminal_events(loop, first.ti.key), what="the current launch's result")
+    for _ in range(20):  # the superseded launch's failure has had every chance to arrive
+        loop.beat()
+    assert terminal_events(loop, first.ti.key) == [TaskInstanceState.SUCCESS]
+    assert executor.running == set()
+    executor.end()
+
+
+def test_a_launch_airflow_no_longer_wants_is_revoked_before_its_pod_is_created(stack, admin):
+    """apache/airflow #69760's stale launch: the task instance moved on while the launch waited."""
+    moved_on: set[str] = set()
+
+    def rows(ti_ids):
+        return {ti_id: TaskInstanceRow(state="scheduled" if ti_id in moved_on else "queued", try_number=1,
+                                       external_executor_id="launch-x") for ti_id in ti_ids}
+    executor = make_executor(stack, rows=rows)
+    loop = Loop(executor)
+    fault = admin.add_fault(action="429", verb="create", name_prefix="podq-tests-stale-", retry_after=1)
+    try:
+        work = workload("stale", external_executor_id="launch-x")
+        loop.queue(work)
+        job_id = None
+        deadline = time.monotonic() + 60
+        while job_id is None or executor.launches.get(job_id) is None:
+            assert time.monotonic() < deadline
+            loop.beat()
+            job_id = executor.job_ids.get(work.ti.key)
+        client = connect(stack.redis_url)
+        loop.until(lambda: admin.faults()[0]["fired"] >= 1, what="the create held back by 429s")
+        moved_on.add(str(work.ti.id))
+        loop.until(lambda: job_status(client, job_id).entry.state.value == "revoked", what="the launch revoked")
+        client.close()
+    finally:
+        admin.remove_fault(fault)
+    for _ in range(40):
+        loop.beat()
+        time.sleep(0.05)
+    assert admin.create_count(name_prefix="podq-tests-stale-") == 0, "never created"
+    assert loop.final(work.ti.key) is None, "a launch Airflow moved past gets no event"
+    assert work.ti.key not in executor.running, "its slot is free"
     executor.end()

@@ -16,29 +16,12 @@ import pytest
 
 from podq.airflow.config import load_config
 from podq.airflow.executor import PodqExecutor
-from podq.kubesim.admin import Admin
-from podq.shared.settings import load_settings
-from podq.stack import Stack, StackOptions
 from tests.support import core_v1
-from tests.support.airflow_system import AirflowSystem, free_port, task_env
-from tests.support.postgres import Postgres
+from tests.support.airflow_system import AirflowSystem, airflow_world, kubernetes_airflow, podq_airflow
 
 pytestmark = pytest.mark.timeout(1800)  # real processes on a shared machine: minutes, not seconds
 
 DAGS = Path(__file__).parent / "dags"
-VENV_BIN = Path(__file__).resolve().parents[2] / ".venv-airflow" / "bin"
-PODQ_EXECUTOR = "podq.airflow.executor.PodqExecutor"
-K8S_EXECUTOR = "KubernetesExecutor"
-IMAGE = "apache/airflow:3.3.2"
-TEMPLATE = f"""apiVersion: v1
-kind: Pod
-metadata: {{}}
-spec:
-  restartPolicy: Never
-  containers:
-    - name: base
-      image: {IMAGE}
-"""
 PROOF_DAGS = ["proof_parallel", "proof_retry", "proof_mapped", "proof_override", "proof_timeout",
               "proof_clear", "proof_deleted"]
 FINISHED = {"success", "failed", "upstream_failed", "skipped", "removed"}
@@ -58,49 +41,8 @@ EXPECTED: dict[tuple[str, str, int], tuple[str, int]] = {
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    """podq's stack on kubesim with the container runtime; the API port every Airflow here will use."""
-    root = tmp_path_factory.mktemp("airflow-proof")
-    templates = root / "templates"
-    templates.mkdir()
-    (templates / "worker.yaml").write_text(TEMPLATE)
-    api_port = free_port()
-    env = task_env(api_port=api_port, dags_folder=DAGS, home=root / "task-home")
-    options = StackOptions(
-        workers=1, worker_concurrency=16, data_dir=str(root / "stack"),
-        kubesim_args=("--run-containers", f"--image-map=apache/airflow*={VENV_BIN}",
-                      *(f"--container-env={name}={value}" for name, value in env.items())),
-        extra_env={"PODQ_INTAKE_TEMPLATES_DIR": str(templates)})
-    with Postgres(free_port()) as postgres, Stack(load_settings({}), options) as stack:
-        yield {"root": root, "stack": stack, "templates": templates, "api_port": api_port,
-               "admin": Admin(stack.kubesim_url), "postgres": postgres}
-
-
-def podq_airflow(world, name: str) -> AirflowSystem:
-    stack = world["stack"]
-    return AirflowSystem(home=world["root"] / name, api_port=world["api_port"], dags_folder=DAGS,
-                         executor=PODQ_EXECUTOR, database_url=world["postgres"].create_database(name.replace("-", "_")),
-                         settings={
-                             "AIRFLOW__PODQ_EXECUTOR__REDIS_URL": stack.redis_url,
-                             "AIRFLOW__PODQ_EXECUTOR__POD_TEMPLATE_FILE": str(world["templates"] / "worker.yaml"),
-                             "AIRFLOW__PODQ_EXECUTOR__IMAGE": IMAGE,
-                             "AIRFLOW__PODQ_EXECUTOR__LOGS_FROM_KUBERNETES": "true",
-                             "AIRFLOW__PODQ_EXECUTOR__KUBE_CONFIG_FILE": stack.kubeconfig,
-                         })
-
-
-def kubernetes_airflow(world, name: str) -> AirflowSystem:
-    repository, tag = IMAGE.split(":")
-    return AirflowSystem(home=world["root"] / name, api_port=world["api_port"], dags_folder=DAGS,
-                         executor=K8S_EXECUTOR, database_url=world["postgres"].create_database(name.replace("-", "_")),
-                         settings={
-                             "AIRFLOW__KUBERNETES_EXECUTOR__CONFIG_FILE": world["stack"].kubeconfig,
-                             "AIRFLOW__KUBERNETES_EXECUTOR__IN_CLUSTER": "False",
-                             "AIRFLOW__KUBERNETES_EXECUTOR__NAMESPACE": "default",
-                             "AIRFLOW__KUBERNETES_EXECUTOR__POD_TEMPLATE_FILE": str(world["templates"] / "worker.yaml"),
-                             "AIRFLOW__KUBERNETES_EXECUTOR__WORKER_CONTAINER_REPOSITORY": repository,
-                             "AIRFLOW__KUBERNETES_EXECUTOR__WORKER_CONTAINER_TAG": tag,
-                             "AIRFLOW__KUBERNETES_EXECUTOR__WORKER_PODS_CREATION_BATCH_SIZE": "32",
-                         })
+    with airflow_world(tmp_path_factory.mktemp("airflow-proof"), dags_folder=DAGS) as running:
+        yield running
 
 
 def run_proof(system: AirflowSystem, world, run_id: str, *, while_victim_runs=None

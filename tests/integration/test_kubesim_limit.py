@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from kubernetes import client
 
+from podq.kubesim.access import identity
 from podq.kubesim.admin import AdminError
 from podq.kubesim.flowcontrol import FLOW_SCHEMA_UID, PRIORITY_LEVEL_UID
 from podq.kubesim.server import KubeSim
@@ -88,8 +89,13 @@ def test_a_full_queue_is_answered_429_with_retry_after_and_the_pf_headers(limite
     assert state["rejected"] == 1
     assert [flow["rejected"] for flow in state["flows"].values()] == [0, 1]
     assert admin.create_count(name_prefix="refused") == 0  # a refused create stores nothing
-    # reads are not limited: a get and a list pass while the only seat is taken
-    assert v1.list_namespaced_pod(NS).items == []
+    # reads are not limited: a list passes while the only seat is taken (labelled with the level all the same)
+    items, _status, headers = v1.list_namespaced_pod_with_http_info(NS)
+    assert items.items == []
+    assert headers["X-Kubernetes-PF-PriorityLevel-UID"] == PRIORITY_LEVEL_UID
+    stream = v1.list_namespaced_pod(NS, watch=True, timeout_seconds=1, _preload_content=False)
+    assert stream.status == 200 and stream.headers["X-Kubernetes-PF-FlowSchema-UID"] == FLOW_SCHEMA_UID
+    stream.release_conn()
     admin.clear_latency()
     admin.release_hung()
     holder.api_client.close()
@@ -209,3 +215,39 @@ def test_the_model_is_off_by_default(sim: KubeSim, v1: client.CoreV1Api) -> None
     assert "X-Kubernetes-PF-FlowSchema-UID" not in headers
     assert sim.admin().limit()["settings"]["enabled"] is False
     assert sim.admin().limit()["dispatched"] == 0
+
+
+def test_a_client_that_gives_up_while_queued_frees_its_place(limited: KubeSim) -> None:
+    admin = limited.admin()
+    admin.set_limit(seats=1, queue_length=1, hand_size=1)
+    admin.set_latency("create", seconds=30)
+    holder = api_as(limited, "holder")
+    threading.Thread(target=lambda: _ignore_errors(lambda: holder.create_namespaced_pod(NS, pod("held"))), daemon=True).start()
+    wait_for(lambda: admin.limit()["executing"] == 1, timeout=10, what="the first create to hold the seat")
+    v1 = api_as(limited, "caller")
+    with pytest.raises(Exception, match="timed out|Read timed out"):
+        v1.create_namespaced_pod(NS, pod("impatient"), _request_timeout=0.5)
+    wait_for(lambda: admin.limit()["waiting"] == 0, timeout=10, what="the abandoned request to leave its queue")
+    assert admin.limit()["flows"][identity("Bearer caller", None)]["waiting"] == 0
+    admin.set_latency("create", seconds=0.5)
+    # its place is free again: the next request waits in it rather than being refused
+    threading.Thread(target=lambda: _ignore_errors(lambda: v1.create_namespaced_pod(NS, pod("patient"))), daemon=True).start()
+    wait_for(lambda: admin.limit()["waiting"] == 1, timeout=10, what="a new request to take the queue's place")
+    assert admin.limit()["rejected"] == 0
+    admin.release_hung()
+
+
+def test_turning_the_model_off_lets_every_waiting_request_go(limited: KubeSim) -> None:
+    admin = limited.admin()
+    admin.set_limit(seats=1, rate=0.5)  # one create every two seconds
+    done: list[str] = []
+    threads = [threading.Thread(target=lambda n=n: done.append(api_as(limited, "t").create_namespaced_pod(NS, pod(f"p{n}")).metadata.name))
+               for n in range(5)]
+    for thread in threads:
+        thread.start()
+    wait_for(lambda: admin.limit()["waiting"] >= 3, timeout=10, what="creates queued behind the slow level")
+    admin.clear_limit()
+    for thread in threads:
+        thread.join(10)
+    assert sorted(done) == [f"p{n}" for n in range(5)]
+    assert admin.limit()["waiting"] == 0

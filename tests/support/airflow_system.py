@@ -7,6 +7,7 @@ REST API (the simple auth manager with every user an admin, loopback only).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -17,7 +18,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from podq.shared.procs import die_with_parent
 
@@ -46,8 +47,10 @@ class AirflowSystem:
     """One Airflow instance; use as a context manager (stops every process it started)."""
 
     def __init__(self, *, home: Path, api_port: int, dags_folder: Path, executor: str, database_url: str,
-                 settings: dict[str, str]) -> None:
+                 settings: dict[str, str], triggerer: bool = False, schedulers: int = 1) -> None:
         self.home = home
+        self.triggerer = triggerer
+        self.schedulers = schedulers
         self.api_port = api_port
         self.dags_folder = dags_folder
         self.executor = executor
@@ -73,6 +76,8 @@ class AirflowSystem:
             "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_THRESHOLD": "10",
             "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "600",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            # Custom triggers live beside the DAGs; the triggerer imports them by class path.
+            "PYTHONPATH": str(dags_folder),
             **settings,
         }
         self.processes: dict[str, subprocess.Popen] = {}
@@ -99,13 +104,20 @@ class AirflowSystem:
         self.migrate()
         self.spawn("api-server", "api-server", "--host", "127.0.0.1", "--port", str(self.api_port), "--workers", "1")
         self.spawn("dag-processor", "dag-processor")
-        self.start_scheduler()
+        for index in range(self.schedulers):
+            self.start_scheduler(self.scheduler_name(index))
+        if self.triggerer:
+            self.spawn("triggerer", "triggerer")
         self.wait(lambda: self.health().get("metadatabase", {}).get("status") == "healthy", timeout=timeout,
                   what="the API server")
         return self
 
-    def start_scheduler(self) -> subprocess.Popen:
-        return self.spawn("scheduler", "scheduler")
+    @staticmethod
+    def scheduler_name(index: int) -> str:
+        return "scheduler" if index == 0 else f"scheduler-{index}"
+
+    def start_scheduler(self, name: str = "scheduler") -> subprocess.Popen:
+        return self.spawn(name, "scheduler")
 
     def kill(self, name: str, sig: signal.Signals = signal.SIGKILL) -> None:
         process = self.processes.pop(name)
@@ -201,5 +213,89 @@ class AirflowSystem:
         return {(dag_id, task_id, map_index): (state, try_number)
                 for dag_id, task_id, map_index, state, try_number in rows}
 
+    def task_instances_of_run(self, dag_id: str, run_id: str) -> dict[tuple[str, int], tuple[str | None, int]]:
+        """(task_id, map_index) -> (state, try_number) of one DAG run."""
+        rows = self._rows("SELECT task_id, map_index, state, try_number FROM task_instance "
+                          f"WHERE dag_id = '{dag_id}' AND run_id = '{run_id}'")
+        return {(task_id, map_index): (state, try_number) for task_id, map_index, state, try_number in rows}
+
+    def queued_by(self) -> dict[int, int]:
+        """Scheduler job id -> how many task instances it queued last (task_instance.queued_by_job_id)."""
+        rows = self._rows("SELECT queued_by_job_id, count(*) FROM task_instance "
+                          "WHERE queued_by_job_id IS NOT NULL GROUP BY queued_by_job_id")
+        return {job_id: count for job_id, count in rows}
+
     def scheduler_jobs(self) -> list[tuple[int, str]]:
         return self._rows("SELECT id, state FROM job WHERE job_type = 'SchedulerJob' ORDER BY id")
+
+
+# -- a podq stack for real Airflows, and Airflows on it ------------------------------------------------
+
+VENV_BIN = Path(__file__).resolve().parents[2] / ".venv-airflow" / "bin"
+PODQ_EXECUTOR = "podq.airflow.executor.PodqExecutor"
+K8S_EXECUTOR = "KubernetesExecutor"
+IMAGE = "apache/airflow:3.3.2"
+TEMPLATE = f"""apiVersion: v1
+kind: Pod
+metadata: {{}}
+spec:
+  restartPolicy: Never
+  containers:
+    - name: base
+      image: {IMAGE}
+"""
+
+
+@contextlib.contextmanager
+def airflow_world(root: Path, *, dags_folder: Path) -> Iterator[dict[str, Any]]:
+    """podq's stack on kubesim with the container runtime (the image mapped to .venv-airflow), a
+    PostgreSQL server, and the API port every Airflow on it will use (the task pods' env names it)."""
+    from podq.kubesim.admin import Admin
+    from podq.shared.settings import load_settings
+    from podq.stack import Stack, StackOptions
+    from tests.support.postgres import Postgres
+
+    templates = root / "templates"
+    templates.mkdir()
+    (templates / "worker.yaml").write_text(TEMPLATE)
+    api_port = free_port()
+    env = task_env(api_port=api_port, dags_folder=dags_folder, home=root / "task-home")
+    options = StackOptions(
+        workers=1, worker_concurrency=16, data_dir=str(root / "stack"),
+        kubesim_args=("--run-containers", f"--image-map=apache/airflow*={VENV_BIN}",
+                      *(f"--container-env={name}={value}" for name, value in env.items())),
+        extra_env={"PODQ_INTAKE_TEMPLATES_DIR": str(templates)})
+    with Postgres(free_port()) as postgres, Stack(load_settings({}), options) as stack:
+        yield {"root": root, "stack": stack, "templates": templates, "api_port": api_port,
+               "admin": Admin(stack.kubesim_url), "postgres": postgres, "dags": dags_folder,
+               "task_home": root / "task-home"}
+
+
+def podq_airflow(world: dict[str, Any], name: str, **options: Any) -> AirflowSystem:
+    """An Airflow whose executor is podq's, on ``world``'s stack."""
+    stack = world["stack"]
+    return AirflowSystem(home=world["root"] / name, api_port=world["api_port"], dags_folder=world["dags"],
+                         executor=PODQ_EXECUTOR, database_url=world["postgres"].create_database(name.replace("-", "_")),
+                         settings={
+                             "AIRFLOW__PODQ_EXECUTOR__REDIS_URL": stack.redis_url,
+                             "AIRFLOW__PODQ_EXECUTOR__POD_TEMPLATE_FILE": str(world["templates"] / "worker.yaml"),
+                             "AIRFLOW__PODQ_EXECUTOR__IMAGE": IMAGE,
+                             "AIRFLOW__PODQ_EXECUTOR__LOGS_FROM_KUBERNETES": "true",
+                             "AIRFLOW__PODQ_EXECUTOR__KUBE_CONFIG_FILE": stack.kubeconfig,
+                         }, **options)
+
+
+def kubernetes_airflow(world: dict[str, Any], name: str, **options: Any) -> AirflowSystem:
+    """An Airflow with its own KubernetesExecutor on ``world``'s kubesim: the reference."""
+    repository, tag = IMAGE.split(":")
+    return AirflowSystem(home=world["root"] / name, api_port=world["api_port"], dags_folder=world["dags"],
+                         executor=K8S_EXECUTOR, database_url=world["postgres"].create_database(name.replace("-", "_")),
+                         settings={
+                             "AIRFLOW__KUBERNETES_EXECUTOR__CONFIG_FILE": world["stack"].kubeconfig,
+                             "AIRFLOW__KUBERNETES_EXECUTOR__IN_CLUSTER": "False",
+                             "AIRFLOW__KUBERNETES_EXECUTOR__NAMESPACE": "default",
+                             "AIRFLOW__KUBERNETES_EXECUTOR__POD_TEMPLATE_FILE": str(world["templates"] / "worker.yaml"),
+                             "AIRFLOW__KUBERNETES_EXECUTOR__WORKER_CONTAINER_REPOSITORY": repository,
+                             "AIRFLOW__KUBERNETES_EXECUTOR__WORKER_CONTAINER_TAG": tag,
+                             "AIRFLOW__KUBERNETES_EXECUTOR__WORKER_PODS_CREATION_BATCH_SIZE": "32",
+                         }, **options)

@@ -13,10 +13,13 @@ from airflow.models.taskinstancekey import TaskInstanceKey
 
 def workload(task_id: str, *, dag_id: str = "podq_tests", run_id: str = "manual__1", try_number: int = 1,
              map_index: int = -1, queue: str = "default", executor_config: dict | None = None,
-             priority_weight: int = 1) -> ExecuteTask:
-    ti = TaskInstanceDTO(id=uuid.uuid4(), dag_id=dag_id, task_id=task_id, run_id=run_id, try_number=try_number,
-                         map_index=map_index, dag_version_id=uuid.uuid4(), queue=queue, pool_slots=1,
-                         priority_weight=priority_weight, executor_config=executor_config)
+             priority_weight: int = 1, ti_id: uuid.UUID | None = None,
+             external_executor_id: str | None = None) -> ExecuteTask:
+    """A workload; ``external_executor_id`` is the launch id Airflow's scheduler pre-assigns."""
+    ti = TaskInstanceDTO(id=ti_id or uuid.uuid4(), dag_id=dag_id, task_id=task_id, run_id=run_id,
+                         try_number=try_number, map_index=map_index, dag_version_id=uuid.uuid4(), queue=queue,
+                         pool_slots=1, priority_weight=priority_weight, executor_config=executor_config,
+                         external_executor_id=external_executor_id)
     return ExecuteTask(ti=ti, token="token", dag_rel_path="dags/podq_tests.py",
                        bundle_info=BundleInfo(name="dags-folder", version=None),
                        log_path=f"dag_id={dag_id}/run_id={run_id}/task_id={task_id}/attempt={try_number}.log")
@@ -40,6 +43,7 @@ class FakeTI:
     queue: str = "default"
     external_executor_id: str | None = None
     queued_by_job_id: int | None = None
+    id: str | None = None
 
     @property
     def key(self) -> TaskInstanceKey:

@@ -11,6 +11,8 @@ ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "deploy" / "grafana" / "podq.json"
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yaml"
 HISTOGRAM_SERIES = ("_bucket", "_count", "_sum")
+# Series Prometheus makes itself for every target (the alert rules' `up`), served by no podq process.
+PROMETHEUS_SERIES = frozenset({"up"})
 
 
 def expressions() -> list[tuple[str, str]]:
@@ -44,8 +46,9 @@ def selected_names(expression: str) -> set[str]:
 
 
 def family_of(series: str, families: set[str]) -> str | None:
-    """The metric family a series name belongs to (``x_bucket`` → ``x`` for a histogram), if any."""
-    if series in families:
+    """The metric family a series name belongs to (``x_bucket`` → ``x`` for a histogram), if any;
+    Prometheus's own per-target series count as known."""
+    if series in families or series in PROMETHEUS_SERIES:
         return series
     for suffix in HISTOGRAM_SERIES:
         if series.endswith(suffix) and series[: -len(suffix)] in families:

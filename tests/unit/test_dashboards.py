@@ -16,10 +16,11 @@ EXPRESSIONS = expressions()
 CATALOGUE = set(metrics.names())
 
 
-def test_there_are_panels_and_the_five_alerts_the_operators_need():
+def test_there_are_panels_and_the_alerts_the_operators_need():
     alerts = {where.split(" ", 1)[1] for where, _ in EXPRESSIONS if where.startswith("alert ")}
     assert {"PodqJobsAcceptedNotCreated", "PodqConsumerLagGrowing", "PodqNoWatcherLeader",
-            "PodqDeadLettersGrowing", "PodqKubeApiErrors"} <= alerts
+            "PodqDeadLettersGrowing", "PodqKubeApiErrors", "PodqServiceDown", "PodqIntakeDown", "PodqWatcherDown",
+            "PodqNoWorkersWhileJobsWait", "PodqJobsStuck", "PodqResultsNotRead"} <= alerts
     assert sum(1 for where, _ in EXPRESSIONS if where.startswith("dashboard")) >= 20
 
 

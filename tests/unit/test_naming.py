@@ -57,3 +57,17 @@ def test_pod_names_lower_case_ascii_letters_only():
     # str.lower() would give "kelvin" and "i\u0307stanbul"; the rule keeps only ASCII a-z.
     k = key(dag_id="\u212aelvin", task_id="\u0130stanbul-ABC")
     assert pod_name_for("0" * 32, k) == "elvin-stanbul-abc-0000000000000000"
+
+
+def test_a_launch_id_makes_each_launch_of_a_try_its_own_job_and_pod():
+    plain = key(try_number=2)
+    first, second = key(try_number=2, launch_id="launch-1"), key(try_number=2, launch_id="launch-2")
+    ids = {derive_job_id("s", plain), derive_job_id("s", first), derive_job_id("s", second)}
+    assert len(ids) == 3
+    assert derive_job_id("s", first) == derive_job_id("s", key(try_number=2, launch_id="launch-1"))
+    assert pod_name_for(derive_job_id("s", first), first) != pod_name_for(derive_job_id("s", second), second)
+    # The launch is an annotation (raw), never a label; a key without one has no such annotation.
+    job_id = derive_job_id("s", first)
+    assert pod_annotations(job_id=job_id, scheduler_id="s", key=first)["podq.io/launch-id"] == "launch-1"
+    assert "podq.io/launch-id" not in pod_annotations(job_id=job_id, scheduler_id="s", key=plain)
+    assert "podq.io/launch-id" not in pod_labels(job_id=job_id, scheduler_id="s", key=first)

@@ -173,3 +173,22 @@ def test_records_survive_a_round_trip_through_redis_bytes():
     assert record.pending_since == original.pending_since
     published, _ = feed(again, [("MODIFIED", "running", {}), ("MODIFIED", "succeeded", {})])
     assert published == [State.RUNNING, State.SUCCEEDED]
+
+
+def test_the_launch_id_survives_the_pod_and_the_stored_record():
+    from podq.shared.records import TaskKey
+    from podq.watcher.events import PodIdentity
+
+    key = TaskKey(dag_id="d", task_id="t", run_id="r", try_number=1, launch_id="launch-7")
+    job_id = naming.derive_job_id("sched", key)
+    pod = raw_pod(SAMPLES["running"])
+    pod["metadata"]["annotations"] = naming.pod_annotations(job_id=job_id, scheduler_id="sched", key=key)
+    event = decode_line(orjson.dumps({"type": "ADDED", "object": pod}))
+    assert event.pod.identity.key == key
+    record = PodRecord(state=State.RUNNING, identity=event.pod.identity)
+    assert PodRecord.decode(record.encode()).identity.key == key
+    # A record without a launch id stays nine items (as written before launch ids existed).
+    plain = PodRecord(state=State.RUNNING, identity=PodIdentity(
+        job_id="j", scheduler_id="sched", key=TaskKey(dag_id="d", task_id="t", run_id="r"), annotations={}))
+    assert len(orjson.loads(plain.encode())) == 9
+    assert PodRecord.decode(plain.encode()).identity.key.launch_id is None

@@ -31,6 +31,8 @@ function normalizeKey(key) {
     try_number: key.try_number ?? 1,
     map_index: key.map_index ?? -1,
   };
+  // launch_id (optional): one launch of the try; written only when set.
+  if (key.launch_id !== undefined && key.launch_id !== null) out.launch_id = key.launch_id;
   for (const name of ['dag_id', 'task_id', 'run_id']) {
     if (typeof out[name] !== 'string' || out[name].length === 0 || [...out[name]].length > 250) {
       throw new ProtocolError(`task_key.${name}: a string of 1-250 characters is required`);
@@ -42,14 +44,21 @@ function normalizeKey(key) {
   if (!Number.isInteger(out.map_index) || out.map_index < -1) {
     throw new ProtocolError('task_key.map_index: an integer >= -1 is required');
   }
+  if ('launch_id' in out && (typeof out.launch_id !== 'string' || out.launch_id.length === 0
+      || [...out.launch_id].length > 128)) {
+    throw new ProtocolError('task_key.launch_id: a string of 1-128 characters is required');
+  }
   return out;
 }
 
 // job_id: first 32 lower-case hex characters of SHA-256 over the UTF-8 of
-// scheduler_id, dag_id, task_id, run_id, try_number, map_index joined by U+001F.
+// scheduler_id, dag_id, task_id, run_id, try_number, map_index (and launch_id, when the key has one)
+// joined by U+001F.
 function deriveJobId(schedulerId, key) {
   const k = normalizeKey(key);
-  const text = [schedulerId, k.dag_id, k.task_id, k.run_id, String(k.try_number), String(k.map_index)].join('\x1f');
+  const parts = [schedulerId, k.dag_id, k.task_id, k.run_id, String(k.try_number), String(k.map_index)];
+  if ('launch_id' in k) parts.push(k.launch_id);
+  const text = parts.join('\x1f');
   return crypto.createHash('sha256').update(text, 'utf8').digest('hex').slice(0, 32);
 }
 

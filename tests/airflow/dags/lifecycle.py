@@ -1,0 +1,135 @@
+"""The DAGs of the task-lifecycle matrix (tests/airflow/test_lifecycle.py): the same file for both executors.
+
+Each DAG is one way an Airflow task waits or ends: a sensor in reschedule and in poke mode, the standard
+provider's deferrable sensor, a custom trigger and a task that defers twice (the triggerer runs them).
+A reschedule or a resume is a new launch of the same try, so a new pod; every launch is counted in a file
+under the task's AIRFLOW_HOME so the test can compare pods created with launches made.
+"""
+from __future__ import annotations
+
+import datetime
+import os
+from pathlib import Path
+
+from airflow.providers.standard.sensors.python import PythonSensor
+from airflow.providers.standard.sensors.time_delta import TimeDeltaSensor
+from airflow.providers.standard.triggers.temporal import TimeDeltaTrigger
+from airflow.sdk import BaseOperator, dag, get_current_context, task
+
+from lifecycle_triggers import CountdownTrigger
+
+START = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+COMMON = {"schedule": None, "start_date": START, "catchup": False, "max_active_tasks": 64}
+POKES_TO_SUCCESS = 3
+
+
+def count_launch() -> int:
+    """Add one to this task's counter in this run (``launches/<run_id>/<dag_id>.<task_id>``); the count."""
+    context = get_current_context()
+    ti = context["ti"]
+    folder = Path(os.environ["AIRFLOW_HOME"]) / "launches" / context["run_id"]
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{ti.dag_id}.{ti.task_id}"
+    with open(path, "a") as out:
+        out.write(f"{ti.try_number}\n")
+    return len(path.read_text().splitlines())
+
+
+def third_poke() -> bool:
+    return count_launch() >= POKES_TO_SUCCESS
+
+
+@dag(dag_id="life_reschedule", **COMMON)
+def life_reschedule():
+    # Each poke is its own launch: the sensor is queued again under the same try after each one.
+    wait = PythonSensor(task_id="wait", python_callable=third_poke, mode="reschedule",
+                        poke_interval=2, timeout=600)
+
+    @task
+    def after() -> str:
+        return "sensed"
+
+    wait >> after()
+
+
+@dag(dag_id="life_poke", **COMMON)
+def life_poke():
+    # One launch: the sensor pokes inside its pod.
+    PythonSensor(task_id="wait", python_callable=third_poke, mode="poke", poke_interval=1,
+                 timeout=600)
+
+
+@dag(dag_id="life_deferrable_sensor", **COMMON)
+def life_deferrable_sensor():
+    # The standard provider's deferrable sensor: defers to the triggerer, resumes (a second launch) when
+    # 40 s after the run's start have passed.
+    waited = TimeDeltaSensor(task_id="wait", delta=datetime.timedelta(seconds=40), deferrable=True)
+
+    @task
+    def after() -> int:
+        return count_launch()
+
+    waited >> after()
+
+
+class DeferTwice(BaseOperator):
+    """Defers to the standard TimeDeltaTrigger, then to a custom trigger, then ends: three launches."""
+
+    def execute(self, context):
+        count_launch()
+        self.defer(trigger=TimeDeltaTrigger(datetime.timedelta(seconds=2)), method_name="after_first")
+
+    def after_first(self, context, event=None):
+        count_launch()
+        self.defer(trigger=CountdownTrigger(seconds=2, payload="second"), method_name="after_second")
+
+    def after_second(self, context, event=None):
+        count_launch()
+        if event != {"payload": "second"}:
+            raise RuntimeError(f"the custom trigger's event is {event!r}")
+        return "deferred twice"
+
+
+@dag(dag_id="life_defer_twice", **COMMON)
+def life_defer_twice():
+    DeferTwice(task_id="twice")
+
+
+life_reschedule()
+life_poke()
+life_deferrable_sensor()
+life_defer_twice()
+
+
+# -- for the scheduler SIGKILL while a task waits (slow tests) --------------------------------------
+
+def fifth_poke() -> bool:
+    return count_launch() >= 5
+
+
+@dag(dag_id="life_kill_reschedule", **COMMON)
+def life_kill_reschedule():
+    # Five launches 5 s apart: the test kills the scheduler while the sensor waits between two.
+    PythonSensor(task_id="wait", python_callable=fifth_poke, mode="reschedule",
+                 poke_interval=5, timeout=900)
+
+
+class DeferLong(BaseOperator):
+    """Defers once for 25 s to the custom trigger (the test kills the scheduler meanwhile), then ends."""
+
+    def execute(self, context):
+        count_launch()
+        self.defer(trigger=CountdownTrigger(seconds=25, payload="late"), method_name="resumed")
+
+    def resumed(self, context, event=None):
+        count_launch()
+        return event
+
+
+@dag(dag_id="life_kill_defer", **COMMON)
+def life_kill_defer():
+    DeferLong(task_id="deferred")
+
+
+life_kill_reschedule()
+life_kill_defer()

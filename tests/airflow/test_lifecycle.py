@@ -1,0 +1,93 @@
+"""Every way an Airflow task waits, through podq and through the KubernetesExecutor on the same kubesim.
+
+A real Airflow 3 (API server, DAG processor, scheduler, triggerer) runs the DAGs of
+tests/airflow/dags/lifecycle.py: a sensor in reschedule mode (each poke a launch of the same try), in
+poke mode, the standard provider's deferrable sensor, and a task that defers twice (to a standard and to
+a custom trigger). Every task instance must end as under the KubernetesExecutor (EXPECTED), and kubesim's
+create audit must show one pod per launch: as many as the task's code counted (LAUNCHES).
+
+Quick pass (`make airflow-test-quick`): podq runs the matrix. Slow (`make airflow-test`): the
+KubernetesExecutor reference on the same DAGs, and the scheduler killed with SIGKILL while a sensor waits
+between pokes and while a task is deferred.
+"""
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import pytest
+
+from tests.support.airflow_lifecycle import (EXPECTED, FINISHED, LAUNCHES, launches_counted, pod_prefix,
+                                             run_matrix)
+from tests.support.airflow_system import AirflowSystem, airflow_world, kubernetes_airflow, podq_airflow
+
+pytestmark = pytest.mark.timeout(1800)  # real processes on a shared machine: minutes, not seconds
+
+DAGS = Path(__file__).parent / "dags"
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    with airflow_world(tmp_path_factory.mktemp("airflow-lifecycle"), dags_folder=DAGS) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def podq_matrix(world):
+    with podq_airflow(world, "podq-life", triggerer=True) as system:
+        return run_matrix(system, world, "podq_life")
+
+
+def test_every_lifecycle_ends_as_under_the_kubernetes_executor(podq_matrix):
+    assert podq_matrix["states"] == EXPECTED
+
+
+def test_each_launch_is_one_pod(podq_matrix):
+    """A reschedule or a resume is a new pod; nothing is launched twice."""
+    assert podq_matrix["creates"] == LAUNCHES
+    # Each poke of the reschedule sensor and each run of the twice-deferred task was one launch, one pod;
+    # the poke-mode sensor poked three times in its one pod.
+    assert podq_matrix["counted"] == {("life_reschedule", "wait"): 3, ("life_defer_twice", "twice"): 3,
+                                      ("life_poke", "wait"): 3}
+
+
+@pytest.mark.slow
+def test_kubernetes_executor_reference_reaches_the_same_states_and_pods(world, podq_matrix):
+    with kubernetes_airflow(world, "k8s-life", triggerer=True) as system:
+        reference = run_matrix(system, world, "k8s_life")
+    assert reference["states"] == EXPECTED == podq_matrix["states"]
+    assert reference["creates"] == LAUNCHES == podq_matrix["creates"]
+
+
+def kill_scheduler_while(system: AirflowSystem, world, *, dag_id: str, task_id: str, waiting_state: str,
+                         run_id: str) -> tuple[tuple[str, int], int]:
+    """Trigger ``dag_id``, SIGKILL the scheduler once ``task_id`` is in ``waiting_state``, start a new one;
+    the task's end state and the pods created for it."""
+    admin = world["admin"]
+    system.wait_for_dags([dag_id])
+    system.trigger(dag_id, run_id)
+
+    def state():
+        return system.task_instances().get((dag_id, task_id, -1))
+    system.wait(lambda: state() == (waiting_state, 1), timeout=600, what=f"{dag_id}.{task_id} {waiting_state}")
+    system.kill("scheduler", signal.SIGKILL)
+    system.start_scheduler()
+    final = system.wait(lambda: state() if state() and state()[0] in FINISHED else None, timeout=600,
+                        what=f"{dag_id}.{task_id} to finish after the restart")
+    return final, admin.create_count(name_prefix=pod_prefix(dag_id, task_id))
+
+
+@pytest.mark.slow
+def test_scheduler_sigkill_while_a_sensor_waits_between_pokes(world):
+    with podq_airflow(world, "podq-kill-reschedule") as system:
+        final, creates = kill_scheduler_while(system, world, dag_id="life_kill_reschedule", task_id="wait",
+                                              waiting_state="up_for_reschedule", run_id="kill_reschedule")
+    assert final == ("success", 1)
+    assert creates == launches_counted(world, "kill_reschedule", "life_kill_reschedule", "wait") == 5, "one pod per poke, none again"
+
+
+@pytest.mark.slow
+def test_scheduler_sigkill_while_a_task_is_deferred(world):
+    with podq_airflow(world, "podq-kill-defer", triggerer=True) as system:
+        final, creates = kill_scheduler_while(system, world, dag_id="life_kill_defer", task_id="deferred",
+                                              waiting_state="deferred", run_id="kill_defer")
+    assert final == ("success", 1)
+    assert creates == launches_counted(world, "kill_defer", "life_kill_defer", "deferred") == 2, "the run and the resume"

@@ -1,0 +1,64 @@
+"""The lifecycle matrix's DAGs, expectations and run (tests/airflow/test_lifecycle.py, test_schedulers.py).
+
+The DAGs are in tests/airflow/dags/lifecycle.py; every task instance must end as under the
+KubernetesExecutor (EXPECTED) with one pod per launch (LAUNCHES).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from tests.support.airflow_system import AirflowSystem
+
+LIFE_DAGS = ["life_reschedule", "life_poke", "life_deferrable_sensor", "life_defer_twice"]
+FINISHED = {"success", "failed", "upstream_failed", "skipped", "removed"}
+
+# (dag_id, task_id, map_index) -> (state, try_number) under the KubernetesExecutor (the slow test runs it).
+EXPECTED: dict[tuple[str, str, int], tuple[str, int]] = {
+    ("life_reschedule", "wait", -1): ("success", 1),
+    ("life_reschedule", "after", -1): ("success", 1),
+    ("life_poke", "wait", -1): ("success", 1),
+    ("life_deferrable_sensor", "wait", -1): ("success", 1),
+    ("life_deferrable_sensor", "after", -1): ("success", 1),
+    ("life_defer_twice", "twice", -1): ("success", 1),
+}
+# Launches (pods) per task: three pokes in reschedule mode; one launch for poke mode; the deferrable
+# sensor's first run and its resume; the task deferring twice runs three times.
+LAUNCHES = {
+    ("life_reschedule", "wait"): 3, ("life_reschedule", "after"): 1, ("life_poke", "wait"): 1,
+    ("life_deferrable_sensor", "wait"): 2, ("life_deferrable_sensor", "after"): 1,
+    ("life_defer_twice", "twice"): 3,
+}
+COUNTED = [("life_reschedule", "wait"), ("life_defer_twice", "twice"), ("life_poke", "wait")]
+
+
+def pod_prefix(dag_id: str, task_id: str) -> str:
+    """Both executors start pod names with the slug of ``dag_id-task_id``."""
+    return f"{dag_id}-{task_id}".replace("_", "-") + "-"
+
+
+def launches_counted(world, run_id: str, dag_id: str, task_id: str) -> int:
+    """How many times the task's code ran (tests/airflow/dags/lifecycle.py counts them)."""
+    path = world["task_home"] / "launches" / run_id / f"{dag_id}.{task_id}"
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def run_matrix(system: AirflowSystem, world: dict[str, Any], run_id: str) -> dict:
+    """Trigger every lifecycle DAG; the end states and the pods created per task."""
+    admin = world["admin"]
+    admin.clear_creates()
+    system.wait_for_dags(LIFE_DAGS)
+    for dag_id in LIFE_DAGS:
+        system.trigger(dag_id, run_id)
+
+    def finished():
+        instances = {key: value for key, value in system.task_instances().items() if key[0] in LIFE_DAGS}
+        return instances if len(instances) == len(EXPECTED) and all(
+            state in FINISHED for state, _ in instances.values()) else None
+    states = system.wait(finished, timeout=900, what="every lifecycle task instance to finish")
+    creates = {(dag_id, task_id): admin.create_count(name_prefix=pod_prefix(dag_id, task_id))
+               for dag_id, task_id in LAUNCHES}
+    counted = {(dag_id, task_id): launches_counted(world, run_id, dag_id, task_id)
+               for dag_id, task_id in COUNTED}
+    return {"states": states, "creates": creates, "counted": counted}
+
+
