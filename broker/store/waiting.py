@@ -5,7 +5,7 @@ has none, the jobs wait here instead of in one first-come-first-served queue: on
 scheduler (``podq:waiting:<cluster>:line:<scheduler>``, highest priority first, then first come),
 and the schedulers that have a line in ``podq:waiting:<cluster>`` with their *pass*, the service
 each has had divided by its weight (stride scheduling). Intake's dispatcher
-(:mod:`podq.broker.intake.dispatcher`) keeps about half a second of the budget dispatched and
+(:mod:`podq.broker.intake.dispatcher`) keeps a fraction of a second of the budget dispatched (``PODQ_INTAKE_DISPATCH_AHEAD``) and
 takes the next jobs from the lines with the lowest passes.
 
 A waiting job is ``waiting`` in the ledger; ``lua/wait.lua`` moves it there and into its line in one

@@ -59,6 +59,6 @@ def test_a_cap_bounds_a_schedulers_jobs_in_flight():
     assert plan(full, room=50, weights=EQUAL, caps=caps) == {}
 
 
-def test_the_window_is_half_a_second_of_the_budget_plus_its_latency_at_least_the_floor():
-    assert window(rate=200.0, latency=0.05, ahead=0.5, floor=16) == 110
-    assert window(rate=10.0, latency=0.0, ahead=0.5, floor=16) == 16
+def test_the_window_is_the_budget_over_ahead_plus_the_base_latency_at_least_the_floor():
+    assert window(rate=200.0, latency=0.1, ahead=0.4, floor=16) == 100
+    assert window(rate=10.0, latency=0.0, ahead=0.4, floor=16) == 16
