@@ -17,7 +17,7 @@ ROUTINE_TASKS = 24
 @dag(dag_id="proof_priority", schedule=None, start_date=datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc),
      catchup=False, max_active_tasks=64)
 def proof_priority():
-    @task(priority_weight=1000, weight_rule="absolute")
+    @task(priority_weight=1000, weight_rule="absolute", retries=2, retry_delay=datetime.timedelta(seconds=1))
     def gate() -> str:
         return "open"
 
