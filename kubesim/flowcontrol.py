@@ -1,7 +1,8 @@
 """kubesim's model of the API server's limit: API Priority and Fairness (APF) for mutating requests.
 
 Off unless ``LimitSettings.enabled``. One limited priority level takes every mutating API request
-(POST, PUT, PATCH, DELETE); reads, watches and the admin routes pass untouched. A request that finds a
+(POST, PUT, PATCH, DELETE); reads and watches are never queued (only labelled with the level's headers)
+and the admin routes pass untouched. A request that finds a
 free seat and nobody waiting executes at once; otherwise it joins one of the level's queues: its flow
 (the caller's identity, ``access.identity``) is shuffle-sharded onto a hand of ``hand_size`` queues and
 the request joins the shortest of them. Seats freed are handed to the queues in turn (round robin over
@@ -222,7 +223,7 @@ class FlowControl:
 
     # -- the request path ----------------------------------------------------------------------
     async def serve(self, request: web.Request, answer: Callable[[], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-        """Admit ``request`` (or answer 429), hold it for its pace, run ``answer`` and free the seat."""
+        """Admit ``request`` (or answer 429), hold it until its completion time, run ``answer``, free the seat."""
         stats = self._stats_of(request)
         if not await self._admit(stats):
             return self._too_many()
@@ -231,7 +232,11 @@ class FlowControl:
             response = await answer()
         finally:
             self._release(stats)
-        if not response.prepared:
+        return self.label(response)
+
+    def label(self, response: web.StreamResponse) -> web.StreamResponse:
+        """Add the PF headers while the model is on (reads are labelled with the level too, though never queued)."""
+        if self.settings.enabled and not response.prepared:
             response.headers.update(PF_HEADERS)
         return response
 
@@ -375,7 +380,8 @@ class FlowControl:
 
     # -- run-time changes and state ----------------------------------------------------------------
     def apply(self, values: dict[str, Any]) -> None:
-        """Change the settings (ValueError names a bad one); takes effect for the requests waiting too."""
+        """Change the settings (ValueError names a bad one). Seats, queues and the rate take effect for the
+        requests already waiting too; a new ``queue_wait`` for those that queue from now on."""
         before = (self.settings.queues, self.settings.hand_size)
         self.settings.update(values)
         settings = self.settings

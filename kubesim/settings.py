@@ -72,6 +72,11 @@ class LimitSettings:
     """the Retry-After of a 429 in seconds; 0: as kube-apiserver 1.30 does (1, doubled while drops
     go on, up to 32; lowered by one when they stop)."""
 
+    def __post_init__(self) -> None:
+        self.rate = float(self.rate)
+        self.queue_wait = float(self.queue_wait)
+        self.check()
+
     def effective_seats(self) -> int:
         if self.seats > 0:
             return self.seats

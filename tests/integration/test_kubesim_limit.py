@@ -89,8 +89,13 @@ def test_a_full_queue_is_answered_429_with_retry_after_and_the_pf_headers(limite
     assert state["rejected"] == 1
     assert [flow["rejected"] for flow in state["flows"].values()] == [0, 1]
     assert admin.create_count(name_prefix="refused") == 0  # a refused create stores nothing
-    # reads are not limited: a get and a list pass while the only seat is taken
-    assert v1.list_namespaced_pod(NS).items == []
+    # reads are not limited: a list passes while the only seat is taken (labelled with the level all the same)
+    items, _status, headers = v1.list_namespaced_pod_with_http_info(NS)
+    assert items.items == []
+    assert headers["X-Kubernetes-PF-PriorityLevel-UID"] == PRIORITY_LEVEL_UID
+    stream = v1.list_namespaced_pod(NS, watch=True, timeout_seconds=1, _preload_content=False)
+    assert stream.status == 200 and stream.headers["X-Kubernetes-PF-FlowSchema-UID"] == FLOW_SCHEMA_UID
+    stream.release_conn()
     admin.clear_latency()
     admin.release_hung()
     holder.api_client.close()
