@@ -4,9 +4,9 @@ One stack (its own module, so its counters start at zero) is scraped every 0.5 s
 test suite's small Prometheus (tests/support/prometheus.py: ``up``, staleness, PromQL, ``for``); the
 rules are evaluated on what was scraped, with time compressed 60 times (``for: 5m`` holds 5 s, ``[10m]``
 covers 10 s). The tests run in order, each breaking one more thing: a healthy run, a scheduler that
-reads nothing, a refused record, a job that cannot be created, intake down, every worker down, the
-watcher down. Not driven here: PodqResultsUnacknowledged and PodqRedisSlow (thresholds of 15 minutes and
-100 ms that time compression cannot reach), PodqResultDeadLettersGrowing and PodqKubeApiErrors.
+reads nothing, a refused record, a job that cannot be created, every create failing, intake down, every
+worker down, the watcher down. Not driven here: PodqResultsUnacknowledged and PodqRedisSlow (thresholds
+of 15 minutes and 100 ms that time compression cannot reach) and PodqResultDeadLettersGrowing.
 """
 from __future__ import annotations
 
@@ -158,6 +158,20 @@ def test_jobs_stuck_fires_for_a_job_that_cannot_be_created(stack, scraper, clien
         wait_fired(scraper, "PodqJobsStuck", since, scope="default")
     finally:
         admin.remove_fault(fault)
+
+
+def test_kube_api_errors_fires_while_the_api_server_fails_creates(stack, scraper, client, reader):
+    admin = Admin(stack.kubesim_url)
+    failing = jobs(HEALTHY, 10, tag="api-errors")
+    fault = admin.add_fault(action="500", verb="create")
+    since = scraper.scrapes[-1]
+    try:
+        submit_many(client, failing)
+        wait_fired(scraper, "PodqKubeApiErrors", since)
+    finally:
+        admin.remove_fault(fault)
+    wait_for(lambda: all(any(r.terminal for r in reader.get(job.job_id, [])) for job in failing), timeout=120,
+             message="the failing jobs done once the API server answers")
 
 
 def test_intake_down_fires_and_the_watcher_keeps_the_gauges_published(stack, scraper, client, reader):
