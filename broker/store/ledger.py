@@ -46,6 +46,8 @@ class LedgerEntry:
     deliveries: int = 0
     accepted_at: float | None = None
     updated_at: float | None = None
+    refused: str | None = None
+    """Why intake refused the job (the message of its ``failed`` result); None for an admitted job."""
 
     @classmethod
     def decode(cls, job_id: str, fields: Mapping[str | bytes, bytes | None]) -> "LedgerEntry":
@@ -74,7 +76,8 @@ class LedgerEntry:
                    pod_name=text("pod_name"), namespace=text("namespace") or None, uid=text("uid"),
                    terminal_state=text("terminal_state") or None, last_state=text("last_state"),
                    last_entry=text("last_entry") or None, deliveries=int(number("deliveries") or 0),
-                   accepted_at=number("accepted_at"), updated_at=number("updated_at"))
+                   accepted_at=number("accepted_at"), updated_at=number("updated_at"),
+                   refused=text("refused"))
 
 
 @dataclass(frozen=True, kw_only=True)
