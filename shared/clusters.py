@@ -81,8 +81,8 @@ class Route:
     pattern: str
     cluster: str
 
-    def matches(self, job: "KubernetesJob") -> bool:
-        value = {"namespace": job.namespace, "scheduler": job.scheduler_id, "template": job.pod_template}[self.kind]
+    def matches(self, job: "KubernetesJob", *, namespace: str) -> bool:
+        value = {"namespace": namespace, "scheduler": job.scheduler_id, "template": job.pod_template}[self.kind]
         if value is None:
             return False
         if self.pattern.endswith("*"):
@@ -166,6 +166,11 @@ def canonical(settings: "Settings", name: str | None) -> str | None:
     return None if name is None or name == default_name(settings) else name
 
 
+def as_recorded(settings: "Settings") -> tuple[str | None, ...]:
+    """Every cluster of the cell as records and the ledger hold it: None for the default, then the others."""
+    return tuple(canonical(settings, name) for name in names(settings))
+
+
 def route(job: "KubernetesJob", settings: "Settings") -> tuple[str | None, str | None]:
     """Where ``job`` goes: ``(cluster, None)`` (None for the default) or ``(None, why it is refused)``."""
     known = names(settings)
@@ -174,8 +179,9 @@ def route(job: "KubernetesJob", settings: "Settings") -> tuple[str | None, str |
             return None, (f"job.cluster: {job.cluster!r} is not a cluster of this cell (clusters: "
                           f"{', '.join(known)})")
         return canonical(settings, job.cluster), None
+    namespace = job.namespace or settings.kube.namespace
     for rule in settings.routes:
-        if rule.matches(job):
+        if rule.matches(job, namespace=namespace):
             return canonical(settings, rule.cluster), None
     return None, None
 
