@@ -17,6 +17,7 @@ from .admin_routes import PREFIX as ADMIN_PREFIX
 from .admin_routes import AdminRoutes
 from .core import SimCore
 from .discovery import DiscoveryRoutes
+from .event_routes import EventRoutes
 from .eventloop import new_event_loop
 from .flowcontrol import MUTATING
 from .http_util import check_accept, error_response
@@ -81,6 +82,7 @@ async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
 def build_app(core: SimCore) -> web.Application:
     app = web.Application(middlewares=[_middleware(core)], client_max_size=16 * 1024 * 1024)
     PodRoutes(core).add_to(app)
+    EventRoutes(core).add_to(app)
     DiscoveryRoutes(core).add_to(app)
     AdminRoutes(core).add_to(app)
     return app

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from podq.broker.embedded import EmbeddedRedis
+from podq.broker.store.reach import reach
 from podq.shared.errors import PodqError
 from podq.shared.procs import die_with_parent
 from podq.shared.settings import Settings
@@ -88,6 +89,8 @@ class Stack:
             if not self.redis_url:
                 self.redis = EmbeddedRedis(data_dir=str(self.workdir / "redis")).start()
                 self.redis_url = self.redis.url
+            else:   # a given server must answer now, not after every service has started and died
+                reach(self.redis_url, settings=self.settings.redis).close()
             if not self.kubeconfig and not self.settings.kube.in_cluster:
                 self._start_kubesim()
             self.spawn("intake", ["intake", "--consumer", "intake-1"])

@@ -206,6 +206,9 @@ class ControlRecord:
         return record
 
 
+MAX_FAILURE_EVENTS = 20
+
+
 @dataclass(frozen=True, kw_only=True)
 class FailureDetails:
     """Why a job failed: the pod's and the failing container's story, or the API's answer."""
@@ -221,9 +224,12 @@ class FailureDetails:
     container_name: str | None = None
     reason: str | None = None
     message: str | None = None
+    events: tuple[str, ...] | None = None
+    """The pod's last Kubernetes Events, oldest first, for a job that never ran (``Warning FailedMount: …``)."""
 
     def to_wire(self) -> dict[str, Any]:
-        return {name: value for name, value in self.__dict__.items() if value is not None}
+        return {name: list(value) if isinstance(value, tuple) else value
+                for name, value in self.__dict__.items() if value is not None}
 
     @classmethod
     def from_reader(cls, reader: FieldReader) -> "FailureDetails":
@@ -231,7 +237,8 @@ class FailureDetails:
                    for name in ("pod_status", "pod_reason", "pod_message", "container_state",
                                 "container_reason", "container_message", "container_type",
                                 "container_name", "reason", "message")}
-        return cls(exit_code=reader.int("exit_code", required=False), **strings)
+        events = reader.str_list("events", max_items=MAX_FAILURE_EVENTS, max_len=32768)
+        return cls(exit_code=reader.int("exit_code", required=False), events=events or None, **strings)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -85,10 +85,11 @@ class IntakeSettings:
     """Directory of named pod templates (``<name>.yaml``); unset: only the default template."""
     namespaces: tuple[str, ...] = ()
     """Namespaces jobs may use; empty: only ``PODQ_KUBE_NAMESPACE``."""
-    redispatch_after: float = 30.0
+    redispatch_after: float = 5.0
     """Seconds a dispatched job may go without a live delivery (and with the Celery queue
-    empty) before intake pushes it again: a message can vanish with a Redis crash. The
-    ledger's claim lease absorbs the duplicate if the first message was not lost after all."""
+    empty) before intake pushes it again: a message can vanish with a Redis crash or failover
+    (a BRPOP whose reply died with the primary). The ledger's claim lease absorbs the duplicate
+    if the first message was not lost after all."""
     max_record_bytes: int = 256 * 1024
     """Largest job or control record intake admits, in msgpack bytes (the protocol's ceiling is 256 KiB)."""
     pod_policy: bool = True
@@ -174,6 +175,8 @@ class WatcherSettings:
     """Container waiting reasons that fail a Pending pod at once (Airflow's default list)."""
     pending_deadline: float = 600.0
     """Seconds a pod may stay Pending before its job fails and the pod is revoked; 0 disables."""
+    pod_events: bool = True
+    """Watch the Kubernetes Events about podq's pods (RBAC: get, list, watch on ``events``): pending reasons from them, and the last ones in the failure details of a job that never ran."""
     pending_reason_interval: float = 2.0
     """Seconds between two ``pending`` results of one pod when its pending reason changes; changes in between are coalesced (the latest one is published when the interval ends)."""
     lease_ttl: float = 10.0

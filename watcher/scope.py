@@ -28,6 +28,7 @@ from .errors import ResourceExpired, WatchFailed
 from .events import BadEvent, EventType, decode_line, pod_view
 from .health import Health
 from .kube import KubePods, WatchStream
+from .notices import Notice, NoticeLoop
 from .publishing import Broker, Scope, after_publish, publish
 from .tracker import Intent, Tracker
 from .unseen import created_jobs, unseen_endings
@@ -65,15 +66,21 @@ class ScopeRunner:
         self._last_sweep = 0.0
         self._thread: threading.Thread | None = None
         self._stream: WatchStream | None = None
+        self._notices: NoticeLoop | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> "ScopeRunner":
         self._thread = threading.Thread(target=self._main, name=f"podq-watch-{self.scope.name}", daemon=True)
         self._thread.start()
+        if self._settings.pod_events:
+            self._notices = NoticeLoop(name=self.scope.name, namespace=self.scope.namespace, kube=self._kube,
+                                       deliver=self.notice, stop=self.stop).start()
         return self
 
     def close(self, timeout: float = 5.0) -> None:
         self.stop.set()
+        if self._notices is not None:
+            self._notices.close(timeout)
         stream = self._stream
         if stream is not None:
             stream.close()
@@ -277,6 +284,22 @@ class ScopeRunner:
                 batch_size=self._settings.batch_size)
         if any(intent.complete or intent.revoke_pod for intent in intents):
             after_publish(self._broker, self._kube, intents)
+
+    def notice(self, notices: list[Notice]) -> None:
+        """Kubernetes Events about pods (the notice loop's thread): kept, and new pending reasons published."""
+        now = time.time()
+        try:
+            with self.lock:
+                if self.tracker is None or not self.synced.is_set():
+                    return  # loading: the next list of Events brings them again
+                intents = [intent for notice in notices for intent in self.tracker.noted(notice, now=now)]
+                if intents:
+                    self._publish(intents, position=None)
+        except FencedError as exc:
+            metrics.WATCHER_FENCED.labels(self.scope.name).inc()
+            log.warning("scope %s: deposed (%s); stopping", self.scope.name, exc)
+            self.fenced = True
+            self.stop.set()
 
     def publish_external(self, intents: list[Intent]) -> None:
         """Publish intents made outside the loop (the reconciler) under the same lock and token."""

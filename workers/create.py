@@ -23,7 +23,7 @@ from podq.broker.store.ledger import Claim, Lease
 from podq.broker.store.ratelimit import PUSH_BACKS
 from podq.shared import metrics, naming
 from podq.shared.pods.templates import TemplateError
-from podq.shared.records import FailureDetails, KubernetesJob, KubernetesWatch
+from podq.shared.records import FailureDetails, KubernetesJob, KubernetesWatch, PendingReason
 from podq.shared.states import CREATABLE_STATES, LedgerState, Source, State
 
 from .budget import ERROR, OK, THROTTLED
@@ -294,7 +294,23 @@ def delay(rt: Runtime, job: KubernetesJob, payload: bytes, *, wait: float, error
                     message=f"gave up after {limit} delayed retries: {detail}",
                     status=error.status if error else None)
     log.info("job %s: delayed %.1f s (delay %d of %d)", job.job_id, wait, delays, limit)
+    if error is not None:
+        tell_waiting(rt, job, owner=owner, namespace=namespace, error=error, delays=delays)
     return Outcome.DELAYED
+
+
+def tell_waiting(rt: Runtime, job: KubernetesJob, *, owner: str, namespace: str, error: KubeApiError,
+                 delays: int) -> None:
+    """The scheduler learns why its job's pod is not created yet: a ``pending`` with reason
+    ``FailedCreate`` and the API's answer (a quota, throttling, an unavailable server), each
+    delay a later ``pending`` of its own (the publish script drops one equal to the last)."""
+    message = f"{error.message or error} (HTTP {error.status})" if error.status else (error.message or str(error))
+    result = KubernetesWatch.build(
+        job_id=job.job_id, scheduler_id=owner, key=job.key, source=Source.WORKER, state=State.PENDING,
+        pod_name=naming.pod_name_for(job.job_id, job.key), namespace=namespace,
+        annotations=job_annotations(job, owner), again=f"create-{delays}",
+        pending_reason=PendingReason(reason="FailedCreate", message=f"Error creating: {message}"))
+    rt.publisher.publish([result])
 
 
 def job_annotations(job: KubernetesJob, owner: str) -> dict[str, str]:

@@ -16,6 +16,20 @@ class JobStatus:
     last_entry_id: str | None
     last_result: KubernetesWatch | None
 
+    def summary(self) -> str:
+        """One line: where the job stands (ledger state, terminal state, pod, or why intake refused it)."""
+        entry = self.entry
+        if entry.refused:
+            return f"refused by intake: {entry.refused}"
+        text = entry.state.value if entry.state else "-"
+        if entry.terminal_state:
+            text += f" ({entry.terminal_state})"
+        elif entry.last_state:
+            text += f", last result {entry.last_state}"
+        if entry.pod_name:
+            text += f", pod {entry.namespace or '-'}/{entry.pod_name}"
+        return text
+
     def lines(self) -> list[str]:
         entry, result = self.entry, self.last_result
         job = entry.job
@@ -26,6 +40,8 @@ class JobStatus:
                  + (f" ({entry.terminal_state})" if entry.terminal_state else ""),
                  f"pod        {entry.namespace or '-'}/{entry.pod_name or '-'} uid={entry.uid or '-'}",
                  f"deliveries {entry.deliveries}"]
+        if entry.refused:
+            lines.append(f"refused    {entry.refused}")
         if result is None:
             lines.append(f"result     {entry.last_state or '-'}"
                          + (f" (entry {self.last_entry_id}, trimmed)" if self.last_entry_id else ""))

@@ -48,6 +48,8 @@ class LedgerEntry:
     updated_at: float | None = None
     cluster: str | None = None
     """The cluster intake routed the job to; None: the cell's default cluster."""
+    refused: str | None = None
+    """Why intake refused the job (the message of its ``failed`` result); None for an admitted job."""
 
     @classmethod
     def decode(cls, job_id: str, fields: Mapping[str | bytes, bytes | None]) -> "LedgerEntry":
@@ -77,7 +79,7 @@ class LedgerEntry:
                    terminal_state=text("terminal_state") or None, last_state=text("last_state"),
                    last_entry=text("last_entry") or None, deliveries=int(number("deliveries") or 0),
                    accepted_at=number("accepted_at"), updated_at=number("updated_at"),
-                   cluster=text("cluster") or None)
+                   cluster=text("cluster") or None, refused=text("refused"))
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -177,4 +177,6 @@ def failure_text(details: FailureDetails) -> str:
     if details.pod_status or details.pod_reason or details.pod_message:
         pod = " ".join(part for part in (details.pod_status, details.pod_reason) if part)
         parts.append(f"pod {pod}" + (f": {details.pod_message}" if details.pod_message else ""))
+    if details.events:
+        parts.append("last events: " + " | ".join(details.events))
     return "; ".join(parts) or "no details"

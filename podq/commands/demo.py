@@ -2,16 +2,16 @@
 from __future__ import annotations
 
 import sys
-import threading
 import time
 
 from podq.broker.client.results import ResultsConsumer
 from podq.broker.client.submit import submit_many
 from podq.broker.store.connection import connect
-from podq.shared.loops import stop_on_signals
 from podq.shared.records import KubernetesJob, TaskKey
 from podq.shared.states import State
 from podq.stack import Stack, StackOptions
+
+from ._common import Interrupt
 
 SCHEDULER_ID = "podq-demo"
 FAIL_EVERY = 7
@@ -50,12 +50,14 @@ def run(args, settings) -> int:
     if args.jobs < 1:
         print("podq demo: --jobs must be at least 1", file=sys.stderr)
         return 2
-    stop = threading.Event()
-    stop_on_signals(stop)
+    stop = Interrupt()
     print(f"podq demo: starting the embedded stack ({args.workers} workers) ...", flush=True)
     with Stack(settings, StackOptions(workers=args.workers, restart=True)) as stack:
         print(f"  redis   {stack.redis_url}\n  kubesim {stack.kubesim_url or '(external cluster)'}\n"
               f"  logs    {stack.log_dir}", flush=True)
+        if stack.kubesim_url:
+            print("  pods    SIMULATED: kubesim runs no command (docs/kubesim.md; `podq up --run-containers` "
+                  "runs them on this host)", flush=True)
         client = connect(stack.redis_url, block_ms=500)
         jobs, failing = demo_jobs(args.jobs, args.run_seconds)
         consumer = ResultsConsumer(client, scheduler_id=SCHEDULER_ID, consumer="demo", block_ms=500)
@@ -63,7 +65,8 @@ def run(args, settings) -> int:
         submit_many(client, jobs)
         print(f"podq demo: submitted {len(jobs)} jobs ({len(failing)} made to fail)", flush=True)
         final = follow(consumer, jobs, stack=stack, stop=stop, started=started, timeout=args.timeout)
-    return report(jobs, failing, final, interrupted=stop.is_set())
+    code = report(jobs, failing, final, interrupted=stop.is_set())
+    return stop.exit_code(code)
 
 
 def follow(consumer, jobs, *, stack, stop, started, timeout) -> dict[str, tuple[State, float, str | None]]:
@@ -105,7 +108,7 @@ def report(jobs, failing, final, *, interrupted: bool) -> int:
     wrong = [job for job in jobs if job.job_id in final and final[job.job_id][0] is not expected[job.job_id]]
     if interrupted:
         print("podq demo: interrupted", file=sys.stderr)
-        return 130
+        return 1
     if len(final) < len(jobs):
         print(f"podq demo: {len(jobs) - len(final)} job(s) never reached a terminal result", file=sys.stderr)
         return 1

@@ -9,7 +9,6 @@ reasons. ``--once`` prints one reading and exits; ``--json`` prints it for machi
 from __future__ import annotations
 
 import json
-import threading
 import time
 
 from rich.console import Console, Group
@@ -20,11 +19,10 @@ from rich.text import Text
 from podq.broker.queue.app import make_celery
 from podq.broker.store import counters
 from podq.broker.store.ratelimit import PUSH_BACKS
-from podq.shared.loops import stop_on_signals
 from podq.shared.states import PROCESS_ROLES
 from podq.status import Rates, Snapshot, as_json, celery_ping, rates, read
 
-from ._common import redis_from
+from ._common import Interrupt, redis_from
 
 
 def register(subparsers) -> None:
@@ -58,15 +56,14 @@ def run(args, settings) -> int:
 
 
 def live(client, *, ping, interval: float) -> int:
-    stop = threading.Event()
-    stop_on_signals(stop)
+    stop = Interrupt()
     previous = read(client, ping=ping)
     with Live(render(previous, None), refresh_per_second=4, screen=False) as view:
         while not stop.wait(interval):
             current = read(client, ping=ping)
             view.update(render(current, rates(previous, current)))
             previous = current
-    return 0
+    return stop.exit_code()
 
 
 def _age(seconds: float | None) -> str:

@@ -1,11 +1,11 @@
 """`podq up`: run the embedded stack in the foreground until interrupted."""
 from __future__ import annotations
 
-import threading
-
 from podq.shared.errors import PodqError
-from podq.shared.loops import stop_on_signals
+from podq.shared.secrets import scrub
 from podq.stack import Stack, StackOptions
+
+from ._common import Interrupt
 
 
 def register(subparsers) -> None:
@@ -48,6 +48,16 @@ def _runtime_args(args) -> tuple[str, ...]:
     return tuple(extra)
 
 
+def runtime_line(args, stack: Stack) -> str:
+    """Whether the pods' commands really run: on kubesim's default they are simulated."""
+    if not stack.kubesim_url:
+        return "  pods    created in the cluster of PODQ_KUBE_KUBECONFIG (or in-cluster)"
+    if args.run_containers:
+        return "  pods    kubesim runs each pod's command on this host (--run-containers)"
+    return ("  pods    SIMULATED: kubesim runs no command; a pod succeeds after its run time unless its\n"
+            "          annotations say otherwise (docs/kubesim.md). `podq up --run-containers` runs them here.")
+
+
 def _limit_args(args) -> tuple[str, ...]:
     if args.api_limit is None:
         if args.api_limit_seats is not None:
@@ -62,18 +72,18 @@ def _limit_args(args) -> tuple[str, ...]:
 
 
 def run(args, settings) -> int:
-    stop = threading.Event()
-    stop_on_signals(stop)
+    stop = Interrupt()
     options = StackOptions(workers=args.workers, data_dir=args.data_dir, restart=True, kubesim_args=kubesim_args(args))
     with Stack(settings, options) as stack:
         print(f"""podq is up.
-  redis   {stack.redis_url}
-  kubesim {stack.kubesim_url or '(external cluster)'}  kubeconfig {stack.kubeconfig}{'  (runs pod commands on this host)' if args.run_containers else ''}{f'  (API limit {args.api_limit:g} creates/s)' if args.api_limit else ''}
+  redis   {scrub(stack.redis_url)}
+  kubesim {stack.kubesim_url or '(external cluster)'}  kubeconfig {stack.kubeconfig}{f'  (API limit {args.api_limit:g} creates/s)' if args.api_limit else ''}
+{runtime_line(args, stack)}
   logs    {stack.log_dir}
 {metrics_lines(stack)}
 
 Submit a job and read its results from another shell:
-  export PODQ_REDIS_URL={stack.redis_url}
+  export PODQ_REDIS_URL={scrub(stack.redis_url)}
   podq submit --scheduler-id me --dag-id example --task-id hello --run-id r1 -- echo hello
   podq results --scheduler-id me --follow
 
@@ -83,4 +93,4 @@ Ctrl-C stops every service.""", flush=True)
             if dead:
                 print(f"podq up: service(s) exited: {', '.join(dead)}; see {stack.log_dir}")
                 return 1
-    return 0
+    return stop.exit_code()

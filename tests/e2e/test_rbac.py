@@ -48,10 +48,11 @@ def granted() -> dict[str, set[tuple[str, str]]]:
 def verb_of(entry: dict) -> tuple[str, str]:
     """A logged request as the (verb, resource) RBAC checks."""
     parts = [part for part in entry["path"].split("/") if part]
-    # /api/v1/namespaces/<ns>/pods[/<name>[/<subresource>]] or /api/v1/pods
-    resource_at = parts.index("pods")
+    # /api/v1/namespaces/<ns>/{pods,events}[/<name>[/<subresource>]] or /api/v1/{pods,events}
+    kind = "pods" if "pods" in parts else "events"
+    resource_at = parts.index(kind)
     named = len(parts) > resource_at + 1
-    resource = "pods" if len(parts) <= resource_at + 2 else f"pods/{parts[resource_at + 2]}"
+    resource = kind if len(parts) <= resource_at + 2 else f"{kind}/{parts[resource_at + 2]}"
     method = entry["method"]
     if method == "GET":
         if str(entry["query"].get("watch", "")).lower() in ("1", "true"):
@@ -64,7 +65,7 @@ def used_by(log: list[dict], tokens: dict[str, str]) -> dict[str, set[tuple[str,
     """Each service's (verb, resource) pairs in kubesim's request log."""
     used: dict[str, set[tuple[str, str]]] = {service: set() for service in SERVICES}
     for entry in log:
-        if "/pods" not in entry["path"]:
+        if "/pods" not in entry["path"] and "/events" not in entry["path"]:
             continue
         service = next((s for s, token in tokens.items() if entry["authorization"] == f"Bearer {token}"), None)
         assert service is not None, f"a pod request with an unknown token: {entry['method']} {entry['path']}"

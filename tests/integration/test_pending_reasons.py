@@ -73,12 +73,55 @@ def reasons(env, item) -> list[str | None]:
 
 def test_an_unschedulable_pod_tells_the_scheduler_why(env):
     item = h.job(1)
-    with env.watcher(pending_reason_interval=0.2):
+    with env.watcher(pending_reason_interval=0.2, pod_events=False):
         h.launch(env.client, env.api, [(item, {"outcome": "Unschedulable"})])
         wait_for(lambda: "Unschedulable" in reasons(env, item), timeout=15, message="the Unschedulable reason")
     result = [r for r in h.results(env.client)[item.job_id] if r.pending_reason][-1]
-    assert result.pending_reason.message  # the scheduler's message
+    assert result.pending_reason.message.startswith("0/3 nodes are available")  # the scheduler's message
     assert result.event_id == f"{item.job_id}:pending:{result.resource_version}"
+
+
+def test_the_schedulers_event_says_it_too_when_events_are_watched(env):
+    item = h.job(1)
+    with env.watcher(pending_reason_interval=0.2):
+        h.launch(env.client, env.api, [(item, {"outcome": "Unschedulable"})])
+        # The status (Unschedulable) and the Event (FailedScheduling) come within one interval: the
+        # latest is published when it ends.
+        wait_for(lambda: {"Unschedulable", "FailedScheduling"} & set(reasons(env, item)), timeout=15,
+                 message="the scheduler's reason")
+    result = [r for r in h.results(env.client)[item.job_id] if r.pending_reason][-1]
+    assert result.pending_reason.message.startswith("0/3 nodes are available")
+
+
+def test_a_missing_config_map_is_reported_and_its_events_end_up_in_the_failure(env):
+    item = h.job(3)
+    with env.watcher(pending_reason_interval=0.2, pending_deadline=3.0):
+        h.launch(env.client, env.api, [(item, {"outcome": "FailedMount"})])
+        wait_for(lambda: "FailedMount" in reasons(env, item), timeout=15, message="the FailedMount reason")
+        per_job = env.wait_terminal([item], timeout=20)
+    mount = [r for r in per_job[item.job_id] if r.pending_reason and r.pending_reason.reason == "FailedMount"][0]
+    assert mount.pending_reason.message == ('MountVolume.SetUp failed for volume "config" : '
+                                            'configmap "missing-config" not found')
+    assert mount.event_id.startswith(f"{item.job_id}:pending:event-")
+    failed = per_job[item.job_id][-1]
+    assert failed.state is State.FAILED and failed.failure_details.reason == "PendingDeadlineExceeded"
+    assert any(line.startswith("Warning FailedMount: MountVolume.SetUp failed") for line in failed.failure_details.events)
+    h.assert_clean(per_job, {item.job_id: State.FAILED})
+
+
+def test_a_pod_deleted_before_it_ran_leaves_its_last_events_in_the_lost_result(env):
+    item = h.job(4)
+    with env.watcher(pending_reason_interval=0.2, fatal_reasons=()) as watcher:
+        h.launch(env.client, env.api, [(item, {"outcome": "ErrImagePull"})])
+        wait_for(lambda: any(r.pending_reason and r.pending_reason.reason in ("Failed", "BackOff", "Pulling")
+                             for r in h.results(env.client).get(item.job_id, [])),
+                 timeout=15, message="a pending reason from the kubelet's events")
+        assert all(runner._notices.received for runner in watcher.led())
+        env.api.delete_namespaced_pod(h.naming.pod_name_for(item.job_id, item.key), "default", grace_period_seconds=0)
+        per_job = env.wait_terminal([item], timeout=15)
+    lost = per_job[item.job_id][-1]
+    assert lost.state is State.LOST and lost.failure_details.reason == "PodDeleted"
+    assert any(line.startswith("Warning Failed: Error: ErrImagePull") for line in lost.failure_details.events)
 
 
 def test_an_image_that_cannot_be_pulled_reports_each_stage_then_fails_by_the_deadline(env):

@@ -23,8 +23,9 @@
 --     results are dropped; a latching result about a pod records that pod's uid as the
 --     job's `uid` when the ledger has none yet (its create's answer has not come back), so
 --     the worker tells "ended by this very pod" from "ended before this pod existed";
---   * running is published at most once; pending once, then again (an item with again "1")
---     each time its reason differs from the last one published, up to $(max_pending_results)
+--   * running is published at most once; pending first, then again each time its reason
+--     differs from the last one published (an item with again "1": its event id tells it
+--     apart; a plain one, event id <job_id>:pending, at most once), up to $(max_pending_results)
 --     pending results per job; never after running (for pending) nor after the terminal result;
 --   * adopted is published once per old scheduler (the item's owner) and sets no latch.
 -- Counting, in this step that records the facts: each latched terminal result in the
@@ -119,20 +120,24 @@ for i = 0, count - 1 do
         end
       end
     elseif state == $(state.pending) then
-      local reason = ARGV[base + 7]
-      if latched then
-        publish = false
-      elseif redis.call('HSETNX', job, 'published_pending', now) == 1 then
-        publish = redis.call('HEXISTS', job, 'published_running') == 0
-        if publish then
-          redis.call('HSET', job, 'pending_reason', reason, 'pending_count', 1)
-        end
-      elseif ARGV[base + 8] == '1' and reason ~= '' and redis.call('HEXISTS', job, 'published_running') == 0 then
-        local last = redis.call('HMGET', job, 'pending_reason', 'pending_count')
-        if last[1] ~= reason and tonumber(last[2] or '1') < $(max_pending_results) then
+      -- The first pending of the job, then one per new reason. A plain one (event id
+      -- <job_id>:pending, again "") goes out at most once; a later one needs a reason that
+      -- differs from the last one published.
+      local reason, plain = ARGV[base + 7], ARGV[base + 8] ~= '1'
+      if not latched and redis.call('HEXISTS', job, 'published_running') == 0 then
+        local last = redis.call('HMGET', job, 'published_pending', 'pending_reason', 'pending_count', 'pending_plain')
+        if not last[1] then
           publish = true
+        elseif (plain and not last[4]) or (not plain and reason ~= '' and reason ~= last[2]) then
+          publish = tonumber(last[3] or '1') < $(max_pending_results)
+        end
+        if publish then
+          redis.call('HSETNX', job, 'published_pending', now)
           redis.call('HSET', job, 'pending_reason', reason)
           redis.call('HINCRBY', job, 'pending_count', 1)
+          if plain then
+            redis.call('HSET', job, 'pending_plain', 1)
+          end
         end
       end
     elseif state == $(state.running) then
