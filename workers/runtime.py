@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
+from podq.broker.store import keys
 from podq.broker.store.connection import connect
 from podq.broker.store.ledger import Ledger
 from podq.broker.store.liveness import Liveness
@@ -124,6 +125,8 @@ def build_runtimes(settings: Settings, clusters: Sequence[str | None], *, worker
     first, *others = clusters
     primary = build_runtime(settings_for(settings, first), kube=kubes.get(first), worker=worker)
     primary.cluster = first
+    if primary.heartbeat is not None:
+        primary.heartbeat.queues = [keys.celery_queue(cluster) for cluster in clusters]
     runtimes = {first: primary}
     try:
         for cluster in others:
