@@ -13,7 +13,7 @@ import threading
 
 from podq.broker.store import keys
 from podq.broker.store.connection import ping
-from podq.shared import clusters, metrics
+from podq.shared import clusters, loops, metrics
 from podq.shared.errors import PodqError, SettingsError
 from podq.shared.settings import Settings
 from podq.shared.secrets import scrub
@@ -80,7 +80,8 @@ def main(argv: list[str] | None, settings: Settings) -> int:
     probe_stop = threading.Event()
     for cluster in runtimes.values():
         initialise_metrics(cluster.settings.kube.cluster)
-    metrics.start(settings.metrics, service=f"worker {hostname}", ping=lambda: ping(runtime.client), stop=probe_stop)
+    metrics.start(settings.metrics, service=f"worker {hostname}", ping=lambda: ping(runtime.client), stop=probe_stop,
+                  health=lambda: loops.health(["worker-liveness"]))
     try:
         runtime.heartbeat.start()
         worker.start()

@@ -26,7 +26,7 @@ from podq.broker.store.ledger import Ledger
 from podq.broker.store.publish import Publisher
 from podq.broker.store.redelivery import Redelivery
 from podq.broker.store.streams import default_consumer_name, ensure_group
-from podq.shared import clusters, metrics, tracing
+from podq.shared import clusters, metrics, naming, tracing
 from podq.shared.errors import DecodeError
 from podq.shared.naming import derive_job_id, pod_name_for
 from podq.shared.records import ControlRecord, FailureDetails, KubernetesJob, KubernetesWatch
@@ -226,6 +226,9 @@ def rejection_result(item: Rejection) -> KubernetesWatch | None:
     if identity is None:
         return None
     scheduler_id, key = identity
+    # Like every result about a job, it carries the job's trace context when the record has a valid one.
+    traceparent = KubernetesJob.traceparent_of(item.payload)
     return KubernetesWatch.build(job_id=derive_job_id(scheduler_id, key), scheduler_id=scheduler_id, key=key,
                                  source=Source.INTAKE, state=State.FAILED,
+                                 annotations={naming.TRACEPARENT: traceparent} if traceparent else None,
                                  failure_details=FailureDetails(reason="Rejected", message=item.reason))
