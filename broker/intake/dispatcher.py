@@ -17,6 +17,7 @@ import logging
 from typing import Sequence
 
 from podq.broker.queue.envelopes import dispatch_jobs
+from podq.broker.store import keys
 from podq.broker.store.connection import Client
 from podq.broker.store.ratelimit import CreateBudget
 from podq.broker.store.waiting import WaitingLines
@@ -33,10 +34,14 @@ IDLE_WAIT = 0.01
 
 
 class Dispatcher:
-    def __init__(self, *, client: Client, settings: Settings) -> None:
+    """One cluster's waiting lines and their release; ``settings`` are that cluster's
+    (:func:`podq.shared.clusters.settings_for`), ``queue`` its Celery queue."""
+
+    def __init__(self, *, client: Client, settings: Settings, queue: str = keys.CELERY_QUEUE) -> None:
         intake, worker = settings.intake, settings.worker
         self.client = client
         self.settings = settings
+        self.queue = queue
         self.weights = Table.parse(intake.scheduler_weights, setting="PODQ_INTAKE_SCHEDULER_WEIGHTS",
                                    default=1.0, minimum=0.001)
         self.caps = Table.parse(intake.scheduler_max_in_flight, setting="PODQ_INTAKE_SCHEDULER_MAX_IN_FLIGHT",
@@ -88,7 +93,7 @@ class Dispatcher:
             # A quarter of the window per message: a message holds its worker thread until its last
             # job is created (and its jobs count as dispatched until then), so the window holds four
             # messages, enough to keep the budget busy without many worker threads.
-            dispatch_jobs(self.client, records,
+            dispatch_jobs(self.client, records, queue=self.queue,
                           per_message=max(1, min(self.settings.intake.jobs_per_message, -(-window // 4))))
             metrics.JOBS_DISPATCHED.inc(len(records))
             log.debug("released %d waiting jobs (%s)", len(records), counts)

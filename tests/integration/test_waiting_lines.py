@@ -91,7 +91,7 @@ def test_intake_holds_jobs_when_the_budget_is_full_and_the_dispatcher_shares_the
     assert released(redis_client) == []
     ledger = Ledger(redis_client)
     assert {ledger.get(job.job_id).state for job in heavy + light} == {LedgerState.WAITING}
-    dispatcher = intake.dispatcher
+    dispatcher = intake.dispatchers[None]
     shares = {"heavy": 0, "light": 0}
     for _ in range(10):
         assert dispatcher.step() == 4

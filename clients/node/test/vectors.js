@@ -44,6 +44,7 @@ for (const vector of data.vectors) {
       assert.deepEqual(result.failureDetails, vector.decoded.failure_details);
       const reason = vector.decoded.pending_reason;
       assert.deepEqual(result.pendingReason, reason ? { reason: reason.reason, message: reason.message ?? null } : null);
+      assert.equal(result.cluster, vector.decoded.cluster ?? null);
     });
   } else if (vector.valid && vector.kind === 'job') {
     check(vector.name, () => {
@@ -56,6 +57,7 @@ for (const vector of data.vectors) {
         namespace: d.namespace ?? undefined, podTemplate: d.pod_template ?? undefined,
         podOverride: d.pod_override ?? undefined, submittedAt: d.submitted_at, traceparent: record.traceparent,
         priority: record.priority,
+        cluster: d.cluster ?? undefined,
       });
       assert.equal(jobId, d.job_id);
       const mine = decode(ours);
@@ -66,6 +68,7 @@ for (const vector of data.vectors) {
       assert.equal(traceparentProblem(record.traceparent), null);
       assert.equal(mine.traceparent, d.traceparent);
       assert.equal('traceparent' in mine, 'traceparent' in d);
+      assert.equal('cluster' in mine, 'cluster' in d);
       // priority: written when not 0, as podq writes it.
       assert.equal(priorityProblem(record.priority), null);
       assert.equal(mine.priority, d.priority);
