@@ -66,6 +66,12 @@ def env(redis_client, redis_url, kubesim, tmp_path):
         yield environment
 
 
+def watching(watcher) -> None:
+    """Wait until the watcher has listed and watches: later pod changes then come as watch events."""
+    wait_for(lambda: watcher.led() and all(runner.synced.is_set() for runner in watcher.led()), timeout=15,
+             message="the watcher watching")
+
+
 def reasons(env, item) -> list[str | None]:
     return [r.pending_reason.reason if r.pending_reason else None
             for r in h.results(env.client).get(item.job_id, []) if r.state is State.PENDING]
@@ -73,7 +79,8 @@ def reasons(env, item) -> list[str | None]:
 
 def test_an_unschedulable_pod_tells_the_scheduler_why(env):
     item = h.job(1)
-    with env.watcher(pending_reason_interval=0.2, pod_events=False):
+    with env.watcher(pending_reason_interval=0.2, pod_events=False) as watcher:
+        watching(watcher)
         h.launch(env.client, env.api, [(item, {"outcome": "Unschedulable"})])
         wait_for(lambda: "Unschedulable" in reasons(env, item), timeout=15, message="the Unschedulable reason")
     result = [r for r in h.results(env.client)[item.job_id] if r.pending_reason][-1]
