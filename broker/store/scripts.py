@@ -45,7 +45,7 @@ from . import counters, keys
 
 NAMES = ("accept", "adopt", "alive", "beat", "budget", "claim", "created", "delay", "hold", "lease", "orphans", "publish",
          "ratelimit",
-         "refuse", "release", "released", "restore", "results_group", "transition", "trim")
+         "refuse", "relaunch", "release", "released", "restore", "results_group", "transition", "trim")
 _PLACEHOLDER = re.compile(r"\$\(([a-z_.:]+)\)")
 
 
@@ -111,6 +111,7 @@ class Scripts:
     publish: Script
     ratelimit: Script
     refuse: Script
+    relaunch: Script
     release: Script
     released: Script
     restore: Script
