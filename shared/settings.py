@@ -76,10 +76,11 @@ class IntakeSettings:
     """Directory of named pod templates (``<name>.yaml``); unset: only the default template."""
     namespaces: tuple[str, ...] = ()
     """Namespaces jobs may use; empty: only ``PODQ_KUBE_NAMESPACE``."""
-    redispatch_after: float = 30.0
+    redispatch_after: float = 5.0
     """Seconds a dispatched job may go without a live delivery (and with the Celery queue
-    empty) before intake pushes it again: a message can vanish with a Redis crash. The
-    ledger's claim lease absorbs the duplicate if the first message was not lost after all."""
+    empty) before intake pushes it again: a message can vanish with a Redis crash or failover
+    (a BRPOP whose reply died with the primary). The ledger's claim lease absorbs the duplicate
+    if the first message was not lost after all."""
     max_record_bytes: int = 256 * 1024
     """Largest job or control record intake admits, in msgpack bytes (the protocol's ceiling is 256 KiB)."""
     pod_policy: bool = True

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -32,6 +33,7 @@ from redis.sentinel import Sentinel, SentinelManagedConnection, SentinelManagedS
 from podq.shared.errors import SettingsError
 from podq.shared.settings import RedisSettings, load_redis_settings
 
+from .kombu_transport import transport_path
 from .scripts import ReloadingPipeline
 
 log = logging.getLogger(__name__)
@@ -148,43 +150,85 @@ def _context(settings: RedisSettings) -> ssl.SSLContext:
     return context
 
 
+# How long the first TLS handshake may take before podq asks whether the server speaks plain RESP.
+# A plain-text Redis given a TLS ClientHello waits for the rest of an inline command and answers
+# nothing, so without this a wrong port would cost the whole socket timeout.
+TLS_FIRST_TRY = 1.0
+
+
 def check_tls(host: str, port: int, settings: RedisSettings) -> None:
     """One TLS handshake and PING to ``host:port``; a certificate problem raises SettingsError naming the setting.
 
-    An unreachable server is not a setting problem: it is left to the client's retries.
+    An unreachable server is not a setting problem: it is left to the client's retries. A server
+    that does not answer the handshake within :data:`TLS_FIRST_TRY` seconds is asked for a
+    plain-text PING: one that answers it does not speak TLS (said at once); one that does not
+    is given the rest of ``PODQ_REDIS_SOCKET_TIMEOUT`` for a second handshake (a slow link).
     """
     context = _context(settings)
+    where = f"{host}:{port}"
+    first = min(TLS_FIRST_TRY, settings.socket_timeout)
+    try:
+        reply = _handshake(context, host, port, timeout=first, settings=settings)
+    except TimeoutError:
+        if _speaks_plain_resp(host, port, timeout=first):
+            raise SettingsError(f"PODQ_REDIS_URL: rediss:// (TLS), but the server at {where} does not speak TLS "
+                                f"(it answered a plain-text PING): use redis://, or the server's TLS port") from None
+        try:
+            reply = _handshake(context, host, port, timeout=settings.socket_timeout, settings=settings)
+        except TimeoutError:
+            raise SettingsError(f"PODQ_REDIS_URL: rediss:// (TLS), but the server at {where} accepted the "
+                                f"connection and did not answer the TLS handshake within "
+                                f"{settings.socket_timeout:g} s: it does not speak TLS, or is stuck") from None
+    if reply is None or reply:
+        return
+    # Closed without a word right after the handshake: the server did not accept this client's
+    # certificate (some TLS terminators send no alert).
+    if settings.tls_cert_file:
+        raise SettingsError(f"PODQ_REDIS_TLS_CERT_FILE: the server at {where} closed the connection after "
+                            f"the TLS handshake: it does not accept the client certificate "
+                            f"{settings.tls_cert_file}")
+    raise SettingsError(f"PODQ_REDIS_TLS_CERT_FILE: the server at {where} closed the connection after the "
+                        f"TLS handshake: it requires a client certificate; set PODQ_REDIS_TLS_CERT_FILE and "
+                        f"PODQ_REDIS_TLS_KEY_FILE")
+
+
+def _handshake(context: ssl.SSLContext, host: str, port: int, *, timeout: float,
+               settings: RedisSettings) -> bytes | None:
+    """The server's first reply to PING over TLS (b"" if it closed); None if it cannot be reached.
+
+    TimeoutError when the handshake or the reply takes longer than ``timeout``.
+    """
     where = f"{host}:{port}"
     try:
         raw = socket.create_connection((host, port), timeout=settings.socket_timeout)
     except OSError:
-        return
+        return None
+    raw.settimeout(timeout)
     try:
         with raw, context.wrap_socket(raw, server_hostname=host) as tls:
-                # TLS 1.3: the server judges the client's certificate after the client's handshake
-                # ends; its verdict arrives with the first reply.
-                tls.sendall(b"PING\r\n")
-                reply = tls.recv(64)
+            # TLS 1.3: the server judges the client's certificate after the client's handshake
+            # ends; its verdict arrives with the first reply.
+            tls.sendall(b"PING\r\n")
+            return tls.recv(64)
     except ssl.SSLCertVerificationError as exc:
         raise SettingsError(_verify_message(exc, where, settings)) from None
     except ssl.SSLError as exc:
         raise SettingsError(_alert_message(exc, where, settings)) from None
     except TimeoutError:
-        raise SettingsError(f"PODQ_REDIS_URL: rediss:// (TLS), but the server at {where} accepted the connection "
-                            f"and did not answer the TLS handshake within {settings.socket_timeout:g} s: it does not "
-                            f"speak TLS, or is stuck") from None
+        raise
     except OSError:
-        return
-    if not reply:
-        # Closed without a word right after the handshake: the server did not accept this client's
-        # certificate (some TLS terminators send no alert).
-        if settings.tls_cert_file:
-            raise SettingsError(f"PODQ_REDIS_TLS_CERT_FILE: the server at {where} closed the connection after "
-                                f"the TLS handshake: it does not accept the client certificate "
-                                f"{settings.tls_cert_file}")
-        raise SettingsError(f"PODQ_REDIS_TLS_CERT_FILE: the server at {where} closed the connection after the "
-                            f"TLS handshake: it requires a client certificate; set PODQ_REDIS_TLS_CERT_FILE and "
-                            f"PODQ_REDIS_TLS_KEY_FILE")
+        return None
+
+
+def _speaks_plain_resp(host: str, port: int, *, timeout: float) -> bool:
+    """True when ``host:port`` answers a plain-text PING as a Redis server does (+PONG, or -NOAUTH …)."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as plain:
+            plain.settimeout(timeout)
+            plain.sendall(b"PING\r\n")
+            return plain.recv(1)[:1] in (b"+", b"-")
+    except OSError:
+        return False
 
 
 def _verify_message(exc: ssl.SSLCertVerificationError, where: str, settings: RedisSettings) -> str:
@@ -307,9 +351,24 @@ def durable(client: redis.Redis, pipe) -> list:
         return replies
     *replies, acknowledged = replies
     if int(acknowledged) < replicas:
-        log.warning("only %s of %d replicas acknowledged writes within %d ms (PODQ_REDIS_WAIT_TIMEOUT); "
-                    "a failover now could lose them", acknowledged, replicas, timeout_ms)
+        _short_of_replicas(client, int(acknowledged), replicas, timeout_ms)
     return replies
+
+
+# A primary that lost its replica answers every WAIT short: one line per this many seconds and client.
+WAIT_WARNING_EVERY = 10.0
+
+
+def _short_of_replicas(client: redis.Redis, acknowledged: int, replicas: int, timeout_ms: int) -> None:
+    short = getattr(client, "podq_wait_short", 0) + 1
+    now = time.monotonic()
+    if now - getattr(client, "podq_wait_warned", float("-inf")) < WAIT_WARNING_EVERY:
+        client.podq_wait_short = short
+        return
+    client.podq_wait_short, client.podq_wait_warned = 0, now
+    log.warning("only %d of %d replicas acknowledged writes within %d ms (PODQ_REDIS_WAIT_TIMEOUT); a failover "
+                "now could lose them (%d writes short of replicas since the last such line)",
+                acknowledged, replicas, timeout_ms, short)
 
 
 def _sentinel_kwargs(settings: RedisSettings, tls: dict) -> dict:
@@ -321,26 +380,38 @@ def _sentinel_kwargs(settings: RedisSettings, tls: dict) -> dict:
     return kwargs
 
 
-def celery_broker(url: str, settings: RedisSettings) -> tuple[str, dict, dict | None]:
-    """Celery's ``broker_url``, extra transport options and ``broker_use_ssl`` for ``url``.
+@dataclass(frozen=True, kw_only=True)
+class CeleryBroker:
+    """What Celery is given for a PODQ_REDIS_URL (see :func:`celery_broker`)."""
 
-    A Sentinel URL becomes kombu's ``sentinel://`` form (one per Sentinel, joined by ``;``) with the
-    master name and the Sentinels' own connection arguments as transport options.
+    url: str                   # broker_url
+    transport: str | None      # broker_transport: podq's kombu transport (broker/store/kombu_transport.py)
+    options: dict              # transport options to add (the Sentinels and their arguments)
+    tls: dict | None           # broker_use_ssl
+
+
+def celery_broker(url: str, settings: RedisSettings) -> CeleryBroker:
+    """Celery's broker settings for ``url``, with podq's kombu transport.
+
+    A Sentinel URL becomes kombu's ``sentinel://`` form naming the first Sentinel, with every
+    Sentinel, the master name and the Sentinels' own connection arguments as transport options.
     """
     target = parse_url(url)
     tls = tls_options(settings) if target.tls else None
     if tls:
         check_tls(*target.hosts[0], settings)
     if not target.sentinel:
-        return url, {}, tls
+        return CeleryBroker(url=url, transport=transport_path(False) if target.hosts else None, options={}, tls=tls)
     auth = ""
     if target.password:
         auth = f"{target.username or ''}:{_quote(target.password)}@"
     elif target.username:
         auth = f"{target.username}@"
-    broker = ";".join(f"sentinel://{auth}{host}:{port}/{target.db}" for host, port in target.hosts)
-    options = {"master_name": target.master, "sentinel_kwargs": _sentinel_kwargs(settings, tls or {})}
-    return broker, options, tls
+    (host, port), *_ = target.hosts
+    options = {"master_name": target.master, "sentinel_kwargs": _sentinel_kwargs(settings, tls or {}),
+               "sentinels": [[host, port] for host, port in target.hosts]}
+    return CeleryBroker(url=f"sentinel://{auth}{host}:{port}/{target.db}", transport=transport_path(True),
+                        options=options, tls=tls)
 
 
 def _quote(text: str) -> str:

@@ -112,7 +112,7 @@ class Producer(threading.Thread):
     """
 
     def __init__(self, redis_url: str, jobs: Sequence[KubernetesJob], *, batch: int = 10,
-                 interval: float = 0.05) -> None:
+                 interval: float = 0.05, hold_at: int | None = None) -> None:
         super().__init__(name="chaos-producer", daemon=True)
         self.client = connect(redis_url)
         self.jobs = list(jobs)
@@ -121,10 +121,22 @@ class Producer(threading.Thread):
         self.sent = 0
         self.error: BaseException | None = None
         self._halt = threading.Event()
+        # With hold_at, the producer pauses once that many jobs are sent, until release().
+        self.hold_at = hold_at
+        self._released = threading.Event()
+
+    def release(self) -> None:
+        self._released.set()
+
+    @property
+    def holding(self) -> bool:
+        return self.hold_at is not None and self.sent >= self.hold_at and not self._released.is_set()
 
     def run(self) -> None:
         try:
             for start in range(0, len(self.jobs), self.batch):
+                while self.holding and not self._halt.is_set():
+                    self._released.wait(0.1)
                 if self._halt.is_set():
                     return
                 submit_many(self.client, self.jobs[start:start + self.batch])
@@ -148,6 +160,7 @@ class Producer(threading.Thread):
 
     def cancel(self) -> None:
         self._halt.set()
+        self._released.set()
 
 
 @dataclass
