@@ -64,6 +64,13 @@ def lose_node(env, job) -> None:
     env.api.delete_namespaced_pod(name_of(job), NAMESPACE, grace_period_seconds=0)
 
 
+def watching_paused(env, watcher) -> None:
+    """The watcher watching (later pod changes come as watch events), then the kubelet paused."""
+    wait_for(lambda: watcher.led() and all(r.synced.is_set() for r in watcher.led()), timeout=15,
+             message="the watcher watching")
+    env.sim.admin().pause_kubelet()
+
+
 def relaunches(env, job) -> list:
     return [r for r in results_for(env.client, job)
             if r.pending_reason is not None and r.pending_reason.reason == "Relaunched"]
@@ -79,8 +86,7 @@ def test_a_pod_that_fails_before_it_starts_is_launched_again_and_the_job_succeed
     job = make_job(1)
     admin = env.sim.admin()
     with env.watcher(namespaces=(NAMESPACE,)) as watcher, podq_worker(settings):
-        wait_for(lambda: watcher.led() and all(r.synced.is_set() for r in watcher.led()), timeout=15)
-        admin.pause_kubelet()
+        watching_paused(env, watcher)
         admit(env.client, [job])
         (evict if how == "evicted" else lose_node)(env, job)
         wait_for(lambda: relaunches(env, job), timeout=15, message="the Relaunched pending")
@@ -103,8 +109,7 @@ def test_a_job_whose_pods_keep_failing_before_they_start_fails_after_its_launche
     job = make_job(2)
     admin = env.sim.admin()
     with env.watcher(namespaces=(NAMESPACE,)) as watcher, podq_worker(settings):
-        wait_for(lambda: watcher.led() and all(r.synced.is_set() for r in watcher.led()), timeout=15)
-        admin.pause_kubelet()
+        watching_paused(env, watcher)
         admit(env.client, [job])
         evict(env, job, 1)
         evict(env, job, 2)
@@ -122,8 +127,7 @@ def test_a_replayed_failure_after_a_crash_relaunches_nothing_twice(env, settings
     admin = env.sim.admin()
     with podq_worker(settings):
         with env.watcher(namespaces=(NAMESPACE,)) as watcher:
-            wait_for(lambda: watcher.led() and all(r.synced.is_set() for r in watcher.led()), timeout=15)
-            admin.pause_kubelet()
+            watching_paused(env, watcher)
             admit(env.client, [job])
             wait_for(lambda: exists(env, name_of(job)) and Ledger(env.client).get(job.job_id).state.value == "created",
                      timeout=15, message="the first pod created")
@@ -148,8 +152,7 @@ def test_launch_retries_off_fails_the_job_as_before(env, settings, podq_worker):
     job = make_job(4)
     admin = env.sim.admin()
     with env.watcher(namespaces=(NAMESPACE,), launch_retries=0) as watcher, podq_worker(settings):
-        wait_for(lambda: watcher.led() and all(r.synced.is_set() for r in watcher.led()), timeout=15)
-        admin.pause_kubelet()
+        watching_paused(env, watcher)
         admit(env.client, [job])
         evict(env, job)
         end = ended(env, job)
