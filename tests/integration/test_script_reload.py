@@ -126,3 +126,12 @@ def test_durable_ledger_calls_get_their_replies_and_their_wait(redis_url, flushe
     # script sent again, so that WAIT covers the writes the call returns for.
     assert waits(client) == 8
     client.close()
+
+
+def test_scripts_refuse_a_client_whose_pipelines_would_not_reload_them(redis_server):
+    import redis
+
+    plain = redis.Redis(host="127.0.0.1", port=redis_server.port)
+    with pytest.raises(TypeError, match=r"podq's scripts need a client from connect\(\)"):
+        scripts_for(plain)
+    plain.close()
