@@ -29,8 +29,10 @@ import threading
 import time
 from typing import Any, Callable, Iterable, Mapping
 
-from prometheus_client import (CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics,
-                               start_http_server)
+from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer
 
 from podq.shared.states import PROCESS_ROLES, TERMINAL_STATES, ControlOp, Source, State
 
@@ -299,16 +301,46 @@ class Served:
         return f"http://{self.address}:{self.port}/metrics"
 
 
-def serve(*, address: str, port: int, service: str) -> Served | None:
-    """Serve :data:`REGISTRY` on ``address:port`` from a daemon thread; None when ``port`` is -1 (off).
+Health = Callable[[], "tuple[bool, str]"]
+"""The process's own liveness: (healthy, why), answered on GET /healthz."""
 
-    A port that cannot be bound is logged and the service goes on without metrics: losing them
-    must not stop pods from being created.
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format, *args) -> None:  # noqa: A002 - the base class's name
+        pass
+
+
+def _app(health: Health | None):
+    """/metrics (and every other path, as prometheus_client serves them), and /healthz from ``health``."""
+    metrics_app = make_wsgi_app(REGISTRY)
+
+    def app(environ, start_response):
+        if environ.get("PATH_INFO") != "/healthz":
+            return metrics_app(environ, start_response)
+        try:
+            healthy, why = health() if health is not None else (True, "serving")
+        except Exception as exc:  # noqa: BLE001 - a failing check is an unhealthy answer, not a dead server
+            healthy, why = False, f"health check failed: {type(exc).__name__}: {exc}"
+        start_response("200 OK" if healthy else "503 Service Unavailable",
+                       [("Content-Type", "text/plain; charset=utf-8")])
+        return [f"{'ok' if healthy else 'unhealthy'}: {why}\n".encode()]
+    return app
+
+
+def serve(*, address: str, port: int, service: str, health: Health | None = None) -> Served | None:
+    """Serve :data:`REGISTRY` and GET /healthz (``health``) on ``address:port`` from a daemon thread;
+    None when ``port`` is -1 (off).
+
+    /healthz is what a Kubernetes liveness probe asks: the running process answers from its own state,
+    with no new interpreter and no Redis call, so a Redis blip restarts nothing. A port that cannot be
+    bound is logged and the service goes on without metrics: losing them must not stop pods from being
+    created.
     """
     if port < 0:
         return None
     try:
-        server, _thread = start_http_server(port, addr=address, registry=REGISTRY)
+        server = make_server(address, port, _app(health), ThreadingWSGIServer, handler_class=_QuietHandler)
+        threading.Thread(target=server.serve_forever, name=f"podq-metrics-http-{service}", daemon=True).start()
     except OSError as exc:
         log.error("%s: cannot serve metrics on %s:%s (PODQ_METRICS_PORT/PODQ_METRICS_ADDRESS): %s",
                   service, address, port, exc)
@@ -318,10 +350,12 @@ def serve(*, address: str, port: int, service: str) -> Served | None:
     return served
 
 
-def start(settings, *, service: str, ping: Callable[[], object], stop: threading.Event) -> Served | None:
-    """What each service does at start: serve its metrics (``settings``: MetricsSettings) and time Redis."""
+def start(settings, *, service: str, ping: Callable[[], object], stop: threading.Event,
+          health: Health | None = None) -> Served | None:
+    """What each service does at start: serve its metrics and /healthz (``settings``: MetricsSettings)
+    and time Redis."""
     initialise_shared()
-    served = serve(address=settings.address, port=settings.port, service=service)
+    served = serve(address=settings.address, port=settings.port, service=service, health=health)
     probe_redis(ping, stop=stop)
     return served
 

@@ -19,11 +19,12 @@ from podq.broker.store.gauges import INTERVAL as FIGURES_INTERVAL
 from podq.broker.store.gauges import LIVENESS_TTL, GaugeRefresher
 from podq.broker.store.liveness import Presence
 from podq.shared import metrics
+from podq.shared import loops
 from podq.shared.loops import LoopCrashed, run_loop
 from podq.shared.settings import Settings
 
 from .errors import WatcherError
-from .health import Health, default_health_file
+from .health import Health, check_report, default_health_file, progress_limit
 from .kube import KubePods
 from .lease import LeaseKeeper
 from .publishing import Broker, Scope
@@ -149,6 +150,14 @@ class Watcher:
     def _health_step(self) -> bool:
         self.health.write()
         return False
+
+    def live(self) -> tuple[bool, str]:
+        """This process's liveness (GET /healthz): its lease and health loops step, and every scope it
+        leads makes progress; no Redis call (a Redis blip must not restart the watcher)."""
+        healthy, why = loops.health(["watcher-lease", "watcher-health"])
+        if not healthy:
+            return healthy, why
+        return check_report(self.health.snapshot(), progress_limit=progress_limit(self.settings.watcher))
 
     def _fail(self, why: str) -> None:
         log.error("watcher %s: %s; stopping", self.instance, why)

@@ -36,15 +36,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None, settings: Settings) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     from .daemon import scopes_for
-    from .health import check, default_health_file
+    from .health import check, default_health_file, progress_limit
 
     scopes = scopes_for(settings, args.namespace, all_namespaces=args.all_namespaces)
     health_file = args.health_file or settings.watcher.health_file or default_health_file(
         [scope.name for scope in scopes])
     if args.check:
         watcher = settings.watcher
-        healthy, why = check(health_file, max_age=watcher.health_max_age,
-                             progress_limit=watcher.idle_limit + watcher.connect_timeout + 30.0)
+        healthy, why = check(health_file, max_age=watcher.health_max_age, progress_limit=progress_limit(watcher))
         print(why, file=sys.stdout if healthy else sys.stderr)
         return 0 if healthy else 1
     from .daemon import Watcher
@@ -59,7 +58,7 @@ def main(argv: list[str] | None, settings: Settings) -> int:
         stop_on_signals(watcher.stopping)
     watcher.start()
     metrics.start(settings.metrics, service=f"watcher {watcher.instance}", ping=watcher.ping,
-                  stop=watcher.stopping)
+                  stop=watcher.stopping, health=watcher.live)
     code = watcher.run()
     if code:
         print(f"podq watcher: {watcher.failed}", file=sys.stderr)

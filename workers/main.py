@@ -13,7 +13,7 @@ import threading
 
 from podq.broker.store import keys
 from podq.broker.store.connection import ping
-from podq.shared import metrics
+from podq.shared import loops, metrics
 from podq.shared.errors import PodqError
 from podq.shared.settings import Settings
 from podq.shared.secrets import scrub
@@ -73,7 +73,8 @@ def main(argv: list[str] | None, settings: Settings) -> int:
     stop_creates_on_shutdown(hostname, runtime)
     probe_stop = threading.Event()
     initialise_metrics(settings.kube.cluster)
-    metrics.start(settings.metrics, service=f"worker {hostname}", ping=lambda: ping(runtime.client), stop=probe_stop)
+    metrics.start(settings.metrics, service=f"worker {hostname}", ping=lambda: ping(runtime.client), stop=probe_stop,
+                  health=lambda: loops.health(["worker-liveness"]))
     try:
         runtime.heartbeat.start()
         worker.start()

@@ -16,6 +16,7 @@ import threading
 from podq.broker.store.connection import connect, ping
 from podq.shared import metrics
 from podq.shared.errors import PodqError, SettingsError
+from podq.shared import loops
 from podq.shared.loops import LoopCrashed, run_loop, stop_on_signals
 from podq.shared.settings import Settings
 from podq.shared.secrets import scrub
@@ -59,7 +60,8 @@ class IntakeService:
         chores.start()
         self.intake.initialise_metrics()
         metrics.start(self.settings.metrics, service=f"intake {self.intake.consumer}",
-                      ping=lambda: ping(self.client), stop=self.stopping)
+                      ping=lambda: ping(self.client), stop=self.stopping,
+                      health=lambda: loops.health(["intake", "intake-housekeeping"]))
         self._guard("intake", self.intake.step, 0.0)
         self.stopping.set()
         chores.join(timeout=30)

@@ -16,7 +16,6 @@ import pytest
 from podq.broker.client.results import ResultsConsumer
 from podq.broker.client.submit import submit_many
 from podq.broker.store import counters
-from podq.broker.store.connection import connect
 from podq.kubesim.admin import Admin
 from podq.shared.naming import pod_name_for
 from podq.shared.records import KubernetesJob, TaskKey
@@ -53,10 +52,8 @@ def scraper(stack):
 
 
 @pytest.fixture(scope="module")
-def client(stack):
-    connection = connect(stack.redis_url, block_ms=200)
-    yield connection
-    connection.close()
+def client(stack_redis):
+    return stack_redis        # conftest's connection, to this module's stack
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ succeed (deleted by the completion policy), fail (labelled done and kept), are
 revoked (deleted), and stay Pending past the deadline (labelled revoked by the
 watcher, deleted by a worker), and a job dispatched whose pod never came (the
 reconciler reads it). Each service's (verb, resource) pairs, read from the log, must
-equal what its Role in deploy/kubernetes/rbac.yaml grants.
+equal what its Role in deploy/kubernetes/base/rbac.yaml grants.
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from podq.stack import Stack, StackOptions
 from tests.support import wait_for
 from tests.support.system import Collector, make_jobs, new_scheduler
 
-RBAC = Path(__file__).parents[2] / "deploy" / "kubernetes" / "rbac.yaml"
+RBAC = Path(__file__).parents[2] / "deploy" / "kubernetes" / "base" / "rbac.yaml"
 SERVICES = ("worker", "watcher", "intake")
 
 
