@@ -2,7 +2,7 @@
 
 The order (docs/pods.md):
 
-1. the job's named template, or the default one;
+1. the job's named template, or the default one (its own name and namespace, placeholders, dropped);
 2. the configured image, if any, on the ``base`` container;
 3. the job's ``pod_override``, merged with Kubernetes semantics (:mod:`.merge`); a
    request the override left alone is lowered to a limit the override set below it
@@ -40,6 +40,13 @@ def build_pod(job: KubernetesJob, *, template: dict[str, Any], namespace: str, o
     """
     owner = owner or job.scheduler_id
     pod = template
+    # A template's own name and namespace are placeholders (the cncf-kubernetes provider's templates say
+    # `name: placeholder-name`): replaced without a word, as the KubernetesExecutor replaces them. A
+    # job's override or the hook that sets them is told (below) that podq's win.
+    metadata = pod.get("metadata")
+    if isinstance(metadata, dict):
+        for field in ("name", "generateName", "namespace"):
+            metadata.pop(field, None)
     pod.setdefault("apiVersion", "v1")
     pod.setdefault("kind", "Pod")
     spec = pod.setdefault("spec", {})
@@ -152,7 +159,7 @@ def _restore_identity(pod: dict[str, Any], job: KubernetesJob, *, namespace: str
     metadata = pod.setdefault("metadata", {})
     name = naming.pod_name_for(job.job_id, job.key)
     if metadata.get("name", name) != name or metadata.get("namespace", namespace) != namespace:
-        log.warning("job %s: pod name/namespace set by template, override or hook ignored", job.job_id)
+        log.warning("job %s: pod name/namespace set by the pod override or the mutation hook ignored", job.job_id)
     metadata.pop("generateName", None)
     metadata["name"] = name
     metadata["namespace"] = namespace

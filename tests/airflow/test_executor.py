@@ -329,3 +329,19 @@ def test_a_launch_airflow_no_longer_wants_is_revoked_before_its_pod_is_created(s
     assert loop.final(work.ti.key) is None, "a launch Airflow moved past gets no event"
     assert work.ti.key not in executor.running, "its slot is free"
     executor.end()
+
+
+def test_start_with_an_unreachable_redis_fails_at_once_in_one_line():
+    import socket
+
+    from podq.broker.store.reach import RedisUnreachableError
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = load_config(lambda option: {"redis_url": f"redis://airflow:pw@127.0.0.1:{port}/0"}.get(option), env={})
+    executor = PodqExecutor(parallelism=1, config=config)
+    executor.job_id = 1
+    with pytest.raises(RedisUnreachableError) as raised:
+        executor.start()   # not ~27 s of retries
+    message = str(raised.value)
+    assert "\n" not in message and f"redis://airflow:***@127.0.0.1:{port}/0" in message and "pw" not in message

@@ -247,9 +247,11 @@ spec:
 
 
 @contextlib.contextmanager
-def airflow_world(root: Path, *, dags_folder: Path) -> Iterator[dict[str, Any]]:
+def airflow_world(root: Path, *, dags_folder: Path, omit_task_env: tuple[str, ...] = ()) -> Iterator[dict[str, Any]]:
     """podq's stack on kubesim with the container runtime (the image mapped to .venv-airflow), a
-    PostgreSQL server, and the API port every Airflow on it will use (the task pods' env names it)."""
+    PostgreSQL server, and the API port every Airflow on it will use (the task pods' env names it).
+
+    ``omit_task_env``: variables kubesim does not give the task processes (the pod template must)."""
     from podq.kubesim.admin import Admin
     from podq.shared.settings import load_settings
     from podq.stack import Stack, StackOptions
@@ -259,7 +261,8 @@ def airflow_world(root: Path, *, dags_folder: Path) -> Iterator[dict[str, Any]]:
     templates.mkdir()
     (templates / "worker.yaml").write_text(TEMPLATE)
     api_port = free_port()
-    env = task_env(api_port=api_port, dags_folder=dags_folder, home=root / "task-home")
+    env = {name: value for name, value in task_env(api_port=api_port, dags_folder=dags_folder,
+                                                   home=root / "task-home").items() if name not in omit_task_env}
     options = StackOptions(
         workers=1, worker_concurrency=16, data_dir=str(root / "stack"),
         kubesim_args=("--run-containers", f"--image-map=apache/airflow*={VENV_BIN}",
