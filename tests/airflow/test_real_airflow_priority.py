@@ -1,6 +1,6 @@
 """Priority through a real Airflow 3: a task's priority_weight orders podq's waiting line.
 
-podq's stack runs with a create budget of one pod every two seconds (``PODQ_WORKER_CREATE_RATE=0.5``)
+podq's stack runs with a create budget of one pod every five seconds (``PODQ_WORKER_CREATE_RATE=0.2``)
 and one job dispatched ahead of the workers, so the DAG ``proof_priority`` (tests/airflow/dags/priority.py)
 builds a backlog in podq: 24 routine tasks (priority_weight 1) wait in the scheduler's line. ``urgent``
 (priority_weight 100) becomes runnable only after ``gate`` ran, so it reaches podq after them; it must
@@ -25,7 +25,7 @@ DAGS = Path(__file__).parent / "dags"
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     with airflow_world(tmp_path_factory.mktemp("airflow-priority"), dags_folder=DAGS,
-                       podq_env={"PODQ_WORKER_CREATE_RATE": "0.5", "PODQ_INTAKE_DISPATCH_AHEAD_MIN": "1"}) as world:
+                       podq_env={"PODQ_WORKER_CREATE_RATE": "0.2", "PODQ_INTAKE_DISPATCH_AHEAD_MIN": "1"}) as world:
         yield world
 
 
