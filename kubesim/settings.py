@@ -69,8 +69,8 @@ class LimitSettings:
     queue_wait: float = 15.0
     """seconds a request may wait in a queue before it gets 429."""
     retry_after: int = 0
-    """the Retry-After of a 429 in seconds; 0: as kube-apiserver 1.30 does (1, doubled while drops
-    go on, up to 32; lowered by one when they stop)."""
+    """the Retry-After of a 429 in seconds; 0: as recent kube-apiserver releases do (1, doubled while
+    drops go on, up to 32; lowered by one when they stop)."""
 
     def __post_init__(self) -> None:
         self.rate = float(self.rate)

@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping, get_type_hints
 
+from .clusters import Cluster, Route, load_clusters, parse_routes
 from .errors import SettingsError
 
 
@@ -58,8 +59,16 @@ class KubeSettings:
     request_timeout: float = 30.0
     """Seconds any single Kubernetes API request may take."""
     cluster: str = "default"
-    """This cell's name for the cluster it creates pods in: it names the cluster's shared create
-    budget in Redis (``podq:budget:<cluster>``), which every worker creating there shares."""
+    """The name of the cell's default cluster (the one the other ``PODQ_KUBE_*`` settings reach): it
+    names the cluster's shared create budget in Redis (``podq:budget:<cluster>``), which every worker
+    creating there shares, and jobs routed nowhere else go there."""
+    clusters: tuple[str, ...] = ()
+    """Further clusters this cell creates pods in, by name; each takes the cell's settings except where
+    ``PODQ_CLUSTER_<NAME>_<SETTING>`` says otherwise (docs/operations.md, "Clusters")."""
+    routes: tuple[str, ...] = ()
+    """Routing rules for jobs that name no cluster, first match wins: ``namespace:<ns>=<cluster>``,
+    ``scheduler:<id>=<cluster>``, ``template:<name>=<cluster>`` (a value ending in ``*`` is a prefix);
+    no match: the default cluster."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -226,6 +235,9 @@ class MetricsSettings:
     """Address the metrics server binds (``127.0.0.1`` to keep it to the host)."""
 
 
+SECTION = "section"  # metadata of Settings' fields built from a PODQ_<SECTION>_* section
+
+
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     redis: RedisSettings = field(default_factory=RedisSettings)
@@ -236,6 +248,15 @@ class Settings:
     results: ResultsSettings = field(default_factory=ResultsSettings)
     trim: TrimSettings = field(default_factory=TrimSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    clusters: tuple[Cluster, ...] = field(default=(), metadata={SECTION: False})
+    """Every cluster of the cell, the default first (from ``PODQ_KUBE_CLUSTER(S)`` and ``PODQ_CLUSTER_*``)."""
+    routes: tuple[Route, ...] = field(default=(), metadata={SECTION: False})
+    """``PODQ_KUBE_ROUTES``, checked against the clusters."""
+
+
+def sections() -> list[dataclasses.Field]:
+    """The fields of :class:`Settings` that are ``PODQ_<SECTION>_*`` sections."""
+    return [item for item in dataclasses.fields(Settings) if item.metadata.get(SECTION, True)]
 
 
 def _convert(name: str, raw: str, kind: Any) -> Any:
@@ -277,7 +298,13 @@ def load_redis_settings(env: Mapping[str, str] | None = None) -> RedisSettings:
 def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Build settings from ``env`` (default: ``os.environ``); ``overrides`` replace whole sections."""
     env = os.environ if env is None else env
-    sections = {item.name: _load_section(get_type_hints(Settings)[item.name], item.name, env)
-                for item in dataclasses.fields(Settings)}
-    sections.update(overrides)
-    return Settings(**sections)
+    built = {item.name: _load_section(get_type_hints(Settings)[item.name], item.name, env)
+             for item in sections()}
+    built.update(overrides)
+    kube = built["kube"]
+    if "clusters" not in built:
+        built["clusters"] = load_clusters(env, default=kube.cluster, names=kube.clusters, convert=_convert)
+    if "routes" not in built:
+        built["routes"] = parse_routes(kube.routes, known={cluster.name for cluster in built["clusters"]}
+                                       or {kube.cluster})
+    return Settings(**built)

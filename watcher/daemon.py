@@ -18,8 +18,7 @@ from podq.broker.store.connection import connect, ping
 from podq.broker.store.gauges import INTERVAL as FIGURES_INTERVAL
 from podq.broker.store.gauges import LIVENESS_TTL, GaugeRefresher
 from podq.broker.store.liveness import Presence
-from podq.shared import metrics
-from podq.shared import loops
+from podq.shared import clusters, loops, metrics
 from podq.shared.loops import LoopCrashed, run_loop
 from podq.shared.settings import Settings
 
@@ -50,20 +49,27 @@ def initialise_metrics(scopes: Sequence[str]) -> None:
 
 
 def scopes_for(settings: Settings, namespaces: Sequence[str] = (), *, all_namespaces: bool = False) -> list[Scope]:
-    """The scopes to watch: the given namespaces, else the settings', else the default namespace."""
+    """The scopes to watch in the cluster of ``settings`` (:func:`podq.shared.clusters.settings_for`):
+    the given namespaces, else the settings', else the default namespace."""
     chosen = list(namespaces) or list(settings.watcher.namespaces)
+    place = {"cluster": clusters.canonical(settings, settings.kube.cluster), "cluster_name": settings.kube.cluster}
     if all_namespaces or "*" in chosen:
-        return [Scope.of(None)]
+        return [Scope.of(None, **place)]
     chosen = chosen or [settings.kube.namespace]
-    return [Scope.of(namespace) for namespace in dict.fromkeys(chosen)]
+    return [Scope.of(namespace, **place) for namespace in dict.fromkeys(chosen)]
 
 
 class Watcher:
     """One watcher replica."""
 
     def __init__(self, settings: Settings, *, namespaces: Sequence[str] = (), all_namespaces: bool = False,
-                 redis_url: str | None = None, instance: str | None = None, health_file: str | None = None) -> None:
+                 redis_url: str | None = None, instance: str | None = None, health_file: str | None = None,
+                 cluster: str | None = None) -> None:
+        """``cluster``: the name of the cell's cluster to watch (default: the one ``settings`` are for,
+        the default cluster unless they come from :func:`podq.shared.clusters.settings_for`)."""
+        settings = clusters.settings_for(settings, cluster or settings.kube.cluster)
         self.settings = settings
+        self.cluster = clusters.canonical(settings, settings.kube.cluster)
         self.scopes = scopes_for(settings, namespaces, all_namespaces=all_namespaces)
         url = redis_url or settings.redis.url
         if not url:
@@ -83,7 +89,8 @@ class Watcher:
         self.lease = LeaseKeeper(self.broker.store, scopes=names, holder=self.instance, ttl=settings.watcher.lease_ttl,
                                  poll=settings.watcher.lease_poll, on_gain=self._gain, on_loss=self._loss)
         self.reconciler = Reconciler(broker=self.broker, kube=self.kube, settings=settings.watcher,
-                                     default_namespace=settings.kube.namespace, runners=self.led)
+                                     default_namespace=settings.kube.namespace, runners=self.led,
+                                     cluster=self.cluster)
         # This replica's liveness record and the Redis-read gauges, also published by intake: either
         # kind of process down, the other still publishes what the alerts need.
         self.figures = GaugeRefresher(self._client, presence=Presence(self._client, role="watcher",

@@ -44,19 +44,30 @@ class Broker:
 
 @dataclass(frozen=True, slots=True)
 class Scope:
-    """What one list+watch covers: a namespace, or every namespace (``namespace`` None)."""
+    """What one list+watch covers: a namespace, or every namespace (``namespace`` None), of one cluster.
+
+    Its ``name`` keys its lease, position and states: the namespace (or ``_all``) in the default
+    cluster, as in a single-cluster cell; ``<cluster>:<namespace or _all>`` in any other.
+    """
 
     name: str
     namespace: str | None
+    cluster: str | None = None
+    """The cluster as records hold it (None: the cell's default)."""
+    cluster_name: str | None = None
+    """The cluster's name, which results carry (None: not known, only in tests)."""
 
     ALL = "_all"
 
     @classmethod
-    def of(cls, namespace: str | None) -> "Scope":
-        return cls(name=namespace or cls.ALL, namespace=namespace)
+    def of(cls, namespace: str | None, *, cluster: str | None = None, cluster_name: str | None = None) -> "Scope":
+        base = namespace or cls.ALL
+        return cls(name=base if cluster is None else f"{cluster}:{base}", namespace=namespace, cluster=cluster,
+                   cluster_name=cluster_name)
 
-    def covers(self, namespace: str) -> bool:
-        return self.namespace is None or self.namespace == namespace
+    def covers(self, namespace: str, cluster: str | None = None) -> bool:
+        """True for a job in ``namespace`` of ``cluster`` (as records hold it)."""
+        return cluster == self.cluster and (self.namespace is None or self.namespace == namespace)
 
 
 def resolve_ledger(ledger: Ledger, intents: Sequence[Intent]) -> None:
@@ -72,7 +83,7 @@ def resolve_ledger(ledger: Ledger, intents: Sequence[Intent]) -> None:
             intent.details = None
 
 
-def to_items(intents: Sequence[Intent]) -> list[Item]:
+def to_items(intents: Sequence[Intent], *, cluster: str | None = None) -> list[Item]:
     items = []
     for intent in intents:
         result = None
@@ -84,7 +95,7 @@ def to_items(intents: Sequence[Intent]) -> list[Item]:
                                            annotations=identity.annotations,
                                            resource_version=intent.resource_version,
                                            failure_details=intent.details, pending_reason=intent.pending_reason,
-                                           again=intent.again)
+                                           again=intent.again, cluster=cluster)
         pod_state = PodState(field=intent.ref, value=intent.stored) if intent.stored is not None else None
         if result is not None or pod_state is not None:
             items.append(Item(result=result, pod_state=pod_state, pod_uid=intent.uid or ""))
@@ -98,7 +109,7 @@ def publish(broker: Broker, scope: Scope, intents: Sequence[Intent], *, token: s
     Returns the number of results that reached a stream.
     """
     resolve_ledger(broker.ledger, intents)
-    items = to_items(intents)
+    items = to_items(intents, cluster=scope.cluster_name)
     if not items and not position:
         return 0
     published = 0

@@ -330,7 +330,7 @@ def fail(rt: Runtime, job: KubernetesJob, *, owner: str, namespace: str, reason:
         job_id=job.job_id, scheduler_id=owner, key=job.key, source=Source.WORKER, state=State.FAILED,
         pod_name=naming.pod_name_for(job.job_id, job.key), namespace=namespace,
         annotations=job_annotations(job, owner),
-        failure_details=FailureDetails(reason=reason, message=message))
+        failure_details=FailureDetails(reason=reason, message=message), cluster=rt.settings.kube.cluster)
     entry = rt.publisher.publish([result])[0]
     log.warning("job %s (%s): failed: %s: %s%s", job.job_id, job.key, reason, message,
                 "" if entry else " (a terminal result was out already)")

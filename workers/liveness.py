@@ -21,6 +21,7 @@ import uuid
 from celery import Celery, bootsteps, signals
 from celery.worker import state as worker_state
 
+from podq.broker.store import keys
 from podq.broker.store.liveness import Liveness
 from podq.shared.loops import LoopCrashed, run_loop
 
@@ -50,6 +51,9 @@ class Heartbeat:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._app: Celery | None = None
+        self.queues: list[str] = [keys.CELERY_QUEUE]
+        """The Celery queues this process consumes (one per cluster it serves): dead workers' messages
+        from each, and this one's dropped deliveries, go back to their own queue."""
 
     @property
     def worker(self) -> str:
@@ -97,7 +101,7 @@ class Heartbeat:
         if not dropped:
             return
         try:
-            given = self.liveness.give_back(dropped.values())
+            given = sum(self.liveness.give_back(dropped.values(), queue=queue) for queue in self.queues)
         except Exception as exc:  # noqa: BLE001 - the sweep for unreported deliveries returns them later
             log.warning("worker %s: could not give back %d deliveries dropped at a broker reconnect (%s); "
                         "they return after the liveness grace", self.worker, len(dropped), exc)
@@ -142,7 +146,7 @@ class Heartbeat:
                 log.warning("worker %s: liveness record had lapsed (%.1f s since the last beat); "
                             "deliveries check their claims before creating", self.worker, sent - self._confirmed_at)
         self._confirmed_at = sent
-        restored = self.liveness.restore_dead()
+        restored = sum(self.liveness.restore_dead(queue=queue) for queue in self.queues)
         if restored:
             log.warning("worker %s: %d messages of dead workers returned to the queue", self.worker, restored)
 

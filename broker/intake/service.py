@@ -19,14 +19,14 @@ from typing import Any, Callable
 
 from podq.broker.control.operations import validate_control
 from podq.broker.control.sender import ControlSender
-from podq.broker.queue.envelopes import dispatch_jobs
+from podq.broker.queue.envelopes import dispatch_routed
 from podq.broker.store import keys, streams
 from podq.broker.store.connection import Client
 from podq.broker.store.ledger import Ledger
 from podq.broker.store.publish import Publisher
 from podq.broker.store.redelivery import Redelivery
 from podq.broker.store.streams import default_consumer_name, ensure_group
-from podq.shared import metrics, naming, tracing
+from podq.shared import clusters, metrics, naming, tracing
 from podq.shared.errors import DecodeError
 from podq.shared.naming import derive_job_id, pod_name_for
 from podq.shared.records import ControlRecord, FailureDetails, KubernetesJob, KubernetesWatch
@@ -58,7 +58,7 @@ class Intake:
         self.consumer = consumer or settings.intake.consumer or default_consumer_name("intake")
         self.ledger = Ledger(client)
         self.publisher = Publisher(client, ledger_ttl=settings.redis.ledger_ttl)
-        self.control = ControlSender(client)
+        self.control = ControlSender(client, clusters=clusters.as_recorded(settings))
         self._known_schedulers: set[str] = set()
         # Entries another intake took and never acked are reclaimed; poison entries go dead.
         self.redelivery = Redelivery(client, group=keys.INTAKE_GROUP, consumer=self.consumer,
@@ -131,8 +131,10 @@ class Intake:
         if jobs:
             default = self.settings.kube.namespace
             # A job without a trace context gets one here, so its pod, results and logs share a trace.
+            # The cluster is decided here, once: the ledger keeps it and every delivery carries it.
             self._admit([dataclasses.replace(job, namespace=job.namespace or default,
-                                             traceparent=job.traceparent or tracing.new_traceparent())
+                                             traceparent=job.traceparent or tracing.new_traceparent(),
+                                             cluster=clusters.route(job, self.settings)[0])
                          for job in jobs])
         self._reject(rejected)
         streams.ack(self.client, keys.JOBS_STREAM, keys.INTAKE_GROUP, [entry_id for entry_id, _ in entries])
@@ -141,8 +143,10 @@ class Intake:
         self._ensure_results_groups({job.scheduler_id for job in jobs})
         records = [job.encode() for job in jobs]  # once: the ledger keeps it, the message carries it
         states = self.ledger.accept_many([(job, pod_name_for(job.job_id, job.key)) for job in jobs], records=records)
-        # "new" jobs, and jobs still "accepted" (an intake died before pushing them), go out.
-        todo = [(job, record) for job, record, state in zip(jobs, records, states) if state in ("new", "accepted")]
+        # "new" jobs, and jobs still "accepted" (an intake died before pushing them), go out; the
+        # latter as the ledger recorded them (the routing may have changed since).
+        todo = [(job, record) for job, record, state in zip(jobs, records, states) if state == "new"]
+        todo += self._recorded([job.job_id for job, state in zip(jobs, states) if state == "accepted"])
         metrics.JOBS_ACCEPTED.inc(sum(1 for state in states if state == "new"))
         for job, state in zip(jobs, states):
             if state not in ("new", "accepted"):
@@ -150,11 +154,19 @@ class Intake:
                     log.info("job %s (%s) already %s; not dispatched again", job.job_id, job.key, state)
         if not todo:
             return
-        dispatch_jobs(self.client, [record for _, record in todo], per_message=self.settings.intake.jobs_per_message)
+        dispatch_routed(self.client, [(job.cluster, record) for job, record in todo],
+                        per_message=self.settings.intake.jobs_per_message)
         self.ledger.mark_dispatched([job.job_id for job, _ in todo],
                                     orphaned_after=self.settings.intake.redispatch_after)
         metrics.JOBS_DISPATCHED.inc(len(todo))
         log.debug("dispatched %d jobs", len(todo))
+
+    def _recorded(self, job_ids: list[str]) -> list[tuple[KubernetesJob, bytes]]:
+        """The jobs and records the ledger holds for ``job_ids``."""
+        if not job_ids:
+            return []
+        entries = self.ledger.entries(job_ids, fields=("job",))
+        return [(entry.job, entry.job.encode()) for entry in entries.values() if entry.job is not None]
 
     def _ensure_results_groups(self, scheduler_ids: set[str]) -> None:
         for scheduler_id in scheduler_ids - self._known_schedulers:

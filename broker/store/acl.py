@@ -83,11 +83,11 @@ def role_rules(role: str) -> tuple[str, ...]:
         return (*_CONNECTION, "+xadd", f"~{keys.JOBS_STREAM}", f"~{keys.CONTROL_STREAM}")
     own = (f"~{keys.PREFIX}:*",)
     if role == "intake":
-        return (*_CONNECTION, *_SCRIPTS, *_STREAM_CONSUMER, *_STORE, *own, f"~{keys.CELERY_QUEUE}")
+        return (*_CONNECTION, *_SCRIPTS, *_STREAM_CONSUMER, *_STORE, *own, f"~{keys.CELERY_QUEUE}*")
     if role == "worker":
         return (*_CONNECTION, *_SCRIPTS, *_STORE, *_STREAM_CONSUMER, *_KOMBU, *own, *_KOMBU_KEYS, "&*")
     if role == "watcher":
-        return (*_CONNECTION, *_SCRIPTS, *_STORE, *_STREAM_CONSUMER, *own, f"~{keys.CELERY_QUEUE}")
+        return (*_CONNECTION, *_SCRIPTS, *_STORE, *_STREAM_CONSUMER, *own, f"~{keys.CELERY_QUEUE}*")
     raise ValueError(f"unknown role {role!r}; roles: {', '.join(ROLES)}, scheduler:<id>")
 
 

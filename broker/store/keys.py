@@ -22,7 +22,7 @@ LIVE_PREFIX = f"{PREFIX}:live"
 # Counters podq keeps in Redis (hash fields, e.g. ``trim_unread:<stream>``).
 METRICS_KEY = f"{PREFIX}:metrics"
 
-# The Celery queue: kombu keeps it as a Redis list of this name.
+# The Celery queue of the default cluster: kombu keeps it as a Redis list of this name.
 CELERY_QUEUE = "podq.pods"
 # kombu's Redis transport: delivered-but-unacknowledged messages and their delivery times.
 KOMBU_UNACKED = "unacked"
@@ -35,6 +35,15 @@ RECORD_FIELD = "record"
 def job_key(job_id: str) -> str:
     """The ledger hash of one job."""
     return f"{PREFIX}:job:{job_id}"
+
+
+def celery_queue(cluster: str | None) -> str:
+    """The Celery queue of a cluster's creates and control tasks (None: the cell's default cluster).
+
+    One queue per cluster, so that jobs for a cluster that does not answer wait in its own queue
+    and never in front of another cluster's (docs/scaling.md, "Clusters").
+    """
+    return CELERY_QUEUE if cluster is None else f"{CELERY_QUEUE}.{cluster}"
 
 
 def create_budget_key(cluster: str) -> str:

@@ -26,7 +26,7 @@ from .scripts import scripts_for
 log = logging.getLogger(__name__)
 
 # The fields the watcher's reconciler and relist read for many jobs at once (no job record).
-SUMMARY_FIELDS = ("state", "terminal_state", "scheduler_id", "namespace", "pod_name", "updated_at")
+SUMMARY_FIELDS = ("state", "terminal_state", "scheduler_id", "namespace", "pod_name", "updated_at", "cluster")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -46,6 +46,8 @@ class LedgerEntry:
     deliveries: int = 0
     accepted_at: float | None = None
     updated_at: float | None = None
+    cluster: str | None = None
+    """The cluster intake routed the job to; None: the cell's default cluster."""
     refused: str | None = None
     """Why intake refused the job (the message of its ``failed`` result); None for an admitted job."""
 
@@ -77,7 +79,7 @@ class LedgerEntry:
                    terminal_state=text("terminal_state") or None, last_state=text("last_state"),
                    last_entry=text("last_entry") or None, deliveries=int(number("deliveries") or 0),
                    accepted_at=number("accepted_at"), updated_at=number("updated_at"),
-                   refused=text("refused"))
+                   cluster=text("cluster") or None, refused=text("refused"))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -143,7 +145,8 @@ class Ledger:
         args: list = [repr(time.time())]
         for (job, pod_name), record in zip(jobs, records, strict=True):
             job_keys += (keys.job_key(job.job_id), keys.scheduler_jobs_key(job.scheduler_id))
-            args += (job.job_id, job.scheduler_id, record, pod_name, job.namespace or "", repr(job.submitted_at))
+            args += (job.job_id, job.scheduler_id, record, pod_name, job.namespace or "", repr(job.submitted_at),
+                     job.cluster or "")
         pipe = self._client.pipeline(transaction=False)
         self._scripts.accept(keys=job_keys, args=args, client=pipe)
         return [value.decode() for value in durable(self._client, pipe)[0]]
@@ -184,21 +187,27 @@ class Ledger:
                                       args=[lease.token, lease.seconds, lease.grace, lease.worker])
         return [_claim_of(reply) for reply in replies]
 
-    def orphans(self, *, limit: int, again_after: float) -> list[bytes]:
-        """Records of jobs waiting for a pod with no live delivery (``lua/orphans.lua``).
+    def orphans(self, *, limit: int, again_after: float,
+                clusters: Sequence[str | None] = (None,)) -> list[bytes]:
+        """Records of jobs of ``clusters`` (None: the default) waiting for a pod with no live delivery
+        (``lua/orphans.lua``).
 
         The due members of the in-flight set are read first, then checked and taken in one
         script call that names each one's ledger hash (a member due by the server's clock).
         """
-        if self._client.llen(keys.CELERY_QUEUE):
+        queues = [keys.celery_queue(cluster) for cluster in clusters]
+        pipe = self._client.pipeline(transaction=False)
+        for queue in queues:
+            pipe.llen(queue)
+        if all(pipe.execute()):
             return []
         seconds, micros = self._client.time()
         due = [member.decode() for member in self._client.zrangebyscore(
             keys.INFLIGHT_ZSET, "-inf", seconds + micros / 1e6, start=0, num=limit)]
         if not due:
             return []
-        return self._scripts.orphans(keys=[keys.INFLIGHT_ZSET, keys.CELERY_QUEUE, *map(keys.job_key, due)],
-                                     args=[again_after, *due])
+        return self._scripts.orphans(keys=[keys.INFLIGHT_ZSET, *queues, *map(keys.job_key, due)],
+                                     args=[again_after, len(queues), *(cluster or "" for cluster in clusters), *due])
 
     def mark_created(self, job_id: str, *, uid: str) -> tuple[bool, str]:
         """accepted/dispatched → created, recording the pod's uid."""

@@ -102,19 +102,25 @@ function pack(record) {
 }
 
 // A job record; returns { jobId, bytes }. Optional fields left undefined are omitted (traceparent too:
-// without one, intake starts a trace for the job).
-function encodeJob({ schedulerId, taskKey, command, namespace, podTemplate, podOverride, submittedAt, traceparent }) {
+// without one, intake starts a trace for the job; cluster too: without one, intake's routing decides).
+function encodeJob({ schedulerId, taskKey, command, namespace, podTemplate, podOverride, submittedAt, traceparent,
+  cluster }) {
   if (typeof schedulerId !== 'string' || schedulerId.length === 0 || [...schedulerId].length > 250) {
     throw new ProtocolError('scheduler_id: a string of 1-250 characters is required');
   }
   const key = normalizeKey(taskKey);
   const problem = traceparentProblem(traceparent);
   if (problem !== null) throw new ProtocolError(problem);
+  if (cluster !== undefined && cluster !== null
+      && (typeof cluster !== 'string' || cluster.length === 0 || [...cluster].length > 63)) {
+    throw new ProtocolError('job.cluster: a string of 1-63 characters is required');
+  }
   const jobId = deriveJobId(schedulerId, key);
   const record = {
     schema: SCHEMA, kind: 'job', job_id: jobId, scheduler_id: schedulerId, task_key: key,
     command, namespace, pod_template: podTemplate, pod_override: podOverride,
     submitted_at: submittedAt ?? Date.now() / 1000, traceparent: traceparent ?? undefined,
+    cluster: cluster ?? undefined,
   };
   return { jobId, bytes: pack(record) };
 }
@@ -188,6 +194,7 @@ function decodeResult(bytes) {
     failureDetails: isMap(data.failure_details) ? data.failure_details : null,
     pendingReason: pendingReasonOf(data.pending_reason), // why a pending job waits (a later pending: a new reason)
     emittedAt: data.emitted_at ?? 0,
+    cluster: requireString(data, 'cluster', 'result', { required: false }), // the cluster of the job's pod
   };
 }
 

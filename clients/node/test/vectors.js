@@ -43,6 +43,7 @@ for (const vector of data.vectors) {
       assert.deepEqual(result.failureDetails, vector.decoded.failure_details);
       const reason = vector.decoded.pending_reason;
       assert.deepEqual(result.pendingReason, reason ? { reason: reason.reason, message: reason.message ?? null } : null);
+      assert.equal(result.cluster, vector.decoded.cluster ?? null);
     });
   } else if (vector.valid && vector.kind === 'job') {
     check(vector.name, () => {
@@ -54,6 +55,7 @@ for (const vector of data.vectors) {
         schedulerId: d.scheduler_id, taskKey: d.task_key, command: d.command,
         namespace: d.namespace ?? undefined, podTemplate: d.pod_template ?? undefined,
         podOverride: d.pod_override ?? undefined, submittedAt: d.submitted_at, traceparent: record.traceparent,
+        cluster: d.cluster ?? undefined,
       });
       assert.equal(jobId, d.job_id);
       const mine = decode(ours);
@@ -64,6 +66,7 @@ for (const vector of data.vectors) {
       assert.equal(traceparentProblem(record.traceparent), null);
       assert.equal(mine.traceparent, d.traceparent);
       assert.equal('traceparent' in mine, 'traceparent' in d);
+      assert.equal('cluster' in mine, 'cluster' in d);
     });
   } else if (!vector.valid && vector.name.startsWith('traceparent-')) {
     check(vector.name, () => {
