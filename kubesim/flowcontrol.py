@@ -156,10 +156,11 @@ class Pace:
             self._timer.cancel()
             self._timer = None
         held, self._held = self._held, deque()
-        if not held:
-            return
         loop = asyncio.get_running_loop()
         now = loop.time()
+        if not held:  # the last caller went at most one old interval ago: the next one waits the new one at most
+            self._next = min(self._next, now + self.interval)
+            return
         self._next = now
         for _moment, future in held:
             if future.done():

@@ -86,8 +86,8 @@ class LimitSettings:
         """Apply changes (keys are field names) all at once, or none: raises ValueError naming the bad one."""
         candidate = LimitSettings(**{f.name: getattr(self, f.name) for f in fields(self)})
         for key, value in values.items():
-            if key not in _LIMIT_MINIMUMS and key != "enabled":
-                raise ValueError(f"unknown limit setting {key!r}; known: {sorted([*_LIMIT_MINIMUMS, 'enabled'])}")
+            if key not in _LIMIT_KINDS:
+                raise ValueError(f"unknown limit setting {key!r}; known: {sorted(_LIMIT_KINDS)}")
             setattr(candidate, key, _coerce(key, value, _LIMIT_KINDS[key]))
         candidate.check()
         for f in fields(self):

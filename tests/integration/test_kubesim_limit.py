@@ -269,3 +269,15 @@ def test_a_client_certificate_is_a_flow_named_by_its_common_name(tmp_path: Path)
                 client.CoreV1Api(api_client).create_namespaced_pod(NS, pod(f"from-{name}"))
         flows = sim.call(lambda core: core.limit.describe()["flows"])  # the admin client does not trust the test CA
     assert {name: flow["dispatched"] for name, flow in flows.items()} == {"scheduler-a": 1, "scheduler-b": 1}
+
+
+def test_a_higher_rate_takes_effect_at_once(limited: KubeSim) -> None:
+    admin = limited.admin()
+    admin.set_limit(rate=0.1)  # one create every ten seconds
+    v1 = api_as(limited, "t")
+    v1.create_namespaced_pod(NS, pod("first"))  # goes at once; the next one would wait ten seconds
+    admin.set_limit(rate=50)
+    started = time.monotonic()
+    v1.create_namespaced_pod(NS, pod("second"))
+    assert time.monotonic() - started < 5, "the next create waited for the old rate's interval"
+    v1.api_client.close()
