@@ -43,7 +43,7 @@ DELAY_CAUSES = ("budget", "rate_limit", "api_error", "shutdown")
 
 def initialise_metrics(cluster: str = "default") -> None:
     """Every series of the workers' labelled counters, at 0, from start-up."""
-    metrics.initialise(metrics.POD_CREATES, [*(outcome.value for outcome in Outcome), "crashed"])
+    metrics.initialise(metrics.POD_CREATES, [cluster], [*(outcome.value for outcome in Outcome), "crashed"])
     metrics.initialise(metrics.JOBS_DELAYED, DELAY_CAUSES)
     metrics.initialise(metrics.BUDGET_CUTS, [cluster], PUSH_BACKS)
 
