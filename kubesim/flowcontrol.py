@@ -9,8 +9,8 @@ the request joins the shortest of them. Seats freed are handed to the queues in 
 the non-empty queues: fair queuing when every request costs one seat), so two flows that both keep
 requests waiting get about half each. A request whose queue is full, or that waited ``queue_wait``
 seconds, is answered 429 as kube-apiserver answers it: ``Too many requests, please try again later.`` as
-text, ``Retry-After`` (1 s, doubled while drops go on, as the dropped-requests tracker of kube-apiserver
-1.30 does; or pinned by ``retry_after``), and the ``X-Kubernetes-PF-*`` headers.
+text, ``Retry-After`` (1 s, doubled while drops go on, as the dropped-requests tracker of recent
+kube-apiserver releases does; or pinned by ``retry_after``), and the ``X-Kubernetes-PF-*`` headers.
 
 The rate: an executing request holds its seat until its turn to complete comes, one every ``1/rate``
 seconds (``Pace``), then runs (the handler, any injected latency included) and answers. So the level
@@ -156,10 +156,11 @@ class Pace:
             self._timer.cancel()
             self._timer = None
         held, self._held = self._held, deque()
-        if not held:
-            return
         loop = asyncio.get_running_loop()
         now = loop.time()
+        if not held:  # the last caller went at most one old interval ago: the next one waits the new one at most
+            self._next = min(self._next, now + self.interval)
+            return
         self._next = now
         for _moment, future in held:
             if future.done():
