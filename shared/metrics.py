@@ -158,6 +158,8 @@ WATCHER_LAST_PROGRESS = _gauge("podq_watcher_last_progress_timestamp_seconds",
 JOBS_STUCK = _gauge("podq_jobs_stuck",
                     "Jobs of the scope accepted or dispatched longer than PODQ_WATCHER_STUCK_AFTER with no pod "
                     "created, as the scope's leader's reconciler last counted them (0 on other replicas).", ["scope"])
+LAUNCH_RETRIES = _counter("podq_launch_retries_total",
+                          "Jobs whose pod ended before it started and that the watcher launched again (a new pod).")
 RECONCILER_ENDINGS = _counter("podq_reconciler_endings_total",
                               "Jobs the reconciler ended (no pod found), by the state it gave them.", ["state"])
 

@@ -175,6 +175,10 @@ class WatcherSettings:
     """Container waiting reasons that fail a Pending pod at once (Airflow's default list)."""
     pending_deadline: float = 600.0
     """Seconds a pod may stay Pending before its job fails and the pod is revoked; 0 disables."""
+    launch_retries: int = 1
+    """Times a job's pod is created again when it ended before its main container started (evicted, preempted, node lost, deleted by something else, a fatal waiting reason), costing the task no try (Airflow's ``pod_launch_failure_retries``); 0 turns it off."""
+    launch_retry_excluded_reasons: tuple[str, ...] = ("Error",)
+    """Container reasons whose launch failures are not retried (Airflow's ``pod_launch_failure_excluded_container_reasons``)."""
     pod_events: bool = True
     """Watch the Kubernetes Events about podq's pods (RBAC: get, list, watch on ``events``): pending reasons from them, and the last ones in the failure details of a job that never ran."""
     pending_reason_interval: float = 2.0

@@ -172,6 +172,12 @@ class KubePods:
                                  lambda timeout: self._calls.patch(name, namespace, _REVOKED_PATCH,
                                                                    timeout=timeout)) is not None
 
+    def label_done(self, namespace: str, name: str) -> bool:
+        """Label a pod ``airflow_executor_done=True`` (it leaves the watch); False when it is gone already."""
+        return self._unless_gone(f"label pod {namespace}/{name} done",
+                                 lambda timeout: self._calls.patch(name, namespace, _DONE_PATCH,
+                                                                   timeout=timeout)) is not None
+
     def _unless_gone(self, what: str, call) -> Answer | None:
         """Run ``call(timeout)``: its answer, or None when the pod is not there (404)."""
         try:
@@ -186,4 +192,5 @@ class KubePods:
 
 
 POD_EVENTS = "involvedObject.kind=Pod"
+_DONE_PATCH = orjson.dumps({"metadata": {"labels": {naming.EXECUTOR_DONE: "True"}}})
 _REVOKED_PATCH = orjson.dumps({"metadata": {"labels": {naming.POD_REVOKED: "True"}}})

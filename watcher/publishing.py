@@ -21,6 +21,7 @@ from podq.shared.records import KubernetesWatch
 from podq.shared.states import LedgerState, Source, State
 
 from .kube import KubePods
+from .relaunch import LaunchPolicy, relaunch
 from .tracker import Intent
 
 log = logging.getLogger(__name__)
@@ -35,11 +36,12 @@ class Broker:
     ledger: Ledger
     publisher: Publisher
     control: ControlSender
+    client: Client | None = None       # the create tasks of relaunched jobs (watcher/relaunch.py)
 
     @classmethod
     def open(cls, client: Client, *, ledger_ttl: float = DEFAULT_LEDGER_TTL) -> "Broker":
         return cls(store=WatchStore(client), ledger=Ledger(client),
-                   publisher=Publisher(client, ledger_ttl=ledger_ttl), control=ControlSender(client))
+                   publisher=Publisher(client, ledger_ttl=ledger_ttl), control=ControlSender(client), client=client)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,11 +105,18 @@ def to_items(intents: Sequence[Intent], *, cluster: str | None = None) -> list[I
 
 
 def publish(broker: Broker, scope: Scope, intents: Sequence[Intent], *, token: str,
-            position: str | None, batch_size: int) -> int:
+            position: str | None, batch_size: int, launches: LaunchPolicy | None = None,
+            later: list[Intent] | None = None) -> int:
     """Publish ``intents`` (in calls of ``batch_size`` items; the position rides on the last one).
+    Launch failures are first launched again where ``launches`` and the ledger allow (relaunch.py);
+    the ones to decide later (their create not recorded yet) are added to ``later``.
 
     Returns the number of results that reached a stream.
     """
+    if launches is not None and any(intent.launch_failure for intent in intents):
+        waiting = relaunch(broker, intents, launches)
+        if later is not None:
+            later.extend(waiting)
     resolve_ledger(broker.ledger, intents)
     items = to_items(intents, cluster=scope.cluster_name)
     if not items and not position:
@@ -155,6 +164,8 @@ def after_publish(broker: Broker, kube: KubePods, intents: Sequence[Intent]) -> 
     if done:
         broker.control.send(done, per_message=COMPLETIONS_PER_MESSAGE)
     for intent in intents:
+        if intent.retire_pod:  # an earlier launch's pod that failed: out of the watch, kept for a look
+            kube.label_done(intent.namespace, intent.pod_name)
         if not intent.revoke_pod:
             continue
         # The job is terminal in the ledger already; label the pod so no later event of it counts,

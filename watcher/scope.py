@@ -30,6 +30,7 @@ from .health import Health
 from .kube import KubePods, WatchStream
 from .notices import Notice, NoticeLoop
 from .publishing import Broker, Scope, after_publish, publish
+from .relaunch import LaunchPolicy
 from .tracker import Intent, Tracker
 from .unseen import created_jobs, unseen_endings
 
@@ -67,6 +68,9 @@ class ScopeRunner:
         self._thread: threading.Thread | None = None
         self._stream: WatchStream | None = None
         self._notices: NoticeLoop | None = None
+        self._launches = LaunchPolicy.of(settings)
+        # Launch failures seen before their create was recorded, asked about again each sweep.
+        self._undecided: list[Intent] = []
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> "ScopeRunner":
@@ -274,15 +278,25 @@ class ScopeRunner:
         self._last_sweep = now
         with self.lock:
             due = self.tracker.held_reasons(now=now)
+            undecided, self._undecided = self._undecided, []
+            for intent in undecided:
+                if intent.decide_by is not None and now >= intent.decide_by:
+                    intent.launch_failure = False  # its create never got recorded: the failure stands
+                due.append(intent)
             due.extend(self.tracker.overdue(now=now, deadline=self._settings.pending_deadline))
             if due:
                 self._publish(due, position=None)
 
     def _publish(self, intents: list[Intent], *, position: str | None) -> None:
         """Publish under ``self.lock`` (held by the caller), then the follow-up requests."""
+        later: list[Intent] = []
         publish(self._broker, self.scope, intents, token=self.token, position=position,
-                batch_size=self._settings.batch_size)
-        if any(intent.complete or intent.revoke_pod for intent in intents):
+                batch_size=self._settings.batch_size, launches=self._launches, later=later)
+        now = time.time()
+        for intent in later:
+            intent.decide_by = intent.decide_by or now + self._settings.created_grace
+        self._undecided.extend(later)
+        if any(intent.complete or intent.revoke_pod or intent.retire_pod for intent in intents):
             after_publish(self._broker, self._kube, intents)
 
     def notice(self, notices: list[Notice]) -> None:

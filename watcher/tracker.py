@@ -82,6 +82,9 @@ class Intent:
     note: str = ""
     pending_reason: PendingReason | None = None
     again: str | None = None                # a later pending of the job: what tells it apart (its rv)
+    launch_failure: bool = False            # ended before it started: may be launched again (relaunch.py)
+    retire_pod: bool = False                # label the pod done once published (an earlier launch's pod)
+    decide_by: float | None = None          # a launch failure waiting for its create's record: until when
 
     @property
     def namespace(self) -> str:
@@ -234,7 +237,8 @@ class Tracker:
         return Intent(ref=ref, identity=identity, state=verdict.state, details=details, stored=stored,
                       resource_version=rv, ledger_decides=verdict.ledger_decides,
                       complete=not verdict.gone and not revoke_pod, revoke_pod=revoke_pod, note=verdict.note,
-                      uid=uid)
+                      uid=uid, launch_failure=verdict.launch_failure and not revoke_pod
+                      and (before is None or before.state is State.PENDING))
 
     def _forget(self, ref: str, identity: PodIdentity, rv: str | None) -> Intent:
         self.records.pop(ref, None)

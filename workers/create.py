@@ -93,7 +93,7 @@ def create_job(job: KubernetesJob, payload: bytes, rt: Runtime, *, deadline: flo
         return Outcome.SKIPPED
     owner = claim.owner or job.scheduler_id
     namespace = job.namespace or rt.settings.kube.namespace
-    name = naming.pod_name_for(job.job_id, job.key)
+    name = naming.pod_name_for(job.job_id, job.key, launch=claim.launch)
     limit = rt.settings.worker.max_deliveries
     if claim.deliveries > limit:
         return fail(rt, job, owner=owner, namespace=namespace, reason="PoisonJob",
@@ -101,7 +101,7 @@ def create_job(job: KubernetesJob, payload: bytes, rt: Runtime, *, deadline: flo
                             "its worker died each time")
     try:
         pod = build_pod(job, template=rt.templates.get(job.pod_template), namespace=namespace, owner=owner,
-                        image=rt.settings.worker.image, hook=rt.hook)
+                        image=rt.settings.worker.image, hook=rt.hook, launch=claim.launch)
     except (PodBuildError, TemplateError) as exc:
         return fail(rt, job, owner=owner, namespace=namespace, reason=exc.reason, message=str(exc))
     if job.traceparent:

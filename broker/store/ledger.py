@@ -44,6 +44,7 @@ class LedgerEntry:
     last_state: str | None = None
     last_entry: str | None = None
     deliveries: int = 0
+    launch: int = 1
     accepted_at: float | None = None
     updated_at: float | None = None
     cluster: str | None = None
@@ -78,6 +79,7 @@ class LedgerEntry:
                    pod_name=text("pod_name"), namespace=text("namespace") or None, uid=text("uid"),
                    terminal_state=text("terminal_state") or None, last_state=text("last_state"),
                    last_entry=text("last_entry") or None, deliveries=int(number("deliveries") or 0),
+                   launch=int(number("launch") or 1),
                    accepted_at=number("accepted_at"), updated_at=number("updated_at"),
                    cluster=text("cluster") or None, refused=text("refused"))
 
@@ -94,6 +96,8 @@ class Claim:
     deliveries: int
     owner: str | None
     busy: bool = False
+    launch: int = 1
+    """Which launch of the job a create makes: 1, then one more per relaunch (its pod's name follows it)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -111,10 +115,10 @@ class Lease:
 
 
 def _claim_of(reply) -> Claim:
-    state, deliveries, owner, busy = reply
+    state, deliveries, owner, busy, launch = reply
     state = state.decode()
     return Claim(state=LedgerState(state) if state else None, deliveries=int(deliveries),
-                 owner=owner.decode() or None, busy=bool(busy))
+                 owner=owner.decode() or None, busy=bool(busy), launch=int(launch))
 
 
 def _transition_args(allowed: Iterable[LedgerState], to: LedgerState,
@@ -225,6 +229,22 @@ class Ledger:
                               args=[repr(time.time()), *(uid for _, uid in pods)], client=pipe)
         return [(bool(moved), state.decode() if isinstance(state, bytes) else state)
                 for moved, state in durable(self._client, pipe)[0]]
+
+    def relaunch(self, job_id: str, *, pod_name: str, launch: int, next_pod_name: str, max_launches: int,
+                 orphaned_after: float = 30.0) -> tuple[str, int | str | None]:
+        """Move a ``created`` job whose pod ``pod_name`` (its ``launch``) failed before it started back to
+        dispatched for launch + 1 under ``next_pod_name`` (``lua/relaunch.lua``), at most ``max_launches``
+        launches in all. Returns ("RELAUNCHED", next launch), ("STALE", None) when that pod was relaunched
+        already, ("WAIT", None) while the job's create is not recorded yet, or ("NO", why)."""
+        pipe = self._client.pipeline(transaction=False)
+        self._scripts.relaunch(keys=[keys.INFLIGHT_ZSET, keys.job_key(job_id)],
+                               args=[pod_name, launch, next_pod_name, max_launches, repr(time.time()),
+                                     orphaned_after], client=pipe)
+        reply = durable(self._client, pipe)[0]
+        tag = reply[0].decode()
+        if tag == "RELAUNCHED":
+            return tag, int(reply[1])
+        return tag, reply[1].decode() if len(reply) > 1 else None
 
     def revoke(self, job_id: str) -> tuple[bool, str]:
         """Any live state → revoked (terminal jobs stay terminal)."""

@@ -44,8 +44,8 @@ from podq.shared.states import (CREATABLE_STATES, LIVE_LEDGER_STATES, MAX_PENDIN
 from . import counters, keys
 
 NAMES = ("accept", "adopt", "alive", "beat", "budget", "claim", "created", "delay", "giveback", "hold", "lease",
-         "orphans", "publish", "ratelimit", "refuse", "release", "released", "restore", "results_group", "transition",
-         "trim")
+         "orphans", "publish", "ratelimit", "refuse", "relaunch", "release", "released", "restore", "results_group",
+         "transition", "trim")
 _PLACEHOLDER = re.compile(r"\$\(([a-z_.:]+)\)")
 
 
@@ -112,6 +112,7 @@ class Scripts:
     publish: Script
     ratelimit: Script
     refuse: Script
+    relaunch: Script
     release: Script
     released: Script
     restore: Script
@@ -120,6 +121,9 @@ class Scripts:
     trim: Script
 
     def __init__(self, client: redis.Redis) -> None:
+        if not isinstance(client.pipeline(transaction=False), ReloadingPipeline):
+            raise TypeError(f"podq's scripts need a client from connect() (its pipelines send a script again "
+                            f"after NOSCRIPT); got a {type(client).__name__}")
         for name in NAMES:
             setattr(self, name, client.register_script(render(name)))
 
@@ -169,13 +173,13 @@ class ReloadingPipeline(Pipeline):
         unknown = shas - texts.keys()
         if unknown:   # an EVALSHA queued by hand, of no registered script: nothing to load
             return replies
-        retry = ReloadingPipeline(self.connection_pool, self.response_callbacks, False, self.shard_hint)
+        retry = Pipeline(self.connection_pool, self.response_callbacks, False, self.shard_hint)   # once only
         for sha in sorted(shas):
             retry.execute_command("SCRIPT LOAD", texts[sha])
         for index in again:
             args, options = stack[index]
             retry.execute_command(*args, **options)
-        answers = Pipeline.execute(retry, raise_on_error=False)
+        answers = retry.execute(raise_on_error=False)
         loaded, answers = answers[:len(shas)], answers[len(shas):]
         refused = next((answer for answer in loaded if isinstance(answer, Exception)), None)
         replies = list(replies)

@@ -96,8 +96,9 @@ def run_failover(tmp_path, *, per_scheduler: int, kills: int = 2, wait_replicas:
                 scheduler_id = new_scheduler(label)
                 jobs, ends = make_jobs(scheduler_id, per_scheduler)
                 schedulers.append(Collector(ResultsConsumer(client, scheduler_id=scheduler_id, consumer="scheduler-1")))
-                # Each kill but the first waits for the old primary to rejoin (15-25 s); the producers
-                # hold at that kill's share of the jobs meanwhile, so every kill meets jobs streaming in.
+                # Each kill but the first waits for the old primary to rejoin as a replica (~7 s, longer on
+                # a loaded machine); the producers hold at that kill's share of the jobs meanwhile, so that
+                # every kill meets jobs streaming in.
                 producers.append(Producer(cluster.url, jobs, batch=batch, interval=interval,
                                           hold_at=per_scheduler * 2 // (kills + 1) if kills > 1 else None))
                 expected.update(ends)

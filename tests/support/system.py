@@ -269,25 +269,11 @@ class ServiceDied(AssertionError):
     """A service the test did not kill has exited."""
 
 
-class KombuCloseCrash(ServiceDied):
-    """A worker died of kombu's AttributeError while closing its channel after a second broker connection loss."""
-
-
-# Celery's last words when kombu, closing a channel after a connection loss, rebuilds a Redis pool from a
-# transport already detached from its connection (the signature of kombu issues #582 and #970).
-KOMBU_CLOSE_CRASH = "Unrecoverable error: AttributeError(\"'NoneType' object has no attribute 'hostname'\")"
-
-
 def check_alive(stack: Stack) -> None:
-    """Fail if any service has exited; a worker that died of the known kombu crash raises KombuCloseCrash."""
+    """Fail if any service has exited (naming the logs)."""
     dead = died(stack)
-    if not dead:
-        return
-    logs = {name: (stack.log_dir / f"{name}.log").read_text(errors="replace") for name in dead}
-    message = f"services died: {dead} (logs in {stack.log_dir})"
-    if all(name.startswith("worker-") and KOMBU_CLOSE_CRASH in logs[name] for name in dead):
-        raise KombuCloseCrash(message + "; kombu crashed closing a channel after a connection loss")
-    raise ServiceDied(message)
+    if dead:
+        raise ServiceDied(f"services died: {dead} (logs in {stack.log_dir})")
 
 
 def stream_results(client, scheduler_id: str) -> list[KubernetesWatch]:
