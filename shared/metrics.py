@@ -67,6 +67,8 @@ JOBS_REFUSED = _counter("podq_jobs_refused_total",
                         "Job records intake refused (sent to podq:dead), by the field or rule that failed.",
                         ["reason"])
 JOBS_DISPATCHED = _counter("podq_jobs_dispatched_total", "Jobs intake pushed to the Celery queue (new or resumed).")
+JOBS_WAITED = _counter("podq_jobs_waited_total",
+                       "Jobs intake put in a waiting line because the cluster's create budget was full.")
 JOBS_REDISPATCHED = _counter("podq_jobs_redispatched_total",
                              "Dispatched jobs with no live delivery that intake pushed again (orphan sweep).")
 CONTROL_RECORDS = _counter("podq_control_records_total", "Control records intake handled, by operation and outcome.",
@@ -105,6 +107,8 @@ LIVE_PROCESSES = _gauge("podq_live_processes",
 LEDGER_EVENTS = _gauge("podq_ledger_events",
                        "Exact cluster-wide totals from Redis, each counted in the script that records the fact: "
                        "jobs accepted, dispatched, pods created, jobs ended by terminal state.", ["event"])
+JOBS_WAITING = _gauge("podq_jobs_waiting",
+                      "Jobs in a scheduler's waiting line for a cluster's create capacity.", ["cluster", "scheduler"])
 CREATE_BUDGET = _gauge("podq_create_budget", "A cluster's shared create budget now, in creates per second.",
                        ["cluster"])
 CREATE_BUDGET_PEAK = _gauge("podq_create_budget_peak",

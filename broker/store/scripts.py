@@ -43,9 +43,9 @@ from podq.shared.states import (CREATABLE_STATES, LIVE_LEDGER_STATES, MAX_PENDIN
 
 from . import counters, keys
 
-NAMES = ("accept", "adopt", "alive", "beat", "budget", "claim", "created", "delay", "giveback", "hold", "lease",
-         "orphans", "publish", "ratelimit", "refuse", "relaunch", "release", "released", "restore", "results_group",
-         "transition", "trim")
+NAMES = ("accept", "adopt", "alive", "beat", "budget", "claim", "created", "delay", "dispatch_waiting", "giveback",
+         "hold", "lease", "orphans", "publish", "ratelimit", "refuse", "relaunch", "release", "released", "restore",
+         "results_group", "transition", "trim", "wait")
 _PLACEHOLDER = re.compile(r"\$\(([a-z_.:]+)\)")
 
 
@@ -105,6 +105,7 @@ class Scripts:
     claim: Script
     created: Script
     delay: Script
+    dispatch_waiting: Script
     giveback: Script
     hold: Script
     lease: Script
@@ -119,6 +120,7 @@ class Scripts:
     results_group: Script
     transition: Script
     trim: Script
+    wait: Script
 
     def __init__(self, client: redis.Redis) -> None:
         if not isinstance(client.pipeline(transaction=False), ReloadingPipeline):

@@ -47,11 +47,25 @@ ROWS = [
             ("sum(rate(podq_deliveries_total[1m]))", "deliveries"),
             ("sum(rate(podq_redeliveries_total[1m]))", "redeliveries"),
             ("sum by (cause) (rate(podq_jobs_delayed_total[5m]))", "delayed: {{cause}}")]),
-        ("Rate-limit wait (p90)", "s", [
+        ("Create-budget slot wait (p90)", "s", [
             ("histogram_quantile(0.9, sum by (le) (rate(podq_rate_limit_wait_seconds_bucket[5m])))", "p90")]),
         ("Create budget per cluster /s", "ops", [
             ("max by (cluster) (podq_create_budget{%s})" % CLUSTER, "{{cluster}} budget"),
             ("max by (cluster) (podq_create_budget_peak{%s})" % CLUSTER, "{{cluster}} peak")]),
+    ]),
+    ("Create budget (the API server as the ceiling; docs/scaling.md)", [
+        ("Budget, creates made and 429s /s", "ops", [
+            ("max by (cluster) (podq_create_budget)", "budget {{cluster}}"),
+            ("max by (cluster) (podq_create_budget_peak)", "accepted at last push-back {{cluster}}"),
+            ("sum(rate(podq_kube_requests_total{verb=\"create\",code=\"201\"}[1m]))", "creates"),
+            ("sum(rate(podq_kube_requests_total{verb=\"create\",code=\"429\"}[1m]))", "429s")]),
+        ("Why the budget is what it is", "short", [
+            ("max by (cluster, reason) (podq_create_budget_reason) > 0", "{{cluster}}: {{reason}}"),
+            ("sum by (cluster, reason) (increase(podq_create_budget_cuts_total[5m]))", "cuts {{cluster}}: {{reason}}"),
+            ("max by (cluster) (podq_create_budget_pause_seconds)", "Retry-After pause left {{cluster}}")]),
+        ("Jobs waiting for create capacity, per scheduler", "short", [
+            ("max by (cluster, scheduler) (podq_jobs_waiting)", "{{scheduler}} ({{cluster}})"),
+            ("sum(rate(podq_jobs_waited_total[1m]))", "joined a line /s")]),
     ]),
     ("Kubernetes API", [
         ("Requests by cluster, verb and code /s", "reqps", [

@@ -78,6 +78,16 @@ def test_job_key_is_the_task_instance_key_and_a_retry_is_a_new_job():
     assert first.key == KEY and first.job_id == again.job_id == derive_job_id("7", KEY)
     assert retry.job_id != first.job_id
     assert first.pod_override is None
+    assert first.priority == 0
+
+
+@pytest.mark.parametrize(("weight", "priority"), [(None, 0), (7, 7), (-3, -3), (2 ** 40, 2 ** 31 - 1),
+                                                  (-(2 ** 40), -(2 ** 31))])
+def test_priority_weight_becomes_the_jobs_priority(weight, priority):
+    job = mapping.build_job(scheduler="7", key=KEY, workload_json="{}", config=config(), queue="default",
+                            executor_config={}, override=None, airflow_version=None, ti_id=None,
+                            priority_weight=weight)
+    assert job.priority == priority
 
 
 def test_task_template_file_wins_over_queue_and_executor():
