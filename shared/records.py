@@ -78,6 +78,9 @@ class KubernetesJob:
     submitted_at: float = 0.0
     traceparent: str | None = None
     """W3C trace context (optional; intake starts one for a job without). On the wire only when set."""
+    priority: int = 0
+    """Among its scheduler's jobs waiting for create capacity, a higher priority goes first (a 32-bit
+    signed integer; Airflow's ``priority_weight``). On the wire only when not 0."""
     cluster: str | None = None
     """The cluster to run the pod in (optional; else intake's routing rules, else the cell's default
     cluster). On the wire only when set."""
@@ -87,12 +90,12 @@ class KubernetesJob:
     @classmethod
     def new(cls, *, scheduler_id: str, key: TaskKey, command=(), namespace: str | None = None,
             pod_template: str | None = None, pod_override: dict | None = None,
-            traceparent: str | None = None, cluster: str | None = None) -> "KubernetesJob":
+            traceparent: str | None = None, priority: int = 0, cluster: str | None = None) -> "KubernetesJob":
         """A job whose ``job_id`` is derived, once, from the scheduler id and the task key."""
         return cls(job_id=derive_job_id(scheduler_id, key), scheduler_id=scheduler_id, key=key,
                    command=tuple(command), namespace=namespace, pod_template=pod_template,
                    pod_override=pod_override, submitted_at=time.time(), traceparent=traceparent,
-                   cluster=cluster)
+                   priority=priority, cluster=cluster)
 
     def to_wire(self) -> dict[str, Any]:
         wire = {"job_id": self.job_id, "scheduler_id": self.scheduler_id,
@@ -101,6 +104,8 @@ class KubernetesJob:
                 "pod_override": self.pod_override, "submitted_at": self.submitted_at}
         if self.traceparent is not None:
             wire["traceparent"] = self.traceparent
+        if self.priority:
+            wire["priority"] = self.priority
         if self.cluster is not None:
             wire["cluster"] = self.cluster
         return wire
@@ -123,7 +128,7 @@ class KubernetesJob:
                    pod_template=reader.str("pod_template", required=False, max_len=253),
                    pod_override=reader.map("pod_override"),
                    submitted_at=reader.float("submitted_at"),
-                   traceparent=_traceparent(reader),
+                   traceparent=_traceparent(reader), priority=_priority(reader),
                    cluster=reader.str("cluster", required=False, max_len=MAX_CLUSTER_LEN))
 
     @classmethod
@@ -161,6 +166,16 @@ class KubernetesJob:
         except DecodeError:
             return None
         return value if isinstance(value, str) and tracing.check(value) is None else None
+
+
+PRIORITY_RANGE = (-2 ** 31, 2 ** 31 - 1)
+
+
+def _priority(reader: FieldReader) -> int:
+    value = reader.int("priority", required=False, minimum=PRIORITY_RANGE[0], default=0)
+    if value > PRIORITY_RANGE[1]:
+        raise reader.fail("priority", f"must be <= {PRIORITY_RANGE[1]}, got {value}")
+    return value
 
 
 def _traceparent(reader: FieldReader) -> str | None:

@@ -95,6 +95,22 @@ class IntakeSettings:
     pod_policy: bool = True
     """Enforce the default pod policy (no privileged containers, privilege escalation, hostPath
     volumes, hostNetwork/hostPID/hostIPC) on ``pod_override`` and on named templates."""
+    fair_share: bool = True
+    """While the cluster's create budget is full, hold admitted jobs in one waiting line per scheduler
+    and release them by weighted fair share, each line in priority order (docs/scaling.md); false:
+    every admitted job goes to the Celery queue at once (first come, first served)."""
+    scheduler_weights: tuple[str, ...] = ()
+    """Shares of the create capacity: ``<scheduler id>=<weight>`` or ``<id prefix>*=<weight>``, comma
+    separated (an exact id wins, then the longest prefix); unlisted schedulers weigh 1."""
+    scheduler_max_in_flight: tuple[str, ...] = ()
+    """Caps on a scheduler's jobs released from its waiting line and not yet ended (dispatched,
+    being created, or with a live pod): ``<scheduler id>=<n>`` or ``<id prefix>*=<n>``; unlisted: no cap."""
+    dispatch_ahead: float = 0.4
+    """Seconds of the create budget (plus the API's create latency) intake keeps dispatched ahead of
+    the workers while jobs wait: more rides out hiccups, less lets a job that arrives in another
+    scheduler's line, or with a higher priority, go sooner."""
+    dispatch_ahead_min: int = 16
+    """Jobs intake keeps dispatched ahead of the workers at least, whatever the budget's rate."""
 
 
 @dataclass(frozen=True, kw_only=True)

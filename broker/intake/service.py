@@ -2,7 +2,9 @@
 
 It reads ``podq:jobs`` and ``podq:control`` with one consumer group, decodes and
 checks every record, records admitted jobs in the ledger, pushes them to Celery
-in batches, and acknowledges the entries only after that push (at-least-once).
+in batches (or, while the cluster's create budget is full, into their schedulers'
+waiting lines, :mod:`.dispatcher`), and acknowledges the entries only after that
+push (at-least-once).
 A record it refuses goes to ``podq:dead`` with the reason and, when its
 scheduler id and task key can be read, a ``failed`` result to its scheduler.
 Its periodic chores (the delayed set, orphaned jobs, trimming) are
@@ -34,6 +36,7 @@ from podq.shared.settings import Settings
 from podq.shared.states import Source, State
 
 from .admission import check_job
+from .dispatcher import Dispatcher
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +62,10 @@ class Intake:
         self.ledger = Ledger(client)
         self.publisher = Publisher(client, ledger_ttl=settings.redis.ledger_ttl)
         self.control = ControlSender(client, clusters=clusters.as_recorded(settings))
+        # One dispatcher per cluster (as records hold it: None for the default): its budget, its lines.
+        self.dispatchers = {cluster: Dispatcher(client=client, settings=clusters.settings_for(settings, cluster),
+                                                queue=keys.celery_queue(cluster))
+                            for cluster in clusters.as_recorded(settings)}
         self._known_schedulers: set[str] = set()
         # Entries another intake took and never acked are reclaimed; poison entries go dead.
         self.redelivery = Redelivery(client, group=keys.INTAKE_GROUP, consumer=self.consumer,
@@ -154,12 +161,33 @@ class Intake:
                     log.info("job %s (%s) already %s; not dispatched again", job.job_id, job.key, state)
         if not todo:
             return
+        todo = self._hold_waiting(todo)
+        if not todo:
+            return
         dispatch_routed(self.client, [(job.cluster, record) for job, record in todo],
                         per_message=self.settings.intake.jobs_per_message)
         self.ledger.mark_dispatched([job.job_id for job, _ in todo],
                                     orphaned_after=self.settings.intake.redispatch_after)
         metrics.JOBS_DISPATCHED.inc(len(todo))
         log.debug("dispatched %d jobs", len(todo))
+
+    def _hold_waiting(self, todo: list[tuple[KubernetesJob, bytes]]) -> list[tuple[KubernetesJob, bytes]]:
+        """Put in their waiting lines the jobs whose cluster's create budget is full (or has jobs
+        waiting already); returns the rest, to dispatch now."""
+        by_cluster: dict[str | None, list[KubernetesJob]] = {}
+        for job, _ in todo:
+            by_cluster.setdefault(job.cluster, []).append(job)
+        held: set[str] = set()
+        for cluster, jobs in by_cluster.items():
+            dispatcher = self.dispatchers.get(cluster)
+            if dispatcher is not None and not dispatcher.direct(jobs):
+                dispatcher.hold(jobs)
+                held.update(job.job_id for job in jobs)
+        return [item for item in todo if item[0].job_id not in held] if held else todo
+
+    def dispatch_waiting(self) -> int:
+        """One step of every cluster's dispatcher (the ``intake-dispatch`` loop); jobs released."""
+        return sum(dispatcher.step() for dispatcher in self.dispatchers.values())
 
     def _recorded(self, job_ids: list[str]) -> list[tuple[KubernetesJob, bytes]]:
         """The jobs and records the ledger holds for ``job_ids``."""

@@ -157,7 +157,7 @@ class PodqExecutor(BaseExecutor):
             scheduler=self.scheduler_id, key=self._task_key(ti.key, launch_id_of(ti)),
             workload_json=workload.model_dump_json(), config=self.config, queue=ti.queue,
             executor_config=executor_config, override=override, airflow_version=airflow_version,
-            ti_id=_ti_id(ti))
+            ti_id=_ti_id(ti), priority_weight=getattr(ti, "priority_weight", None))
 
     @staticmethod
     def _task_key(key: TaskInstanceKey, launch_id: str | None = None):

@@ -89,13 +89,15 @@ def render(snapshot: Snapshot, rate: Rates | None) -> Group:
         rate_text, "\n", totals_text)
 
     schedulers = Table(title="schedulers (results streams)", title_justify="left", expand=False)
-    for column in ("scheduler", "length", "lag", "pending", "oldest pending", "dead"):
+    for column in ("scheduler", "waiting", "length", "lag", "pending", "oldest pending", "dead"):
         schedulers.add_column(column, justify="left" if column == "scheduler" else "right")
+    waiting = {scheduler: count for lines in figures.waiting.values() for scheduler, count in lines.items()}
     for item in figures.schedulers:
-        schedulers.add_row(item.scheduler, str(item.length), str(item.lag), str(item.pending),
-                           _age(item.oldest_pending_age), Text(str(item.dead), style="red" if item.dead else ""))
+        schedulers.add_row(item.scheduler, str(waiting.get(item.scheduler, 0)), str(item.length), str(item.lag),
+                           str(item.pending), _age(item.oldest_pending_age),
+                           Text(str(item.dead), style="red" if item.dead else ""))
     if not figures.schedulers:
-        schedulers.add_row("(none yet)", "", "", "", "", "")
+        schedulers.add_row("(none yet)", "", "", "", "", "", "")
 
     watchers = Table(title="watchers", title_justify="left")
     watchers.add_column("scope")

@@ -1,8 +1,6 @@
 """Intake against a real Valkey server: admission, ledger, dispatch, dead letters."""
 from __future__ import annotations
 
-import base64
-import json
 
 import msgpack
 import pytest
@@ -11,7 +9,6 @@ from podq.broker.client.jobs import job_status
 from podq.broker.client.results import ResultsConsumer
 from podq.broker.client.submit import SubmitError, submit, submit_many
 from podq.broker.intake.service import Intake
-from podq.broker.queue.envelopes import CREATE_TASK
 from podq.broker.store import keys
 from podq.broker.store.connection import connect
 from podq.broker.store.ledger import Ledger
@@ -20,6 +17,7 @@ from podq.shared.records import KubernetesJob, KubernetesWatch, TaskKey
 from podq.shared.settings import IntakeSettings, load_settings
 from podq.shared.states import LedgerState, Source, State
 from tests.support import raw_map
+from tests.support.workers import celery_jobs
 
 
 def make_job(n: int, *, scheduler_id: str = "sched-a", **fields) -> KubernetesJob:
@@ -30,17 +28,6 @@ def make_job(n: int, *, scheduler_id: str = "sched-a", **fields) -> KubernetesJo
 @pytest.fixture
 def settings():
     return load_settings({}, intake=IntakeSettings(block_ms=10, jobs_per_message=4))
-
-
-def celery_jobs(client) -> list[bytes]:
-    """Every job payload sitting in the Celery queue, decoded from the envelopes."""
-    payloads = []
-    for raw in client.lrange(keys.CELERY_QUEUE, 0, -1):
-        message = json.loads(raw)
-        assert message["headers"]["task"] == CREATE_TASK
-        args, _kwargs, _embed = msgpack.unpackb(base64.b64decode(message["body"]), raw=False)
-        payloads.extend(args[0])
-    return payloads
 
 
 def started_intake(client, settings) -> Intake:

@@ -287,8 +287,12 @@ def terminal_counts(client, scheduler_id: str) -> Counter:
 
 
 def assert_exactly_once(stack: Stack, client, jobs: Sequence[KubernetesJob], expected: dict[str, State],
-                        collector: Collector, *, timeout: float = 60.0) -> None:
-    """The scenario's end: one create per job, one terminal result per job with the expected state."""
+                        collector: Collector, *, timeout: float = 60.0,
+                        others: Sequence[KubernetesJob] = ()) -> None:
+    """The scenario's end: one create per job, one terminal result per job with the expected state.
+
+    ``others``: jobs of other schedulers in the same stack, whose pods are expected too (created once each).
+    """
     collector.until_all_terminal(set(expected), timeout=timeout, stack=stack)
     # Let every queue drain, so a duplicate create still on its way cannot slip past the count.
     wait_for(lambda: client.llen(keys.CELERY_QUEUE) == 0 and client.hlen("unacked") == 0,
@@ -297,7 +301,7 @@ def assert_exactly_once(stack: Stack, client, jobs: Sequence[KubernetesJob], exp
     states = {job.job_id: (entry.state if (entry := ledger.get(job.job_id)) else None) for job in jobs}
     assert {job_id: state for job_id, state in states.items() if state is not LedgerState.TERMINAL} == {}
 
-    names = {pod_name_for(job.job_id, job.key) for job in jobs}
+    names = {pod_name_for(job.job_id, job.key) for job in (*jobs, *others)}
     log = Admin(stack.kubesim_url).creates(namespace=NAMESPACE)
     created = Counter(entry["name"] for entry in log)
     twice = {name: n for name, n in created.items() if n != 1}

@@ -115,9 +115,9 @@ def test_job_id_and_pod_name_derivation(case):
 def test_newer_minor_version_is_accepted_and_unknown_fields_ignored():
     [vector] = [v for v in DATA["vectors"] if v["name"] == "job-newer-minor"]
     raw = msgpack.unpackb(bytes.fromhex(vector["hex"]))
-    assert raw["schema"] == "1.7" and "priority" in raw and "attempt_uuid" in raw["task_key"]
+    assert raw["schema"] == "1.7" and "deadline" in raw and "attempt_uuid" in raw["task_key"]
     job = KubernetesJob.decode(bytes.fromhex(vector["hex"]))
-    assert "priority" not in job.to_wire()
+    assert "deadline" not in job.to_wire()
     assert job.encode() == KubernetesJob.decode(job.encode()).encode()
     assert msgpack.unpackb(job.encode())["schema"] == "1.0"
 
