@@ -34,7 +34,7 @@ class JobStatus:
         entry, result = self.entry, self.last_result
         job = entry.job
         lines = [f"job        {entry.job_id}",
-                 f"task       {job.key if job else '-'}",
+                 f"task       {job.key if job else result.key if result else '-'}",
                  f"scheduler  {entry.scheduler_id}",
                  f"state      {entry.state.value if entry.state else '-'}"
                  + (f" ({entry.terminal_state})" if entry.terminal_state else ""),
@@ -43,7 +43,7 @@ class JobStatus:
         if entry.refused:
             lines.append(f"refused    {entry.refused}")
         if result is None:
-            lines.append(f"result     {entry.last_state or '-'}"
+            lines.append(f"result     {entry.last_state or entry.terminal_state or '-'}"
                          + (f" (entry {self.last_entry_id}, trimmed)" if self.last_entry_id else ""))
         else:
             line = f"result     {result.state.value} from {result.source.value} (entry {self.last_entry_id})"

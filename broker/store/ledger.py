@@ -31,7 +31,11 @@ SUMMARY_FIELDS = ("state", "terminal_state", "scheduler_id", "namespace", "pod_n
 
 @dataclass(frozen=True, kw_only=True)
 class LedgerEntry:
-    """A job's ledger hash, decoded (fields not read are None)."""
+    """A job's ledger hash, decoded (fields not read are None).
+
+    A finished job's entry holds only :data:`~.retained.RETAINED_FIELDS` (its ``job`` is None,
+    ``last_state`` too: its result is ``terminal_state``).
+    """
 
     job_id: str
     state: LedgerState | None = None

@@ -42,6 +42,7 @@ from podq.shared.states import (CREATABLE_STATES, LIVE_LEDGER_STATES, MAX_PENDIN
                                 LedgerState, State)
 
 from . import counters, keys
+from .retained import RETAINED_FIELDS, WHOLE_SECONDS
 
 NAMES = ("accept", "adopt", "alive", "beat", "budget", "claim", "created", "delay", "dispatch_waiting", "giveback",
          "hold", "lease", "orphans", "publish", "ratelimit", "refuse", "relaunch", "release", "released", "restore",
@@ -67,6 +68,8 @@ def constants() -> dict[str, str]:
         "live_ledger_states": _set(LIVE_LEDGER_STATES, LedgerState),
         "record_field": _quoted(keys.RECORD_FIELD),
         "max_pending_results": str(MAX_PENDING_RESULTS),
+        "retained_fields": "{" + ", ".join(map(_quoted, RETAINED_FIELDS)) + "}",
+        "whole_seconds": "{" + ", ".join(f"[{_quoted(name)}] = true" for name in WHOLE_SECONDS) + "}",
     }
     values.update({f"state.{state.name.lower()}": _quoted(state.value) for state in State})
     values.update({f"ledger.{state.name.lower()}": _quoted(state.value) for state in LedgerState})

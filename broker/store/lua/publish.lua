@@ -32,7 +32,8 @@
 -- `ended:<state>` total, and a pod whose uid a latching result records first (its create's answer
 -- never reached the ledger: the worker may have died) in the `created` total, as created.lua does.
 -- A job's terminal result also ends its bookkeeping: it leaves the in-flight set and its
--- scheduler's job set, and its ledger entry expires after the retention.
+-- scheduler's job set, and, once the call's items are written, its ledger entry is compacted to
+-- the fields a finished job keeps (lib/compact.lua) and expires after the retention.
 -- A result goes to its job's current owner (adoption moves it); when the ledger names an
 -- owner other than the item's, nothing is written and the reply is
 -- {"MOVED", job_id, owner, ...}: the caller asks again with the owners' keys.
@@ -41,6 +42,7 @@
 -- (the submit → running/terminal latencies, without another read).
 -- A lease token that is not the current one fails the whole call with FENCED.
 $(include:results_group)
+$(include:compact)
 local terminal = $(terminal_states)
 local now, token, position = ARGV[1], ARGV[2], ARGV[3]
 local retention, group = tonumber(ARGV[5]), ARGV[6]
@@ -90,6 +92,7 @@ if #moved > 0 then
 end
 
 local published, times = {'OK'}, {}
+local ended = {}                              -- ledger hashes latched in this call, compacted at the end
 local ensured = {}                             -- results streams known to exist during this call
 for i = 0, count - 1 do
   local base = first + i * 9
@@ -111,9 +114,7 @@ for i = 0, count - 1 do
         end
         redis.call('ZREM', KEYS[1], job_id)
         redis.call('SREM', jobs, job_id)
-        if retention > 0 then
-          redis.call('EXPIRE', job, retention)
-        end
+        ended[#ended + 1] = job
         local ledger = redis.call('HGET', job, 'state')
         if ledger and ledger ~= $(ledger.revoked) then
           redis.call('HSET', job, 'state', $(ledger.terminal))
@@ -166,6 +167,9 @@ for i = 0, count - 1 do
   published[#published + 1] = entry
 end
 
+for _, job in ipairs(ended) do
+  compact_ledger(job, retention)
+end
 if position_key then
   redis.call('SET', position_key, position)
 end
