@@ -32,7 +32,7 @@ from podq.broker.client.results import ResultsConsumer
 from podq.broker.client.submit import submit_many
 from podq.broker.store.connection import connect
 from podq.shared.records import ControlRecord, KubernetesJob, KubernetesResults
-from podq.shared.states import LIVE_LEDGER_STATES, ControlOp
+from podq.shared.states import CREATABLE_STATES, ControlOp
 
 from . import mapping
 from .config import SECTION, ExecutorConfig, load_config
@@ -336,12 +336,12 @@ class PodqExecutor(BaseExecutor):
     # -- launches Airflow no longer wants ----------------------------------------------------------
 
     def _check_launches(self) -> None:
-        """Revoke each launch not yet running that Airflow no longer waits for (its pod never starts).
+        """Revoke each launch Airflow no longer waits for whose pod podq has not created yet.
 
         Runs from ``sync()`` every ``stale_launch_check_interval`` seconds: one metadata-database read
-        for every launch not yet running, then a revoke for each unwanted one still in podq's ledger and
-        not ended. A launch whose job is not in the ledger yet (its submission on the way) is looked at
-        again at the next check.
+        for every launch not yet running, then, for each unwanted one, a revoke if podq's ledger has it
+        waiting for its create. A launch whose job is not in the ledger yet (its submission on the way)
+        is looked at again at the next check; one whose pod exists is left to end and report.
         """
         interval = self.config.stale_launch_check_interval
         now = time.monotonic()
@@ -367,7 +367,7 @@ class PodqExecutor(BaseExecutor):
         if status is None:
             return  # not admitted yet: the next check revokes it
         entry = status.entry
-        if entry.state in LIVE_LEDGER_STATES and entry.scheduler_id == self.scheduler_id:
+        if entry.state in CREATABLE_STATES and entry.scheduler_id == self.scheduler_id:
             self._revoked.add(launch.job_id)
             try:
                 revoke(self.client, job_id=launch.job_id, scheduler_id=entry.scheduler_id,
@@ -378,11 +378,11 @@ class PodqExecutor(BaseExecutor):
                 return
             log.info("task %s: Airflow no longer wants launch %s; podq job %s (%s) revoked", launch.key,
                      launch.launch_id, launch.job_id, entry.state.value)
+            if self.job_ids.get(launch.key) == launch.job_id:
+                # Airflow moved past the task instance itself: no event will come, the slot is free.
+                self.job_ids.pop(launch.key, None)
+                self.running.discard(launch.key)
         self.launches.pop(launch.job_id, None)
-        if self.job_ids.get(launch.key) == launch.job_id:
-            # Airflow moved past the task instance itself: no event will come, the slot is free.
-            self.job_ids.pop(launch.key, None)
-            self.running.discard(launch.key)
 
     def get_task_log(self, ti: TaskInstance, try_number: int) -> tuple[list[str], list[str]]:
         if self._logs is None:

@@ -219,6 +219,12 @@ class AirflowSystem:
                           f"WHERE dag_id = '{dag_id}' AND run_id = '{run_id}'")
         return {(task_id, map_index): (state, try_number) for task_id, map_index, state, try_number in rows}
 
+    def start_dates(self, dag_id: str, run_id: str) -> dict[str, Any]:
+        """task_id -> start_date of one DAG run's task instances that started."""
+        rows = self._rows("SELECT task_id, start_date FROM task_instance "
+                          f"WHERE dag_id = '{dag_id}' AND run_id = '{run_id}' AND start_date IS NOT NULL")
+        return dict(rows)
+
     def queued_by(self) -> dict[int, int]:
         """Scheduler job id -> how many task instances it queued last (task_instance.queued_by_job_id)."""
         rows = self._rows("SELECT queued_by_job_id, count(*) FROM task_instance "
