@@ -80,7 +80,9 @@ class PodLogs:
             pods = api.list_namespaced_pod(namespace, label_selector=selector).items
             if not pods:
                 return [], [f"podq: no pod in namespace {namespace} matches {selector}"]
-            pod = pods[0]
+            # Several launches of one try (a rescheduled sensor's pokes) may have pods: the newest is the one running.
+            pod = max(pods, key=lambda item: item.metadata.creation_timestamp.timestamp()
+                      if item.metadata.creation_timestamp else 0.0)
             text = api.read_namespaced_pod_log(name=pod.metadata.name, namespace=namespace,
                                                container=MAIN_CONTAINER,
                                                tail_lines=self.config.running_pod_log_lines)
