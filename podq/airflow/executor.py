@@ -243,24 +243,29 @@ class PodqExecutor(BaseExecutor):
 
     # -- revoke, adopt, logs ---------------------------------------------------------------------
 
-    def _candidate_job_ids(self, ti: TaskInstance) -> list[str]:
+    def _candidate_job_ids(self, ti: TaskInstance, *, own: bool) -> list[str]:
         """The job ids ``ti``'s current launch may have, most likely first.
 
-        ``external_executor_id`` is the job id once Airflow took the executor's QUEUED event; before
-        that it is the launch id Airflow pre-assigned, and the job id is derived from it and the
-        queueing scheduler (adoption changes ``queued_by_job_id`` only after the event was taken).
+        Airflow's row names the current launch, whichever scheduler queued it: ``external_executor_id``
+        is its job id once Airflow took the queueing executor's QUEUED event; before that it is the
+        launch id Airflow pre-assigned, and the job id is derived from it and the queueing scheduler
+        (adoption changes ``queued_by_job_id`` only after the event was taken). This executor's own
+        record comes last, and only for revoking (``own``): with several schedulers it may hold an
+        earlier launch of the same try, which adoption must never take for the current one.
         """
-        candidates = [self.job_ids.get(ti.key), ti.external_executor_id]
+        candidates = [ti.external_executor_id]
         if ti.queued_by_job_id is not None:
             scheduler = mapping.scheduler_id(self.config.scheduler_id_prefix, ti.queued_by_job_id)
             if ti.external_executor_id:
                 candidates.append(mapping.job_id_for(scheduler, self._task_key(ti.key, ti.external_executor_id)))
             candidates.append(mapping.job_id_for(scheduler, self._task_key(ti.key)))  # no launch id given
+        if own:
+            candidates.append(self.job_ids.get(ti.key))
         return list(dict.fromkeys(candidate for candidate in candidates if candidate))
 
-    def _find_job(self, ti: TaskInstance):
+    def _find_job(self, ti: TaskInstance, *, own: bool):
         """(job id, status) of ``ti``'s current launch in podq, or (None, None)."""
-        for job_id in self._candidate_job_ids(ti):
+        for job_id in self._candidate_job_ids(ti, own=own):
             status = job_status(self.client, job_id)
             if status is not None and status.entry.scheduler_id is not None:
                 return job_id, status
@@ -274,10 +279,10 @@ class PodqExecutor(BaseExecutor):
             log.warning("revoke %s: the executor is not started", ti.key)
             return
         try:
-            job_id, status = self._find_job(ti)
+            job_id, status = self._find_job(ti, own=True)
             if status is None:
                 log.warning("revoke %s: podq has no job for it (tried %s)", ti.key,
-                            ", ".join(self._candidate_job_ids(ti)) or "none")
+                            ", ".join(self._candidate_job_ids(ti, own=True)) or "none")
                 return
             self._revoked.add(job_id)
             self.job_ids.pop(ti.key, None)
@@ -307,7 +312,7 @@ class PodqExecutor(BaseExecutor):
         owners: dict[str, list[tuple[TaskInstance, str]]] = defaultdict(list)
         for ti in tis:
             try:
-                job_id, status = self._find_job(ti)
+                job_id, status = self._find_job(ti, own=False)
             except Exception:  # noqa: BLE001 - unknown is not adoptable
                 log.exception("adopt %s: reading its podq job failed", ti.key)
                 job_id, status = None, None
@@ -327,6 +332,9 @@ class PodqExecutor(BaseExecutor):
                     continue
             for ti, job_id in owned:
                 self.running.add(ti.key)
+                previous = self.job_ids.get(ti.key)
+                if previous is not None and previous != job_id:
+                    self._superseded.add(previous)  # this executor's earlier launch of the same try
                 self.job_ids[ti.key] = job_id
                 self.launches[job_id] = Launch(job_id=job_id, key=ti.key, ti_id=_ti_id(ti),
                                                launch_id=ti.external_executor_id, submitted_at=now)

@@ -329,3 +329,37 @@ def test_a_launch_airflow_no_longer_wants_is_revoked_before_its_pod_is_created(s
     assert loop.final(work.ti.key) is None, "a launch Airflow moved past gets no event"
     assert work.ti.key not in executor.running, "its slot is free"
     executor.end()
+
+
+def test_adopting_another_schedulers_launch_drops_this_schedulers_earlier_one(stack, admin):
+    """Two schedulers: B ran the first poke, A queued the next; B adopts A's task while the first poke's
+    end is still on its way. Airflow's row names A's launch; the first launch's end must not reach it."""
+    b = make_executor(stack)
+    a = make_executor(stack)
+    loop_b, loop_a = Loop(b), Loop(a)
+    ti_id = uuid.uuid4()
+    first = workload("handover", ti_id=ti_id, external_executor_id="launch-1",
+                     executor_config=outcome(run_seconds="2"))
+    loop_b.queue(first)
+    loop_b.until(lambda: any(s == TaskInstanceState.RUNNING for s, _ in loop_b.events.get(first.ti.key, [])),
+                 what="the first launch running on B")
+    second = workload("handover", ti_id=ti_id, external_executor_id="launch-2",
+                      executor_config=outcome(run_seconds="4"))
+    loop_a.queue(second)
+    loop_a.beat()
+    second_job = a.job_ids[second.ti.key]
+    client = connect(stack.redis_url)
+    loop_b.until(lambda: job_status(client, second_job) is not None, what="A's launch in podq's ledger")
+    client.close()
+    a.terminate()  # A stops reading: its results move to B with the adoption
+    ti = FakeTI.of(second, external_executor_id=second_job, queued_by_job_id=a.job_id, id=str(ti_id))
+    assert b.try_adopt_task_instances([ti]) == []
+    assert b.job_ids[second.ti.key] == second_job
+    loop_b.until(lambda: terminal_events(loop_b, first.ti.key), timeout=90, what="the adopted launch's end")
+    for _ in range(20):
+        loop_b.beat()
+    ends = [(state, info) for state, info in loop_b.events[first.ti.key]
+            if state in (TaskInstanceState.SUCCESS, TaskInstanceState.FAILED)]
+    assert ends == [(TaskInstanceState.SUCCESS, second_job)], "only the current launch's end, once"
+    assert admin.create_count(name_prefix="podq-tests-handover-") == 2
+    b.end()

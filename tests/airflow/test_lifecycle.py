@@ -105,3 +105,38 @@ def test_scheduler_sigkill_while_a_task_is_deferred(world):
                                               waiting_state="deferred", run_id="kill_defer")
     assert final == ("success", 1)
     assert creates == launches_counted(world, "kill_defer", "life_kill_defer", "deferred") == 2, "the run and the resume"
+
+
+@pytest.mark.slow
+def test_a_launch_airflow_moved_past_while_its_create_was_held_back_is_never_created(world):
+    """apache/airflow #69760's stale launch: cleared while queued, its create held back by 429s."""
+    from podq.broker.client.jobs import job_status
+    from podq.broker.store.connection import connect
+
+    admin = world["admin"]
+    prefix = pod_prefix("life_stale", "held")
+    fault = admin.add_fault(action="429", verb="create", name_prefix=prefix, retry_after=2)
+    client = connect(world["stack"].redis_url)
+    try:
+        with podq_airflow(world, "podq-stale") as system:
+            system.wait_for_dags(["life_stale"])
+            system.trigger("life_stale", "stale")
+            first = system.wait(lambda: system.external_executor_id("life_stale", "held", try_number=1),
+                                timeout=600, what="the first try queued with its podq job")
+            system.wait(lambda: admin.faults() and admin.faults()[0]["fired"] >= 1, timeout=300,
+                        what="the first try's create held back by a 429")
+            system.clear("life_stale", "stale", "held")
+
+            def revoked():
+                status = job_status(client, first)
+                return status is not None and status.entry.state.value == "revoked"
+            system.wait(revoked, timeout=300, what="the first try's launch revoked")
+            admin.remove_fault(fault)
+            final = system.wait(lambda: (state := system.task_instances().get(("life_stale", "held", -1)))
+                                and state[0] in FINISHED and state, timeout=600, what="the second try to end")
+    finally:
+        admin.clear_faults()
+        client.close()
+    assert final == ("success", 2)
+    creates = admin.creates(name_prefix=prefix)
+    assert len(creates) == 1, f"only the second try's launch is created: {creates}"

@@ -225,6 +225,14 @@ class AirflowSystem:
                           f"WHERE dag_id = '{dag_id}' AND run_id = '{run_id}' AND start_date IS NOT NULL")
         return dict(rows)
 
+    def external_executor_id(self, dag_id: str, task_id: str, *, try_number: int) -> str | None:
+        """The task instance's external_executor_id while it is at ``try_number`` (the podq job id once
+        the scheduler took the executor's queued event)."""
+        rows = self._rows("SELECT external_executor_id, try_number FROM task_instance "
+                          f"WHERE dag_id = '{dag_id}' AND task_id = '{task_id}' AND map_index = -1")
+        return next((value for value, number in rows if number == try_number and value and len(value) == 32),
+                    None)
+
     def queued_by(self) -> dict[int, int]:
         """Scheduler job id -> how many task instances it queued last (task_instance.queued_by_job_id)."""
         rows = self._rows("SELECT queued_by_job_id, count(*) FROM task_instance "

@@ -206,5 +206,19 @@ def life_kill_defer():
     DeferLong(task_id="deferred")
 
 
+
+
+@dag(dag_id="life_stale", **COMMON)
+def life_stale():
+    # The test holds this task's create back (429s), clears it while it is queued, then lets creates
+    # through: the first try's launch is stale (apache/airflow #69760) and must never get a pod.
+    @task(retries=0)
+    def held() -> int:
+        return get_current_context()["ti"].try_number
+
+    held()
+
+
 life_kill_reschedule()
 life_kill_defer()
+life_stale()
