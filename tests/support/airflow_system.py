@@ -40,6 +40,9 @@ def task_env(*, api_port: int, dags_folder: Path, home: Path) -> dict[str, str]:
         "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+        # Fifty task processes at once on a shared 2-core machine: Airflow's 5 s execution-API timeout made
+        # tasks fail on ReadTimeout under either executor (its own limit, not the executor's).
+        "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
     }
 
 
