@@ -363,3 +363,32 @@ def test_adopting_another_schedulers_launch_drops_this_schedulers_earlier_one(st
     assert ends == [(TaskInstanceState.SUCCESS, second_job)], "only the current launch's end, once"
     assert admin.create_count(name_prefix="podq-tests-handover-") == 2
     b.end()
+
+
+def test_a_slot_whose_result_went_to_another_scheduler_is_freed_from_the_ledger(stack, admin, monkeypatch):
+    """Airflow hands B a task whose job had already ended and whose result A took: B must not wait forever
+    (a running slot leaked for good is how several schedulers stop launching, apache/airflow #32928)."""
+    import podq.airflow.executor as executor_module
+
+    monkeypatch.setattr(executor_module, "RESULT_GRACE_SECONDS", 1.0)
+    a = make_executor(stack)
+    loop_a = Loop(a)
+    work = workload("leak", external_executor_id="launch-1")
+    loop_a.queue(work)
+    loop_a.until(lambda: loop_a.final(work.ti.key), what="A saw the job end")
+    loop_a.beat()  # A acknowledges the result
+    job_id = [info for state, info in loop_a.events[work.ti.key] if state == TaskInstanceState.QUEUED][0]
+    a.terminate()
+
+    def rows(ti_ids):
+        return {ti_id: TaskInstanceRow(state="running", try_number=1, external_executor_id=job_id) for ti_id in ti_ids}
+    b = make_executor(stack, rows=rows)
+    ti = FakeTI.of(work, external_executor_id=job_id, queued_by_job_id=a.job_id, id=str(work.ti.id))
+    assert b.try_adopt_task_instances([ti]) == []
+    assert work.ti.key in b.running
+    loop_b = Loop(b)
+    loop_b.until(lambda: loop_b.final(work.ti.key), timeout=60, what="B reporting the end from podq's ledger")
+    assert loop_b.final(work.ti.key) == TaskInstanceState.SUCCESS
+    assert work.ti.key not in b.running, "the slot is free"
+    assert admin.create_count(name_prefix="podq-tests-leak-") == 1
+    b.end()
