@@ -1,13 +1,10 @@
-# One image for every podq service; compose.yaml picks the command.
+# One image for every podq service, made from the wheel `make dist` builds (the artifact a release
+# ships); compose.yaml and deploy/kubernetes pick the command:
+#   make dist && docker build -t REGISTRY/podq:VERSION .
 FROM python:3.11-slim
-WORKDIR /app
-COPY pyproject.toml constraints.txt README.md ./
-COPY podq podq
-COPY shared shared
-COPY broker broker
-COPY workers workers
-COPY watcher watcher
-COPY kubesim kubesim
-RUN pip install --no-cache-dir -c constraints.txt . && useradd --uid 10001 podq
+COPY constraints.txt /tmp/podq/
+COPY dist/ /tmp/podq/dist/
+RUN pip install --no-cache-dir -c /tmp/podq/constraints.txt --find-links /tmp/podq/dist podq \
+    && rm -rf /tmp/podq && useradd --uid 10001 podq
 USER 10001
 ENTRYPOINT ["podq"]

@@ -29,6 +29,7 @@ BENCHMARKS = {
     "relist": ("bench.relist", ["--runs", "3"], ["--runs", "1", "--pods", "2000"]),
     "hotcalls": ("bench.hotcalls", ["--runs", "3"], ["--runs", "1", "--creates", "100"]),
     "kubesim": ("bench.kubesim_load", ["--runs", "5"], ["--runs", "1", "--creates", "500", "--watch-creates", "200"]),
+    "limits": ("bench.limits", [], ["--quick"]),
 }
 
 

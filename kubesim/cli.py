@@ -77,12 +77,11 @@ def _pairs(values: list[str], flag: str) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
-LIMIT_FLAGS = ("rate", "seats", "queues", "hand_size", "queue_length", "queue_wait", "retry_after")
-
-
 def limit_from_args(args: argparse.Namespace) -> LimitSettings:
-    """The API limit settings the flags give; on when --limit-rate or --limit-seats is given."""
-    given = {name: getattr(args, f"limit_{name}") for name in LIMIT_FLAGS if getattr(args, f"limit_{name}") is not None}
+    """The API limit settings the flags give (``--limit-NAME`` for each setting); on when --limit-rate or
+    --limit-seats is given."""
+    names = [name for name in LimitSettings().as_dict() if name != "enabled"]
+    given = {name: getattr(args, f"limit_{name}") for name in names if getattr(args, f"limit_{name}") is not None}
     limit = LimitSettings()
     try:
         limit.update({**given, "enabled": args.limit_rate is not None or args.limit_seats is not None})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .access import Gate, RequestLog
+from .events import EventLog
 from .faults import Faults
 from .flowcontrol import FlowControl
 from .kubelet import Kubelet
@@ -20,9 +21,10 @@ class SimCore:
         self.settings = settings
         self.store = Store(history_size=settings.history_size, namespaces=list(settings.namespaces))
         self.service = PodService(self.store)
+        self.events = EventLog(size=settings.history_size)
         self.logs = LogStore(limit_bytes=settings.log_limit_bytes)
         self.runtime = ContainerRuntime(settings, self.logs) if settings.run_containers else None
-        self.kubelet = Kubelet(service=self.service, settings=settings, runtime=self.runtime)
+        self.kubelet = Kubelet(service=self.service, settings=settings, runtime=self.runtime, events=self.events)
         self.store.listeners.append(self.kubelet)
         self.store.listeners.append(self.logs)
         self.faults = Faults()
@@ -42,6 +44,8 @@ class SimCore:
             "pods": len(store.pods),
             "namespaces": sorted(store.namespaces),
             "watches": len(store.hub),
+            "events": len(self.events.events),
+            "eventWatches": len(self.events.hub),
             "historyEvents": len(store.history),
             "historySize": store.history.size,
             "creates": len(store.audit),

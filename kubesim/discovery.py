@@ -31,6 +31,8 @@ API_RESOURCES = {
     "apiVersion": "v1",
     "groupVersion": "v1",
     "resources": [
+        {"name": "events", "singularName": "event", "namespaced": True, "kind": "Event",
+         "verbs": ["get", "list", "watch"], "shortNames": ["ev"]},
         {"name": "namespaces", "singularName": "namespace", "namespaced": False, "kind": "Namespace",
          "verbs": ["create", "get", "list"], "shortNames": ["ns"]},
         {"name": "pods", "singularName": "pod", "namespaced": True, "kind": "Pod", "verbs": _POD_VERBS,

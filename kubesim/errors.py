@@ -155,6 +155,17 @@ def method_not_allowed(method: str) -> ApiError:
     return ApiError(code=405, reason="MethodNotAllowed", message=f"the server does not allow this method on the requested resource ({method})")
 
 
+def quota_exceeded(*, name: str | None) -> ApiError:
+    """A ResourceQuota refusing a create (the quota admission plugin's message)."""
+    return ApiError(
+        code=403,
+        reason="Forbidden",
+        message=(f'pods "{name}" is forbidden: ' if name else "pods is forbidden: ")
+        + "exceeded quota: compute-resources, requested: requests.cpu=1, used: requests.cpu=4, limited: requests.cpu=4",
+        details={"name": name or "", "kind": "pods"},
+    )
+
+
 def forbidden(*, verb: str, namespace: str | None, name: str | None = None) -> ApiError:
     scope = f'in the namespace "{namespace}"' if namespace else "at the cluster scope"
     return ApiError(

@@ -17,7 +17,7 @@ from . import errors
 log = logging.getLogger(__name__)
 
 VERBS = frozenset({"create", "get", "list", "watch", "patch", "update", "delete", "deletecollection", "*"})
-STATUS_ACTIONS = {"403", "410", "429", "500", "503"}
+STATUS_ACTIONS = {"403", "410", "429", "500", "503", "quota"}
 AFTER_ACTIONS = {"hang", "reset-after"}
 WATCH_ACTIONS = {"error-event-410", "error-event-500"}
 ACTIONS = frozenset(STATUS_ACTIONS | AFTER_ACTIONS | WATCH_ACTIONS | {"reset"})
@@ -28,6 +28,7 @@ class FaultRule:
     """One injected fault. ``action`` is what happens to a request the rule picks:
 
     * ``"403"``, ``"429"`` (with ``Retry-After``), ``"500"``, ``"503"``: answer with that Status, do nothing else;
+    * ``"quota"``: 403 as a ResourceQuota refuses a create (``exceeded quota: ...``);
     * ``"410"``: answer 410 Expired at once (on a watch: the rare direct HTTP 410 instead of an ERROR event);
     * ``"reset"``: drop the connection (TCP reset) before doing anything;
     * ``"hang"``: do the request (a create is stored) and never answer, until released or shutdown;
@@ -212,6 +213,8 @@ class Faults:
 def _status_error(action: str, *, rule: FaultRule, verb: str, namespace: str | None, name: str | None) -> errors.ApiError:
     if action == "403":
         return errors.forbidden(verb=verb, namespace=namespace, name=name)
+    if action == "quota":
+        return errors.quota_exceeded(name=name)
     if action == "429":
         return errors.too_many_requests(rule.retry_after)
     if action == "503":

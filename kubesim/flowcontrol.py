@@ -1,15 +1,16 @@
 """kubesim's model of the API server's limit: API Priority and Fairness (APF) for mutating requests.
 
 Off unless ``LimitSettings.enabled``. One limited priority level takes every mutating API request
-(POST, PUT, PATCH, DELETE); reads, watches and the admin routes pass untouched. A request that finds a
+(POST, PUT, PATCH, DELETE); reads and watches are never queued (only labelled with the level's headers)
+and the admin routes pass untouched. A request that finds a
 free seat and nobody waiting executes at once; otherwise it joins one of the level's queues: its flow
 (the caller's identity, ``access.identity``) is shuffle-sharded onto a hand of ``hand_size`` queues and
 the request joins the shortest of them. Seats freed are handed to the queues in turn (round robin over
 the non-empty queues: fair queuing when every request costs one seat), so two flows that both keep
 requests waiting get about half each. A request whose queue is full, or that waited ``queue_wait``
 seconds, is answered 429 as kube-apiserver answers it: ``Too many requests, please try again later.`` as
-text, ``Retry-After`` (1 s, doubled while drops go on, as the dropped-requests tracker of kube-apiserver
-1.30 does; or pinned by ``retry_after``), and the ``X-Kubernetes-PF-*`` headers.
+text, ``Retry-After`` (1 s, doubled while drops go on, as the dropped-requests tracker of recent
+kube-apiserver releases does; or pinned by ``retry_after``), and the ``X-Kubernetes-PF-*`` headers.
 
 The rate: an executing request holds its seat until its turn to complete comes, one every ``1/rate``
 seconds (``Pace``), then runs (the handler, any injected latency included) and answers. So the level
@@ -155,10 +156,11 @@ class Pace:
             self._timer.cancel()
             self._timer = None
         held, self._held = self._held, deque()
-        if not held:
-            return
         loop = asyncio.get_running_loop()
         now = loop.time()
+        if not held:  # the last caller went at most one old interval ago: the next one waits the new one at most
+            self._next = min(self._next, now + self.interval)
+            return
         self._next = now
         for _moment, future in held:
             if future.done():
@@ -222,7 +224,7 @@ class FlowControl:
 
     # -- the request path ----------------------------------------------------------------------
     async def serve(self, request: web.Request, answer: Callable[[], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-        """Admit ``request`` (or answer 429), hold it for its pace, run ``answer`` and free the seat."""
+        """Admit ``request`` (or answer 429), hold it until its completion time, run ``answer``, free the seat."""
         stats = self._stats_of(request)
         if not await self._admit(stats):
             return self._too_many()
@@ -231,7 +233,11 @@ class FlowControl:
             response = await answer()
         finally:
             self._release(stats)
-        if not response.prepared:
+        return self.label(response)
+
+    def label(self, response: web.StreamResponse) -> web.StreamResponse:
+        """Add the PF headers while the model is on (reads are labelled with the level too, though never queued)."""
+        if self.settings.enabled and not response.prepared:
             response.headers.update(PF_HEADERS)
         return response
 
@@ -375,7 +381,8 @@ class FlowControl:
 
     # -- run-time changes and state ----------------------------------------------------------------
     def apply(self, values: dict[str, Any]) -> None:
-        """Change the settings (ValueError names a bad one); takes effect for the requests waiting too."""
+        """Change the settings (ValueError names a bad one). Seats, queues and the rate take effect for the
+        requests already waiting too; a new ``queue_wait`` for those that queue from now on."""
         before = (self.settings.queues, self.settings.hand_size)
         self.settings.update(values)
         settings = self.settings

@@ -16,6 +16,7 @@ from typing import Any
 from . import errors
 from . import outcomes as oc
 from .clock import rfc3339
+from .events import KUBELET, NORMAL, SCHEDULER, WARNING, EventLog
 from .history import ADDED, DELETED, Event
 from .pods import qos_class
 from .runtime import DEADLINE_MESSAGE, ConfigError, ContainerRuntime, ExitInfo, Launch, Run
@@ -44,8 +45,10 @@ class _Pod:
 
 
 class Kubelet:
-    def __init__(self, *, service: PodService, settings: SimSettings, runtime: ContainerRuntime | None = None) -> None:
+    def __init__(self, *, service: PodService, settings: SimSettings, runtime: ContainerRuntime | None = None,
+                 events: EventLog | None = None) -> None:
         self.service = service
+        self.events = events
         self.runtime = runtime
         self.settings = settings
         self.delays = settings.delays
@@ -136,6 +139,14 @@ class Kubelet:
             log.error("kubelet task %s crashed", task.get_name(), exc_info=exc)
 
     # -- helpers ------------------------------------------------------------------------------
+    def _event(self, pod: _Pod, type_: str, reason: str, message: str, *, component: str = KUBELET,
+               container: str | None = None) -> None:
+        """Report a core/v1 Event about ``pod`` (as the real scheduler and kubelet do at each step)."""
+        if self.events is not None:
+            self.events.record(namespace=pod.namespace, pod=pod.name, uid=pod.uid, type_=type_, reason=reason,
+                               message=message, component=component,
+                               field_path=f"spec.containers{{{container}}}" if container else None)
+
     def _delay(self, delay: float) -> float:
         if self.delays.jitter:
             delay *= 1 + random.random() * self.delays.jitter
@@ -189,6 +200,7 @@ class Kubelet:
             msg = outcome.message_for(oc.UNSCHEDULABLE)
             status = {"phase": "Pending", "qosClass": qos, "conditions": [condition("PodScheduled", "False", at=rfc3339(), reason="Unschedulable", message=msg)]}
             self.service.set_status(pod.namespace, pod.name, status=status)
+            self._event(pod, WARNING, "FailedScheduling", msg, component=SCHEDULER)
             return
         # Stored objects are never mutated, so the bound pod shares every part it does not change.
         bound = {
@@ -198,6 +210,8 @@ class Kubelet:
             "status": {**obj["status"], "conditions": [condition("PodScheduled", "True", at=rfc3339())]},
         }
         self.service.write_pod(entry, bound)
+        self._event(pod, NORMAL, "Scheduled", f"Successfully assigned {pod.namespace}/{pod.name} to {NODE_NAME}",
+                    component=SCHEDULER)
         model = PodModel(
             qos=qos,
             containers=[(c["name"], c.get("image", "")) for c in spec.get("containers") or []],
@@ -215,6 +229,9 @@ class Kubelet:
             return
         self._first_status(model)
         self._write(pod, model)
+        if outcome.kind == oc.FAILED_MOUNT:
+            await self._failed_mount(pod, outcome=outcome, spec=spec)
+            return
         await self._step(d.sandbox)
         model.set_condition("PodReadyToStartContainers", "True")
         model.pod_ip = self._pod_ip()
@@ -269,8 +286,11 @@ class Kubelet:
         main = model.containers[0]
         kind = outcome.kind
         if kind in (oc.INVALID_IMAGE_NAME, oc.CREATE_CONTAINER_CONFIG_ERROR):
-            main.wait(kind, outcome.message_for(kind, image=main.image))
+            message = outcome.message_for(kind, image=main.image)
+            main.wait(kind, message)
             self._write(pod, model)
+            self._event(pod, WARNING, "InspectFailed" if kind == oc.INVALID_IMAGE_NAME else "Failed",
+                        message if kind == oc.INVALID_IMAGE_NAME else f"Error: {message}", container=main.name)
             return False
         if kind in (oc.ERR_IMAGE_PULL, oc.IMAGE_PULL_BACK_OFF):
             await self._image_pull_back_off(pod, model, outcome=outcome)
@@ -280,6 +300,8 @@ class Kubelet:
             self._write(pod, model)
             await self._step(self.delays.backoff)
             main.wait("ContainerCreating")
+        for c in model.containers:
+            self._event(pod, NORMAL, "Pulled", f'Container image "{c.image}" already present on machine', container=c.name)
         return True
 
     async def _image_pull_back_off(self, pod: _Pod, model: PodModel, *, outcome: oc.Outcome) -> None:
@@ -287,11 +309,34 @@ class Kubelet:
         backoff = self.delays.backoff
         retry = 0
         while True:  # loop "image-pull-back-off": ends when the pod is deleted (_Gone or cancelled)
-            main.wait(oc.ERR_IMAGE_PULL, outcome.message_for(oc.ERR_IMAGE_PULL, image=main.image))
+            message = outcome.message_for(oc.ERR_IMAGE_PULL, image=main.image)
+            self._event(pod, NORMAL, "Pulling", f'Pulling image "{main.image}"', container=main.name)
+            main.wait(oc.ERR_IMAGE_PULL, message)
             self._write(pod, model)
+            self._event(pod, WARNING, "Failed", f'Failed to pull image "{main.image}": {message}', container=main.name)
+            self._event(pod, WARNING, "Failed", "Error: ErrImagePull", container=main.name)
             await self._step(min(backoff * 2**retry, backoff * 30))
             main.wait(oc.IMAGE_PULL_BACK_OFF, f'Back-off pulling image "{main.image}"')
             self._write(pod, model)
+            self._event(pod, NORMAL, "BackOff", f'Back-off pulling image "{main.image}"', container=main.name)
+            self._event(pod, WARNING, "Failed", "Error: ImagePullBackOff", container=main.name)
+            await self._step(min(backoff * 2**retry, backoff * 30))
+            retry += 1
+
+    async def _failed_mount(self, pod: _Pod, *, outcome: oc.Outcome, spec: JsonDict) -> None:
+        """A volume that cannot be mounted (a ConfigMap that does not exist): the pod stays ContainerCreating
+        and the kubelet reports FailedMount again after each back-off, until the pod is deleted."""
+        volume, config_map = "config", "missing-config"
+        for item in spec.get("volumes") or []:
+            if isinstance(item.get("configMap"), dict):
+                volume, config_map = item.get("name", volume), item["configMap"].get("name", config_map)
+                break
+        message = outcome.message or f'MountVolume.SetUp failed for volume "{volume}" : configmap "{config_map}" not found'
+        backoff = self.delays.backoff
+        retry = 0
+        while True:  # loop "failed-mount": ends when the pod is deleted (_Gone or cancelled)
+            self._current(pod)
+            self._event(pod, WARNING, "FailedMount", message)
             await self._step(min(backoff * 2**retry, backoff * 30))
             retry += 1
 
@@ -302,6 +347,8 @@ class Kubelet:
             started = rfc3339()
             for c in model.containers:
                 c.run(started)
+                self._event(pod, NORMAL, "Created", f"Created container: {c.name}", container=c.name)
+                self._event(pod, NORMAL, "Started", f"Started container {c.name}", container=c.name)
             model.phase = "Running"
             model.set_condition("Ready", "True")
             model.set_condition("ContainersReady", "True")
@@ -378,6 +425,7 @@ class Kubelet:
         }
         self.models.pop(pod.uid, None)
         self.service.set_status(pod.namespace, pod.name, status=status)
+        self._event(pod, WARNING, "Evicted", message)
 
     # -- the container runtime (--run-containers) ---------------------------------------------------
     def _launches(self, pod: _Pod, model: PodModel, obj: JsonDict, key: str) -> dict[str, Launch] | None:
@@ -510,6 +558,9 @@ class Kubelet:
 
     # -- graceful deletion --------------------------------------------------------------------
     async def _terminate(self, pod: _Pod, grace: int) -> None:
+        model = self.models.get(pod.uid)
+        for c in model.containers if model is not None and model.report_containers else ():
+            self._event(pod, NORMAL, "Killing", f"Stopping container {c.name}", container=c.name)
         if self.runtime is not None:
             await self._stop_processes(pod, grace)
             await self._terminated(pod)

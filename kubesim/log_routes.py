@@ -187,7 +187,7 @@ async def serve_log(request: web.Request, *, core: SimCore, query: LogQuery) -> 
     first = render(select(buffer.lines if buffer else (), query.options), timestamps=query.options.timestamps)
     if not query.follow:
         return web.Response(body=budget.cut(first), content_type=TEXT)
-    response = web.StreamResponse(status=200)
+    response = core.limit.label(web.StreamResponse(status=200))
     response.content_type = TEXT
     response.enable_chunked_encoding()
     await response.prepare(request)

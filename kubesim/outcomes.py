@@ -28,6 +28,7 @@ PROVIDER_FAILED = "ProviderFailed"
 EVICTED = "Evicted"
 DEADLINE_EXCEEDED = "DeadlineExceeded"
 UNSCHEDULABLE = "Unschedulable"
+FAILED_MOUNT = "FailedMount"
 
 KINDS = frozenset(
     {
@@ -44,6 +45,7 @@ KINDS = frozenset(
         EVICTED,
         DEADLINE_EXCEEDED,
         UNSCHEDULABLE,
+        FAILED_MOUNT,
     }
 )
 
@@ -60,6 +62,7 @@ DEFAULT_MESSAGES = {
     PROVIDER_FAILED: "api call to https://aci: 400 InvalidContainerImage",
     EVICTED: "The node was low on resource: memory. Threshold quantity: 100Mi, available: 52Mi. ",
     DEADLINE_EXCEEDED: "Pod was active on the node longer than the specified deadline",
+    FAILED_MOUNT: 'MountVolume.SetUp failed for volume "{image}" : configmap "{image}" not found',
     UNSCHEDULABLE: (
         "0/3 nodes are available: 3 Insufficient cpu. preemption: 0/3 nodes are available: "
         "3 No preemption victims found for incoming pod."

@@ -286,21 +286,26 @@ def _term(text: str) -> FieldTerm:
 @dataclass(frozen=True, slots=True)
 class FieldSelector:
     terms: tuple[FieldTerm, ...]
+    fields: Mapping[str, Callable[[Mapping[str, Any]], str]] | None = None
+    """the resource's selectable fields (None: the Pod's)"""
 
-    def matches(self, pod: Mapping[str, Any]) -> bool:
+    def matches(self, obj: Mapping[str, Any]) -> bool:
+        table = POD_FIELDS if self.fields is None else self.fields
         for term in self.terms:
-            have = POD_FIELDS[term.field](pod)
+            have = table[term.field](obj)
             if (have == term.value) != term.equal:
                 return False
         return True
 
 
-def parse_field_selector(text: str | None) -> FieldSelector:
-    """Parse ``fieldSelector`` for pods; unknown fields give 400 ``field label not supported``."""
+def parse_field_selector(text: str | None, *, fields: Mapping[str, Callable[[Mapping[str, Any]], str]] | None = None) -> FieldSelector:
+    """Parse ``fieldSelector`` for pods (or the resource whose ``fields`` are given); unknown fields give 400
+    ``field label not supported``."""
+    table = POD_FIELDS if fields is None else fields
     if not text or not text.strip():
-        return FieldSelector(())
+        return FieldSelector((), fields)
     terms = tuple(_term(part) for part in _split_unescaped(text, ",") if part.strip())
     for term in terms:
-        if term.field not in POD_FIELDS:
+        if term.field not in table:
             raise bad_request(f"field label not supported: {term.field}")
-    return FieldSelector(terms)
+    return FieldSelector(terms, fields)

@@ -17,6 +17,7 @@ from .admin_routes import PREFIX as ADMIN_PREFIX
 from .admin_routes import AdminRoutes
 from .core import SimCore
 from .discovery import DiscoveryRoutes
+from .event_routes import EventRoutes
 from .eventloop import new_event_loop
 from .flowcontrol import MUTATING
 from .http_util import check_accept, error_response
@@ -51,8 +52,10 @@ def _middleware(core: SimCore) -> Callable[[web.Request, Handler], Awaitable[web
                 await core.requests.record(request)
             core.gate.check(request)
             check_accept(request)
-            if limit.settings.enabled and request.method in MUTATING:
-                return await limit.serve(request, lambda: _answer(request, handler))
+            if limit.settings.enabled:
+                if request.method in MUTATING:
+                    return await limit.serve(request, lambda: _answer(request, handler))
+                return limit.label(await _answer(request, handler))
             return await _answer(request, handler)
         except errors.ApiError as exc:
             return error_response(exc)
@@ -79,6 +82,7 @@ async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
 def build_app(core: SimCore) -> web.Application:
     app = web.Application(middlewares=[_middleware(core)], client_max_size=16 * 1024 * 1024)
     PodRoutes(core).add_to(app)
+    EventRoutes(core).add_to(app)
     DiscoveryRoutes(core).add_to(app)
     AdminRoutes(core).add_to(app)
     return app

@@ -69,8 +69,13 @@ class LimitSettings:
     queue_wait: float = 15.0
     """seconds a request may wait in a queue before it gets 429."""
     retry_after: int = 0
-    """the Retry-After of a 429 in seconds; 0: as kube-apiserver 1.30 does (1, doubled while drops
-    go on, up to 32; lowered by one when they stop)."""
+    """the Retry-After of a 429 in seconds; 0: as recent kube-apiserver releases do (1, doubled while
+    drops go on, up to 32; lowered by one when they stop)."""
+
+    def __post_init__(self) -> None:
+        self.rate = float(self.rate)
+        self.queue_wait = float(self.queue_wait)
+        self.check()
 
     def effective_seats(self) -> int:
         if self.seats > 0:
@@ -81,8 +86,8 @@ class LimitSettings:
         """Apply changes (keys are field names) all at once, or none: raises ValueError naming the bad one."""
         candidate = LimitSettings(**{f.name: getattr(self, f.name) for f in fields(self)})
         for key, value in values.items():
-            if key not in _LIMIT_MINIMUMS and key != "enabled":
-                raise ValueError(f"unknown limit setting {key!r}; known: {sorted([*_LIMIT_MINIMUMS, 'enabled'])}")
+            if key not in _LIMIT_KINDS:
+                raise ValueError(f"unknown limit setting {key!r}; known: {sorted(_LIMIT_KINDS)}")
             setattr(candidate, key, _coerce(key, value, _LIMIT_KINDS[key]))
         candidate.check()
         for f in fields(self):

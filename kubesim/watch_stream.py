@@ -72,7 +72,7 @@ async def serve_watch(request: web.Request, *, core: SimCore, namespace: str | N
     if action == "hang":
         await core.faults.hang(request.transport)
 
-    response = web.StreamResponse(status=200, headers={"Content-Type": JSON, "Cache-Control": "no-cache, private"})
+    response = core.limit.label(web.StreamResponse(status=200, headers={"Content-Type": JSON, "Cache-Control": "no-cache, private"}))
     response.enable_chunked_encoding()
     await response.prepare(request)  # headers go out now: the client's call returns on them
 

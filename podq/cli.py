@@ -8,12 +8,21 @@ import importlib
 import logging
 import sys
 
+from podq.broker.store.reach import RedisAuthError, RedisUnreachableError
 from podq.shared.errors import PodqError
 from podq.shared.secrets import ScrubbingFormatter, scrub
 from podq.shared.settings import load_settings
 
 # Each module defines register(subparsers) and a run(args, settings) -> int.
 COMMANDS = ("up", "demo", "submit", "results", "job", "status", "settings", "redis_acl")
+# Exit codes (docs/operations.md, "Exit codes"): 0 done; 1 done, and what was asked for failed (a job
+# ended otherwise than planned, a service died, no such job or scheduler); 2 bad input or settings (as
+# argparse uses it); sysexits.h's numbers where one fits; 128 + the signal's number when stopped by one.
+EXIT_CODES = ((RedisAuthError, 77),          # EX_NOPERM: Redis refused the user or password
+              (RedisUnreachableError, 69),   # EX_UNAVAILABLE: no Redis answered at PODQ_REDIS_URL
+              (PodqError, 2))
+EXIT_HELP = """exit codes: 0 done; 1 what was asked for failed; 2 bad input or settings; 69 Redis unreachable;
+77 Redis refused the credentials; 130 (Ctrl-C) or 143 (SIGTERM) stopped by a signal (docs/operations.md)"""
 # name -> (module whose main(argv[, settings]) runs it, help)
 PASSTHROUGH = {
     "intake": ("podq.broker.intake.main", "run intake (admission and dispatch to workers)"),
@@ -56,7 +65,8 @@ def version_line() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="podq", description="Launch Kubernetes pods for a scheduler and stream their fate back.")
+    parser = argparse.ArgumentParser(prog="podq", description="Launch Kubernetes pods for a scheduler and stream their fate back.",
+                                     epilog=EXIT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=version_line())
     parser.add_argument("--log-level", default="warning", help="debug, info, warning (default) or error")
     parser.add_argument("--log-json", action="store_true", help="log one JSON object per line")
@@ -106,6 +116,6 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args, load_settings())
     except PodqError as exc:
         print(f"podq {args.command}: {scrub(str(exc))}", file=sys.stderr)
-        return 2
+        return next(code for kind, code in EXIT_CODES if isinstance(exc, kind))
     except KeyboardInterrupt:
         return 130

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from podq.broker.embedded import EmbeddedRedis
+from podq.broker.store.reach import reach
+from podq.shared.clusters import ENV_PREFIX, env_name
 from podq.shared.errors import PodqError
 from podq.shared.procs import die_with_parent
 from podq.shared.settings import Settings
@@ -58,6 +60,11 @@ class StackOptions:
     (kubesim is not restarted: its state lives in memory)."""
     max_restarts: int = 5
     """Restarts of one service within a minute before it is left dead."""
+    clusters: tuple[str, ...] = ()
+    """Run a cell of several clusters, each its own kubesim (``kubesim-<name>``), the first the default
+    (PODQ_KUBE_CLUSTER, the others PODQ_KUBE_CLUSTERS): per cluster ``workers`` worker processes
+    (``worker-<name>-<i>``, ``--cluster <name>``) and a watcher (``watcher-<name>``). Empty: one
+    cluster, as before."""
 
 
 class Stack:
@@ -74,6 +81,10 @@ class Stack:
         self.redis_url = settings.redis.url
         self.kubeconfig = settings.kube.kubeconfig
         self.kubesim_url: str | None = None
+        self.kubeconfigs: dict[str, str] = {}
+        """Each cluster's kubeconfig (with ``clusters``)."""
+        self.kubesim_urls: dict[str, str] = {}
+        """Each cluster's kubesim URL (with ``clusters``)."""
         self.processes: dict[str, subprocess.Popen] = {}
         self.metrics: dict[str, str] = {}
         """Each podq service's metrics URL (its own loopback port: one port per process)."""
@@ -88,22 +99,45 @@ class Stack:
             if not self.redis_url:
                 self.redis = EmbeddedRedis(data_dir=str(self.workdir / "redis")).start()
                 self.redis_url = self.redis.url
+            else:   # a given server must answer now, not after every service has started and died
+                reach(self.redis_url, settings=self.settings.redis).close()
+            if self.options.clusters:
+                self._start_clusters()
+                return self._supervised()
             if not self.kubeconfig and not self.settings.kube.in_cluster:
                 self._start_kubesim()
             self.spawn("intake", ["intake", "--consumer", "intake-1"])
             for index in range(1, self.options.workers + 1):
-                threads = ["--concurrency", str(self.options.worker_concurrency)] if self.options.worker_concurrency else []
-                self.spawn(f"worker-{index}", ["worker", "--hostname", f"worker-{index}@podq", *threads])
+                self.spawn(f"worker-{index}", ["worker", "--hostname", f"worker-{index}@podq", *self._threads()])
             # No scope on the command line: the watcher takes PODQ_WATCHER_NAMESPACES (else the
             # stack's namespace, PODQ_KUBE_NAMESPACE), the setting intake's checks read too.
             self.spawn("watcher", ["watcher"])
         except BaseException:
             self.close()
             raise
+        return self._supervised()
+
+    def _supervised(self) -> "Stack":
         if self.options.restart:
             self._supervisor = threading.Thread(target=self._supervise, name="podq-stack-supervisor", daemon=True)
             self._supervisor.start()
         return self
+
+    def _threads(self) -> list[str]:
+        return ["--concurrency", str(self.options.worker_concurrency)] if self.options.worker_concurrency else []
+
+    def _start_clusters(self) -> None:
+        """One kubesim per cluster, then intake, each cluster's workers and its watcher."""
+        names = self.options.clusters
+        for name in names:
+            self._start_kubesim(cluster=name)
+        self.kubeconfig, self.kubesim_url = self.kubeconfigs[names[0]], self.kubesim_urls[names[0]]
+        self.spawn("intake", ["intake", "--consumer", "intake-1"])
+        for name in names:
+            for index in range(1, self.options.workers + 1):
+                self.spawn(f"worker-{name}-{index}", ["worker", "--hostname", f"worker-{name}-{index}@podq",
+                                                      "--cluster", name, *self._threads()])
+            self.spawn(f"watcher-{name}", ["watcher", "--cluster", name])
 
     def _supervise(self) -> None:
         """Named loop: restart services that exited on their own, until the stack closes."""
@@ -121,7 +155,7 @@ class Stack:
         return [at for at in self.restarts.get(name, []) if now - at < 60.0]
 
     def _restartable(self, name: str, now: float) -> bool:
-        return (self.options.restart and name != "kubesim"
+        return (self.options.restart and not name.startswith("kubesim")
                 and len(self._recent_restarts(name, now)) < self.options.max_restarts)
 
     def env(self, name: str = "") -> dict[str, str]:
@@ -130,6 +164,11 @@ class Stack:
         env["PODQ_REDIS_URL"] = self.redis_url or ""
         if self.kubeconfig:
             env["PODQ_KUBE_KUBECONFIG"] = self.kubeconfig
+        if self.options.clusters:
+            first, *others = self.options.clusters
+            env.update({"PODQ_KUBE_CLUSTER": first, "PODQ_KUBE_CLUSTERS": ",".join(others)})
+            env.update({f"{ENV_PREFIX}{env_name(other)}_KUBECONFIG": self.kubeconfigs[other]
+                        for other in others if other in self.kubeconfigs})
         env.setdefault("PODQ_KUBE_NAMESPACE", self.options.namespace)
         env.update(self.options.extra_env)
         env.update(self.options.service_env.get(name.partition("-")[0], {}))
@@ -155,27 +194,43 @@ class Stack:
         log.info("started %s (pid %s)", name, process.pid)
         return process
 
-    def _start_kubesim(self, *, timeout: float = 30.0) -> None:
-        kubeconfig = self.workdir / "kubeconfig"
-        with open(self.log_dir / "kubesim.log", "ab") as errors:
+    def restart_kubesim(self, cluster: str) -> None:
+        """Start cluster ``cluster``'s kubesim again (after it died), empty, on the same port and kubeconfig:
+        the cluster coming back after an outage that lost its pods."""
+        port = int(self.kubesim_urls[cluster].rsplit(":", 1)[1])
+        old = self.processes.get(f"kubesim-{cluster}")
+        if old is not None and old.poll() is None:
+            raise StackError(f"kubesim-{cluster} is still running")
+        if old is not None and old.stdout:
+            old.stdout.close()
+        self._start_kubesim(cluster=cluster, port=port)
+
+    def _start_kubesim(self, *, timeout: float = 30.0, cluster: str | None = None, port: int = 0) -> None:
+        """kubesim (``cluster``: that cluster's, as service ``kubesim-<cluster>``)."""
+        name = f"kubesim-{cluster}" if cluster else "kubesim"
+        kubeconfig = self.workdir / (f"kubeconfig-{cluster}" if cluster else "kubeconfig")
+        with open(self.log_dir / f"{name}.log", "ab") as errors:
             process = subprocess.Popen(
-                [sys.executable, "-m", "podq", "kubesim", "--host", "127.0.0.1", "--port", "0",
+                [sys.executable, "-m", "podq", "kubesim", "--host", "127.0.0.1", "--port", str(port),
                  "--kubeconfig", str(kubeconfig), *self.options.kubesim_args],
                 env=self.env("kubesim"), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors,
                 preexec_fn=die_with_parent, text=True)
-        self.processes["kubesim"] = process
+        self.processes[name] = process
         deadline = time.monotonic() + timeout
         line = ""
         while time.monotonic() < deadline:
             line = process.stdout.readline()
             match = _KUBESIM_LINE.search(line)
             if match:
-                self.kubeconfig = match.group("kubeconfig")
-                self.kubesim_url = f"http://{match.group('host')}:{match.group('port')}"
+                url = f"http://{match.group('host')}:{match.group('port')}"
+                if cluster:
+                    self.kubeconfigs[cluster], self.kubesim_urls[cluster] = match.group("kubeconfig"), url
+                else:
+                    self.kubeconfig, self.kubesim_url = match.group("kubeconfig"), url
                 return
             if process.poll() is not None:
                 break
-        raise StackError(f"kubesim did not start (last output {line!r}; see {self.log_dir / 'kubesim.log'})")
+        raise StackError(f"{name} did not start (last output {line!r}; see {self.log_dir / f'{name}.log'})")
 
     def dead(self) -> list[str]:
         """Names of services that have exited and will not be restarted."""
@@ -192,9 +247,9 @@ class Stack:
         self._stopping.set()
         if self._supervisor is not None:
             self._supervisor.join(5)
-        services = [name for name in self.processes if name != "kubesim"]
+        services = [name for name in self.processes if not name.startswith("kubesim")]
         self._stop(services, grace=grace)
-        self._stop([name for name in self.processes if name == "kubesim"], grace=grace)
+        self._stop([name for name in self.processes if name.startswith("kubesim")], grace=grace)
         self.processes.clear()
         if self.redis is not None:
             self.redis.stop()

@@ -74,6 +74,7 @@ def as_json(snapshot: Snapshot, rate: Rates | None) -> dict[str, Any]:
                               "pause_left": max(0.0, budget.pause_until - figures.at),
                               "latency": budget.latency, "base_latency": budget.base_latency}
                     for cluster, budget in figures.budgets.items()},
+        "waiting": figures.waiting,
         "schedulers": [dataclasses.asdict(item) for item in figures.schedulers],
         "watchers": [dataclasses.asdict(item) for item in figures.scopes],
         "workers": list(snapshot.workers),

@@ -11,15 +11,40 @@ import logging
 import random
 import signal
 import threading
-from typing import Callable
+import time
+from typing import Callable, Iterable
 
 from .errors import PodqError
 
 log = logging.getLogger(__name__)
 
+# When each running loop of this process last began a step (time.monotonic()): the process's own
+# liveness, which GET /healthz on its metrics port reads (:func:`stalled`). One table per process,
+# as the loops are; a loop leaves it when it stops.
+_STEPS: dict[str, float] = {}
+
+STALL_LIMIT = 120.0
+"""Seconds without a new step after which a loop counts as stuck. A step that waits out a Redis outage
+(its calls retry for ~25 s, then the loop backs off up to 15 s) stays well inside it."""
+
+
+def stalled(names: Iterable[str], *, limit: float = STALL_LIMIT) -> list[str]:
+    """Of the loops ``names``, each one that is not running or began no step within ``limit`` seconds."""
+    now = time.monotonic()
+    return [name for name in names if now - _STEPS.get(name, float("-inf")) > limit]
+
 
 class LoopCrashed(PodqError):
     """A loop crashed more times in a row than it is allowed to."""
+
+
+def health(names: Iterable[str], *, limit: float = STALL_LIMIT) -> tuple[bool, str]:
+    """(healthy, why) from the loops ``names``: healthy while each began a step within ``limit`` seconds."""
+    names = list(names)
+    stuck = stalled(names, limit=limit)
+    if stuck:
+        return False, f"loop(s) {', '.join(stuck)} began no step within {limit:g} s"
+    return True, f"loops {', '.join(names)} stepping"
 
 
 def run_loop(name: str, step: Callable[[], object], *, stop: threading.Event,
@@ -30,9 +55,20 @@ def run_loop(name: str, step: Callable[[], object], *, stop: threading.Event,
     ``idle_wait`` seconds are waited (on the stop event) after a step that returns
     a falsy value, so polling loops do not spin.
     """
-    crashes = 0
     log.info("loop %s started", name)
+    try:
+        _loop(name, step, stop=stop, max_crashes=max_crashes, backoff=backoff, max_backoff=max_backoff,
+              idle_wait=idle_wait)
+    finally:
+        _STEPS.pop(name, None)
+    log.info("loop %s stopped", name)
+
+
+def _loop(name: str, step: Callable[[], object], *, stop: threading.Event, max_crashes: int, backoff: float,
+          max_backoff: float, idle_wait: float) -> None:
+    crashes = 0
     while not stop.is_set():
+        _STEPS[name] = time.monotonic()
         try:
             did_work = step()
             crashes = 0
@@ -46,7 +82,6 @@ def run_loop(name: str, step: Callable[[], object], *, stop: threading.Event,
             continue
         if not did_work and idle_wait:
             stop.wait(idle_wait)
-    log.info("loop %s stopped", name)
 
 
 def stop_on_signals(stop: threading.Event, signals=(signal.SIGTERM, signal.SIGINT)) -> None:

@@ -25,12 +25,15 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import socket
 import threading
 import time
 from typing import Any, Callable, Iterable, Mapping
 
-from prometheus_client import (CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics,
-                               start_http_server)
+from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer
 
 from podq.shared.states import PROCESS_ROLES, TERMINAL_STATES, ControlOp, Source, State
 
@@ -65,6 +68,8 @@ JOBS_REFUSED = _counter("podq_jobs_refused_total",
                         "Job records intake refused (sent to podq:dead), by the field or rule that failed.",
                         ["reason"])
 JOBS_DISPATCHED = _counter("podq_jobs_dispatched_total", "Jobs intake pushed to the Celery queue (new or resumed).")
+JOBS_WAITED = _counter("podq_jobs_waited_total",
+                       "Jobs intake put in a waiting line because the cluster's create budget was full.")
 JOBS_REDISPATCHED = _counter("podq_jobs_redispatched_total",
                              "Dispatched jobs with no live delivery that intake pushed again (orphan sweep).")
 CONTROL_RECORDS = _counter("podq_control_records_total", "Control records intake handled, by operation and outcome.",
@@ -103,6 +108,8 @@ LIVE_PROCESSES = _gauge("podq_live_processes",
 LEDGER_EVENTS = _gauge("podq_ledger_events",
                        "Exact cluster-wide totals from Redis, each counted in the script that records the fact: "
                        "jobs accepted, dispatched, pods created, jobs ended by terminal state.", ["event"])
+JOBS_WAITING = _gauge("podq_jobs_waiting",
+                      "Jobs in a scheduler's waiting line for a cluster's create capacity.", ["cluster", "scheduler"])
 CREATE_BUDGET = _gauge("podq_create_budget", "A cluster's shared create budget now, in creates per second.",
                        ["cluster"])
 CREATE_BUDGET_PEAK = _gauge("podq_create_budget_peak",
@@ -121,9 +128,9 @@ DELIVERIES = _counter("podq_deliveries_total", "Create deliveries that claimed t
 REDELIVERIES = _counter("podq_redeliveries_total",
                         "Create deliveries of a job that had been delivered before (a retry, a lost worker).")
 POD_CREATES = _counter("podq_pod_creates_total",
-                       "Jobs a worker finished handling, by outcome: created, skipped (nothing to do), "
+                       "Jobs a worker finished handling, by cluster and outcome: created, skipped (nothing to do), "
                        "failed (a failed result), delayed (handed back), undone (created after a revoke).",
-                       ["outcome"])
+                       ["cluster", "outcome"])
 JOBS_DELAYED = _counter("podq_jobs_delayed_total", "Jobs handed back through the delayed set, by cause.", ["cause"])
 RATE_LIMIT_WAIT = _histogram("podq_rate_limit_wait_seconds",
                              "Time a create waited for its slot of the cluster's shared create budget.",
@@ -134,10 +141,11 @@ BUDGET_CUTS = _counter("podq_create_budget_cuts_total",
 
 # -- Kubernetes API calls (workers and watcher) ----------------------------------------------------
 KUBE_REQUESTS = _counter("podq_kube_requests_total",
-                         "Kubernetes API requests, by verb and HTTP status code (0: no answer).", ["verb", "code"])
+                         "Kubernetes API requests, by cluster, verb and HTTP status code (0: no answer).",
+                         ["cluster", "verb", "code"])
 KUBE_REQUEST_DURATION = _histogram("podq_kube_request_duration_seconds",
-                                   "Kubernetes API request latency, by verb (watches: until the stream opens).",
-                                   ["verb"])
+                                   "Kubernetes API request latency, by cluster and verb (watches: until the stream "
+                                   "opens).", ["cluster", "verb"])
 
 # -- watcher ---------------------------------------------------------------------------------------
 WATCH_EVENTS = _counter("podq_watch_events_total", "Watch events read, by scope and event type.", ["scope", "type"])
@@ -155,6 +163,8 @@ WATCHER_LAST_PROGRESS = _gauge("podq_watcher_last_progress_timestamp_seconds",
 JOBS_STUCK = _gauge("podq_jobs_stuck",
                     "Jobs of the scope accepted or dispatched longer than PODQ_WATCHER_STUCK_AFTER with no pod "
                     "created, as the scope's leader's reconciler last counted them (0 on other replicas).", ["scope"])
+LAUNCH_RETRIES = _counter("podq_launch_retries_total",
+                          "Jobs whose pod ended before it started and that the watcher launched again (a new pod).")
 RECONCILER_ENDINGS = _counter("podq_reconciler_endings_total",
                               "Jobs the reconciler ended (no pod found), by the state it gave them.", ["state"])
 
@@ -248,19 +258,21 @@ class Metered:
     """Wraps an API adapter: each call of a named method counts in KUBE_REQUESTS and KUBE_REQUEST_DURATION.
 
     ``verbs`` maps method names to API verbs; any other attribute passes through. A failure's HTTP
-    status is read from the exception's ``status`` attribute (podq's API errors carry it).
+    status is read from the exception's ``status`` attribute (podq's API errors carry it). ``cluster``
+    names the cluster the adapter reaches (the ``cluster`` label).
     """
 
     def __init__(self, target: Any, verbs: Mapping[str, str], *, ok_code: Callable[[str], str] = lambda verb: "200",
-                 codes: Iterable[int | str] = ()):
+                 codes: Iterable[int | str] = (), cluster: str = "default"):
         self._target = target
+        self._cluster = cluster
         self._verbs = dict(verbs)
         self._ok_code = ok_code
         self._calls: dict[str, Callable[..., Any]] = {}  # method name -> its metered call, built once
         # Every verb's series from start-up: its success code, and ``codes`` (the failures the caller knows).
         for verb in set(self._verbs.values()):
-            KUBE_REQUEST_DURATION.labels(verb)
-            initialise(KUBE_REQUESTS, [verb], {ok_code(verb), *map(str, codes)})
+            KUBE_REQUEST_DURATION.labels(cluster, verb)
+            initialise(KUBE_REQUESTS, [cluster], [verb], {ok_code(verb), *map(str, codes)})
 
     def __getattr__(self, name: str) -> Any:
         metered = self._calls.get(name)
@@ -270,8 +282,8 @@ class Metered:
         verb = self._verbs.get(name)
         if verb is None or not callable(attribute):
             return attribute
-        duration = KUBE_REQUEST_DURATION.labels(verb)
-        succeeded = KUBE_REQUESTS.labels(verb, self._ok_code(verb))
+        duration = KUBE_REQUEST_DURATION.labels(self._cluster, verb)
+        succeeded = KUBE_REQUESTS.labels(self._cluster, verb, self._ok_code(verb))
 
         def call(*args, **kwargs):
             started = time.perf_counter()
@@ -279,7 +291,7 @@ class Metered:
             try:
                 return attribute(*args, **kwargs)
             except Exception as exc:
-                count = KUBE_REQUESTS.labels(verb, str(getattr(exc, "status", 0) or 0))
+                count = KUBE_REQUESTS.labels(self._cluster, verb, str(getattr(exc, "status", 0) or 0))
                 raise
             finally:
                 duration.observe(time.perf_counter() - started)
@@ -299,16 +311,52 @@ class Served:
         return f"http://{self.address}:{self.port}/metrics"
 
 
-def serve(*, address: str, port: int, service: str) -> Served | None:
-    """Serve :data:`REGISTRY` on ``address:port`` from a daemon thread; None when ``port`` is -1 (off).
+Health = Callable[[], "tuple[bool, str]"]
+"""The process's own liveness: (healthy, why), answered on GET /healthz."""
 
-    A port that cannot be bound is logged and the service goes on without metrics: losing them
-    must not stop pods from being created.
+
+class _IPv6Server(ThreadingWSGIServer):
+    """For an IPv6 PODQ_METRICS_ADDRESS (``::``, ``::1``)."""
+    address_family = socket.AF_INET6
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format, *args) -> None:  # noqa: A002 - the base class's name
+        pass
+
+
+def _app(health: Health | None):
+    """/metrics (and every other path, as prometheus_client serves them), and /healthz from ``health``."""
+    metrics_app = make_wsgi_app(REGISTRY)
+
+    def app(environ, start_response):
+        if environ.get("PATH_INFO") != "/healthz":
+            return metrics_app(environ, start_response)
+        try:
+            healthy, why = health() if health is not None else (True, "serving")
+        except Exception as exc:  # noqa: BLE001 - a failing check is an unhealthy answer, not a dead server
+            healthy, why = False, f"health check failed: {type(exc).__name__}: {exc}"
+        start_response("200 OK" if healthy else "503 Service Unavailable",
+                       [("Content-Type", "text/plain; charset=utf-8")])
+        return [f"{'ok' if healthy else 'unhealthy'}: {why}\n".encode()]
+    return app
+
+
+def serve(*, address: str, port: int, service: str, health: Health | None = None) -> Served | None:
+    """Serve :data:`REGISTRY` and GET /healthz (``health``) on ``address:port`` from a daemon thread;
+    None when ``port`` is -1 (off).
+
+    /healthz is what a Kubernetes liveness probe asks: the running process answers from its own state,
+    with no new interpreter and no Redis call, so a Redis blip restarts nothing. A port that cannot be
+    bound is logged and the service goes on without metrics: losing them must not stop pods from being
+    created.
     """
     if port < 0:
         return None
     try:
-        server, _thread = start_http_server(port, addr=address, registry=REGISTRY)
+        server_class = _IPv6Server if ":" in address else ThreadingWSGIServer
+        server = make_server(address, port, _app(health), server_class, handler_class=_QuietHandler)
+        threading.Thread(target=server.serve_forever, name=f"podq-metrics-http-{service}", daemon=True).start()
     except OSError as exc:
         log.error("%s: cannot serve metrics on %s:%s (PODQ_METRICS_PORT/PODQ_METRICS_ADDRESS): %s",
                   service, address, port, exc)
@@ -318,10 +366,12 @@ def serve(*, address: str, port: int, service: str) -> Served | None:
     return served
 
 
-def start(settings, *, service: str, ping: Callable[[], object], stop: threading.Event) -> Served | None:
-    """What each service does at start: serve its metrics (``settings``: MetricsSettings) and time Redis."""
+def start(settings, *, service: str, ping: Callable[[], object], stop: threading.Event,
+          health: Health | None = None) -> Served | None:
+    """What each service does at start: serve its metrics and /healthz (``settings``: MetricsSettings)
+    and time Redis."""
     initialise_shared()
-    served = serve(address=settings.address, port=settings.port, service=service)
+    served = serve(address=settings.address, port=settings.port, service=service, health=health)
     probe_redis(ping, stop=stop)
     return served
 

@@ -27,6 +27,8 @@ JOB_ID_KEY = "podq.io/job-id"
 SCHEDULER_ID_KEY = "podq.io/scheduler-id"
 # The task key's launch id, when the job has one (the watcher rebuilds the key from the annotations).
 LAUNCH_ID_KEY = "podq.io/launch-id"
+# Which launch of its job a pod is, from the second on (docs/pods.md, "Launch failures").
+LAUNCH_KEY = "podq.io/launch"
 # The job's W3C trace context (shared/tracing.py); results carry it among their annotations.
 TRACEPARENT = "podq.io/traceparent"
 MAIN_CONTAINER = "base"
@@ -57,16 +59,20 @@ def derive_job_id(scheduler_id: str, key: "TaskKey") -> str:
     return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:_JOB_ID_LEN]
 
 
-def pod_name_for(job_id: str, key: "TaskKey") -> str:
-    """A DNS-1123 pod name of at most 63 characters, unique per job.
+def pod_name_for(job_id: str, key: "TaskKey", *, launch: int = 1) -> str:
+    """A DNS-1123 pod name of at most 63 characters, unique per job and launch.
 
     A readable slug of ``dag_id-task_id`` followed by 16 hex characters of the job id:
     the slug may be cut or empty (unicode ids), the hash keeps names distinct. Only ASCII
     letters are lower-cased; every other character outside ``a-z0-9-`` becomes ``-``.
+    A later ``launch`` of the same job (its pod failed before it started and is created
+    again, docs/pods.md) ends in 16 hex characters of SHA-256 over the job id and the launch
+    number, joined by 0x1F, instead.
     """
     slug = _INVALID_NAME_CHARS.sub("-", f"{key.dag_id}-{key.task_id}".translate(_ASCII_LOWER))
     slug = re.sub(r"-{2,}", "-", slug).strip("-")
-    suffix = job_id[:_NAME_HASH_LEN]
+    suffix = (job_id[:_NAME_HASH_LEN] if launch <= 1
+              else hashlib.sha256(f"{job_id}\x1f{launch}".encode()).hexdigest()[:_NAME_HASH_LEN])
     room = POD_NAME_MAX - len(suffix) - 1
     slug = slug[:room].rstrip("-") or "podq"
     return f"{slug}-{suffix}"

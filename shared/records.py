@@ -23,6 +23,7 @@ from .wire import FieldReader
 MAX_ID_LEN = 250
 MAX_RUN_ID_LEN = 250
 MAX_LAUNCH_ID_LEN = 128
+MAX_CLUSTER_LEN = 63
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -77,17 +78,24 @@ class KubernetesJob:
     submitted_at: float = 0.0
     traceparent: str | None = None
     """W3C trace context (optional; intake starts one for a job without). On the wire only when set."""
+    priority: int = 0
+    """Among its scheduler's jobs waiting for create capacity, a higher priority goes first (a 32-bit
+    signed integer; Airflow's ``priority_weight``). On the wire only when not 0."""
+    cluster: str | None = None
+    """The cluster to run the pod in (optional; else intake's routing rules, else the cell's default
+    cluster). On the wire only when set."""
 
     KIND = "job"
 
     @classmethod
     def new(cls, *, scheduler_id: str, key: TaskKey, command=(), namespace: str | None = None,
             pod_template: str | None = None, pod_override: dict | None = None,
-            traceparent: str | None = None) -> "KubernetesJob":
+            traceparent: str | None = None, priority: int = 0, cluster: str | None = None) -> "KubernetesJob":
         """A job whose ``job_id`` is derived, once, from the scheduler id and the task key."""
         return cls(job_id=derive_job_id(scheduler_id, key), scheduler_id=scheduler_id, key=key,
                    command=tuple(command), namespace=namespace, pod_template=pod_template,
-                   pod_override=pod_override, submitted_at=time.time(), traceparent=traceparent)
+                   pod_override=pod_override, submitted_at=time.time(), traceparent=traceparent,
+                   priority=priority, cluster=cluster)
 
     def to_wire(self) -> dict[str, Any]:
         wire = {"job_id": self.job_id, "scheduler_id": self.scheduler_id,
@@ -96,6 +104,10 @@ class KubernetesJob:
                 "pod_override": self.pod_override, "submitted_at": self.submitted_at}
         if self.traceparent is not None:
             wire["traceparent"] = self.traceparent
+        if self.priority:
+            wire["priority"] = self.priority
+        if self.cluster is not None:
+            wire["cluster"] = self.cluster
         return wire
 
     def encode(self) -> bytes:
@@ -116,7 +128,8 @@ class KubernetesJob:
                    pod_template=reader.str("pod_template", required=False, max_len=253),
                    pod_override=reader.map("pod_override"),
                    submitted_at=reader.float("submitted_at"),
-                   traceparent=_traceparent(reader))
+                   traceparent=_traceparent(reader), priority=_priority(reader),
+                   cluster=reader.str("cluster", required=False, max_len=MAX_CLUSTER_LEN))
 
     @classmethod
     def identity(cls, payload: Any) -> "tuple[str, TaskKey] | None":
@@ -153,6 +166,16 @@ class KubernetesJob:
         except DecodeError:
             return None
         return value if isinstance(value, str) and tracing.check(value) is None else None
+
+
+PRIORITY_RANGE = (-2 ** 31, 2 ** 31 - 1)
+
+
+def _priority(reader: FieldReader) -> int:
+    value = reader.int("priority", required=False, minimum=PRIORITY_RANGE[0], default=0)
+    if value > PRIORITY_RANGE[1]:
+        raise reader.fail("priority", f"must be <= {PRIORITY_RANGE[1]}, got {value}")
+    return value
 
 
 def _traceparent(reader: FieldReader) -> str | None:
@@ -198,6 +221,9 @@ class ControlRecord:
         return record
 
 
+MAX_FAILURE_EVENTS = 20
+
+
 @dataclass(frozen=True, kw_only=True)
 class FailureDetails:
     """Why a job failed: the pod's and the failing container's story, or the API's answer."""
@@ -213,9 +239,12 @@ class FailureDetails:
     container_name: str | None = None
     reason: str | None = None
     message: str | None = None
+    events: tuple[str, ...] | None = None
+    """The pod's last Kubernetes Events, oldest first, for a job that never ran (``Warning FailedMount: …``)."""
 
     def to_wire(self) -> dict[str, Any]:
-        return {name: value for name, value in self.__dict__.items() if value is not None}
+        return {name: list(value) if isinstance(value, tuple) else value
+                for name, value in self.__dict__.items() if value is not None}
 
     @classmethod
     def from_reader(cls, reader: FieldReader) -> "FailureDetails":
@@ -223,7 +252,8 @@ class FailureDetails:
                    for name in ("pod_status", "pod_reason", "pod_message", "container_state",
                                 "container_reason", "container_message", "container_type",
                                 "container_name", "reason", "message")}
-        return cls(exit_code=reader.int("exit_code", required=False), **strings)
+        events = reader.str_list("events", max_items=MAX_FAILURE_EVENTS, max_len=32768)
+        return cls(exit_code=reader.int("exit_code", required=False), events=events or None, **strings)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -264,6 +294,8 @@ class KubernetesWatch:
     failure_details: FailureDetails | None = None
     pending_reason: PendingReason | None = None
     emitted_at: float = 0.0
+    cluster: str | None = None
+    """The cluster of the job's pod (None: not known, e.g. a refused record). On the wire only when set."""
 
     KIND = "result"
 
@@ -281,14 +313,14 @@ class KubernetesWatch:
               pod_name: str | None = None, namespace: str | None = None,
               annotations: dict[str, str] | None = None, resource_version: str | None = None,
               failure_details: FailureDetails | None = None, pending_reason: PendingReason | None = None,
-              again: str | None = None) -> "KubernetesWatch":
+              again: str | None = None, cluster: str | None = None) -> "KubernetesWatch":
         """A result with its event id derived by the rule in :func:`event_id_for` (``again``: what
         tells a later ``pending`` of the job from its first, see there)."""
         return cls(event_id=event_id_for(job_id, state, scheduler_id=scheduler_id, again=again), job_id=job_id,
                    scheduler_id=scheduler_id, key=key, source=source, state=state,
                    pod_name=pod_name, namespace=namespace, annotations=annotations or {},
                    resource_version=resource_version, failure_details=failure_details,
-                   pending_reason=pending_reason, emitted_at=time.time())
+                   pending_reason=pending_reason, emitted_at=time.time(), cluster=cluster)
 
     def to_wire(self) -> dict[str, Any]:
         return {"event_id": self.event_id, "job_id": self.job_id, "scheduler_id": self.scheduler_id,
@@ -298,7 +330,8 @@ class KubernetesWatch:
                 "annotations": self.annotations, "resource_version": self.resource_version,
                 "failure_details": self.failure_details.to_wire() if self.failure_details else None,
                 **({"pending_reason": self.pending_reason.to_wire()} if self.pending_reason else {}),
-                "emitted_at": self.emitted_at}
+                "emitted_at": self.emitted_at,
+                **({"cluster": self.cluster} if self.cluster is not None else {})}
 
     def encode(self) -> bytes:
         return codec.pack(self.KIND, self.to_wire())
@@ -321,7 +354,8 @@ class KubernetesWatch:
         reason = reader.sub("pending_reason", required=False)
         return cls(**fields, failure_details=FailureDetails.from_reader(details) if details else None,
                    pending_reason=PendingReason.from_reader(reason) if reason else None,
-                   emitted_at=reader.float("emitted_at"))
+                   emitted_at=reader.float("emitted_at"),
+                   cluster=reader.str("cluster", required=False, max_len=MAX_CLUSTER_LEN))
 
 
 def event_id_for(job_id: str, state: State, *, scheduler_id: str | None = None, again: str | None = None) -> str:
@@ -355,6 +389,7 @@ class KubernetesResults:
     source: Source
     annotations: dict[str, str] = field(default_factory=dict)
     pending_reason: PendingReason | None = None
+    cluster: str | None = None
 
     @property
     def traceparent(self) -> str | None:
@@ -367,4 +402,4 @@ class KubernetesResults:
                    state=watch.state, terminal=watch.terminal, pod_name=watch.pod_name,
                    namespace=watch.namespace, resource_version=watch.resource_version,
                    failure_details=watch.failure_details, source=watch.source,
-                   annotations=watch.annotations, pending_reason=watch.pending_reason)
+                   annotations=watch.annotations, pending_reason=watch.pending_reason, cluster=watch.cluster)

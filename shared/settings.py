@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping, get_type_hints
 
+from .clusters import Cluster, Route, load_clusters, parse_routes
 from .errors import SettingsError
 
 
@@ -58,8 +59,16 @@ class KubeSettings:
     request_timeout: float = 30.0
     """Seconds any single Kubernetes API request may take."""
     cluster: str = "default"
-    """This cell's name for the cluster it creates pods in: it names the cluster's shared create
-    budget in Redis (``podq:budget:<cluster>``), which every worker creating there shares."""
+    """The name of the cell's default cluster (the one the other ``PODQ_KUBE_*`` settings reach): it
+    names the cluster's shared create budget in Redis (``podq:budget:<cluster>``), which every worker
+    creating there shares, and jobs routed nowhere else go there."""
+    clusters: tuple[str, ...] = ()
+    """Further clusters this cell creates pods in, by name; each takes the cell's settings except where
+    ``PODQ_CLUSTER_<NAME>_<SETTING>`` says otherwise (docs/operations.md, "Clusters")."""
+    routes: tuple[str, ...] = ()
+    """Routing rules for jobs that name no cluster, first match wins: ``namespace:<ns>=<cluster>``,
+    ``scheduler:<id>=<cluster>``, ``template:<name>=<cluster>`` (a value ending in ``*`` is a prefix);
+    no match: the default cluster."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,15 +85,32 @@ class IntakeSettings:
     """Directory of named pod templates (``<name>.yaml``); unset: only the default template."""
     namespaces: tuple[str, ...] = ()
     """Namespaces jobs may use; empty: only ``PODQ_KUBE_NAMESPACE``."""
-    redispatch_after: float = 30.0
+    redispatch_after: float = 5.0
     """Seconds a dispatched job may go without a live delivery (and with the Celery queue
-    empty) before intake pushes it again: a message can vanish with a Redis crash. The
-    ledger's claim lease absorbs the duplicate if the first message was not lost after all."""
+    empty) before intake pushes it again: a message can vanish with a Redis crash or failover
+    (a BRPOP whose reply died with the primary). The ledger's claim lease absorbs the duplicate
+    if the first message was not lost after all."""
     max_record_bytes: int = 256 * 1024
     """Largest job or control record intake admits, in msgpack bytes (the protocol's ceiling is 256 KiB)."""
     pod_policy: bool = True
     """Enforce the default pod policy (no privileged containers, privilege escalation, hostPath
     volumes, hostNetwork/hostPID/hostIPC) on ``pod_override`` and on named templates."""
+    fair_share: bool = True
+    """While the cluster's create budget is full, hold admitted jobs in one waiting line per scheduler
+    and release them by weighted fair share, each line in priority order (docs/scaling.md); false:
+    every admitted job goes to the Celery queue at once (first come, first served)."""
+    scheduler_weights: tuple[str, ...] = ()
+    """Shares of the create capacity: ``<scheduler id>=<weight>`` or ``<id prefix>*=<weight>``, comma
+    separated (an exact id wins, then the longest prefix); unlisted schedulers weigh 1."""
+    scheduler_max_in_flight: tuple[str, ...] = ()
+    """Caps on a scheduler's jobs released from its waiting line and not yet ended (dispatched,
+    being created, or with a live pod): ``<scheduler id>=<n>`` or ``<id prefix>*=<n>``; unlisted: no cap."""
+    dispatch_ahead: float = 0.4
+    """Seconds of the create budget (plus the API's create latency) intake keeps dispatched ahead of
+    the workers while jobs wait: more rides out hiccups, less lets a job that arrives in another
+    scheduler's line, or with a higher priority, go sooner."""
+    dispatch_ahead_min: int = 16
+    """Jobs intake keeps dispatched ahead of the workers at least, whatever the budget's rate."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -165,6 +191,12 @@ class WatcherSettings:
     """Container waiting reasons that fail a Pending pod at once (Airflow's default list)."""
     pending_deadline: float = 600.0
     """Seconds a pod may stay Pending before its job fails and the pod is revoked; 0 disables."""
+    launch_retries: int = 1
+    """Times a job's pod is created again when it ended before its main container started (evicted, preempted, node lost, deleted by something else, a fatal waiting reason), costing the task no try (Airflow's ``pod_launch_failure_retries``); 0 turns it off."""
+    launch_retry_excluded_reasons: tuple[str, ...] = ("Error",)
+    """Container reasons whose launch failures are not retried (Airflow's ``pod_launch_failure_excluded_container_reasons``)."""
+    pod_events: bool = True
+    """Watch the Kubernetes Events about podq's pods (RBAC: get, list, watch on ``events``): pending reasons from them, and the last ones in the failure details of a job that never ran."""
     pending_reason_interval: float = 2.0
     """Seconds between two ``pending`` results of one pod when its pending reason changes; changes in between are coalesced (the latest one is published when the interval ends)."""
     lease_ttl: float = 10.0
@@ -223,6 +255,9 @@ class MetricsSettings:
     """Address the metrics server binds (``127.0.0.1`` to keep it to the host)."""
 
 
+SECTION = "section"  # metadata of Settings' fields built from a PODQ_<SECTION>_* section
+
+
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     redis: RedisSettings = field(default_factory=RedisSettings)
@@ -233,6 +268,15 @@ class Settings:
     results: ResultsSettings = field(default_factory=ResultsSettings)
     trim: TrimSettings = field(default_factory=TrimSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    clusters: tuple[Cluster, ...] = field(default=(), metadata={SECTION: False})
+    """Every cluster of the cell, the default first (from ``PODQ_KUBE_CLUSTER(S)`` and ``PODQ_CLUSTER_*``)."""
+    routes: tuple[Route, ...] = field(default=(), metadata={SECTION: False})
+    """``PODQ_KUBE_ROUTES``, checked against the clusters."""
+
+
+def sections() -> list[dataclasses.Field]:
+    """The fields of :class:`Settings` that are ``PODQ_<SECTION>_*`` sections."""
+    return [item for item in dataclasses.fields(Settings) if item.metadata.get(SECTION, True)]
 
 
 def _convert(name: str, raw: str, kind: Any) -> Any:
@@ -274,7 +318,13 @@ def load_redis_settings(env: Mapping[str, str] | None = None) -> RedisSettings:
 def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Build settings from ``env`` (default: ``os.environ``); ``overrides`` replace whole sections."""
     env = os.environ if env is None else env
-    sections = {item.name: _load_section(get_type_hints(Settings)[item.name], item.name, env)
-                for item in dataclasses.fields(Settings)}
-    sections.update(overrides)
-    return Settings(**sections)
+    built = {item.name: _load_section(get_type_hints(Settings)[item.name], item.name, env)
+             for item in sections()}
+    built.update(overrides)
+    kube = built["kube"]
+    if "clusters" not in built:
+        built["clusters"] = load_clusters(env, default=kube.cluster, names=kube.clusters, convert=_convert)
+    if "routes" not in built:
+        built["routes"] = parse_routes(kube.routes, known={cluster.name for cluster in built["clusters"]}
+                                       or {kube.cluster})
+    return Settings(**built)

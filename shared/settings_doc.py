@@ -10,6 +10,7 @@ import dataclasses
 import inspect
 from dataclasses import dataclass
 
+from . import clusters as clusters_module
 from . import settings as settings_module
 
 
@@ -37,13 +38,18 @@ def _field_docs(cls: type) -> dict[str, str]:
 def setting_docs() -> list[SettingDoc]:
     """Every PODQ_ variable podq reads."""
     rows = []
-    for section in dataclasses.fields(settings_module.Settings):
+    for section in settings_module.sections():
         cls = getattr(settings_module, section.type) if isinstance(section.type, str) else section.type
         docs = _field_docs(cls)
         for item in dataclasses.fields(cls):
             default = item.default if item.default is not dataclasses.MISSING else item.default_factory()
             rows.append(SettingDoc(f"PODQ_{section.name}_{item.name}".upper(), str(item.type), default,
                                    docs.get(item.name, "")))
+    # Per cluster: the default is the cell's own setting, which each field's doc names.
+    docs = _field_docs(clusters_module.ClusterSettings)
+    for item in dataclasses.fields(clusters_module.ClusterSettings):
+        rows.append(SettingDoc(f"{clusters_module.ENV_PREFIX}<NAME>_{item.name.upper()}", str(item.type), None,
+                               docs.get(item.name, "")))
     return rows
 
 

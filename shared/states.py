@@ -42,6 +42,8 @@ class LedgerState(str, Enum):
     """Where a job stands in the ledger (``podq:job:<job_id>``)."""
 
     ACCEPTED = "accepted"
+    WAITING = "waiting"
+    """In its scheduler's waiting line for create capacity (broker/store/waiting.py)."""
     DISPATCHED = "dispatched"
     CREATED = "created"
     TERMINAL = "terminal"
@@ -49,7 +51,7 @@ class LedgerState(str, Enum):
 
 
 # A pod may be created only for these; a claim on a job in any other state does nothing.
-CREATABLE_STATES = frozenset({LedgerState.ACCEPTED, LedgerState.DISPATCHED})
+CREATABLE_STATES = frozenset({LedgerState.ACCEPTED, LedgerState.WAITING, LedgerState.DISPATCHED})
 # Jobs still on their way: adoption moves them, revoke ends them.
 LIVE_LEDGER_STATES = CREATABLE_STATES | {LedgerState.CREATED}
 

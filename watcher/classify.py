@@ -29,7 +29,10 @@ class Verdict:
 
     ``state`` None publishes nothing. ``ledger_decides`` marks a ``lost`` that
     becomes ``revoked`` when the ledger says the job was revoked. ``gone`` says the
-    pod left the watch with this event (its stored state is dropped).
+    pod left the watch with this event (its stored state is dropped). ``launch_failure``
+    marks an end before the pod's main container started (evicted, preempted, its node
+    lost, deleted by something else, a fatal waiting reason): the job may be launched again
+    (watcher/relaunch.py).
     """
 
     state: State | None
@@ -38,6 +41,7 @@ class Verdict:
     gone: bool = False
     ledger_decides: bool = False
     warn: bool = False
+    launch_failure: bool = False
 
 
 def classify(kind: EventType, pod: PodView, *, fatal_reasons: Iterable[str] = DEFAULT_FATAL_REASONS) -> Verdict:
@@ -49,20 +53,22 @@ def classify(kind: EventType, pod: PodView, *, fatal_reasons: Iterable[str] = DE
         # The pod left the label selector (marked done, or relabelled): no later event of it comes.
         return left_the_watch(pod)
     if pod.reason == PROVIDER_FAILED:
-        return Verdict(State.FAILED, failure_details(pod), note="provider failed", gone=deleted)
+        return Verdict(State.FAILED, failure_details(pod), note="provider failed", gone=deleted,
+                       launch_failure=never_started(pod))
     phase = pod.phase
     if phase == "Pending":
         if deleted:
             return Verdict(State.LOST, FailureDetails(pod_status=phase, reason="PodDeleted",
                                                       message="pod deleted while Pending"),
-                           note="deleted while Pending", gone=True, ledger_decides=True)
+                           note="deleted while Pending", gone=True, ledger_decides=True, launch_failure=True)
         fatal = fatal_container(pod, fatal_reasons)
         if fatal is not None:
             return Verdict(State.FAILED, failure_details(pod, reason=fatal),
-                           note=f"fatal container state {fatal}")
+                           note=f"fatal container state {fatal}", launch_failure=True)
         return Verdict(State.PENDING)
     if phase == "Failed":
-        return Verdict(State.FAILED, failure_details(pod), note="pod failed", gone=deleted)
+        return Verdict(State.FAILED, failure_details(pod), note="pod failed", gone=deleted,
+                       launch_failure=never_started(pod))
     if phase == "Succeeded":
         return Verdict(State.SUCCEEDED, gone=deleted)
     if phase == "Running":
@@ -76,6 +82,24 @@ def classify(kind: EventType, pod: PodView, *, fatal_reasons: Iterable[str] = DE
                                                   message=f"pod deleted in phase {phase}"),
                        note=f"deleted in phase {phase}", gone=True, ledger_decides=True, warn=True)
     return Verdict(None, note=f"unknown phase {phase!r}", warn=True)
+
+
+# A container the kubelet could not account for when its pod ended (it never ran, or its node is gone).
+NEVER_RAN = frozenset({"ContainerStatusUnknown"})
+
+
+def never_started(pod: PodView) -> bool:
+    """Whether the pod ended before its main containers started (and no init container of it failed):
+    no main container running or terminated by a run of its own, and never Ready."""
+    if pod.was_ready:
+        return False
+    for container in pod.containers:
+        if container.state == "running" and not container.init:
+            return False
+        if container.state == "terminated" and container.reason not in NEVER_RAN:
+            if not container.init or (container.exit_code or 0) != 0:
+                return False
+    return True
 
 
 def left_the_watch(pod: PodView) -> Verdict:

@@ -18,12 +18,12 @@ from podq.broker.store.connection import connect, ping
 from podq.broker.store.gauges import INTERVAL as FIGURES_INTERVAL
 from podq.broker.store.gauges import LIVENESS_TTL, GaugeRefresher
 from podq.broker.store.liveness import Presence
-from podq.shared import metrics
+from podq.shared import clusters, loops, metrics
 from podq.shared.loops import LoopCrashed, run_loop
 from podq.shared.settings import Settings
 
 from .errors import WatcherError
-from .health import Health, default_health_file
+from .health import Health, check_report, default_health_file, progress_limit
 from .kube import KubePods
 from .lease import LeaseKeeper
 from .publishing import Broker, Scope
@@ -49,20 +49,27 @@ def initialise_metrics(scopes: Sequence[str]) -> None:
 
 
 def scopes_for(settings: Settings, namespaces: Sequence[str] = (), *, all_namespaces: bool = False) -> list[Scope]:
-    """The scopes to watch: the given namespaces, else the settings', else the default namespace."""
+    """The scopes to watch in the cluster of ``settings`` (:func:`podq.shared.clusters.settings_for`):
+    the given namespaces, else the settings', else the default namespace."""
     chosen = list(namespaces) or list(settings.watcher.namespaces)
+    place = {"cluster": clusters.canonical(settings, settings.kube.cluster), "cluster_name": settings.kube.cluster}
     if all_namespaces or "*" in chosen:
-        return [Scope.of(None)]
+        return [Scope.of(None, **place)]
     chosen = chosen or [settings.kube.namespace]
-    return [Scope.of(namespace) for namespace in dict.fromkeys(chosen)]
+    return [Scope.of(namespace, **place) for namespace in dict.fromkeys(chosen)]
 
 
 class Watcher:
     """One watcher replica."""
 
     def __init__(self, settings: Settings, *, namespaces: Sequence[str] = (), all_namespaces: bool = False,
-                 redis_url: str | None = None, instance: str | None = None, health_file: str | None = None) -> None:
+                 redis_url: str | None = None, instance: str | None = None, health_file: str | None = None,
+                 cluster: str | None = None) -> None:
+        """``cluster``: the name of the cell's cluster to watch (default: the one ``settings`` are for,
+        the default cluster unless they come from :func:`podq.shared.clusters.settings_for`)."""
+        settings = clusters.settings_for(settings, cluster or settings.kube.cluster)
         self.settings = settings
+        self.cluster = clusters.canonical(settings, settings.kube.cluster)
         self.scopes = scopes_for(settings, namespaces, all_namespaces=all_namespaces)
         url = redis_url or settings.redis.url
         if not url:
@@ -70,7 +77,8 @@ class Watcher:
         self.instance = instance or settings.watcher.instance or f"{socket.gethostname()}-{os.getpid()}"
         self._client = connect(url, settings=settings.redis)
         self.broker = Broker.open(self._client, ledger_ttl=settings.redis.ledger_ttl)
-        self.kube = metrics.Metered(KubePods(settings.kube, settings.watcher), WATCHER_VERBS, codes=WATCHER_CODES)
+        self.kube = metrics.Metered(KubePods(settings.kube, settings.watcher), WATCHER_VERBS, codes=WATCHER_CODES,
+                                    cluster=settings.kube.cluster)
         names = [scope.name for scope in self.scopes]
         initialise_metrics(names)
         self.health = Health(health_file or settings.watcher.health_file or default_health_file(names),
@@ -82,7 +90,8 @@ class Watcher:
         self.lease = LeaseKeeper(self.broker.store, scopes=names, holder=self.instance, ttl=settings.watcher.lease_ttl,
                                  poll=settings.watcher.lease_poll, on_gain=self._gain, on_loss=self._loss)
         self.reconciler = Reconciler(broker=self.broker, kube=self.kube, settings=settings.watcher,
-                                     default_namespace=settings.kube.namespace, runners=self.led)
+                                     default_namespace=settings.kube.namespace, runners=self.led,
+                                     cluster=self.cluster)
         # This replica's liveness record and the Redis-read gauges, also published by intake: either
         # kind of process down, the other still publishes what the alerts need.
         self.figures = GaugeRefresher(self._client, presence=Presence(self._client, role="watcher",
@@ -149,6 +158,14 @@ class Watcher:
     def _health_step(self) -> bool:
         self.health.write()
         return False
+
+    def live(self) -> tuple[bool, str]:
+        """This process's liveness (GET /healthz): its lease and health loops step, and every scope it
+        leads makes progress; no Redis call (a Redis blip must not restart the watcher)."""
+        healthy, why = loops.health(["watcher-lease", "watcher-health"])
+        if not healthy:
+            return healthy, why
+        return check_report(self.health.snapshot(), progress_limit=progress_limit(self.settings.watcher))
 
     def _fail(self, why: str) -> None:
         log.error("watcher %s: %s; stopping", self.instance, why)

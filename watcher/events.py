@@ -111,6 +111,7 @@ class PodView:
     containers: tuple[ContainerView, ...] = ()
     unschedulable: tuple[str, str | None] | None = None  # PodScheduled=False: (reason, message)
     created_at: float | None = None
+    was_ready: bool = False   # a Ready or ContainersReady condition is True: its containers ran
 
     @property
     def unscheduled(self) -> str | None:
@@ -200,6 +201,8 @@ def pod_view(raw: RawPod) -> PodView:
         containers=_containers(status.get("initContainerStatuses"), init=True)
         + _containers(status.get("containerStatuses"), init=False),
         unschedulable=_unscheduled(status.get("conditions")),
+        was_ready=any(c.get("type") in ("Ready", "ContainersReady") and c.get("status") == "True"
+                      for c in status.get("conditions") or ()),
         created_at=_timestamp(meta.get("creationTimestamp")),
     )
 

@@ -66,6 +66,11 @@ class Health:
             pass
 
 
+def progress_limit(settings) -> float:
+    """Seconds a led scope's watch loop may go without progress (``settings``: WatcherSettings)."""
+    return settings.idle_limit + settings.connect_timeout + 30.0
+
+
 def check(path: str, *, max_age: float, progress_limit: float) -> tuple[bool, str]:
     """Whether the watcher that writes ``path`` is healthy, and why not."""
     try:
@@ -75,10 +80,17 @@ def check(path: str, *, max_age: float, progress_limit: float) -> tuple[bool, st
         return False, f"no health file at {path} (is the watcher running?)"
     except (OSError, ValueError) as exc:
         return False, f"unreadable health file {path}: {exc}"
-    now = time.time()
-    age = now - float(report.get("time") or 0)
+    age = time.time() - float(report.get("time") or 0)
     if age > max_age:
         return False, f"health file is {age:.0f} s old (limit {max_age:.0f} s)"
+    return check_report(report, progress_limit=progress_limit)
+
+
+def check_report(report: dict, *, progress_limit: float) -> tuple[bool, str]:
+    """Whether the watcher of ``report`` (:meth:`Health.snapshot`) is healthy: its process is alive and
+    every scope it leads made progress within ``progress_limit`` seconds. The running watcher answers
+    GET /healthz with it from memory; ``--check`` with the file."""
+    now = time.time()
     pid = int(report.get("pid") or 0)
     try:
         os.kill(pid, 0)

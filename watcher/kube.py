@@ -127,6 +127,34 @@ class KubePods:
             raise _failure(f"watch pods in {namespace or 'all namespaces'} from {resource_version}", exc) from None
         return WatchStream(response)
 
+    def _events(self, namespace: str | None, **kwargs):
+        kwargs.setdefault("field_selector", POD_EVENTS)
+        if namespace is None:
+            return self._core.list_event_for_all_namespaces(**kwargs)
+        return self._core.list_namespaced_event(namespace, **kwargs)
+
+    def list_events(self, namespace: str | None) -> tuple[list[dict[str, Any]], str]:
+        """The Events about pods (core/v1) now, and the list's resourceVersion."""
+        settings = self._settings
+        try:
+            response = self._events(namespace, _preload_content=False,
+                                    _request_timeout=(settings.connect_timeout, settings.request_timeout))
+            body = orjson.loads(response.data)
+        except Exception as exc:  # noqa: BLE001 - mapped to the watcher's errors
+            raise _failure(f"list events in {namespace or 'all namespaces'}", exc) from None
+        return body.get("items") or [], (body.get("metadata") or {}).get("resourceVersion") or ""
+
+    def watch_events(self, namespace: str | None, *, resource_version: str) -> WatchStream:
+        """Watch the Events about pods from ``resource_version``."""
+        settings = self._settings
+        try:
+            response = self._events(namespace, watch=True, resource_version=resource_version,
+                                    timeout_seconds=settings.server_timeout, _preload_content=False,
+                                    _request_timeout=(settings.connect_timeout, settings.idle_limit))
+        except Exception as exc:  # noqa: BLE001
+            raise _failure(f"watch events in {namespace or 'all namespaces'} from {resource_version}", exc) from None
+        return WatchStream(response)
+
     def read(self, namespace: str, name: str) -> dict[str, Any] | None:
         """The pod as the API holds it (in or out of the watcher's selector); None when it does not exist."""
         answer = self._unless_gone(f"read pod {namespace}/{name}",
@@ -144,6 +172,12 @@ class KubePods:
                                  lambda timeout: self._calls.patch(name, namespace, _REVOKED_PATCH,
                                                                    timeout=timeout)) is not None
 
+    def label_done(self, namespace: str, name: str) -> bool:
+        """Label a pod ``airflow_executor_done=True`` (it leaves the watch); False when it is gone already."""
+        return self._unless_gone(f"label pod {namespace}/{name} done",
+                                 lambda timeout: self._calls.patch(name, namespace, _DONE_PATCH,
+                                                                   timeout=timeout)) is not None
+
     def _unless_gone(self, what: str, call) -> Answer | None:
         """Run ``call(timeout)``: its answer, or None when the pod is not there (404)."""
         try:
@@ -157,4 +191,6 @@ class KubePods:
         return answer
 
 
+POD_EVENTS = "involvedObject.kind=Pod"
+_DONE_PATCH = orjson.dumps({"metadata": {"labels": {naming.EXECUTOR_DONE: "True"}}})
 _REVOKED_PATCH = orjson.dumps({"metadata": {"labels": {naming.POD_REVOKED: "True"}}})

@@ -21,6 +21,7 @@ from podq.shared.records import KubernetesWatch
 from podq.shared.states import LedgerState, Source, State
 
 from .kube import KubePods
+from .relaunch import LaunchPolicy, relaunch
 from .tracker import Intent
 
 log = logging.getLogger(__name__)
@@ -35,28 +36,40 @@ class Broker:
     ledger: Ledger
     publisher: Publisher
     control: ControlSender
+    client: Client | None = None       # the create tasks of relaunched jobs (watcher/relaunch.py)
 
     @classmethod
     def open(cls, client: Client, *, ledger_ttl: float = DEFAULT_LEDGER_TTL) -> "Broker":
         return cls(store=WatchStore(client), ledger=Ledger(client),
-                   publisher=Publisher(client, ledger_ttl=ledger_ttl), control=ControlSender(client))
+                   publisher=Publisher(client, ledger_ttl=ledger_ttl), control=ControlSender(client), client=client)
 
 
 @dataclass(frozen=True, slots=True)
 class Scope:
-    """What one list+watch covers: a namespace, or every namespace (``namespace`` None)."""
+    """What one list+watch covers: a namespace, or every namespace (``namespace`` None), of one cluster.
+
+    Its ``name`` keys its lease, position and states: the namespace (or ``_all``) in the default
+    cluster, as in a single-cluster cell; ``<cluster>:<namespace or _all>`` in any other.
+    """
 
     name: str
     namespace: str | None
+    cluster: str | None = None
+    """The cluster as records hold it (None: the cell's default)."""
+    cluster_name: str | None = None
+    """The cluster's name, which results carry (None: not known, only in tests)."""
 
     ALL = "_all"
 
     @classmethod
-    def of(cls, namespace: str | None) -> "Scope":
-        return cls(name=namespace or cls.ALL, namespace=namespace)
+    def of(cls, namespace: str | None, *, cluster: str | None = None, cluster_name: str | None = None) -> "Scope":
+        base = namespace or cls.ALL
+        return cls(name=base if cluster is None else f"{cluster}:{base}", namespace=namespace, cluster=cluster,
+                   cluster_name=cluster_name)
 
-    def covers(self, namespace: str) -> bool:
-        return self.namespace is None or self.namespace == namespace
+    def covers(self, namespace: str, cluster: str | None = None) -> bool:
+        """True for a job in ``namespace`` of ``cluster`` (as records hold it)."""
+        return cluster == self.cluster and (self.namespace is None or self.namespace == namespace)
 
 
 def resolve_ledger(ledger: Ledger, intents: Sequence[Intent]) -> None:
@@ -72,7 +85,7 @@ def resolve_ledger(ledger: Ledger, intents: Sequence[Intent]) -> None:
             intent.details = None
 
 
-def to_items(intents: Sequence[Intent]) -> list[Item]:
+def to_items(intents: Sequence[Intent], *, cluster: str | None = None) -> list[Item]:
     items = []
     for intent in intents:
         result = None
@@ -84,7 +97,7 @@ def to_items(intents: Sequence[Intent]) -> list[Item]:
                                            annotations=identity.annotations,
                                            resource_version=intent.resource_version,
                                            failure_details=intent.details, pending_reason=intent.pending_reason,
-                                           again=intent.again)
+                                           again=intent.again, cluster=cluster)
         pod_state = PodState(field=intent.ref, value=intent.stored) if intent.stored is not None else None
         if result is not None or pod_state is not None:
             items.append(Item(result=result, pod_state=pod_state, pod_uid=intent.uid or ""))
@@ -92,13 +105,20 @@ def to_items(intents: Sequence[Intent]) -> list[Item]:
 
 
 def publish(broker: Broker, scope: Scope, intents: Sequence[Intent], *, token: str,
-            position: str | None, batch_size: int) -> int:
+            position: str | None, batch_size: int, launches: LaunchPolicy | None = None,
+            later: list[Intent] | None = None) -> int:
     """Publish ``intents`` (in calls of ``batch_size`` items; the position rides on the last one).
+    Launch failures are first launched again where ``launches`` and the ledger allow (relaunch.py);
+    the ones to decide later (their create not recorded yet) are added to ``later``.
 
     Returns the number of results that reached a stream.
     """
+    if launches is not None and any(intent.launch_failure for intent in intents):
+        waiting = relaunch(broker, intents, launches)
+        if later is not None:
+            later.extend(waiting)
     resolve_ledger(broker.ledger, intents)
-    items = to_items(intents)
+    items = to_items(intents, cluster=scope.cluster_name)
     if not items and not position:
         return 0
     published = 0
@@ -144,6 +164,8 @@ def after_publish(broker: Broker, kube: KubePods, intents: Sequence[Intent]) -> 
     if done:
         broker.control.send(done, per_message=COMPLETIONS_PER_MESSAGE)
     for intent in intents:
+        if intent.retire_pod:  # an earlier launch's pod that failed: out of the watch, kept for a look
+            kube.label_done(intent.namespace, intent.pod_name)
         if not intent.revoke_pod:
             continue
         # The job is terminal in the ledger already; label the pod so no later event of it counts,

@@ -57,7 +57,10 @@ def candidate(brief: LedgerEntry, *, now: float, settings: WatcherSettings) -> S
 
 class Reconciler:
     def __init__(self, *, broker: Broker, kube: KubePods, settings: WatcherSettings, default_namespace: str,
-                 runners: Callable[[], list[ScopeRunner]]) -> None:
+                 runners: Callable[[], list[ScopeRunner]], cluster: str | None = None) -> None:
+        """``cluster``: the cluster this watcher reaches, as records hold it (None: the default); the
+        reconciler leaves every other cluster's jobs alone."""
+        self._cluster = cluster
         self._broker = broker
         self._ledger = broker.ledger
         self._kube = kube
@@ -77,8 +80,10 @@ class Reconciler:
         stuck = {runner.scope.name: 0 for runner in runners}
         for page in self._ledger.scan_live():
             for brief in page:
+                if brief.cluster != self._cluster:
+                    continue            # another cluster's watchers and reconciler see to it
                 namespace = brief.namespace or self._default_namespace
-                runner = next((r for r in runners if r.scope.covers(namespace)), None)
+                runner = next((r for r in runners if r.scope.covers(namespace, brief.cluster)), None)
                 if runner is not None and self._stuck(brief, now=now):
                     stuck[runner.scope.name] += 1
                 if runner is None:
@@ -121,7 +126,7 @@ class Reconciler:
 
     def _unled(self, namespace: str, *, now: float) -> bool:
         """True once no replica has led ``namespace`` (nor all namespaces) for ``lost_after`` seconds."""
-        scopes = (Scope.of(namespace).name, Scope.of(None).name)
+        scopes = (Scope.of(namespace, cluster=self._cluster).name, Scope.of(None, cluster=self._cluster).name)
         if any(self._broker.store.lease_holder(scope) is not None for scope in scopes):
             self._unled_since.pop(namespace, None)
             return False

@@ -28,7 +28,9 @@ from .errors import ResourceExpired, WatchFailed
 from .events import BadEvent, EventType, decode_line, pod_view
 from .health import Health
 from .kube import KubePods, WatchStream
+from .notices import Notice, NoticeLoop
 from .publishing import Broker, Scope, after_publish, publish
+from .relaunch import LaunchPolicy
 from .tracker import Intent, Tracker
 from .unseen import created_jobs, unseen_endings
 
@@ -65,15 +67,24 @@ class ScopeRunner:
         self._last_sweep = 0.0
         self._thread: threading.Thread | None = None
         self._stream: WatchStream | None = None
+        self._notices: NoticeLoop | None = None
+        self._launches = LaunchPolicy.of(settings)
+        # Launch failures seen before their create was recorded, asked about again each sweep.
+        self._undecided: list[Intent] = []
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> "ScopeRunner":
         self._thread = threading.Thread(target=self._main, name=f"podq-watch-{self.scope.name}", daemon=True)
         self._thread.start()
+        if self._settings.pod_events:
+            self._notices = NoticeLoop(name=self.scope.name, namespace=self.scope.namespace, kube=self._kube,
+                                       deliver=self.notice, stop=self.stop).start()
         return self
 
     def close(self, timeout: float = 5.0) -> None:
         self.stop.set()
+        if self._notices is not None:
+            self._notices.close(timeout)
         stream = self._stream
         if stream is not None:
             stream.close()
@@ -267,16 +278,42 @@ class ScopeRunner:
         self._last_sweep = now
         with self.lock:
             due = self.tracker.held_reasons(now=now)
+            undecided, self._undecided = self._undecided, []
+            for intent in undecided:
+                if intent.decide_by is not None and now >= intent.decide_by:
+                    intent.launch_failure = False  # its create never got recorded: the failure stands
+                due.append(intent)
             due.extend(self.tracker.overdue(now=now, deadline=self._settings.pending_deadline))
             if due:
                 self._publish(due, position=None)
 
     def _publish(self, intents: list[Intent], *, position: str | None) -> None:
         """Publish under ``self.lock`` (held by the caller), then the follow-up requests."""
+        later: list[Intent] = []
         publish(self._broker, self.scope, intents, token=self.token, position=position,
-                batch_size=self._settings.batch_size)
-        if any(intent.complete or intent.revoke_pod for intent in intents):
+                batch_size=self._settings.batch_size, launches=self._launches, later=later)
+        now = time.time()
+        for intent in later:
+            intent.decide_by = intent.decide_by or now + self._settings.created_grace
+        self._undecided.extend(later)
+        if any(intent.complete or intent.revoke_pod or intent.retire_pod for intent in intents):
             after_publish(self._broker, self._kube, intents)
+
+    def notice(self, notices: list[Notice]) -> None:
+        """Kubernetes Events about pods (the notice loop's thread): kept, and new pending reasons published."""
+        now = time.time()
+        try:
+            with self.lock:
+                if self.tracker is None or not self.synced.is_set():
+                    return  # loading: the next list of Events brings them again
+                intents = [intent for notice in notices for intent in self.tracker.noted(notice, now=now)]
+                if intents:
+                    self._publish(intents, position=None)
+        except FencedError as exc:
+            metrics.WATCHER_FENCED.labels(self.scope.name).inc()
+            log.warning("scope %s: deposed (%s); stopping", self.scope.name, exc)
+            self.fenced = True
+            self.stop.set()
 
     def publish_external(self, intents: list[Intent]) -> None:
         """Publish intents made outside the loop (the reconciler) under the same lock and token."""

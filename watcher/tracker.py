@@ -14,7 +14,7 @@ logic, no I/O.
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterable
 
 import orjson
@@ -25,8 +25,11 @@ from podq.shared.states import State
 
 from .classify import Verdict, deadline_verdict, why_pending
 from .events import EventType, PodIdentity, PodView
+from .notices import Notice
 
 FORGET = b""
+LAST_NOTICES = 5          # Events kept per pod for the failure details of a job that never ran
+EARLY_KEPT = 10_000       # pods whose Events came before the pod itself (their lists are dropped oldest first)
 
 
 @dataclass(slots=True)
@@ -39,7 +42,9 @@ class PodRecord:
     last_pending: PodView | None = None  # the latest Pending view, for the deadline's reason
     reason: str | None = None            # fingerprint of the pending reason last published (memory only)
     reason_at: float = 0.0               # when it was published
-    held: tuple[PendingReason, str | None] | None = None  # a newer reason (and its rv) waiting for the interval
+    status_reason: str | None = None     # fingerprint of the reason its status gave last
+    held: tuple[PendingReason, str, str | None] | None = None  # a newer reason, its event id part and rv
+    notices: list[Notice] = field(default_factory=list)  # its last Kubernetes Events (memory only)
 
     def encode(self) -> bytes:
         key = self.identity.key
@@ -77,6 +82,9 @@ class Intent:
     note: str = ""
     pending_reason: PendingReason | None = None
     again: str | None = None                # a later pending of the job: what tells it apart (its rv)
+    launch_failure: bool = False            # ended before it started: may be launched again (relaunch.py)
+    retire_pod: bool = False                # label the pod done once published (an earlier launch's pod)
+    decide_by: float | None = None          # a launch failure waiting for its create's record: until when
 
     @property
     def namespace(self) -> str:
@@ -96,6 +104,7 @@ class Tracker:
     _pending: list[tuple[float, str]] = field(default_factory=list, repr=False)
     reason_interval: float = 2.0
     _held: set[str] = field(default_factory=set, repr=False)   # refs whose record holds a newer reason
+    _early: dict[str, list[Notice]] = field(default_factory=dict, repr=False)  # Events of pods not seen yet
 
     def __post_init__(self) -> None:
         self._pending = [(record.pending_since, ref) for ref, record in self.records.items()
@@ -132,40 +141,71 @@ class Tracker:
             if record is None:
                 record = PodRecord(state=State.PENDING, identity=identity,
                                    pending_since=pod.created_at or now, last_pending=pod,
-                                   reason=why.fingerprint() if why else None, reason_at=now)
+                                   reason=why.fingerprint() if why else None, reason_at=now,
+                                   status_reason=why.fingerprint() if why else None,
+                                   notices=self._early.pop(ref, []))
                 self.records[ref] = record
                 heapq.heappush(self._pending, (record.pending_since, ref))
-                return [Intent(ref=ref, identity=identity, state=State.PENDING, stored=record.encode(),
-                               resource_version=rv, pending_reason=why)]
+                first = Intent(ref=ref, identity=identity, state=State.PENDING, stored=record.encode(),
+                               resource_version=rv, pending_reason=why)
+                telling = [notice for notice in record.notices if notice.telling]
+                if telling:  # Events that came before the pod: the newest is its next reason
+                    self._consider(ref, record, telling[-1].pending_reason(), rv=None, now=now,
+                                   again=f"event-{telling[-1].resource_version or f'{now:.6f}'}")
+                return [first]
             if previous is not State.PENDING:
                 return []
             record.last_pending = pod
-            if why is None or why.fingerprint() == record.reason:
-                record.held = None
-                return []
-            if now - record.reason_at < self.reason_interval:
-                record.held = (why, rv)
-                self._held.add(ref)
-                return []
-            return [self._reason(ref, record, why, rv, now=now)]
+            if why is None or why.fingerprint() == record.status_reason:
+                return []  # the status says nothing new (an Event may have said more since)
+            record.status_reason = why.fingerprint()
+            return self._consider(ref, record, why, again=rv or f"{now:.6f}", rv=rv, now=now)
         if state is State.RUNNING:
             if previous is State.RUNNING:
                 return []
             intents = []
             if previous is None:
                 intents.append(Intent(ref=ref, identity=identity, state=State.PENDING, resource_version=rv))
-            record = PodRecord(state=State.RUNNING, identity=identity)
+            record = PodRecord(state=State.RUNNING, identity=identity,
+                               notices=record.notices if record is not None else self._early.pop(ref, []))
             self.records[ref] = record
             intents.append(Intent(ref=ref, identity=identity, state=State.RUNNING, stored=record.encode(),
                                   resource_version=rv))
             return intents
-        return [self._terminal(ref, identity, verdict, rv=rv, uid=pod.uid)]
+        return [self._terminal(ref, identity, verdict, rv=rv, uid=pod.uid, before=record)]
 
-    def _reason(self, ref: str, record: PodRecord, why: PendingReason, rv: str | None, *, now: float) -> Intent:
+    def _consider(self, ref: str, record: PodRecord, why: PendingReason, *, again: str, rv: str | None,
+                  now: float) -> list[Intent]:
+        """A later ``pending`` for the new reason ``why``: now, or held until the interval ends."""
+        if why.fingerprint() == record.reason:
+            record.held = None
+            return []
+        if now - record.reason_at < self.reason_interval:
+            record.held = (why, again, rv)
+            self._held.add(ref)
+            return []
+        return [self._reason(ref, record, why, again=again, rv=rv, now=now)]
+
+    def _reason(self, ref: str, record: PodRecord, why: PendingReason, *, again: str, rv: str | None,
+                now: float) -> Intent:
         """A later ``pending`` of the pod, for its new reason ``why``."""
         record.reason, record.reason_at, record.held = why.fingerprint(), now, None
         return Intent(ref=ref, identity=record.identity, state=State.PENDING, resource_version=rv,
-                      pending_reason=why, again=rv or f"{now:.6f}")
+                      pending_reason=why, again=again)
+
+    def noted(self, notice: Notice, *, now: float) -> list[Intent]:
+        """Keep a Kubernetes Event about a pod; a telling one about a Pending pod may be a new reason."""
+        record = self.records.get(notice.ref)
+        if record is None:
+            if notice.ref not in self._early and len(self._early) >= EARLY_KEPT:
+                self._early.pop(next(iter(self._early)))
+            _keep(self._early.setdefault(notice.ref, []), notice)
+            return []
+        _keep(record.notices, notice)
+        if record.state is not State.PENDING or not notice.telling:
+            return []
+        return self._consider(notice.ref, record, notice.pending_reason(),
+                              again=f"event-{notice.resource_version or f'{now:.6f}'}", rv=None, now=now)
 
     def held_reasons(self, *, now: float) -> list[Intent]:
         """The held reason of every Pending pod whose interval has ended (called about once a second)."""
@@ -175,13 +215,18 @@ class Tracker:
             if record is None or record.state is not State.PENDING or record.held is None:
                 self._held.discard(ref)
             elif now - record.reason_at >= self.reason_interval:
-                why, rv = record.held
-                intents.append(self._reason(ref, record, why, rv, now=now))
+                why, again, rv = record.held
+                intents.append(self._reason(ref, record, why, again=again, rv=rv, now=now))
                 self._held.discard(ref)
         return intents
 
     def _terminal(self, ref: str, identity: PodIdentity, verdict: Verdict, *, rv: str | None,
-                  revoke_pod: bool = False, uid: str | None = None) -> Intent:
+                  revoke_pod: bool = False, uid: str | None = None, before: PodRecord | None = None) -> Intent:
+        details = verdict.details
+        if details is not None and before is not None and before.notices and before.state is State.PENDING:
+            # A job that never ran: the pod's last Events say what happened to its launch.
+            details = replace(details, events=tuple(notice.line() for notice in before.notices))
+        self._early.pop(ref, None)
         if verdict.gone:
             self.records.pop(ref, None)
             stored = FORGET
@@ -189,10 +234,11 @@ class Tracker:
             record = PodRecord(state=verdict.state, identity=identity)
             self.records[ref] = record
             stored = record.encode()
-        return Intent(ref=ref, identity=identity, state=verdict.state, details=verdict.details, stored=stored,
+        return Intent(ref=ref, identity=identity, state=verdict.state, details=details, stored=stored,
                       resource_version=rv, ledger_decides=verdict.ledger_decides,
                       complete=not verdict.gone and not revoke_pod, revoke_pod=revoke_pod, note=verdict.note,
-                      uid=uid)
+                      uid=uid, launch_failure=verdict.launch_failure and not revoke_pod
+                      and (before is None or before.state is State.PENDING))
 
     def _forget(self, ref: str, identity: PodIdentity, rv: str | None) -> Intent:
         self.records.pop(ref, None)
@@ -217,7 +263,7 @@ class Tracker:
                                              message=f"Pending for {waited:.0f} s (deadline {deadline:.0f} s)"),
                 note="pending deadline exceeded")
             intents.append(self._terminal(ref, record.identity, verdict, rv=None, revoke_pod=True,
-                                          uid=view.uid if view is not None else None))
+                                          uid=view.uid if view is not None else None, before=record))
         return intents
 
     def vanished(self, present: Iterable[str]) -> list[Intent]:
@@ -231,7 +277,18 @@ class Tracker:
                 continue
             details = FailureDetails(pod_status=(record.last_pending.phase if record.last_pending else None),
                                      reason="PodVanished",
-                                     message="the pod disappeared while the watcher was not watching")
+                                     message="the pod disappeared while the watcher was not watching",
+                                     events=tuple(n.line() for n in record.notices) or None)
             intents.append(Intent(ref=ref, identity=record.identity, state=State.LOST, details=details,
                                   stored=FORGET, ledger_decides=True, note="vanished"))
         return intents
+
+
+def _keep(notices: list[Notice], notice: Notice) -> None:
+    """Add ``notice`` as the newest of the last ``LAST_NOTICES``; a recount of one kept replaces it."""
+    for index, kept in enumerate(notices):
+        if kept.same == notice.same:
+            del notices[index]
+            break
+    notices.append(notice)
+    del notices[:-LAST_NOTICES]

@@ -26,11 +26,12 @@ VANISHED = FailureDetails(reason="PodVanished", message="the pod was created and
                                                          "listed its namespace: no event of it was ever seen")
 
 
-def created_jobs(ledger: Ledger, covers: Callable[[str], bool], *, default_namespace: str) -> list[LedgerEntry]:
-    """The live jobs whose ``created`` step is recorded, in namespaces ``covers`` accepts."""
+def created_jobs(ledger: Ledger, covers: Callable[[str, str | None], bool], *,
+                 default_namespace: str) -> list[LedgerEntry]:
+    """The live jobs whose ``created`` step is recorded, in the namespaces and cluster ``covers`` accepts."""
     return [brief for page in ledger.scan_live() for brief in page
             if brief.state is LedgerState.CREATED and not brief.terminal_state and brief.pod_name
-            and covers(brief.namespace or default_namespace)]
+            and covers(brief.namespace or default_namespace, brief.cluster)]
 
 
 def unseen_endings(ledger: Ledger, before: Iterable[LedgerEntry], *, seen: Callable[[str], bool],

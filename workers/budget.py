@@ -9,9 +9,14 @@ control (CUBIC's shape):
   (slow start), up to the ceiling (``PODQ_WORKER_CREATE_RATE``);
 * **a push-back** (a 429; server errors or timeouts above ``error_share`` of the answers; create
   latency above ``latency_factor`` × its unloaded base + ``latency_slack``, i.e. the API server's
-  queues are filling) records the rate the server accepted as the ``peak`` and cuts to ``cut`` ×
-  it (``latency_cut`` for latency alone), at most once per ``hold`` seconds, since one overshoot
-  is answered by many requests;
+  queues are filling) records the rate the server accepted as the ``peak`` (what was offered less
+  the share refused; for latency, the rate it answered over the last ``sample`` seconds, every
+  worker's reports counted) and cuts to ``cut`` × it (``latency_cut`` for latency alone), at most
+  once per ``hold`` seconds, since one overshoot is answered by many requests;
+* **growth stops** (slow start or a probe) when the create latency rises above ``queue_factor`` ×
+  its base + ``queue_slack``, before it is a push-back, as HyStart leaves slow start: the
+  requests have begun to wait in the server, so the rate becomes what it answered over the last
+  sample, and probing starts again from there;
 * **after a cut** the rate climbs back to the peak within ``approach`` seconds, stays there for
   ``plateau`` seconds, then probes above it, slowly at first and faster the longer the server
   accepts (``peak × exp(probe_gain × t²)``), so a capacity that grew is found within seconds;
@@ -52,15 +57,18 @@ class Law:
     cut: float = 0.9
     latency_cut: float = 0.95
     hold: float = 1.0
-    approach: float = 2.0
-    plateau: float = 5.0
-    probe_gain: float = 0.02
+    approach: float = 1.0
+    plateau: float = 3.0
+    probe_gain: float = 0.04
     doubling: float = 1.0
     latency_factor: float = 3.0
-    latency_slack: float = 0.1
+    latency_slack: float = 0.25
+    queue_factor: float = 1.5
+    queue_slack: float = 0.05
     demand_window: float = 1.0
     error_share: float = 0.05
     pause_share: float = 0.1
+    sample: float = 1.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -89,15 +97,20 @@ def next_state(state: BudgetState, seen: Observation, *, now: float, law: Law) -
     if seen.latency is not None:
         latency = seen.latency if latency <= 0 else 0.7 * latency + 0.3 * seen.latency
         # The base follows a faster server at once and a slower one slowly (a new normal, not a queue).
-        base = seen.latency if base <= 0 or seen.latency < base else base + 0.02 * (seen.latency - base)
+        base = seen.latency if base <= 0 or seen.latency < base else base + 0.002 * (seen.latency - base)
     pause_until = state.pause_until
     if seen.throttled and seen.retry_after and seen.throttled >= law.pause_share * seen.answers:
         pause_until = max(pause_until, now + seen.retry_after)
-    state = dataclasses.replace(state, latency=latency, base_latency=base, pause_until=pause_until)
+    state = dataclasses.replace(state, latency=latency, base_latency=base, pause_until=pause_until,
+                                **_delivery(state, seen, now=now, law=law))
     push_back = _push_back(state, seen, law)
     if push_back and now - state.cut_at >= law.hold:
-        # The rate the server took: what was offered, less the share it refused.
-        accepted = state.rate * seen.ok / seen.answers if seen.answers and push_back != "latency" else state.rate
+        # The rate the server took: what was offered less the share it refused; when it refuses
+        # nothing but queues, what it answered over the last sample.
+        if push_back == "latency":
+            accepted = state.delivery_rate or state.rate
+        else:
+            accepted = state.rate * seen.ok / seen.answers if seen.answers else state.rate
         peak = max(law.floor, min(state.rate, accepted))
         rate = max(law.floor, peak * (law.latency_cut if push_back == "latency" else law.cut))
         return dataclasses.replace(state, rate=rate, peak=peak, cut_at=now, epoch_at=now, epoch_rate=rate,
@@ -109,10 +122,31 @@ def next_state(state: BudgetState, seen: Observation, *, now: float, law: Law) -
         return dataclasses.replace(state, epoch_at=now, epoch_rate=state.rate, reason="idle")
     if state.epoch_at <= 0:
         state = dataclasses.replace(state, epoch_at=now, epoch_rate=state.rate)
+    if state.reason in ("slow start", "probing") and state.delivery_rate > 0 and _queueing(state, law):
+        # The server starts to queue (as HyStart leaves slow start on a delay increase): growth stops
+        # at the rate it answers, and probes again from there.
+        rate = max(law.floor, min(state.rate, state.delivery_rate))
+        return dataclasses.replace(state, rate=rate, peak=rate, epoch_at=now, epoch_rate=rate, reason="at peak")
     rate, reason = _grown(state, now - state.epoch_at, law)
     if rate >= law.ceiling:
         rate, reason = law.ceiling, "ceiling"
     return dataclasses.replace(state, rate=max(law.floor, rate), reason=reason)
+
+
+def _delivery(state: BudgetState, seen: Observation, *, now: float, law: Law) -> dict[str, float]:
+    """The running count of answered creates, and its rate over the last ``sample`` seconds."""
+    delivered = state.delivered + seen.ok
+    if state.sampled_at <= 0 or now < state.sampled_at:
+        return {"delivered": delivered, "sampled_at": now, "sampled": delivered}
+    if now - state.sampled_at < law.sample:
+        return {"delivered": delivered}
+    return {"delivered": delivered, "sampled_at": now, "sampled": delivered,
+            "delivery_rate": (delivered - state.sampled) / (now - state.sampled_at)}
+
+
+def _queueing(state: BudgetState, law: Law) -> bool:
+    """The create latency has risen clearly above its base: requests have begun to wait in the server."""
+    return state.base_latency > 0 and state.latency > state.base_latency * law.queue_factor + law.queue_slack
 
 
 def _push_back(state: BudgetState, seen: Observation, law: Law) -> str | None:

@@ -72,7 +72,8 @@ class WorkerPods:
 def context(rt: Runtime, *, deadline: float) -> Context:
     worker = rt.settings.worker
     return Context(client=rt.client, ledger=rt.ledger, publisher=rt.publisher, pods=WorkerPods(rt, deadline=deadline),
-                   default_namespace=rt.settings.kube.namespace,
+                   default_namespace=rt.settings.kube.namespace, cluster=rt.cluster,
+                   cluster_name=rt.settings.kube.cluster,
                    completion=CompletionPolicy(delete_on_success=worker.delete_on_success,
                                                delete_on_failure=worker.delete_on_failure,
                                                delete_options=rt.delete_options))

@@ -23,7 +23,7 @@ from podq.broker.store.ledger import Claim, Lease
 from podq.broker.store.ratelimit import PUSH_BACKS
 from podq.shared import metrics, naming
 from podq.shared.pods.templates import TemplateError
-from podq.shared.records import FailureDetails, KubernetesJob, KubernetesWatch
+from podq.shared.records import FailureDetails, KubernetesJob, KubernetesWatch, PendingReason
 from podq.shared.states import CREATABLE_STATES, LedgerState, Source, State
 
 from .budget import ERROR, OK, THROTTLED
@@ -43,7 +43,7 @@ DELAY_CAUSES = ("budget", "rate_limit", "api_error", "shutdown")
 
 def initialise_metrics(cluster: str = "default") -> None:
     """Every series of the workers' labelled counters, at 0, from start-up."""
-    metrics.initialise(metrics.POD_CREATES, [*(outcome.value for outcome in Outcome), "crashed"])
+    metrics.initialise(metrics.POD_CREATES, [cluster], [*(outcome.value for outcome in Outcome), "crashed"])
     metrics.initialise(metrics.JOBS_DELAYED, DELAY_CAUSES)
     metrics.initialise(metrics.BUDGET_CUTS, [cluster], PUSH_BACKS)
 
@@ -93,7 +93,7 @@ def create_job(job: KubernetesJob, payload: bytes, rt: Runtime, *, deadline: flo
         return Outcome.SKIPPED
     owner = claim.owner or job.scheduler_id
     namespace = job.namespace or rt.settings.kube.namespace
-    name = naming.pod_name_for(job.job_id, job.key)
+    name = naming.pod_name_for(job.job_id, job.key, launch=claim.launch)
     limit = rt.settings.worker.max_deliveries
     if claim.deliveries > limit:
         return fail(rt, job, owner=owner, namespace=namespace, reason="PoisonJob",
@@ -101,7 +101,7 @@ def create_job(job: KubernetesJob, payload: bytes, rt: Runtime, *, deadline: flo
                             "its worker died each time")
     try:
         pod = build_pod(job, template=rt.templates.get(job.pod_template), namespace=namespace, owner=owner,
-                        image=rt.settings.worker.image, hook=rt.hook)
+                        image=rt.settings.worker.image, hook=rt.hook, launch=claim.launch)
     except (PodBuildError, TemplateError) as exc:
         return fail(rt, job, owner=owner, namespace=namespace, reason=exc.reason, message=str(exc))
     if job.traceparent:
@@ -294,7 +294,23 @@ def delay(rt: Runtime, job: KubernetesJob, payload: bytes, *, wait: float, error
                     message=f"gave up after {limit} delayed retries: {detail}",
                     status=error.status if error else None)
     log.info("job %s: delayed %.1f s (delay %d of %d)", job.job_id, wait, delays, limit)
+    if error is not None:
+        tell_waiting(rt, job, owner=owner, namespace=namespace, error=error, delays=delays)
     return Outcome.DELAYED
+
+
+def tell_waiting(rt: Runtime, job: KubernetesJob, *, owner: str, namespace: str, error: KubeApiError,
+                 delays: int) -> None:
+    """The scheduler learns why its job's pod is not created yet: a ``pending`` with reason
+    ``FailedCreate`` and the API's answer (a quota, throttling, an unavailable server), each
+    delay a later ``pending`` of its own (the publish script drops one equal to the last)."""
+    message = f"{error.message or error} (HTTP {error.status})" if error.status else (error.message or str(error))
+    result = KubernetesWatch.build(
+        job_id=job.job_id, scheduler_id=owner, key=job.key, source=Source.WORKER, state=State.PENDING,
+        pod_name=naming.pod_name_for(job.job_id, job.key), namespace=namespace,
+        annotations=job_annotations(job, owner), again=f"create-{delays}",
+        pending_reason=PendingReason(reason="FailedCreate", message=f"Error creating: {message}"))
+    rt.publisher.publish([result])
 
 
 def job_annotations(job: KubernetesJob, owner: str) -> dict[str, str]:
@@ -307,14 +323,18 @@ def job_annotations(job: KubernetesJob, owner: str) -> dict[str, str]:
 
 def fail(rt: Runtime, job: KubernetesJob, *, owner: str, namespace: str, reason: str, message: str,
          status: int | None = None) -> Outcome:
-    """Publish the job's ``failed`` result (through the publish script, like every result)."""
+    """Publish the job's ``failed`` result (through the publish script, like every result).
+
+    In a cell of several clusters the message names the cluster (``cluster <name>: ...``)."""
     if status:
         message = f"{message} (HTTP {status})"
+    if len(rt.settings.clusters) > 1:
+        message = f"cluster {rt.settings.kube.cluster}: {message}"
     result = KubernetesWatch.build(
         job_id=job.job_id, scheduler_id=owner, key=job.key, source=Source.WORKER, state=State.FAILED,
         pod_name=naming.pod_name_for(job.job_id, job.key), namespace=namespace,
         annotations=job_annotations(job, owner),
-        failure_details=FailureDetails(reason=reason, message=message))
+        failure_details=FailureDetails(reason=reason, message=message), cluster=rt.settings.kube.cluster)
     entry = rt.publisher.publish([result])[0]
     log.warning("job %s (%s): failed: %s: %s%s", job.job_id, job.key, reason, message,
                 "" if entry else " (a terminal result was out already)")

@@ -18,8 +18,10 @@ import threading
 import time
 import uuid
 
-from celery import Celery, signals
+from celery import Celery, bootsteps, signals
+from celery.worker import state as worker_state
 
+from podq.broker.store import keys
 from podq.broker.store.liveness import Liveness
 from podq.shared.loops import LoopCrashed, run_loop
 
@@ -49,6 +51,9 @@ class Heartbeat:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._app: Celery | None = None
+        self.queues: list[str] = [keys.CELERY_QUEUE]
+        """The Celery queues this process consumes (one per cluster it serves): dead workers' messages
+        from each, and this one's dropped deliveries, go back to their own queue."""
 
     @property
     def worker(self) -> str:
@@ -61,11 +66,49 @@ class Heartbeat:
     # --- the deliveries this process holds -------------------------------------------------
 
     def attach(self, app: Celery) -> None:
-        """Track the messages ``app``'s worker receives and finishes."""
+        """Track the messages ``app``'s worker receives and finishes, and the ones it drops when its
+        broker connection is lost (:meth:`connected`)."""
         self._app = app
         signals.task_received.connect(self._on_received, weak=False)
         signals.task_postrun.connect(self._on_postrun, weak=False)
         signals.task_revoked.connect(self._on_revoked, weak=False)
+        heartbeat = self
+
+        class Connected(bootsteps.StartStopStep):
+            """Runs each time the consumer has (re)connected, before it consumes."""
+
+            requires = ("celery.worker.consumer.connection:Connection",)
+
+            def start(self, parent) -> None:
+                heartbeat.connected({request.id for request in worker_state.active_requests})
+
+        app.steps["consumer"].add(Connected)
+
+    def connected(self, running: set[str]) -> None:
+        """The consumer is connected (again): give back at once the deliveries Celery dropped.
+
+        On a broker connection loss Celery forgets the messages it had reserved but not started
+        (they cannot be acknowledged on a new connection) without a signal; this process would
+        go on reporting them as held, so podq's sweep would leave them to kombu's visibility
+        timeout (300 s). Every held delivery whose task is not running (``running``: the ids of
+        the active requests) is forgotten and put back on the queue now; one that did not
+        survive a failover is left to intake's orphan sweep.
+        """
+        with self._lock:
+            dropped = {task_id: tag for task_id, tag in self._held.items() if task_id not in running}
+            for task_id in dropped:
+                del self._held[task_id]
+        if not dropped:
+            return
+        try:
+            given = sum(self.liveness.give_back(dropped.values(), queue=queue) for queue in self.queues)
+        except Exception as exc:  # noqa: BLE001 - the sweep for unreported deliveries returns them later
+            log.warning("worker %s: could not give back %d deliveries dropped at a broker reconnect (%s); "
+                        "they return after the liveness grace", self.worker, len(dropped), exc)
+            return
+        log.warning("worker %s: broker connection lost; %d deliveries it had not started went back to the "
+                    "queue (%d had not survived: intake's orphan sweep finds their jobs)",
+                    self.worker, given, len(dropped) - given)
 
     def _mine(self, app) -> bool:
         return self._app is not None and app is self._app
@@ -103,7 +146,7 @@ class Heartbeat:
                 log.warning("worker %s: liveness record had lapsed (%.1f s since the last beat); "
                             "deliveries check their claims before creating", self.worker, sent - self._confirmed_at)
         self._confirmed_at = sent
-        restored = self.liveness.restore_dead()
+        restored = sum(self.liveness.restore_dead(queue=queue) for queue in self.queues)
         if restored:
             log.warning("worker %s: %d messages of dead workers returned to the queue", self.worker, restored)
 

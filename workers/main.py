@@ -13,8 +13,8 @@ import threading
 
 from podq.broker.store import keys
 from podq.broker.store.connection import ping
-from podq.shared import metrics
-from podq.shared.errors import PodqError
+from podq.shared import clusters, loops, metrics
+from podq.shared.errors import PodqError, SettingsError
 from podq.shared.settings import Settings
 from podq.shared.secrets import scrub
 
@@ -26,6 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--concurrency", "-c", type=int, help="Celery threads, each holding one message (default PODQ_WORKER_CONCURRENCY)")
     parser.add_argument("--hostname", "-n", help="Celery node name (default podq-worker-<pid>@<host>)")
     parser.add_argument("--loglevel", "-l", default="info", help="Celery's log level (default info)")
+    parser.add_argument("--cluster", action="append", default=[], metavar="NAME",
+                        help="create pods in this cluster of the cell (repeat, or a,b); default: every cluster "
+                             "(PODQ_KUBE_CLUSTER and PODQ_KUBE_CLUSTERS)")
     parser.add_argument("--check", action="store_true",
                         help="check Redis, the cluster config and the templates, then exit 0 or 1")
     return parser
@@ -38,7 +41,7 @@ def main(argv: list[str] | None, settings: Settings) -> int:
 
     from .create import initialise_metrics
     from .liveness import worker_id
-    from .runtime import build_runtime, message_threads
+    from .runtime import build_runtimes, message_threads
     from .tasks import register_tasks
 
     args = build_parser().parse_args(argv or [])
@@ -48,11 +51,13 @@ def main(argv: list[str] | None, settings: Settings) -> int:
     hostname = args.hostname or f"podq-worker-{os.getpid()}@{socket.gethostname()}"
     try:
         threads = message_threads(settings)
-        runtime = build_runtime(settings, worker=worker_id(hostname))
+        served = served_clusters(settings, args.cluster)
+        runtimes = build_runtimes(settings, served, worker=worker_id(hostname))
+        runtime = runtimes[served[0]]
         if args.check:
             ping(runtime.client)
             runtime.templates.get(None)
-            runtime.close()
+            close_all(runtimes)
             return 0
     except PodqError as exc:
         print(f"podq worker: {scrub(str(exc))}")
@@ -61,26 +66,47 @@ def main(argv: list[str] | None, settings: Settings) -> int:
         print(f"podq worker: cannot start: {type(exc).__name__}: {scrub(str(exc))}")
         return 1
     app = make_celery(broker_url=settings.redis.url, worker=settings.worker, redis=settings.redis)
-    register_tasks(app, runtime)
+    register_tasks(app, runtimes)
     # Celery's worker heartbeat stays on (one event every 2 s): it keeps the event dispatcher alive,
     # so Flower or `celery control enable_events` can turn task events on while they watch; task
     # events themselves are off until asked for (worker_send_task_events).
-    worker = app.Worker(hostname=hostname, queues=[keys.CELERY_QUEUE], pool_cls="threads",
+    worker = app.Worker(hostname=hostname, queues=[keys.celery_queue(cluster) for cluster in served],
+                        pool_cls="threads",
                         concurrency=threads, loglevel=args.loglevel.upper(),
                         without_gossip=True, without_mingle=True, without_heartbeat=False, optimization="fair")
     quiet_task_lines(args.loglevel)
     runtime.heartbeat.attach(app)
     stop_creates_on_shutdown(hostname, runtime)
     probe_stop = threading.Event()
-    initialise_metrics(settings.kube.cluster)
-    metrics.start(settings.metrics, service=f"worker {hostname}", ping=lambda: ping(runtime.client), stop=probe_stop)
+    for cluster in runtimes.values():
+        initialise_metrics(cluster.settings.kube.cluster)
+    metrics.start(settings.metrics, service=f"worker {hostname}", ping=lambda: ping(runtime.client), stop=probe_stop,
+                  health=lambda: loops.health(["worker-liveness"]))
     try:
         runtime.heartbeat.start()
         worker.start()
     finally:
         probe_stop.set()
-        runtime.close()
+        close_all(runtimes)
     return worker.exitcode or 0
+
+
+def served_clusters(settings: Settings, chosen: list[str]) -> list[str | None]:
+    """The clusters a worker serves, as records hold them (None: the default); raises SettingsError
+    for a name that is not one of the cell's."""
+    known = clusters.names(settings)
+    names = [name.strip() for item in chosen for name in item.split(",") if name.strip()] or list(known)
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise SettingsError(f"--cluster {unknown[0]!r} is not a cluster of this cell (clusters: {', '.join(known)}; "
+                            "PODQ_KUBE_CLUSTERS)")
+    return list(dict.fromkeys(clusters.canonical(settings, name) for name in names))
+
+
+def close_all(runtimes) -> None:
+    # The further clusters' runtimes first: the first one closes the Redis client they share.
+    for runtime in reversed(list(runtimes.values())):
+        runtime.close()
 
 
 def quiet_task_lines(loglevel: str) -> None:

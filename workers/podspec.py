@@ -2,7 +2,7 @@
 
 The order (docs/pods.md):
 
-1. the job's named template, or the default one;
+1. the job's named template, or the default one (its own name and namespace, placeholders, dropped);
 2. the configured image, if any, on the ``base`` container;
 3. the job's ``pod_override``, merged with Kubernetes semantics (:mod:`.merge`); a
    request the override left alone is lowered to a limit the override set below it
@@ -32,14 +32,22 @@ EXECUTOR_ENV = {"name": "AIRFLOW_IS_K8S_EXECUTOR_POD", "value": "True"}
 
 
 def build_pod(job: KubernetesJob, *, template: dict[str, Any], namespace: str, owner: str | None = None,
-              image: str | None = None, hook: MutationHook | None = None) -> dict[str, Any]:
-    """The pod to create for ``job``; ``template`` is a private copy and is consumed.
+              image: str | None = None, hook: MutationHook | None = None, launch: int = 1) -> dict[str, Any]:
+    """The pod to create for ``job`` (its ``launch``: a later one after a pod failed before it
+    started has a name of its own); ``template`` is a private copy and is consumed.
 
     ``owner`` is the scheduler that owns the job now (the ledger's, after an
     adoption); it names the pod's ``airflow-worker`` label and scheduler-id annotation.
     """
     owner = owner or job.scheduler_id
     pod = template
+    # A template's own name and namespace are placeholders (the cncf-kubernetes provider's templates say
+    # `name: placeholder-name`): replaced without a word, as the KubernetesExecutor replaces them. A
+    # job's override or the hook that sets them is told (below) that podq's win.
+    metadata = pod.get("metadata")
+    if isinstance(metadata, dict):
+        for field in ("name", "generateName", "namespace"):
+            metadata.pop(field, None)
     pod.setdefault("apiVersion", "v1")
     pod.setdefault("kind", "Pod")
     spec = pod.setdefault("spec", {})
@@ -51,10 +59,10 @@ def build_pod(job: KubernetesJob, *, template: dict[str, Any], namespace: str, o
         override = _override_with_named_base(job.pod_override)
         pod = merge(pod, override)
         _keep_requests_within_limits(pod, override)
-    _apply_identity(pod, job, namespace=namespace, owner=owner)
+    _apply_identity(pod, job, namespace=namespace, owner=owner, launch=launch)
     if hook is not None:
         pod = _run_hook(hook, pod, job)
-        _restore_identity(pod, job, namespace=namespace, owner=owner)
+        _restore_identity(pod, job, namespace=namespace, owner=owner, launch=launch)
     return pod
 
 
@@ -133,10 +141,10 @@ def _main_container(pod: dict[str, Any]) -> dict[str, Any]:
     raise PodBuildError(f"the pod has no container named {naming.MAIN_CONTAINER!r}")
 
 
-def _apply_identity(pod: dict[str, Any], job: KubernetesJob, *, namespace: str, owner: str) -> None:
+def _apply_identity(pod: dict[str, Any], job: KubernetesJob, *, namespace: str, owner: str, launch: int) -> None:
     if not isinstance(pod.get("metadata", {}), dict) or not isinstance(pod.get("spec"), dict):
         raise PodBuildError("pod.metadata and pod.spec must be maps")
-    _restore_identity(pod, job, namespace=namespace, owner=owner)
+    _restore_identity(pod, job, namespace=namespace, owner=owner, launch=launch)
     pod["spec"]["restartPolicy"] = "Never"
     base = _main_container(pod)
     if job.command:
@@ -147,12 +155,12 @@ def _apply_identity(pod: dict[str, Any], job: KubernetesJob, *, namespace: str, 
     base["env"] = merge_list(env, [dict(EXECUTOR_ENV)], key="name", path="pod.spec.containers[base].env")
 
 
-def _restore_identity(pod: dict[str, Any], job: KubernetesJob, *, namespace: str, owner: str) -> None:
+def _restore_identity(pod: dict[str, Any], job: KubernetesJob, *, namespace: str, owner: str, launch: int) -> None:
     """Set the name, namespace, labels and annotations podq relies on (after the hook too)."""
     metadata = pod.setdefault("metadata", {})
-    name = naming.pod_name_for(job.job_id, job.key)
+    name = naming.pod_name_for(job.job_id, job.key, launch=launch)
     if metadata.get("name", name) != name or metadata.get("namespace", namespace) != namespace:
-        log.warning("job %s: pod name/namespace set by template, override or hook ignored", job.job_id)
+        log.warning("job %s: pod name/namespace set by the pod override or the mutation hook ignored", job.job_id)
     metadata.pop("generateName", None)
     metadata["name"] = name
     metadata["namespace"] = namespace
@@ -161,6 +169,10 @@ def _restore_identity(pod: dict[str, Any], job: KubernetesJob, *, namespace: str
     annotations = _string_map(metadata, "annotations")
     annotations.pop(naming.LAUNCH_ID_KEY, None)  # only the job's own key names a launch
     annotations.update(naming.pod_annotations(job_id=job.job_id, scheduler_id=owner, key=job.key))
+    if launch > 1:
+        annotations[naming.LAUNCH_KEY] = str(launch)
+    else:
+        annotations.pop(naming.LAUNCH_KEY, None)
 
 
 def _string_map(metadata: dict[str, Any], field: str) -> dict[str, str]:

@@ -1,18 +1,21 @@
 """What a worker process holds for its tasks: settings, broker verbs, the API, the pool."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping, Sequence
 
+from podq.broker.store import keys
 from podq.broker.store.connection import connect
 from podq.broker.store.ledger import Ledger
 from podq.broker.store.liveness import Liveness
 from podq.broker.store.publish import Publisher
 from podq.broker.store.ratelimit import CreateBudget
 from podq.shared import metrics
+from podq.shared.clusters import settings_for
 from podq.shared.errors import SettingsError
 from podq.shared.pods.templates import TemplateStore
 from podq.shared.settings import Settings
@@ -31,7 +34,12 @@ log = logging.getLogger(__name__)
 
 @dataclass(kw_only=True)
 class Runtime:
-    """One per worker process; every field is safe to share between threads."""
+    """One per cluster a worker process serves; every field is safe to share between threads.
+
+    A process serving several clusters (:func:`build_runtimes`) holds one per cluster: each with
+    that cluster's settings, API client, create budget and create pool, all sharing the process's
+    Redis client and liveness record.
+    """
 
     settings: Settings
     client: Any  # redis.Redis, opened by podq.broker.store.connection (workers/ never import redis)
@@ -52,13 +60,18 @@ class Runtime:
     stopping: threading.Event = field(default_factory=threading.Event)
     """Set when the worker begins a warm shutdown (SIGTERM): creates still running finish, and
     one that would wait to retry hands its job back through the delayed set instead."""
+    cluster: str | None = None
+    """The cluster this runtime creates in, as records hold it (None: the cell's default)."""
+    borrowed: bool = False
+    """True for a further cluster's runtime: the Redis client and the heartbeat are another's."""
 
     def close(self) -> None:
-        if self.heartbeat is not None and self.heartbeat.running:
+        if not self.borrowed and self.heartbeat is not None and self.heartbeat.running:
             self.heartbeat.stop()
         self.executor.shutdown(wait=False, cancel_futures=True)
         self.kube.close()
-        self.client.close()
+        if not self.borrowed:
+            self.client.close()
 
 
 # The adapter's methods and the API verbs they count as (podq_kube_requests_total).
@@ -102,6 +115,43 @@ def budget_law(settings: Settings) -> Law:
                floor=min(1.0, ceiling))
 
 
+def build_runtimes(settings: Settings, clusters: Sequence[str | None], *, worker: str | None = None,
+                   kubes: Mapping[str | None, Kube] | None = None) -> dict[str | None, Runtime]:
+    """A runtime per cluster (as records hold them: None for the default), the first one owning the
+    process's Redis client and liveness record; raises SettingsError on bad settings or an unknown cluster."""
+    if not clusters:
+        raise SettingsError("a worker needs at least one cluster to create pods in")
+    kubes = kubes or {}
+    first, *others = clusters
+    primary = build_runtime(settings_for(settings, first), kube=kubes.get(first), worker=worker)
+    primary.cluster = first
+    if primary.heartbeat is not None:
+        primary.heartbeat.queues = [keys.celery_queue(cluster) for cluster in clusters]
+    runtimes = {first: primary}
+    try:
+        for cluster in others:
+            own = settings_for(settings, cluster)
+            in_flight = creates_in_flight(own)
+            kube = kubes.get(cluster) or open_kube(own.kube, pool_size=in_flight)
+            limiter = create_budget(primary.client, own)
+            runtimes[cluster] = dataclasses.replace(
+                primary, settings=own, kube=_metered(kube, own.kube.cluster), limiter=limiter,
+                feedback=BudgetFeedback(limiter, budget_law(own)),
+                executor=ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix=f"podq-create-{cluster}"),
+                create_timeout=create_timeout(request_timeout=own.kube.request_timeout, budget=primary.budget),
+                stopping=primary.stopping, cluster=cluster, borrowed=True)
+    except Exception:
+        for runtime in runtimes.values():
+            runtime.close()
+        raise
+    return runtimes
+
+
+def _metered(kube: Kube, cluster: str):
+    return metrics.Metered(kube, WORKER_VERBS, ok_code=lambda verb: "201" if verb == "create" else "200",
+                           codes=KNOWN_STATUSES, cluster=cluster)
+
+
 def build_runtime(settings: Settings, *, kube: Kube | None = None, worker: str | None = None) -> Runtime:
     """Open the connections a worker process needs; raises SettingsError on bad settings.
 
@@ -121,8 +171,7 @@ def build_runtime(settings: Settings, *, kube: Kube | None = None, worker: str |
     budget = retry_budget(settings.worker)
     if kube is None:
         kube = open_kube(settings.kube, pool_size=in_flight)
-    kube = metrics.Metered(kube, WORKER_VERBS, ok_code=lambda verb: "201" if verb == "create" else "200",
-                           codes=KNOWN_STATUSES)
+    kube = _metered(kube, settings.kube.cluster)
     client = connect(settings.redis.url, settings=settings.redis)
     limiter = create_budget(client, settings)
     return Runtime(settings=settings, client=client, kube=kube, ledger=Ledger(client), publisher=Publisher(client, ledger_ttl=settings.redis.ledger_ttl),

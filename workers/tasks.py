@@ -12,12 +12,13 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import wait
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from celery import Celery
 from celery.exceptions import Reject
 
 from podq.broker.queue.envelopes import CONTROL_TASK, CREATE_TASK
+from podq.broker.store import keys
 from podq.broker.store.ledger import Claim, Lease
 from podq.shared import metrics, tracing
 from podq.shared.errors import DecodeError
@@ -39,10 +40,18 @@ def create_batch(payloads: Sequence[bytes], rt: Runtime) -> tuple[list[Outcome |
     jobs: list[tuple[KubernetesJob, bytes]] = []
     for payload in payloads:
         try:
-            jobs.append((KubernetesJob.decode(payload), payload))
+            job = KubernetesJob.decode(payload)
         except DecodeError as exc:
             # Intake checked this record; failing to read it here is a version skew.
             log.error("create_pod: dropping a job record this worker cannot read: %s", exc)
+            continue
+        if job.cluster != rt.cluster:
+            # Never created elsewhere than where the ledger says: the job stays dispatched, and
+            # intake's orphan sweep pushes it to its own cluster's queue.
+            log.error("job %s (%s): routed to cluster %s, but it came on the queue of %s; left to the orphan "
+                      "sweep", job.job_id, job.key, job.cluster or "(default)", rt.cluster or "(default)")
+            continue
+        jobs.append((job, payload))
     epoch = rt.heartbeat.epoch if rt.heartbeat else 0
     lease = delivery_lease(rt)
     claims = rt.ledger.claim_jobs([job.job_id for job, _ in jobs], lease) if jobs else []
@@ -55,7 +64,7 @@ def create_batch(payloads: Sequence[bytes], rt: Runtime) -> tuple[list[Outcome |
     outcomes = _mark_created(ends, rt)
     # This process's rate; the exact total of pods created is counted by the ledger's created step.
     for outcome in outcomes:
-        metrics.POD_CREATES.labels(outcome.value if outcome else "crashed").inc()
+        metrics.POD_CREATES.labels(rt.settings.kube.cluster, outcome.value if outcome else "crashed").inc()
     return outcomes, sum(1 for outcome in outcomes if outcome is None)
 
 
@@ -101,17 +110,31 @@ def count_deliveries(claims: Sequence[Claim]) -> None:
     metrics.REDELIVERIES.inc(sum(1 for claim in taken if claim.deliveries > 1))
 
 
-def register_tasks(app: Celery, rt: Runtime) -> None:
-    """Define ``podq.create_pod`` and ``podq.control`` on ``app``, bound to ``rt``."""
+def register_tasks(app: Celery, runtimes: Runtime | Mapping[str | None, Runtime]) -> None:
+    """Define ``podq.create_pod`` and ``podq.control`` on ``app``, bound to ``runtimes``: one
+    :class:`Runtime`, or one per cluster (a message is handled by the runtime of the cluster
+    whose Celery queue it came from)."""
+    by_cluster = {runtimes.cluster: runtimes} if isinstance(runtimes, Runtime) else dict(runtimes)
+    by_queue = {keys.celery_queue(cluster): runtime for cluster, runtime in by_cluster.items()}
+    only = next(iter(by_cluster.values())) if len(by_cluster) == 1 else None
 
-    @app.task(name=CREATE_TASK, **TASK_OPTIONS)
-    def create_pod(payloads: list[bytes]) -> None:
-        outcomes, crashed = create_batch(_as_list(payloads), rt)
+    def runtime_of(request) -> Runtime:
+        if only is not None:
+            return only
+        queue = (getattr(request, "delivery_info", None) or {}).get("routing_key")
+        if queue not in by_queue:
+            raise Reject(f"a message from queue {queue!r}, which this worker does not serve", requeue=True)
+        return by_queue[queue]
+
+    @app.task(name=CREATE_TASK, bind=True, **TASK_OPTIONS)
+    def create_pod(self, payloads: list[bytes]) -> None:
+        outcomes, crashed = create_batch(_as_list(payloads), runtime_of(self.request))
         if crashed:
             raise Reject(f"{crashed} of {len(outcomes)} jobs crashed", requeue=True)
 
-    @app.task(name=CONTROL_TASK, **TASK_OPTIONS)
-    def control(payloads: list[bytes]) -> None:
+    @app.task(name=CONTROL_TASK, bind=True, **TASK_OPTIONS)
+    def control(self, payloads: list[bytes]) -> None:
+        rt = runtime_of(self.request)
         deadline = time.monotonic() + rt.budget
         for payload in _as_list(payloads):
             try:

@@ -16,18 +16,34 @@ class JobStatus:
     last_entry_id: str | None
     last_result: KubernetesWatch | None
 
+    def summary(self) -> str:
+        """One line: where the job stands (ledger state, terminal state, pod, or why intake refused it)."""
+        entry = self.entry
+        if entry.refused:
+            return f"refused by intake: {entry.refused}"
+        text = entry.state.value if entry.state else "-"
+        if entry.terminal_state:
+            text += f" ({entry.terminal_state})"
+        elif entry.last_state:
+            text += f", last result {entry.last_state}"
+        if entry.pod_name:
+            text += f", pod {entry.namespace or '-'}/{entry.pod_name}"
+        return text
+
     def lines(self) -> list[str]:
         entry, result = self.entry, self.last_result
         job = entry.job
         lines = [f"job        {entry.job_id}",
-                 f"task       {job.key if job else '-'}",
+                 f"task       {job.key if job else result.key if result else '-'}",
                  f"scheduler  {entry.scheduler_id}",
                  f"state      {entry.state.value if entry.state else '-'}"
                  + (f" ({entry.terminal_state})" if entry.terminal_state else ""),
                  f"pod        {entry.namespace or '-'}/{entry.pod_name or '-'} uid={entry.uid or '-'}",
                  f"deliveries {entry.deliveries}"]
+        if entry.refused:
+            lines.append(f"refused    {entry.refused}")
         if result is None:
-            lines.append(f"result     {entry.last_state or '-'}"
+            lines.append(f"result     {entry.last_state or entry.terminal_state or '-'}"
                          + (f" (entry {self.last_entry_id}, trimmed)" if self.last_entry_id else ""))
         else:
             line = f"result     {result.state.value} from {result.source.value} (entry {self.last_entry_id})"

@@ -26,6 +26,34 @@ from podq.shared.settings import ResultsSettings
 log = logging.getLogger(__name__)
 
 
+class ResultsPeek:
+    """Reads ``podq:results:<scheduler_id>`` outside any consumer group, from its oldest entry on.
+
+    Nothing is acknowledged, claimed or created: the scheduler's own group, and `podq status`, see no
+    trace of it (what `podq results` does unless told to consume).
+    """
+
+    def __init__(self, client: Client, *, scheduler_id: str, after: str = "0-0", batch_size: int = 100) -> None:
+        self.client = client
+        self.stream = keys.results_stream(scheduler_id)
+        self.after = after
+        self.batch_size = batch_size
+
+    def read(self, *, block_ms: int = 0) -> list[KubernetesResults]:
+        """The next results after the last one read; waits up to ``block_ms`` for new ones (0: no wait)."""
+        entries = streams.read(self.client, streams={self.stream: self.after}, count=self.batch_size,
+                               block_ms=block_ms or None)
+        results = []
+        for _stream, entry_id, fields in entries:
+            self.after = entry_id
+            payload = streams.record_of(fields)
+            try:
+                results.append(KubernetesResults.from_watch(entry_id, KubernetesWatch.decode(payload or b"")))
+            except DecodeError as exc:
+                log.warning("results entry %s of %s is unreadable (%s); skipped", entry_id, self.stream, exc)
+        return results
+
+
 class ResultsConsumer:
     """One consumer of ``podq:results:<scheduler_id>`` in group ``scheduler``.
 

@@ -1,9 +1,9 @@
 """Backlog figures as ``podq results --stats`` prints them (the figures: :mod:`podq.broker.store.stats`)."""
 from __future__ import annotations
 
-from podq.broker.store.stats import StreamStats, all_stats, results_stats, stream_stats
+from podq.broker.store.stats import StreamStats, all_stats, known_schedulers, results_stats, stream_stats
 
-__all__ = ["StreamStats", "all_stats", "format_stats", "results_stats", "stream_stats"]
+__all__ = ["StreamStats", "all_stats", "format_stats", "known_schedulers", "results_stats", "stream_stats"]
 
 
 def format_stats(stats: StreamStats) -> list[str]:

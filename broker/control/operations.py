@@ -105,6 +105,10 @@ class Context:
     pods: Pods
     default_namespace: str
     completion: CompletionPolicy
+    cluster: str | None = None
+    """The cluster ``pods`` reaches, as records hold it (None: the default)."""
+    cluster_name: str | None = None
+    """That cluster's name, which the results published here carry."""
 
 
 Apply = Callable[[ControlRecord, "LedgerEntry | None", Context], str]
@@ -154,7 +158,7 @@ def _revoke(record: ControlRecord, entry: LedgerEntry | None, ctx: Context) -> s
     namespace = _namespace(entry, ctx)
     if not ctx.pods.exists(entry.pod_name, namespace):
         # No pod, and none will be created: the ledger refuses every later create.
-        publish_revoked(ctx.publisher, entry)
+        publish_revoked(ctx.publisher, entry, cluster=ctx.cluster_name)
         log.info("revoke: job %s had no pod; published revoked", entry.job_id)
         return "revoked-without-pod"
     remove_revoked_pod(ctx.pods, entry.pod_name, namespace)
@@ -208,6 +212,8 @@ def _adopt(record: ControlRecord, entry: LedgerEntry | None, ctx: Context) -> st
             if job is None or job.state not in LIVE_LEDGER_STATES or not job.pod_name:
                 done.append(job_id)
                 continue
+            if job.cluster != ctx.cluster:
+                continue              # the workers of its own cluster patch it (the adopt went to each)
             if ctx.pods.patch(job.pod_name, _namespace(job, ctx), patch) or job.state is LedgerState.CREATED:
                 done.append(job_id)   # patched, or the pod is gone (the watcher reports that)
             else:
@@ -300,13 +306,14 @@ def delete_request(*, job_id: str, scheduler_id: str, reason: str) -> ControlRec
 
 
 # -- results the operations publish --------------------------------------------------------------
-def publish_revoked(publisher: Publisher, entry: LedgerEntry, *, reason: str | None = None) -> str:
+def publish_revoked(publisher: Publisher, entry: LedgerEntry, *, reason: str | None = None,
+                    cluster: str | None = None) -> str:
     """Publish ``revoked`` for a job that has no pod; "" when its terminal result was out already."""
     if entry.job is None:
         return ""
     result = KubernetesWatch.build(job_id=entry.job_id, scheduler_id=entry.scheduler_id or entry.job.scheduler_id,
                                    key=entry.job.key, source=Source.BROKER, state=State.REVOKED,
-                                   pod_name=entry.pod_name, namespace=entry.namespace)
+                                   pod_name=entry.pod_name, namespace=entry.namespace, cluster=cluster)
     return publisher.publish([result])[0]
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+from podq.shared import clusters
 from podq.shared.codec import MAX_RECORD_BYTES
 from podq.shared.pods.templates import TemplateError, TemplateStore
 from podq.shared.records import KubernetesJob
@@ -83,4 +84,4 @@ def check_job(job: KubernetesJob, settings: Settings) -> str | None:
         reason = check_template(job.pod_template, settings)
     if reason is None:
         reason = check_override(job.pod_override, enforce_policy=settings.intake.pod_policy)
-    return reason
+    return reason or clusters.route(job, settings)[1]

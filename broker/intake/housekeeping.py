@@ -14,7 +14,7 @@ import logging
 import time
 
 from podq.broker.control.sender import ControlSender
-from podq.broker.queue.envelopes import dispatch_jobs
+from podq.broker.queue.envelopes import dispatch_routed
 from podq.broker.store import delayed
 from podq.broker.store.connection import Client
 from podq.broker.store.gauges import LIVENESS_TTL, GaugeRefresher
@@ -22,6 +22,8 @@ from podq.broker.store.ledger import Ledger
 from podq.broker.store.liveness import Presence
 from podq.broker.store.trim import Trimmer
 from podq.shared import metrics
+from podq.shared.clusters import as_recorded
+from podq.shared.records import KubernetesJob
 from podq.shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -30,20 +32,28 @@ log = logging.getLogger(__name__)
 IDLE_WAIT = 0.2
 
 
-def release_due(client: Client, now: float | None = None, *, per_message: int = 8, limit: int = 1000) -> int:
-    """Push every due task of the delayed set back to Celery; returns how many were released.
+def release_due(client: Client, now: float | None = None, *, per_message: int = 8, limit: int = 1000,
+                clusters: tuple[str | None, ...] = (None,)) -> int:
+    """Push every due task of the delayed set back to Celery, each to its cluster's queue; returns how
+    many were released.
 
     ``now`` (seconds since the epoch) is for tests; by default the server's clock decides.
+    ``clusters``: the cell's clusters as records hold them (an adoption goes to each).
     """
     due = delayed.take_due(client, now, limit=limit)
     if not due.members:
         return 0
     jobs, controls = due.jobs, due.controls
-    dispatch_jobs(client, jobs, per_message=per_message)
-    ControlSender(client).send_encoded(controls)
+    dispatch_routed(client, routed(jobs), per_message=per_message)
+    ControlSender(client, clusters=clusters).send_encoded(controls)
     delayed.forget(client, due)
     log.info("released %d delayed jobs and %d control tasks", len(jobs), len(controls))
     return len(jobs) + len(controls)
+
+
+def routed(records: list[bytes]) -> list[tuple[str | None, bytes]]:
+    """Job records (as the ledger keeps them) with the cluster each was routed to."""
+    return [(KubernetesJob.decode(record).cluster, record) for record in records]
 
 
 class Housekeeping:
@@ -61,7 +71,8 @@ class Housekeeping:
 
     def step(self) -> int:
         """Do what is due; returns how many tasks it pushed (0: the loop may rest)."""
-        released = release_due(self.client, per_message=self.settings.intake.jobs_per_message)
+        released = release_due(self.client, per_message=self.settings.intake.jobs_per_message,
+                               clusters=as_recorded(self.settings))
         pushed = self.redispatch_orphans()
         self.trimmer.maybe_run()
         self.gauges.maybe_run()
@@ -76,10 +87,11 @@ class Housekeeping:
         if not force and time.monotonic() < self._next_orphan_sweep:
             return 0
         self._next_orphan_sweep = time.monotonic() + max(0.5, after / 3)
-        records = self.ledger.orphans(limit=self.settings.intake.batch_size, again_after=after)
+        records = self.ledger.orphans(limit=self.settings.intake.batch_size, again_after=after,
+                                      clusters=as_recorded(self.settings))
         if records:
             log.warning("%d dispatched jobs had no live delivery (a message lost with Redis?); "
                         "pushing them again", len(records))
-            dispatch_jobs(self.client, records, per_message=self.settings.intake.jobs_per_message)
+            dispatch_routed(self.client, routed(records), per_message=self.settings.intake.jobs_per_message)
             metrics.JOBS_REDISPATCHED.inc(len(records))
         return len(records)

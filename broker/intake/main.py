@@ -2,9 +2,10 @@
 
 Importing this module has no side effects; :func:`main` is the entry point
 (``podq.cli`` passes the arguments after ``intake`` and the loaded settings).
-Two named loops share one connection: ``intake`` (read, admit, dispatch) and
-``intake-housekeeping`` (:mod:`.housekeeping`). Either one crashing for good
-stops both, and the process exits non-zero.
+Three named loops: ``intake`` (read, admit, dispatch), ``intake-dispatch``
+(release waiting jobs as the create budget makes room, :mod:`.dispatcher`) and
+``intake-housekeeping`` (:mod:`.housekeeping`). Any one crashing for good stops
+them all, and the process exits non-zero.
 """
 from __future__ import annotations
 
@@ -16,10 +17,12 @@ import threading
 from podq.broker.store.connection import connect, ping
 from podq.shared import metrics
 from podq.shared.errors import PodqError, SettingsError
+from podq.shared import loops
 from podq.shared.loops import LoopCrashed, run_loop, stop_on_signals
 from podq.shared.settings import Settings
 from podq.shared.secrets import scrub
 
+from . import dispatcher
 from .housekeeping import IDLE_WAIT, Housekeeping
 from .service import Intake
 
@@ -58,12 +61,19 @@ class IntakeService:
                                   args=("intake-housekeeping", self.housekeeping.step, IDLE_WAIT))
         chores.start()
         self.intake.initialise_metrics()
+        releases = threading.Thread(target=self._guard, name="intake-dispatch", daemon=True,
+                                    args=("intake-dispatch", self.intake.dispatch_waiting, dispatcher.IDLE_WAIT))
+        if any(item.enabled for item in self.intake.dispatchers.values()):
+            releases.start()
         metrics.start(self.settings.metrics, service=f"intake {self.intake.consumer}",
-                      ping=lambda: ping(self.client), stop=self.stopping)
+                      ping=lambda: ping(self.client), stop=self.stopping,
+                      health=lambda: loops.health(["intake", "intake-housekeeping"]))
         self._guard("intake", self.intake.step, 0.0)
         self.stopping.set()
         chores.join(timeout=30)
         self.housekeeping.gauges.leave()
+        if releases.is_alive():
+            releases.join(timeout=30)
         self.client.close()
         return 1 if self.failed else 0
 

@@ -2,7 +2,9 @@
 
 It reads ``podq:jobs`` and ``podq:control`` with one consumer group, decodes and
 checks every record, records admitted jobs in the ledger, pushes them to Celery
-in batches, and acknowledges the entries only after that push (at-least-once).
+in batches (or, while the cluster's create budget is full, into their schedulers'
+waiting lines, :mod:`.dispatcher`), and acknowledges the entries only after that
+push (at-least-once).
 A record it refuses goes to ``podq:dead`` with the reason and, when its
 scheduler id and task key can be read, a ``failed`` result to its scheduler.
 Its periodic chores (the delayed set, orphaned jobs, trimming) are
@@ -19,14 +21,14 @@ from typing import Any, Callable
 
 from podq.broker.control.operations import validate_control
 from podq.broker.control.sender import ControlSender
-from podq.broker.queue.envelopes import dispatch_jobs
+from podq.broker.queue.envelopes import dispatch_routed
 from podq.broker.store import keys, streams
 from podq.broker.store.connection import Client
 from podq.broker.store.ledger import Ledger
 from podq.broker.store.publish import Publisher
 from podq.broker.store.redelivery import Redelivery
 from podq.broker.store.streams import default_consumer_name, ensure_group
-from podq.shared import metrics, tracing
+from podq.shared import clusters, metrics, naming, tracing
 from podq.shared.errors import DecodeError
 from podq.shared.naming import derive_job_id, pod_name_for
 from podq.shared.records import ControlRecord, FailureDetails, KubernetesJob, KubernetesWatch
@@ -34,6 +36,7 @@ from podq.shared.settings import Settings
 from podq.shared.states import Source, State
 
 from .admission import check_job
+from .dispatcher import Dispatcher
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +61,11 @@ class Intake:
         self.consumer = consumer or settings.intake.consumer or default_consumer_name("intake")
         self.ledger = Ledger(client)
         self.publisher = Publisher(client, ledger_ttl=settings.redis.ledger_ttl)
-        self.control = ControlSender(client)
+        self.control = ControlSender(client, clusters=clusters.as_recorded(settings))
+        # One dispatcher per cluster (as records hold it: None for the default): its budget, its lines.
+        self.dispatchers = {cluster: Dispatcher(client=client, settings=clusters.settings_for(settings, cluster),
+                                                queue=keys.celery_queue(cluster))
+                            for cluster in clusters.as_recorded(settings)}
         self._known_schedulers: set[str] = set()
         # Entries another intake took and never acked are reclaimed; poison entries go dead.
         self.redelivery = Redelivery(client, group=keys.INTAKE_GROUP, consumer=self.consumer,
@@ -131,8 +138,10 @@ class Intake:
         if jobs:
             default = self.settings.kube.namespace
             # A job without a trace context gets one here, so its pod, results and logs share a trace.
+            # The cluster is decided here, once: the ledger keeps it and every delivery carries it.
             self._admit([dataclasses.replace(job, namespace=job.namespace or default,
-                                             traceparent=job.traceparent or tracing.new_traceparent())
+                                             traceparent=job.traceparent or tracing.new_traceparent(),
+                                             cluster=clusters.route(job, self.settings)[0])
                          for job in jobs])
         self._reject(rejected)
         streams.ack(self.client, keys.JOBS_STREAM, keys.INTAKE_GROUP, [entry_id for entry_id, _ in entries])
@@ -141,8 +150,10 @@ class Intake:
         self._ensure_results_groups({job.scheduler_id for job in jobs})
         records = [job.encode() for job in jobs]  # once: the ledger keeps it, the message carries it
         states = self.ledger.accept_many([(job, pod_name_for(job.job_id, job.key)) for job in jobs], records=records)
-        # "new" jobs, and jobs still "accepted" (an intake died before pushing them), go out.
-        todo = [(job, record) for job, record, state in zip(jobs, records, states) if state in ("new", "accepted")]
+        # "new" jobs, and jobs still "accepted" (an intake died before pushing them), go out; the
+        # latter as the ledger recorded them (the routing may have changed since).
+        todo = [(job, record) for job, record, state in zip(jobs, records, states) if state == "new"]
+        todo += self._recorded([job.job_id for job, state in zip(jobs, states) if state == "accepted"])
         metrics.JOBS_ACCEPTED.inc(sum(1 for state in states if state == "new"))
         for job, state in zip(jobs, states):
             if state not in ("new", "accepted"):
@@ -150,11 +161,40 @@ class Intake:
                     log.info("job %s (%s) already %s; not dispatched again", job.job_id, job.key, state)
         if not todo:
             return
-        dispatch_jobs(self.client, [record for _, record in todo], per_message=self.settings.intake.jobs_per_message)
+        todo = self._hold_waiting(todo)
+        if not todo:
+            return
+        dispatch_routed(self.client, [(job.cluster, record) for job, record in todo],
+                        per_message=self.settings.intake.jobs_per_message)
         self.ledger.mark_dispatched([job.job_id for job, _ in todo],
                                     orphaned_after=self.settings.intake.redispatch_after)
         metrics.JOBS_DISPATCHED.inc(len(todo))
         log.debug("dispatched %d jobs", len(todo))
+
+    def _hold_waiting(self, todo: list[tuple[KubernetesJob, bytes]]) -> list[tuple[KubernetesJob, bytes]]:
+        """Put in their waiting lines the jobs whose cluster's create budget is full (or has jobs
+        waiting already); returns the rest, to dispatch now."""
+        by_cluster: dict[str | None, list[KubernetesJob]] = {}
+        for job, _ in todo:
+            by_cluster.setdefault(job.cluster, []).append(job)
+        held: set[str] = set()
+        for cluster, jobs in by_cluster.items():
+            dispatcher = self.dispatchers.get(cluster)
+            if dispatcher is not None and not dispatcher.direct(jobs):
+                dispatcher.hold(jobs)
+                held.update(job.job_id for job in jobs)
+        return [item for item in todo if item[0].job_id not in held] if held else todo
+
+    def dispatch_waiting(self) -> int:
+        """One step of every cluster's dispatcher (the ``intake-dispatch`` loop); jobs released."""
+        return sum(dispatcher.step() for dispatcher in self.dispatchers.values())
+
+    def _recorded(self, job_ids: list[str]) -> list[tuple[KubernetesJob, bytes]]:
+        """The jobs and records the ledger holds for ``job_ids``."""
+        if not job_ids:
+            return []
+        entries = self.ledger.entries(job_ids, fields=("job",))
+        return [(entry.job, entry.job.encode()) for entry in entries.values() if entry.job is not None]
 
     def _ensure_results_groups(self, scheduler_ids: set[str]) -> None:
         for scheduler_id in scheduler_ids - self._known_schedulers:
@@ -214,6 +254,9 @@ def rejection_result(item: Rejection) -> KubernetesWatch | None:
     if identity is None:
         return None
     scheduler_id, key = identity
+    # Like every result about a job, it carries the job's trace context when the record has a valid one.
+    traceparent = KubernetesJob.traceparent_of(item.payload)
     return KubernetesWatch.build(job_id=derive_job_id(scheduler_id, key), scheduler_id=scheduler_id, key=key,
                                  source=Source.INTAKE, state=State.FAILED,
+                                 annotations={naming.TRACEPARENT: traceparent} if traceparent else None,
                                  failure_details=FailureDetails(reason="Rejected", message=item.reason))

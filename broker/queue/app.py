@@ -15,7 +15,7 @@ def celery_config(*, broker_url: str, worker: WorkerSettings, redis: RedisSettin
 
     ``redis``: the TLS and Sentinel settings for ``broker_url`` (the same as every other client's).
     """
-    broker_url, sentinel_options, tls = celery_broker(broker_url, redis or RedisSettings())
+    broker = celery_broker(broker_url, redis or RedisSettings())
     visibility = worker.visibility_timeout
     transport = {
         "visibility_timeout": visibility,
@@ -31,11 +31,13 @@ def celery_config(*, broker_url: str, worker: WorkerSettings, redis: RedisSettin
         # resumes consuming only when its event loop wakes up, which an idle BRPOP does
         # after this long (celery#4378, #7718); the default 1 s put p90 submit→running at ~1 s.
         "polling_interval": 0.05,
-        **sentinel_options,
+        **broker.options,
     }
     return {
-        "broker_url": broker_url,
-        "broker_use_ssl": tls,
+        "broker_url": broker.url,
+        # podq's kombu transport: a worker rides through a broker failover (broker/store/kombu_transport.py).
+        "broker_transport": broker.transport,
+        "broker_use_ssl": broker.tls,
         "broker_transport_options": transport,
         "broker_connection_retry_on_startup": True,
         # podq never sends a task through Celery (intake writes msgpack envelopes itself), so this

@@ -57,3 +57,12 @@ def dispatch_jobs(client: Client, payloads: Sequence[bytes], *, per_message: int
                   queue: str = keys.CELERY_QUEUE) -> int:
     """Push ``podq.create_pod`` messages carrying ``payloads``; returns messages pushed."""
     return tasks.push(client, messages_for(CREATE_TASK, payloads, per_message=per_message, queue=queue), queue=queue)
+
+
+def dispatch_routed(client: Client, routed: Sequence[tuple[str | None, bytes]], *, per_message: int) -> int:
+    """:func:`dispatch_jobs` for ``(cluster, record)`` pairs: each to its cluster's Celery queue."""
+    by_queue: dict[str, list[bytes]] = {}
+    for cluster, payload in routed:
+        by_queue.setdefault(keys.celery_queue(cluster), []).append(payload)
+    return sum(dispatch_jobs(client, payloads, per_message=per_message, queue=queue)
+               for queue, payloads in by_queue.items())

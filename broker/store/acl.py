@@ -20,6 +20,9 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from podq.shared.errors import SettingsError
 
 from . import keys
 
@@ -47,6 +50,10 @@ _KOMBU_KEYS = (f"~{keys.CELERY_QUEUE}*", f"~{keys.KOMBU_UNACKED}",
 
 ROLES = ("producer", "intake", "worker", "watcher")
 
+# The server's own `default` user is on with no password unless its configuration says otherwise: an
+# open superuser beside podq's least-privilege users. `podq redis-acl` puts this line first.
+DEFAULT_OFF = "user default off resetpass resetkeys resetchannels -@all"
+
 
 @dataclass(frozen=True)
 class AclUser:
@@ -59,17 +66,28 @@ class AclUser:
                          *self.rules))
 
 
+def url_for(url: str, user: AclUser) -> str:
+    """``url`` (any PODQ_REDIS_URL scheme, without credentials) with ``user``'s name and password in it."""
+    parts = urlsplit(url)
+    if not parts.scheme or not parts.netloc:
+        raise SettingsError(f"--url: {url!r} is not a Redis URL (redis://host:6379/0, rediss+sentinel://…)")
+    if "@" in parts.netloc:
+        raise SettingsError("--url: give the URL without a user or password; each role's are put in")
+    netloc = f"{quote(user.name, safe='')}:{quote(user.password, safe='')}@{parts.netloc}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 def role_rules(role: str) -> tuple[str, ...]:
     """The ACL rules (after ``-@all``, keys and channels reset) of one role."""
     if role == "producer":
         return (*_CONNECTION, "+xadd", f"~{keys.JOBS_STREAM}", f"~{keys.CONTROL_STREAM}")
     own = (f"~{keys.PREFIX}:*",)
     if role == "intake":
-        return (*_CONNECTION, *_SCRIPTS, *_STREAM_CONSUMER, *_STORE, *own, f"~{keys.CELERY_QUEUE}")
+        return (*_CONNECTION, *_SCRIPTS, *_STREAM_CONSUMER, *_STORE, *own, f"~{keys.CELERY_QUEUE}*")
     if role == "worker":
         return (*_CONNECTION, *_SCRIPTS, *_STORE, *_STREAM_CONSUMER, *_KOMBU, *own, *_KOMBU_KEYS, "&*")
     if role == "watcher":
-        return (*_CONNECTION, *_SCRIPTS, *_STORE, *_STREAM_CONSUMER, *own, f"~{keys.CELERY_QUEUE}")
+        return (*_CONNECTION, *_SCRIPTS, *_STORE, *_STREAM_CONSUMER, *own, f"~{keys.CELERY_QUEUE}*")
     raise ValueError(f"unknown role {role!r}; roles: {', '.join(ROLES)}, scheduler:<id>")
 
 

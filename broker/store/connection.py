@@ -18,10 +18,8 @@ Celery's transport gets the same choices from :func:`celery_broker`.
 from __future__ import annotations
 
 import logging
-import socket
-import ssl
+import time
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import redis
@@ -32,7 +30,9 @@ from redis.sentinel import Sentinel, SentinelManagedConnection, SentinelManagedS
 from podq.shared.errors import SettingsError
 from podq.shared.settings import RedisSettings, load_redis_settings
 
+from .kombu_transport import transport_path
 from .scripts import ReloadingPipeline
+from .tls import check_tls, tls_options
 
 log = logging.getLogger(__name__)
 
@@ -111,109 +111,6 @@ def _without_password(url: str) -> str:
     if parts.password is None:
         return url
     return url.replace(f":{parts.password}@", ":***@", 1)
-
-
-def tls_options(settings: RedisSettings) -> dict:
-    """redis-py's SSL connection arguments from the PODQ_REDIS_TLS_* settings (files checked here)."""
-    options: dict = {"ssl_cert_reqs": "required", "ssl_check_hostname": settings.tls_check_hostname}
-    for name, value, key in (("PODQ_REDIS_TLS_CA_FILE", settings.tls_ca_file, "ssl_ca_certs"),
-                             ("PODQ_REDIS_TLS_CERT_FILE", settings.tls_cert_file, "ssl_certfile"),
-                             ("PODQ_REDIS_TLS_KEY_FILE", settings.tls_key_file, "ssl_keyfile")):
-        if value:
-            path = Path(value)
-            try:
-                path.open("rb").close()
-            except OSError as exc:
-                raise SettingsError(f"{name}: cannot read {value}: {exc.strerror or exc}") from None
-            options[key] = str(path)
-    if settings.tls_cert_file and not settings.tls_key_file:
-        raise SettingsError("PODQ_REDIS_TLS_KEY_FILE is unset: the client certificate PODQ_REDIS_TLS_CERT_FILE "
-                            "needs its key")
-    if settings.tls_key_file and not settings.tls_cert_file:
-        raise SettingsError("PODQ_REDIS_TLS_CERT_FILE is unset: PODQ_REDIS_TLS_KEY_FILE is the key of a client "
-                            "certificate")
-    return options
-
-
-def _context(settings: RedisSettings) -> ssl.SSLContext:
-    options = tls_options(settings)
-    context = ssl.create_default_context(cafile=options.get("ssl_ca_certs"))
-    context.check_hostname = settings.tls_check_hostname
-    if "ssl_certfile" in options:
-        try:
-            context.load_cert_chain(options["ssl_certfile"], options["ssl_keyfile"])
-        except ssl.SSLError as exc:
-            raise SettingsError(f"PODQ_REDIS_TLS_KEY_FILE: it is not the key of PODQ_REDIS_TLS_CERT_FILE, or "
-                                f"one is not PEM: {exc.reason or exc}") from None
-    return context
-
-
-def check_tls(host: str, port: int, settings: RedisSettings) -> None:
-    """One TLS handshake and PING to ``host:port``; a certificate problem raises SettingsError naming the setting.
-
-    An unreachable server is not a setting problem: it is left to the client's retries.
-    """
-    context = _context(settings)
-    where = f"{host}:{port}"
-    try:
-        raw = socket.create_connection((host, port), timeout=settings.socket_timeout)
-    except OSError:
-        return
-    try:
-        with raw, context.wrap_socket(raw, server_hostname=host) as tls:
-                # TLS 1.3: the server judges the client's certificate after the client's handshake
-                # ends; its verdict arrives with the first reply.
-                tls.sendall(b"PING\r\n")
-                reply = tls.recv(64)
-    except ssl.SSLCertVerificationError as exc:
-        raise SettingsError(_verify_message(exc, where, settings)) from None
-    except ssl.SSLError as exc:
-        raise SettingsError(_alert_message(exc, where, settings)) from None
-    except TimeoutError:
-        raise SettingsError(f"PODQ_REDIS_URL: rediss:// (TLS), but the server at {where} accepted the connection "
-                            f"and did not answer the TLS handshake within {settings.socket_timeout:g} s: it does not "
-                            f"speak TLS, or is stuck") from None
-    except OSError:
-        return
-    if not reply:
-        # Closed without a word right after the handshake: the server did not accept this client's
-        # certificate (some TLS terminators send no alert).
-        if settings.tls_cert_file:
-            raise SettingsError(f"PODQ_REDIS_TLS_CERT_FILE: the server at {where} closed the connection after "
-                                f"the TLS handshake: it does not accept the client certificate "
-                                f"{settings.tls_cert_file}")
-        raise SettingsError(f"PODQ_REDIS_TLS_CERT_FILE: the server at {where} closed the connection after the "
-                            f"TLS handshake: it requires a client certificate; set PODQ_REDIS_TLS_CERT_FILE and "
-                            f"PODQ_REDIS_TLS_KEY_FILE")
-
-
-def _verify_message(exc: ssl.SSLCertVerificationError, where: str, settings: RedisSettings) -> str:
-    reason = exc.verify_message or exc.reason or str(exc)
-    if exc.verify_code == 10:   # X509_V_ERR_CERT_HAS_EXPIRED
-        return (f"PODQ_REDIS_URL: the TLS certificate of the server at {where} has expired ({reason}); "
-                f"renew the server's certificate")
-    if exc.verify_code == 9:    # X509_V_ERR_CERT_NOT_YET_VALID
-        return f"PODQ_REDIS_URL: the TLS certificate of the server at {where} is not valid yet ({reason})"
-    if "hostname" in reason.lower() or "ip address mismatch" in reason.lower():
-        return (f"PODQ_REDIS_TLS_CHECK_HOSTNAME: the TLS certificate of the server at {where} does not name "
-                f"that host ({reason}); connect by a name the certificate holds, or set it to false")
-    ca = settings.tls_ca_file or "the system's CAs (PODQ_REDIS_TLS_CA_FILE is unset)"
-    return (f"PODQ_REDIS_TLS_CA_FILE: the TLS certificate of the server at {where} is not signed by {ca} "
-            f"({reason})")
-
-
-def _alert_message(exc: ssl.SSLError, where: str, settings: RedisSettings) -> str:
-    reason = (exc.reason or str(exc)).upper()
-    if "WRONG_VERSION_NUMBER" in reason or "PACKET_LENGTH_TOO_LONG" in reason or "RECORD_LAYER" in reason:
-        return f"PODQ_REDIS_URL: rediss:// (TLS), but the server at {where} does not speak TLS"
-    if "CERTIFICATE_REQUIRED" in reason or ("HANDSHAKE_FAILURE" in reason and not settings.tls_cert_file):
-        return (f"PODQ_REDIS_TLS_CERT_FILE: the server at {where} requires a client certificate; set "
-                f"PODQ_REDIS_TLS_CERT_FILE and PODQ_REDIS_TLS_KEY_FILE ({exc.reason})")
-    if any(word in reason for word in ("UNKNOWN_CA", "BAD_CERTIFICATE", "CERTIFICATE_EXPIRED",
-                                       "CERTIFICATE_UNKNOWN", "DECRYPT_ERROR")):
-        return (f"PODQ_REDIS_TLS_CERT_FILE: the server at {where} refused this client's certificate "
-                f"{settings.tls_cert_file} ({exc.reason})")
-    return f"PODQ_REDIS_URL: TLS with the server at {where} failed: {exc.reason or exc}"
 
 
 class _PrimaryConnection(SentinelManagedConnection):
@@ -307,9 +204,24 @@ def durable(client: redis.Redis, pipe) -> list:
         return replies
     *replies, acknowledged = replies
     if int(acknowledged) < replicas:
-        log.warning("only %s of %d replicas acknowledged writes within %d ms (PODQ_REDIS_WAIT_TIMEOUT); "
-                    "a failover now could lose them", acknowledged, replicas, timeout_ms)
+        _short_of_replicas(client, int(acknowledged), replicas, timeout_ms)
     return replies
+
+
+# A primary that lost its replica answers every WAIT short: one line per this many seconds and client.
+WAIT_WARNING_EVERY = 10.0
+
+
+def _short_of_replicas(client: redis.Redis, acknowledged: int, replicas: int, timeout_ms: int) -> None:
+    short = getattr(client, "podq_wait_short", 0) + 1
+    now = time.monotonic()
+    if now - getattr(client, "podq_wait_warned", float("-inf")) < WAIT_WARNING_EVERY:
+        client.podq_wait_short = short
+        return
+    client.podq_wait_short, client.podq_wait_warned = 0, now
+    log.warning("only %d of %d replicas acknowledged writes within %d ms (PODQ_REDIS_WAIT_TIMEOUT); a failover "
+                "now could lose them (%d writes short of replicas since the last such line)",
+                acknowledged, replicas, timeout_ms, short)
 
 
 def _sentinel_kwargs(settings: RedisSettings, tls: dict) -> dict:
@@ -321,26 +233,38 @@ def _sentinel_kwargs(settings: RedisSettings, tls: dict) -> dict:
     return kwargs
 
 
-def celery_broker(url: str, settings: RedisSettings) -> tuple[str, dict, dict | None]:
-    """Celery's ``broker_url``, extra transport options and ``broker_use_ssl`` for ``url``.
+@dataclass(frozen=True, kw_only=True)
+class CeleryBroker:
+    """What Celery is given for a PODQ_REDIS_URL (see :func:`celery_broker`)."""
 
-    A Sentinel URL becomes kombu's ``sentinel://`` form (one per Sentinel, joined by ``;``) with the
-    master name and the Sentinels' own connection arguments as transport options.
+    url: str                   # broker_url
+    transport: str | None      # broker_transport: podq's kombu transport (broker/store/kombu_transport.py)
+    options: dict              # transport options to add (the Sentinels and their arguments)
+    tls: dict | None           # broker_use_ssl
+
+
+def celery_broker(url: str, settings: RedisSettings) -> CeleryBroker:
+    """Celery's broker settings for ``url``, with podq's kombu transport.
+
+    A Sentinel URL becomes kombu's ``sentinel://`` form naming the first Sentinel, with every
+    Sentinel, the master name and the Sentinels' own connection arguments as transport options.
     """
     target = parse_url(url)
     tls = tls_options(settings) if target.tls else None
     if tls:
         check_tls(*target.hosts[0], settings)
     if not target.sentinel:
-        return url, {}, tls
+        return CeleryBroker(url=url, transport=transport_path(False) if target.hosts else None, options={}, tls=tls)
     auth = ""
     if target.password:
         auth = f"{target.username or ''}:{_quote(target.password)}@"
     elif target.username:
         auth = f"{target.username}@"
-    broker = ";".join(f"sentinel://{auth}{host}:{port}/{target.db}" for host, port in target.hosts)
-    options = {"master_name": target.master, "sentinel_kwargs": _sentinel_kwargs(settings, tls or {})}
-    return broker, options, tls
+    (host, port), *_ = target.hosts
+    options = {"master_name": target.master, "sentinel_kwargs": _sentinel_kwargs(settings, tls or {}),
+               "sentinels": [[host, port] for host, port in target.hosts]}
+    return CeleryBroker(url=f"sentinel://{auth}{host}:{port}/{target.db}", transport=transport_path(True),
+                        options=options, tls=tls)
 
 
 def _quote(text: str) -> str:

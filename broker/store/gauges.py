@@ -42,6 +42,9 @@ def export(figures: Overview, totals: dict[str, int]) -> None:
         metrics.RESULTS_DELIVERED.labels(item.scheduler).set(item.delivered)
     for scope in figures.scopes:
         metrics.WATCHER_SCOPE_LEASED.labels(scope.scope).set(1 if scope.leader else 0)
+    for cluster, lines in figures.waiting.items():
+        for scheduler, count in lines.items():
+            metrics.JOBS_WAITING.labels(cluster, scheduler).set(count)
     for cluster, budget in figures.budgets.items():
         metrics.CREATE_BUDGET.labels(cluster).set(budget.rate)
         metrics.CREATE_BUDGET_PEAK.labels(cluster).set(budget.peak)

@@ -12,8 +12,8 @@ SCHEDULERS_SET = f"{PREFIX}:schedulers"
 DELAYED_ZSET = f"{PREFIX}:delayed"
 INFLIGHT_ZSET = f"{PREFIX}:inflight"
 WATCHER_SCOPES_SET = f"{PREFIX}:watcher:scopes"  # every scope a watcher ever led (for status and gauges)
-# The clusters that have a create budget (``create_budget_key``), for status and gauges.
-BUDGETS_SET = f"{PREFIX}:budgets"
+# Every cluster that has a create budget or waiting lines (for status and the gauges).
+CLUSTERS_SET = f"{PREFIX}:clusters"
 # Worker liveness: worker id -> server time its record lapses; worker id -> delivery tags it holds.
 WORKERS_ZSET = f"{PREFIX}:workers"
 WORKER_DELIVERIES = f"{PREFIX}:workers:deliveries"
@@ -22,7 +22,7 @@ LIVE_PREFIX = f"{PREFIX}:live"
 # Counters podq keeps in Redis (hash fields, e.g. ``trim_unread:<stream>``).
 METRICS_KEY = f"{PREFIX}:metrics"
 
-# The Celery queue: kombu keeps it as a Redis list of this name.
+# The Celery queue of the default cluster: kombu keeps it as a Redis list of this name.
 CELERY_QUEUE = "podq.pods"
 # kombu's Redis transport: delivered-but-unacknowledged messages and their delivery times.
 KOMBU_UNACKED = "unacked"
@@ -37,9 +37,33 @@ def job_key(job_id: str) -> str:
     return f"{PREFIX}:job:{job_id}"
 
 
+def celery_queue(cluster: str | None) -> str:
+    """The Celery queue of a cluster's creates and control tasks (None: the cell's default cluster).
+
+    One queue per cluster, so that jobs for a cluster that does not answer wait in its own queue
+    and never in front of another cluster's (docs/scaling.md, "Clusters").
+    """
+    return CELERY_QUEUE if cluster is None else f"{CELERY_QUEUE}.{cluster}"
+
+
 def create_budget_key(cluster: str) -> str:
     """One cluster's shared create budget: its reservations' clock and its controller's state."""
     return f"{PREFIX}:budget:{cluster}"
+
+
+def waiting_key(cluster: str) -> str:
+    """The schedulers with jobs waiting for ``cluster``'s create capacity: scheduler -> pass (fair share)."""
+    return f"{PREFIX}:waiting:{cluster}"
+
+
+def waiting_line_key(cluster: str, scheduler_id: str) -> str:
+    """One scheduler's waiting line for ``cluster``: ``<seq>:<job_id>`` scored by minus the job's priority."""
+    return f"{PREFIX}:waiting:{cluster}:line:{scheduler_id}"
+
+
+def waiting_seq_key(cluster: str) -> str:
+    """The counter that orders equal priorities in ``cluster``'s waiting lines (first come, first out)."""
+    return f"{PREFIX}:waiting:{cluster}:seq"
 
 
 def results_stream(scheduler_id: str) -> str:

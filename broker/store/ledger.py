@@ -26,12 +26,16 @@ from .scripts import scripts_for
 log = logging.getLogger(__name__)
 
 # The fields the watcher's reconciler and relist read for many jobs at once (no job record).
-SUMMARY_FIELDS = ("state", "terminal_state", "scheduler_id", "namespace", "pod_name", "updated_at")
+SUMMARY_FIELDS = ("state", "terminal_state", "scheduler_id", "namespace", "pod_name", "updated_at", "cluster")
 
 
 @dataclass(frozen=True, kw_only=True)
 class LedgerEntry:
-    """A job's ledger hash, decoded (fields not read are None)."""
+    """A job's ledger hash, decoded (fields not read are None).
+
+    A finished job's entry holds only :data:`~.retained.RETAINED_FIELDS` (its ``job`` is None,
+    ``last_state`` too: its result is ``terminal_state``).
+    """
 
     job_id: str
     state: LedgerState | None = None
@@ -44,8 +48,13 @@ class LedgerEntry:
     last_state: str | None = None
     last_entry: str | None = None
     deliveries: int = 0
+    launch: int = 1
     accepted_at: float | None = None
     updated_at: float | None = None
+    cluster: str | None = None
+    """The cluster intake routed the job to; None: the cell's default cluster."""
+    refused: str | None = None
+    """Why intake refused the job (the message of its ``failed`` result); None for an admitted job."""
 
     @classmethod
     def decode(cls, job_id: str, fields: Mapping[str | bytes, bytes | None]) -> "LedgerEntry":
@@ -74,7 +83,9 @@ class LedgerEntry:
                    pod_name=text("pod_name"), namespace=text("namespace") or None, uid=text("uid"),
                    terminal_state=text("terminal_state") or None, last_state=text("last_state"),
                    last_entry=text("last_entry") or None, deliveries=int(number("deliveries") or 0),
-                   accepted_at=number("accepted_at"), updated_at=number("updated_at"))
+                   launch=int(number("launch") or 1),
+                   accepted_at=number("accepted_at"), updated_at=number("updated_at"),
+                   cluster=text("cluster") or None, refused=text("refused"))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -89,6 +100,8 @@ class Claim:
     deliveries: int
     owner: str | None
     busy: bool = False
+    launch: int = 1
+    """Which launch of the job a create makes: 1, then one more per relaunch (its pod's name follows it)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -106,10 +119,10 @@ class Lease:
 
 
 def _claim_of(reply) -> Claim:
-    state, deliveries, owner, busy = reply
+    state, deliveries, owner, busy, launch = reply
     state = state.decode()
     return Claim(state=LedgerState(state) if state else None, deliveries=int(deliveries),
-                 owner=owner.decode() or None, busy=bool(busy))
+                 owner=owner.decode() or None, busy=bool(busy), launch=int(launch))
 
 
 def _transition_args(allowed: Iterable[LedgerState], to: LedgerState,
@@ -140,7 +153,8 @@ class Ledger:
         args: list = [repr(time.time())]
         for (job, pod_name), record in zip(jobs, records, strict=True):
             job_keys += (keys.job_key(job.job_id), keys.scheduler_jobs_key(job.scheduler_id))
-            args += (job.job_id, job.scheduler_id, record, pod_name, job.namespace or "", repr(job.submitted_at))
+            args += (job.job_id, job.scheduler_id, record, pod_name, job.namespace or "", repr(job.submitted_at),
+                     job.cluster or "")
         pipe = self._client.pipeline(transaction=False)
         self._scripts.accept(keys=job_keys, args=args, client=pipe)
         return [value.decode() for value in durable(self._client, pipe)[0]]
@@ -181,21 +195,27 @@ class Ledger:
                                       args=[lease.token, lease.seconds, lease.grace, lease.worker])
         return [_claim_of(reply) for reply in replies]
 
-    def orphans(self, *, limit: int, again_after: float) -> list[bytes]:
-        """Records of jobs waiting for a pod with no live delivery (``lua/orphans.lua``).
+    def orphans(self, *, limit: int, again_after: float,
+                clusters: Sequence[str | None] = (None,)) -> list[bytes]:
+        """Records of jobs of ``clusters`` (None: the default) waiting for a pod with no live delivery
+        (``lua/orphans.lua``).
 
         The due members of the in-flight set are read first, then checked and taken in one
         script call that names each one's ledger hash (a member due by the server's clock).
         """
-        if self._client.llen(keys.CELERY_QUEUE):
+        queues = [keys.celery_queue(cluster) for cluster in clusters]
+        pipe = self._client.pipeline(transaction=False)
+        for queue in queues:
+            pipe.llen(queue)
+        if all(pipe.execute()):
             return []
         seconds, micros = self._client.time()
         due = [member.decode() for member in self._client.zrangebyscore(
             keys.INFLIGHT_ZSET, "-inf", seconds + micros / 1e6, start=0, num=limit)]
         if not due:
             return []
-        return self._scripts.orphans(keys=[keys.INFLIGHT_ZSET, keys.CELERY_QUEUE, *map(keys.job_key, due)],
-                                     args=[again_after, *due])
+        return self._scripts.orphans(keys=[keys.INFLIGHT_ZSET, *queues, *map(keys.job_key, due)],
+                                     args=[again_after, len(queues), *(cluster or "" for cluster in clusters), *due])
 
     def mark_created(self, job_id: str, *, uid: str) -> tuple[bool, str]:
         """accepted/dispatched → created, recording the pod's uid."""
@@ -213,6 +233,22 @@ class Ledger:
                               args=[repr(time.time()), *(uid for _, uid in pods)], client=pipe)
         return [(bool(moved), state.decode() if isinstance(state, bytes) else state)
                 for moved, state in durable(self._client, pipe)[0]]
+
+    def relaunch(self, job_id: str, *, pod_name: str, launch: int, next_pod_name: str, max_launches: int,
+                 orphaned_after: float = 30.0) -> tuple[str, int | str | None]:
+        """Move a ``created`` job whose pod ``pod_name`` (its ``launch``) failed before it started back to
+        dispatched for launch + 1 under ``next_pod_name`` (``lua/relaunch.lua``), at most ``max_launches``
+        launches in all. Returns ("RELAUNCHED", next launch), ("STALE", None) when that pod was relaunched
+        already, ("WAIT", None) while the job's create is not recorded yet, or ("NO", why)."""
+        pipe = self._client.pipeline(transaction=False)
+        self._scripts.relaunch(keys=[keys.INFLIGHT_ZSET, keys.job_key(job_id)],
+                               args=[pod_name, launch, next_pod_name, max_launches, repr(time.time()),
+                                     orphaned_after], client=pipe)
+        reply = durable(self._client, pipe)[0]
+        tag = reply[0].decode()
+        if tag == "RELAUNCHED":
+            return tag, int(reply[1])
+        return tag, reply[1].decode() if len(reply) > 1 else None
 
     def revoke(self, job_id: str) -> tuple[bool, str]:
         """Any live state → revoked (terminal jobs stay terminal)."""

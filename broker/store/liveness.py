@@ -38,6 +38,7 @@ class Liveness:
         self._beat = scripts.beat
         self._hold = scripts.hold
         self._restore = scripts.restore
+        self._giveback = scripts.giveback
 
     def beat(self, tags: Iterable[str]) -> bool:
         """Renew the record, listing the delivery tags held; True when it had lapsed before."""
@@ -57,6 +58,13 @@ class Liveness:
         return int(self._restore(
             keys=[keys.WORKERS_ZSET, keys.WORKER_DELIVERIES, keys.KOMBU_UNACKED, keys.KOMBU_UNACKED_INDEX, queue],
             args=[self.ttl, limit, queue, FORGET_AFTER]))
+
+    def give_back(self, tags: Iterable[str], *, queue: str = keys.CELERY_QUEUE) -> int:
+        """Put back on ``queue`` this worker's deliveries ``tags``, dropped unstarted (``lua/giveback.lua``)."""
+        tags = list(tags)
+        if not tags:
+            return 0
+        return int(self._giveback(keys=[keys.KOMBU_UNACKED, keys.KOMBU_UNACKED_INDEX, queue], args=[queue, *tags]))
 
 
 def live_workers(client: redis.Redis) -> list[str]:

@@ -15,6 +15,7 @@ from podq.shared.states import PROCESS_ROLES
 
 from . import keys
 from .ratelimit import BudgetState, budget_states
+from .waiting import waiting_by_scheduler
 from .stats import StreamStats, all_stats
 
 RECENT_DEAD = 5
@@ -74,6 +75,8 @@ class Overview:
     """Per role (intake, worker, watcher), the processes whose own liveness record has not lapsed."""
     budgets: dict[str, BudgetState] = field(default_factory=dict)
     """Each cluster's create budget, by cluster name (empty until a worker first reports to one)."""
+    waiting: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Jobs waiting for each cluster's create capacity, by cluster and scheduler (only non-empty lines)."""
 
 
 def _text(value) -> str:
@@ -94,6 +97,11 @@ def _oldest_pending_age(client: redis.Redis, stream: str, now: float) -> float |
 def scopes(client: redis.Redis) -> list[str]:
     """Every watcher scope that ever had a leader."""
     return sorted(_text(scope) for scope in client.smembers(keys.WATCHER_SCOPES_SET))
+
+
+def clusters(client: redis.Redis) -> list[str]:
+    """Every cluster podq has a create budget or waiting lines for."""
+    return sorted(_text(name) for name in client.smembers(keys.CLUSTERS_SET))
 
 
 def overview(client: redis.Redis, *, recent_dead: int = RECENT_DEAD) -> Overview:
@@ -142,4 +150,6 @@ def overview(client: redis.Redis, *, recent_dead: int = RECENT_DEAD) -> Overview
                     jobs=jobs, jobs_lag=intake.lag if intake else jobs.length,
                     jobs_pending=intake.pending if intake else 0, dead=jobs.dead or 0,
                     schedulers=tuple(schedulers), scopes=tuple(scope_figures), recent_dead=recent, live=live,
-                    budgets=budget_states(client))
+                    budgets=budget_states(client),
+                    waiting={cluster: lines for cluster in clusters(client)
+                             if (lines := waiting_by_scheduler(client, cluster))})

@@ -72,12 +72,20 @@ class BudgetState:
     """The create latency of an unloaded API server as seen lately (s; 0: not measured yet)."""
     latency: float = 0.0
     """Create latency, smoothed (s)."""
+    delivered: float = 0.0
+    """Creates the API server answered, as the workers reported them (a running count)."""
+    sampled_at: float = 0.0
+    """When the current measurement of the delivery rate began ..."""
+    sampled: float = 0.0
+    """... and ``delivered`` then."""
+    delivery_rate: float = 0.0
+    """Creates per second the API server answered over the last measurement (about a second)."""
     limited_at: float = 0.0
     """The last time a reservation had to wait: demand met the budget (written by the reservations)."""
     version: int = 0
 
     CONTROLLED = ("rate", "reason", "peak", "epoch_at", "epoch_rate", "cut_at", "pause_until", "base_latency",
-                  "latency")
+                  "latency", "delivered", "sampled_at", "sampled", "delivery_rate")
     """The fields the controller writes (the rest belong to the reservations or the compare-and-set)."""
 
     @classmethod
@@ -98,7 +106,9 @@ class BudgetState:
         return cls(rate=number("rate", start), reason=raw.get("reason") or "start", peak=number("peak"),
                    epoch_at=number("epoch_at"), epoch_rate=number("epoch_rate"), cut_at=number("cut_at"),
                    pause_until=number("pause_until"), base_latency=number("base_latency"),
-                   latency=number("latency"), limited_at=number("limited_at"), version=int(number("version")))
+                   latency=number("latency"), delivered=number("delivered"), sampled_at=number("sampled_at"),
+                   sampled=number("sampled"), delivery_rate=number("delivery_rate"),
+                   limited_at=number("limited_at"), version=int(number("version")))
 
     def encode(self) -> list[str]:
         """The controller's fields as field/value pairs for :meth:`CreateBudget.write`."""
@@ -147,17 +157,18 @@ class CreateBudget:
     def write(self, read: BudgetState, new: BudgetState) -> bool:
         """Store ``new`` if the budget is still at ``read``'s version; False when another worker wrote first."""
         assert self._scripts is not None, "a budget that is off has no state to write"
-        return bool(self._scripts.budget(keys=[self.key, keys.BUDGETS_SET],
+        return bool(self._scripts.budget(keys=[self.key, keys.CLUSTERS_SET],
                                          args=[read.version, self.cluster, *new.encode()]))
 
 
 def budget_states(client: redis.Redis, *, start: float = 0.0) -> dict[str, BudgetState]:
     """Every cluster's budget state (for `podq status` and the gauges), by cluster name."""
-    clusters = sorted(name.decode() for name in client.smembers(keys.BUDGETS_SET))
+    clusters = sorted(name.decode() for name in client.smembers(keys.CLUSTERS_SET))
     if not clusters:
         return {}
     pipe = client.pipeline(transaction=False)
     for cluster in clusters:
         pipe.hgetall(keys.create_budget_key(cluster))
-    return {cluster: BudgetState.decode(fields, start=start) for cluster, fields in zip(clusters, pipe.execute())}
+    return {cluster: BudgetState.decode(fields, start=start) for cluster, fields in zip(clusters, pipe.execute())
+            if fields}
 

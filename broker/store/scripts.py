@@ -42,10 +42,11 @@ from podq.shared.states import (CREATABLE_STATES, LIVE_LEDGER_STATES, MAX_PENDIN
                                 LedgerState, State)
 
 from . import counters, keys
+from .retained import RETAINED_FIELDS, WHOLE_SECONDS
 
-NAMES = ("accept", "adopt", "alive", "beat", "budget", "claim", "created", "delay", "hold", "lease", "orphans", "publish",
-         "ratelimit",
-         "refuse", "release", "released", "restore", "results_group", "transition", "trim")
+NAMES = ("accept", "adopt", "alive", "beat", "budget", "claim", "created", "delay", "dispatch_waiting", "giveback",
+         "hold", "lease", "orphans", "publish", "ratelimit", "refuse", "relaunch", "release", "released", "restore",
+         "results_group", "transition", "trim", "wait")
 _PLACEHOLDER = re.compile(r"\$\(([a-z_.:]+)\)")
 
 
@@ -67,6 +68,8 @@ def constants() -> dict[str, str]:
         "live_ledger_states": _set(LIVE_LEDGER_STATES, LedgerState),
         "record_field": _quoted(keys.RECORD_FIELD),
         "max_pending_results": str(MAX_PENDING_RESULTS),
+        "retained_fields": "{" + ", ".join(map(_quoted, RETAINED_FIELDS)) + "}",
+        "whole_seconds": "{" + ", ".join(f"[{_quoted(name)}] = true" for name in WHOLE_SECONDS) + "}",
     }
     values.update({f"state.{state.name.lower()}": _quoted(state.value) for state in State})
     values.update({f"ledger.{state.name.lower()}": _quoted(state.value) for state in LedgerState})
@@ -105,20 +108,27 @@ class Scripts:
     claim: Script
     created: Script
     delay: Script
+    dispatch_waiting: Script
+    giveback: Script
     hold: Script
     lease: Script
     orphans: Script
     publish: Script
     ratelimit: Script
     refuse: Script
+    relaunch: Script
     release: Script
     released: Script
     restore: Script
     results_group: Script
     transition: Script
     trim: Script
+    wait: Script
 
     def __init__(self, client: redis.Redis) -> None:
+        if not isinstance(client.pipeline(transaction=False), ReloadingPipeline):
+            raise TypeError(f"podq's scripts need a client from connect() (its pipelines send a script again "
+                            f"after NOSCRIPT); got a {type(client).__name__}")
         for name in NAMES:
             setattr(self, name, client.register_script(render(name)))
 
@@ -168,13 +178,13 @@ class ReloadingPipeline(Pipeline):
         unknown = shas - texts.keys()
         if unknown:   # an EVALSHA queued by hand, of no registered script: nothing to load
             return replies
-        retry = ReloadingPipeline(self.connection_pool, self.response_callbacks, False, self.shard_hint)
+        retry = Pipeline(self.connection_pool, self.response_callbacks, False, self.shard_hint)   # once only
         for sha in sorted(shas):
             retry.execute_command("SCRIPT LOAD", texts[sha])
         for index in again:
             args, options = stack[index]
             retry.execute_command(*args, **options)
-        answers = Pipeline.execute(retry, raise_on_error=False)
+        answers = retry.execute(raise_on_error=False)
         loaded, answers = answers[:len(shas)], answers[len(shas):]
         refused = next((answer for answer in loaded if isinstance(answer, Exception)), None)
         replies = list(replies)

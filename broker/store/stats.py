@@ -81,9 +81,14 @@ def results_stats(client: redis.Redis, scheduler_id: str) -> StreamStats:
                         dead_stream=keys.results_dead_stream(scheduler_id))
 
 
+def known_schedulers(client: redis.Redis) -> list[str]:
+    """Every scheduler id podq keeps a results stream for."""
+    return sorted(_text(item) for item in client.smembers(keys.SCHEDULERS_SET))
+
+
 def all_stats(client: redis.Redis) -> list[StreamStats]:
     """Intake's input streams and every known scheduler's results stream."""
-    schedulers = sorted(_text(item) for item in client.smembers(keys.SCHEDULERS_SET))
+    schedulers = known_schedulers(client)
     return [stream_stats(client, keys.JOBS_STREAM, dead_stream=keys.DEAD_STREAM),
             stream_stats(client, keys.CONTROL_STREAM),
             *(results_stats(client, scheduler_id) for scheduler_id in schedulers)]

@@ -57,6 +57,11 @@ def read_group(client: redis.Redis, *, group: str, consumer: str, streams: Mappi
     return entries_of(client.xreadgroup(group, consumer, dict(streams), count=count, block=block_ms))
 
 
+def read(client: redis.Redis, *, streams: Mapping[str, str], count: int, block_ms: int | None = None) -> list[Entry]:
+    """XREAD, outside any consumer group: ``streams`` maps each stream to the id to read after."""
+    return entries_of(client.xread(dict(streams), count=count, block=block_ms))
+
+
 def ack(client: redis.Redis, stream: str, group: str, entry_ids: Sequence[str]) -> int:
     return int(client.xack(stream, group, *entry_ids)) if entry_ids else 0
 

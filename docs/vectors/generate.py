@@ -23,7 +23,7 @@ from podq.broker.control.operations import validate_control
 from podq.broker.intake.admission import check_job
 from podq.broker.store.ledger import LedgerEntry
 from podq.shared.errors import DecodeError
-from podq.shared.naming import derive_job_id, pod_name_for
+from podq.shared.naming import TRACEPARENT as TRACEPARENT_ANNOTATION, derive_job_id, pod_name_for
 from podq.shared.records import ControlRecord, KubernetesJob, KubernetesWatch, TaskKey
 from podq.shared.settings import load_settings
 
@@ -93,6 +93,14 @@ def nested(record: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
     return copy
 
 
+def deep(levels: int) -> dict[str, Any]:
+    """``levels`` maps nested in one another, the innermost holding a string."""
+    node: Any = "v"
+    for _ in range(levels):
+        node = {"k": node}
+    return node
+
+
 LONG = "x" * 251
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"  # the W3C specification's example
 VALID: list[tuple[str, str, Any]] = [
@@ -112,10 +120,15 @@ VALID: list[tuple[str, str, Any]] = [
     ("job-integer-time", "submitted_at may be an integer", job(submitted_at=1790000000)),
     ("job-traceparent", "a W3C traceparent, carried as sent (a job without one has no traceparent field)",
      job(traceparent=TRACEPARENT)),
+    ("job-priority", "a priority: higher goes first among its scheduler's waiting jobs (0, the default, is not written)",
+     job(priority=-3)),
+    ("job-priority-extremes", "the largest priority (a 32-bit signed integer)", job(priority=2 ** 31 - 1)),
     ("job-launch", "one launch of a try (Airflow's reschedule or resume): launch_id enters job_id",
      job(job_id=jid("sched-a", {**key(), "launch_id": LAUNCH}), task_key={**key(), "launch_id": LAUNCH})),
+    ("job-cluster", "a job naming its cluster (absent: routing rules, else the default cluster)",
+     job(cluster="eu-west")),
     ("job-newer-minor", "schema 1.7 from a newer producer: unknown fields ignored at every depth",
-     job(schema="1.7", priority=5, labels=["x"], task_key={**key(), "attempt_uuid": "u-1"})),
+     job(schema="1.7", deadline=5, labels=["x"], task_key={**key(), "attempt_uuid": "u-1"})),
     ("control-revoke", "revoke one job", control(reason="operator request", requested_at=AT)),
     ("control-delete", "delete a job's pod with options",
      control(op="delete", delete_options={"gracePeriodSeconds": 0, "propagationPolicy": "Background"})),
@@ -133,6 +146,12 @@ VALID: list[tuple[str, str, Any]] = [
                              "message": "job.namespace: 'kube-system' is not in the allowed namespaces (default)"})),
     ("result-adopted", "adopted, published to the old scheduler: event_id names it",
      result("adopted", source="broker", event_id=f"{jid('sched-a', key())}:adopted:sched-a")),
+    ("result-lost-with-events", "a job whose pod never ran: the pod's last Kubernetes Events in its failure",
+     result("lost", failure_details={"pod_status": "Pending", "reason": "PodDeleted",
+                                     "message": "pod deleted while Pending",
+                                     "events": ["Normal Scheduled: Successfully assigned default/p to node-1",
+                                                'Warning FailedMount: MountVolume.SetUp failed for volume "cfg" : '
+                                                'configmap "airflow-config" not found (x4)']})),
     ("result-launch", "a result about one launch: its task_key carries the launch_id",
      result(state="succeeded", job_id=jid("sched-a", {**key(), "launch_id": LAUNCH}),
             event_id=f"{jid('sched-a', {**key(), 'launch_id': LAUNCH})}:succeeded",
@@ -144,6 +163,8 @@ VALID: list[tuple[str, str, Any]] = [
                             "message": "0/12 nodes are available: 12 Insufficient cpu."})),
     ("result-pending-reason-only", "a pending reason without a message",
      result("pending", pending_reason={"reason": "ContainerCreating"})),
+    ("result-cluster", "a result naming the cluster of the job's pod",
+     result("running", cluster="eu-west")),
     ("result-newer-minor", "schema 1.3 result with a field this reader does not know",
      result("succeeded", schema="1.3", node_name="node-7", terminal=True)),
 ]
@@ -173,7 +194,7 @@ INVALID: list[tuple[str, str, str, Any]] = [
     ("timestamp-extension", "job", "submitted_at as msgpack's timestamp extension",
      raw_job(("submitted_at", TIMESTAMP))),
     ("extension-in-unknown-field", "job", "an extension type in a field podq does not know",
-     raw_job(("priority", b"\xd4\x05\x01"))),
+     raw_job(("deadline", b"\xd4\x05\x01"))),
     ("no-schema", "job", "schema missing", without(job(), "schema")),
     ("schema-number", "job", "schema as a float", job(schema=1.0)),
     ("schema-no-minor", "job", "schema without a minor version", job(schema="1")),
@@ -182,6 +203,10 @@ INVALID: list[tuple[str, str, str, Any]] = [
     ("no-kind", "job", "kind missing", without(job(), "kind")),
     ("no-scheduler-id", "job", "scheduler_id missing", without(job(), "scheduler_id")),
     ("empty-scheduler-id", "job", "scheduler_id empty", job(scheduler_id="")),
+    ("priority-not-integer", "job", "priority as a string", job(priority="high")),
+    ("priority-float", "job", "priority as a float", job(priority=1.5)),
+    ("priority-too-large", "job", "priority past a 32-bit signed integer", job(priority=2 ** 31)),
+    ("priority-too-small", "job", "priority below a 32-bit signed integer", job(priority=-2 ** 31 - 1)),
     ("long-scheduler-id", "job", "scheduler_id over 250 characters", job(scheduler_id=LONG)),
     ("binary-scheduler-id", "job", "a string sent as msgpack bin", job(scheduler_id=b"sched-a")),
     ("no-task-key", "job", "task_key missing", without(job(), "task_key")),
@@ -207,6 +232,9 @@ INVALID: list[tuple[str, str, str, Any]] = [
      job(traceparent=f"00-{'0' * 32}-00f067aa0ba902b7-01")),
     ("traceparent-long", "job", "a traceparent over 55 characters", job(traceparent=TRACEPARENT + "-00")),
     ("traceparent-empty", "job", "an empty traceparent", job(traceparent="")),
+    ("cluster-empty", "job", "an empty cluster", job(cluster="")),
+    ("cluster-long", "job", "a cluster name over 63 characters", job(cluster="c" * 64)),
+    ("cluster-integer", "job", "cluster as an integer", job(cluster=2)),
     ("control-unknown-op", "control", "an op podq does not know", control(op="pause")),
     ("control-revoke-no-job", "control", "revoke without job_id", without(control(), "job_id")),
     ("control-adopt-no-new", "control", "adopt without new_scheduler_id",
@@ -221,11 +249,18 @@ INVALID: list[tuple[str, str, str, Any]] = [
      result(annotations={"team": 7})),
     ("result-exit-code", "result", "failure_details.exit_code as a string",
      result("failed", failure_details={"exit_code": "137"})),
+    ("result-events-not-strings", "result", "failure_details.events holding a number",
+     result("failed", failure_details={"events": ["Warning Failed: x", 3]})),
     ("result-pending-reason-no-reason", "result", "pending_reason without its reason",
      result("pending", pending_reason={"message": "waiting"})),
     ("result-pending-reason-not-map", "result", "pending_reason as a string",
      result("pending", pending_reason="Unschedulable")),
     ("result-duplicate-state", "result", "state twice", raw(*result().items(), ("state", "succeeded"))),
+    ("oversize-readable-ids", "job", "over the 256 KiB record limit, its scheduler_id and task_key readable: "
+     "refused before any field is read, and its scheduler still gets the failed result",
+     job(command=["x" * (256 * 1024)])),
+    ("result-first-problem-wins", "result", "an unknown state and a bad exit code: fields are read in the "
+     "table's order, so the state's message is the refusal", result("done", failure_details={"exit_code": "1"})),
 ]
 
 ADMISSION: list[tuple[str, str, Any]] = [
@@ -246,6 +281,31 @@ ADMISSION: list[tuple[str, str, Any]] = [
     ("policy-escalation", "privilege escalation in an init container",
      job(pod_override={"spec": {"initContainers": [
          {"name": "init", "securityContext": {"allowPrivilegeEscalation": True}}]}})),
+    ("refused-traceparent", "a refused job with a traceparent: its failed result carries it (failed_result)",
+     job(namespace="kube-system", traceparent=TRACEPARENT)),
+    ("shape-before-policy", "a misspelt spec field and hostNetwork: the shape check runs before the policy",
+     job(pod_override={"spec": {"hostNetwork": True, "hostnetwork": True}})),
+    ("policy-first-rule-wins", "host namespaces, a hostPath volume and a privileged container: the rules "
+     "are checked in the documented order, host namespaces first",
+     job(pod_override={"spec": {"containers": [{"name": "base", "securityContext": {"privileged": True}}],
+                                "volumes": [{"name": "root", "hostPath": {"path": "/"}}], "hostPID": True}})),
+    ("override-nil-label", "nil as a label value: labels are maps of strings, nil included",
+     job(pod_override={"metadata": {"labels": {"team": None}}})),
+    ("override-nil-typed-field", "nil for a PodSpec field whose type admission checks",
+     job(pod_override={"spec": {"nodeSelector": None}})),
+    ("override-too-deep", "33 nested maps (the override's own map is level 1; scalars add no level)",
+     job(pod_override={"spec": {"affinity": deep(31)}})),
+    ("override-key-path", "a key that is not an identifier, as admission messages write it: after a dot, verbatim",
+     job(pod_override={"spec": {"host network": True}})),
+]
+
+# Jobs intake admits under admission_settings (valid, stage "admission").
+ADMITTED: list[tuple[str, str, Any]] = [
+    ("override-nil-removes", "nil where admission checks no type is strategic merge's delete: the worker "
+     "removes that key from the template's pod (here the template's priorityClassName)",
+     job(pod_override={"spec": {"priorityClassName": None}})),
+    ("override-depth-32", "32 nested maps, the deepest holding a scalar: at the limit, admitted",
+     job(pod_override={"spec": {"affinity": deep(30)}})),
 ]
 
 # What intake's ledger holds for the control vectors: one job, sched-a's.
@@ -264,6 +324,8 @@ CONTROL_ADMISSION: list[tuple[str, str, Any]] = [
     ("control-delete-option-policy", "a propagation policy the API does not have",
      control(op="delete", delete_options={"propagationPolicy": "Now"})),
     ("control-unknown-job", "a job the ledger does not hold", control(job_id="f" * 32)),
+    ("control-first-check-wins", "complete with a bad delete option: the checks run in the documented "
+     "order, complete first", control(op="complete", delete_options={"force": True})),
     ("control-other-scheduler", "another scheduler's job", control(scheduler_id="sched-b")),
 ]
 
@@ -312,13 +374,16 @@ def error_of(kind: str, payload: bytes) -> str:
     raise SystemExit(f"vector of kind {kind} unexpectedly decodes")
 
 
-def failed_result(payload: bytes) -> dict[str, str] | None:
-    """Who gets intake's ``failed`` result for a refused job: its scheduler and job id, or nobody."""
+def failed_result(payload: bytes) -> dict[str, Any] | None:
+    """Who gets intake's ``failed`` result for a refused job (its scheduler and job id) and the result's
+    annotations (the job's traceparent, when the record has a valid one), or nobody."""
     identity = KubernetesJob.identity(payload)
     if identity is None:
         return None
     scheduler_id, task_key = identity
-    return {"scheduler_id": scheduler_id, "job_id": derive_job_id(scheduler_id, task_key)}
+    traceparent = KubernetesJob.traceparent_of(payload)
+    return {"scheduler_id": scheduler_id, "job_id": derive_job_id(scheduler_id, task_key),
+            "annotations": {TRACEPARENT_ANNOTATION: traceparent} if traceparent else {}}
 
 
 def build() -> dict[str, Any]:
@@ -350,6 +415,14 @@ def build() -> dict[str, Any]:
             if kind == "job":
                 vector["failed_result"] = failed_result(payload)
             vectors.append(vector)
+    for name, description, record in ADMITTED:
+        payload = pack(record)
+        reason = check_job(KubernetesJob.decode(payload), settings)
+        if reason is not None:
+            raise SystemExit(f"admitted vector {name} is refused: {reason}")
+        vectors.append({"name": name, "kind": "job", "valid": True, "stage": "admission",
+                        "description": description, "hex": payload.hex(),
+                        "decoded": plain(KubernetesJob.decode(payload).to_wire())})
     job_ids = [{"scheduler_id": sid, "task_key": task_key, "job_id": jid(sid, task_key),
                 "pod_name": pod_name_for(jid(sid, task_key), TaskKey(**task_key))}
                for sid, task_key in JOB_ID_KEYS]

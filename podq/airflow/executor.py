@@ -30,7 +30,7 @@ from podq.broker.client.control import revoke, send_control
 from podq.broker.client.jobs import job_entries, job_status
 from podq.broker.client.results import ResultsConsumer
 from podq.broker.client.submit import submit_many
-from podq.broker.store.connection import connect
+from podq.broker.store.reach import reach
 from podq.shared.records import ControlRecord, KubernetesJob, KubernetesResults
 from podq.shared.states import CREATABLE_STATES, ControlOp, LedgerState
 
@@ -87,7 +87,8 @@ class PodqExecutor(BaseExecutor):
 
     def start(self) -> None:
         self.scheduler_id = mapping.scheduler_id(self.config.scheduler_id_prefix, self.job_id)
-        self.client = connect(self.config.redis_url)
+        # An unreachable Redis or refused credentials stop the scheduler at start with one line, not after ~27 s.
+        self.client = reach(self.config.redis_url)
         self.consumer = ResultsConsumer(self.client, scheduler_id=self.scheduler_id, consumer=self.config.consumer,
                                         batch_size=self.config.results_batch, block_ms=0)
         log.info("podq executor started: scheduler id %s, results consumer %s", self.scheduler_id,
@@ -162,7 +163,7 @@ class PodqExecutor(BaseExecutor):
             scheduler=self.scheduler_id, key=self._task_key(ti.key, launch_id_of(ti)),
             workload_json=workload.model_dump_json(), config=self.config, queue=ti.queue,
             executor_config=executor_config, override=override, airflow_version=airflow_version,
-            ti_id=_ti_id(ti))
+            ti_id=_ti_id(ti), priority_weight=getattr(ti, "priority_weight", None))
 
     @staticmethod
     def _task_key(key: TaskInstanceKey, launch_id: str | None = None):

@@ -10,7 +10,7 @@ from enum import Enum
 from typing import Any, Mapping
 
 from podq.shared.naming import MAIN_CONTAINER, derive_job_id
-from podq.shared.records import FailureDetails, KubernetesJob, KubernetesResults, TaskKey
+from podq.shared.records import PRIORITY_RANGE, FailureDetails, KubernetesJob, KubernetesResults, TaskKey
 from podq.shared.states import State
 
 from .config import ExecutorConfig, ExecutorConfigError, template_name
@@ -81,6 +81,16 @@ def template_for(executor_config: Mapping[str, Any] | None, default: str | None)
     return template_name(path, option="executor_config.pod_template_file")
 
 
+def cluster_for(executor_config: Mapping[str, Any] | None, default: str | None) -> str | None:
+    """The podq cluster: a task's ``executor_config={"cluster": ...}`` wins over its queue's and the executor's."""
+    name = (executor_config or {}).get("cluster")
+    if name in (None, ""):
+        return default
+    if not isinstance(name, str):
+        raise WorkloadError(f"executor_config.cluster: expected a cluster name, got {type(name).__name__}")
+    return name
+
+
 def check_executor_config(executor_config: Any) -> None:
     """Refuse what Airflow's ``PodGenerator.from_obj`` refuses, with the same meaning."""
     if executor_config in (None, {}):
@@ -141,19 +151,30 @@ def _containers(base: list, top: list) -> list:
 def build_job(*, scheduler: str, key: TaskKey, workload_json: str, config: ExecutorConfig,
               queue: str | None, executor_config: Mapping[str, Any] | None,
               override: Mapping[str, Any] | None, airflow_version: str | None,
-              ti_id: str | None) -> KubernetesJob:
-    """The podq job for one ``ExecuteTask`` workload."""
+              ti_id: str | None, priority_weight: int | None = None) -> KubernetesJob:
+    """The podq job for one ``ExecuteTask`` workload; ``priority_weight`` becomes its priority."""
     check_executor_config(executor_config)
     route = config.route(queue)
     return KubernetesJob.new(
         scheduler_id=scheduler, key=key, command=pod_command(workload_json),
         namespace=route.namespace, pod_template=template_for(executor_config, route.pod_template),
-        pod_override=pod_override(override, image=config.image, airflow_version=airflow_version, ti_id=ti_id))
+        cluster=cluster_for(executor_config, route.cluster),
+        pod_override=pod_override(override, image=config.image, airflow_version=airflow_version, ti_id=ti_id),
+        priority=job_priority(priority_weight))
+
+
+def job_priority(priority_weight: int | None) -> int:
+    """A task's ``priority_weight`` as a job's priority: the same integer, held to the 32 bits the
+    wire allows (Airflow clamps it so already)."""
+    low, high = PRIORITY_RANGE
+    return max(low, min(high, int(priority_weight or 0)))
 
 
 def describe(result: KubernetesResults) -> str:
     """One line an Airflow user reads in the event log: what podq saw happen to the pod."""
     where = f"pod {result.namespace}/{result.pod_name}" if result.pod_name else "no pod"
+    if result.cluster and result.pod_name:
+        where = f"{where} in cluster {result.cluster}"
     head = f"podq job {result.job_id} ({where}) {result.state.value}"
     why = result.pending_reason
     if why is not None:
@@ -177,4 +198,6 @@ def failure_text(details: FailureDetails) -> str:
     if details.pod_status or details.pod_reason or details.pod_message:
         pod = " ".join(part for part in (details.pod_status, details.pod_reason) if part)
         parts.append(f"pod {pod}" + (f": {details.pod_message}" if details.pod_message else ""))
+    if details.events:
+        parts.append("last events: " + " | ".join(details.events))
     return "; ".join(parts) or "no details"

@@ -9,7 +9,6 @@ reasons. ``--once`` prints one reading and exits; ``--json`` prints it for machi
 from __future__ import annotations
 
 import json
-import threading
 import time
 
 from rich.console import Console, Group
@@ -20,11 +19,10 @@ from rich.text import Text
 from podq.broker.queue.app import make_celery
 from podq.broker.store import counters
 from podq.broker.store.ratelimit import PUSH_BACKS
-from podq.shared.loops import stop_on_signals
 from podq.shared.states import PROCESS_ROLES
 from podq.status import Rates, Snapshot, as_json, celery_ping, rates, read
 
-from ._common import redis_from
+from ._common import Interrupt, redis_from
 
 
 def register(subparsers) -> None:
@@ -58,15 +56,14 @@ def run(args, settings) -> int:
 
 
 def live(client, *, ping, interval: float) -> int:
-    stop = threading.Event()
-    stop_on_signals(stop)
+    stop = Interrupt()
     previous = read(client, ping=ping)
     with Live(render(previous, None), refresh_per_second=4, screen=False) as view:
         while not stop.wait(interval):
             current = read(client, ping=ping)
             view.update(render(current, rates(previous, current)))
             previous = current
-    return 0
+    return stop.exit_code()
 
 
 def _age(seconds: float | None) -> str:
@@ -92,13 +89,15 @@ def render(snapshot: Snapshot, rate: Rates | None) -> Group:
         rate_text, "\n", totals_text)
 
     schedulers = Table(title="schedulers (results streams)", title_justify="left", expand=False)
-    for column in ("scheduler", "length", "lag", "pending", "oldest pending", "dead"):
+    for column in ("scheduler", "waiting", "length", "lag", "pending", "oldest pending", "dead"):
         schedulers.add_column(column, justify="left" if column == "scheduler" else "right")
+    waiting = {scheduler: count for lines in figures.waiting.values() for scheduler, count in lines.items()}
     for item in figures.schedulers:
-        schedulers.add_row(item.scheduler, str(item.length), str(item.lag), str(item.pending),
-                           _age(item.oldest_pending_age), Text(str(item.dead), style="red" if item.dead else ""))
+        schedulers.add_row(item.scheduler, str(waiting.get(item.scheduler, 0)), str(item.length), str(item.lag),
+                           str(item.pending), _age(item.oldest_pending_age),
+                           Text(str(item.dead), style="red" if item.dead else ""))
     if not figures.schedulers:
-        schedulers.add_row("(none yet)", "", "", "", "", "")
+        schedulers.add_row("(none yet)", "", "", "", "", "", "")
 
     watchers = Table(title="watchers", title_justify="left")
     watchers.add_column("scope")

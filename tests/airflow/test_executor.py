@@ -392,3 +392,19 @@ def test_a_slot_whose_result_went_to_another_scheduler_is_freed_from_the_ledger(
     assert work.ti.key not in b.running, "the slot is free"
     assert admin.create_count(name_prefix="podq-tests-leak-") == 1
     b.end()
+
+
+def test_start_with_an_unreachable_redis_fails_at_once_in_one_line():
+    import socket
+
+    from podq.broker.store.reach import RedisUnreachableError
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = load_config(lambda option: {"redis_url": f"redis://airflow:pw@127.0.0.1:{port}/0"}.get(option), env={})
+    executor = PodqExecutor(parallelism=1, config=config)
+    executor.job_id = 1
+    with pytest.raises(RedisUnreachableError) as raised:
+        executor.start()   # not ~27 s of retries
+    message = str(raised.value)
+    assert "\n" not in message and f"redis://airflow:***@127.0.0.1:{port}/0" in message and "pw" not in message

@@ -4,19 +4,21 @@ One stack (its own module, so its counters start at zero) is scraped every 0.5 s
 test suite's small Prometheus (tests/support/prometheus.py: ``up``, staleness, PromQL, ``for``); the
 rules are evaluated on what was scraped, with time compressed 60 times (``for: 5m`` holds 5 s, ``[10m]``
 covers 10 s). The tests run in order, each breaking one more thing: a healthy run, a scheduler that
-reads nothing, a job that cannot be created, intake down, every worker down, the watcher down.
+reads nothing, a refused record, a job that cannot be created, every create failing, intake down, every
+worker down, the watcher down. Not driven here: PodqResultsUnacknowledged and PodqRedisSlow (thresholds
+of 15 minutes and 100 ms that time compression cannot reach) and PodqResultDeadLettersGrowing.
 """
 from __future__ import annotations
 
 import threading
 import time
 
+import msgpack
 import pytest
 
 from podq.broker.client.results import ResultsConsumer
 from podq.broker.client.submit import submit_many
-from podq.broker.store import counters
-from podq.broker.store.connection import connect
+from podq.broker.store import counters, keys
 from podq.kubesim.admin import Admin
 from podq.shared.naming import pod_name_for
 from podq.shared.records import KubernetesJob, TaskKey
@@ -53,10 +55,8 @@ def scraper(stack):
 
 
 @pytest.fixture(scope="module")
-def client(stack):
-    connection = connect(stack.redis_url, block_ms=200)
-    yield connection
-    connection.close()
+def client(stack_redis):
+    return stack_redis        # conftest's connection, to this module's stack
 
 
 @pytest.fixture(scope="module")
@@ -129,11 +129,23 @@ def test_a_healthy_run_fires_no_rule_and_increase_counts_every_create(stack, scr
     assert ledger.value == audit
 
 
-def test_results_not_read_fires_for_the_scheduler_that_reads_nothing(stack, scraper, client, reader):
+def test_results_not_read_and_a_growing_lag_fire_for_the_scheduler_that_reads_nothing(stack, scraper, client,
+                                                                                        reader):
     since = scraper.scrapes[-1]
-    submit_many(client, jobs("alerts-unread", 3, tag="unread"))
+    unread = jobs("alerts-unread", 60, tag="unread")
+    for start in range(0, len(unread), 10):
+        submit_many(client, unread[start:start + 10])
+        time.sleep(1.0)   # pacing: the results arrive over several seconds, so the lag grows for a while
     found = wait_fired(scraper, "PodqResultsNotRead", since, scheduler="alerts-unread")
     assert not found.fired_for(scheduler=HEALTHY)
+    lag = wait_fired(scraper, "PodqConsumerLagGrowing", since, scheduler="alerts-unread")
+    assert not lag.fired_for(scheduler=HEALTHY)
+
+
+def test_dead_letters_growing_fires_for_a_refused_record(stack, scraper, client, reader):
+    since = scraper.scrapes[-1]
+    client.xadd(keys.JOBS_STREAM, {keys.RECORD_FIELD: msgpack.packb({"scheduler_id": HEALTHY})})
+    wait_fired(scraper, "PodqDeadLettersGrowing", since)
 
 
 def test_jobs_stuck_fires_for_a_job_that_cannot_be_created(stack, scraper, client, reader):
@@ -146,6 +158,20 @@ def test_jobs_stuck_fires_for_a_job_that_cannot_be_created(stack, scraper, clien
         wait_fired(scraper, "PodqJobsStuck", since, scope="default")
     finally:
         admin.remove_fault(fault)
+
+
+def test_kube_api_errors_fires_while_the_api_server_fails_creates(stack, scraper, client, reader):
+    admin = Admin(stack.kubesim_url)
+    failing = jobs(HEALTHY, 10, tag="api-errors")
+    fault = admin.add_fault(action="500", verb="create")
+    since = scraper.scrapes[-1]
+    try:
+        submit_many(client, failing)
+        wait_fired(scraper, "PodqKubeApiErrors", since)
+    finally:
+        admin.remove_fault(fault)
+    wait_for(lambda: all(any(r.terminal for r in reader.get(job.job_id, [])) for job in failing), timeout=120,
+             message="the failing jobs done once the API server answers")
 
 
 def test_intake_down_fires_and_the_watcher_keeps_the_gauges_published(stack, scraper, client, reader):
@@ -177,6 +203,7 @@ def test_no_workers_while_jobs_wait_fires(stack, scraper, client, reader):
         submit_many(client, waiting)
         wait_fired(scraper, "PodqNoWorkersWhileJobsWait", since)
         wait_fired(scraper, "PodqServiceDown", since, instance="worker-1")
+        wait_fired(scraper, "PodqJobsAcceptedNotCreated", since)
     finally:
         for name in ("worker-1", "worker-2"):
             stack.spawn(name, stack.argv[name])

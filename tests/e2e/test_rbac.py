@@ -7,7 +7,7 @@ succeed (deleted by the completion policy), fail (labelled done and kept), are
 revoked (deleted), and stay Pending past the deadline (labelled revoked by the
 watcher, deleted by a worker), and a job dispatched whose pod never came (the
 reconciler reads it). Each service's (verb, resource) pairs, read from the log, must
-equal what its Role in deploy/kubernetes/rbac.yaml grants.
+equal what its Role in deploy/kubernetes/base/rbac.yaml grants.
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from podq.stack import Stack, StackOptions
 from tests.support import wait_for
 from tests.support.system import Collector, make_jobs, new_scheduler
 
-RBAC = Path(__file__).parents[2] / "deploy" / "kubernetes" / "rbac.yaml"
+RBAC = Path(__file__).parents[2] / "deploy" / "kubernetes" / "base" / "rbac.yaml"
 SERVICES = ("worker", "watcher", "intake")
 
 
@@ -48,10 +48,11 @@ def granted() -> dict[str, set[tuple[str, str]]]:
 def verb_of(entry: dict) -> tuple[str, str]:
     """A logged request as the (verb, resource) RBAC checks."""
     parts = [part for part in entry["path"].split("/") if part]
-    # /api/v1/namespaces/<ns>/pods[/<name>[/<subresource>]] or /api/v1/pods
-    resource_at = parts.index("pods")
+    # /api/v1/namespaces/<ns>/{pods,events}[/<name>[/<subresource>]] or /api/v1/{pods,events}
+    kind = "pods" if "pods" in parts else "events"
+    resource_at = parts.index(kind)
     named = len(parts) > resource_at + 1
-    resource = "pods" if len(parts) <= resource_at + 2 else f"pods/{parts[resource_at + 2]}"
+    resource = kind if len(parts) <= resource_at + 2 else f"{kind}/{parts[resource_at + 2]}"
     method = entry["method"]
     if method == "GET":
         if str(entry["query"].get("watch", "")).lower() in ("1", "true"):
@@ -64,7 +65,7 @@ def used_by(log: list[dict], tokens: dict[str, str]) -> dict[str, set[tuple[str,
     """Each service's (verb, resource) pairs in kubesim's request log."""
     used: dict[str, set[tuple[str, str]]] = {service: set() for service in SERVICES}
     for entry in log:
-        if "/pods" not in entry["path"]:
+        if "/pods" not in entry["path"] and "/events" not in entry["path"]:
             continue
         service = next((s for s, token in tokens.items() if entry["authorization"] == f"Bearer {token}"), None)
         assert service is not None, f"a pod request with an unknown token: {entry['method']} {entry['path']}"

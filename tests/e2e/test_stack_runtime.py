@@ -8,6 +8,7 @@ import pytest
 from podq.broker.client.results import ResultsConsumer
 from podq.broker.client.submit import submit_many
 from podq.broker.store.connection import connect
+from podq.cli import build_parser
 from podq.commands.up import kubesim_args
 from podq.shared.errors import PodqError
 from podq.shared.records import KubernetesJob, TaskKey
@@ -17,12 +18,16 @@ from podq.stack import Stack, StackOptions
 from tests.support import wait_for
 
 
+def up_args(*argv: str) -> argparse.Namespace:
+    return build_parser().parse_args(["up", *argv])
+
+
 def test_up_passes_the_runtime_options_to_kubesim_only_when_asked():
-    args = argparse.Namespace(run_containers=True, image_map=["apache/airflow*=/venv/bin"], container_env=["A=1"])
+    args = up_args("--run-containers", "--image-map", "apache/airflow*=/venv/bin", "--container-env", "A=1")
     assert kubesim_args(args) == ("--run-containers", "--image-map=apache/airflow*=/venv/bin", "--container-env=A=1")
-    assert kubesim_args(argparse.Namespace(run_containers=False, image_map=[], container_env=[])) == ()
+    assert kubesim_args(up_args()) == ()
     with pytest.raises(PodqError, match="need --run-containers"):
-        kubesim_args(argparse.Namespace(run_containers=False, image_map=["x=y"], container_env=[]))
+        kubesim_args(up_args("--image-map", "x=y"))
 
 
 def test_jobs_really_run_and_their_exit_decides_the_result(tmp_path):

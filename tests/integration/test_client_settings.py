@@ -62,3 +62,17 @@ def test_the_tls_settings_of_the_environment_apply(tmp_path, monkeypatch):
     monkeypatch.setenv("PODQ_REDIS_TLS_CA_FILE", str(tmp_path / "missing-ca.pem"))
     with pytest.raises(SettingsError, match="PODQ_REDIS_TLS_CA_FILE: cannot read"):
         connect("rediss://127.0.0.1:1/0")
+
+
+def test_writes_short_of_replicas_are_logged_once_per_interval_with_their_count(redis_url, wait_for_a_replica,
+                                                                               caplog):
+    client = connect(redis_url)
+    for n in range(3):
+        submit(client, job(n))
+    lines = [r.getMessage() for r in caplog.records if "replicas acknowledged" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].startswith("only 0 of 1 replicas acknowledged writes within 10 ms")
+    client.podq_wait_warned = float("-inf")   # the interval has passed
+    submit(client, job(4))
+    lines = [r.getMessage() for r in caplog.records if "replicas acknowledged" in r.getMessage()]
+    assert lines[-1].endswith("(3 writes short of replicas since the last such line)")
+    client.close()

@@ -16,10 +16,10 @@ from podq.broker.store.ledger import Ledger
 from podq.broker.store.publish import Item, Publisher
 from podq.shared.records import KubernetesWatch
 from podq.shared.states import LedgerState, Source, State
+from podq.watcher.daemon import Watcher
 from tests.support import stop_process, wait_for
 from tests.support.watcher import settings_for
 from tests.support.workers import NAMESPACE, admit, make_job, pod_name, start_worker_process, worker_env
-from podq.watcher.daemon import Watcher
 
 
 def created_total(client) -> int:

@@ -1,8 +1,6 @@
 """Intake against a real Valkey server: admission, ledger, dispatch, dead letters."""
 from __future__ import annotations
 
-import base64
-import json
 
 import msgpack
 import pytest
@@ -11,7 +9,6 @@ from podq.broker.client.jobs import job_status
 from podq.broker.client.results import ResultsConsumer
 from podq.broker.client.submit import SubmitError, submit, submit_many
 from podq.broker.intake.service import Intake
-from podq.broker.queue.envelopes import CREATE_TASK
 from podq.broker.store import keys
 from podq.broker.store.connection import connect
 from podq.broker.store.ledger import Ledger
@@ -20,6 +17,7 @@ from podq.shared.records import KubernetesJob, KubernetesWatch, TaskKey
 from podq.shared.settings import IntakeSettings, load_settings
 from podq.shared.states import LedgerState, Source, State
 from tests.support import raw_map
+from tests.support.workers import celery_jobs
 
 
 def make_job(n: int, *, scheduler_id: str = "sched-a", **fields) -> KubernetesJob:
@@ -30,17 +28,6 @@ def make_job(n: int, *, scheduler_id: str = "sched-a", **fields) -> KubernetesJo
 @pytest.fixture
 def settings():
     return load_settings({}, intake=IntakeSettings(block_ms=10, jobs_per_message=4))
-
-
-def celery_jobs(client) -> list[bytes]:
-    """Every job payload sitting in the Celery queue, decoded from the envelopes."""
-    payloads = []
-    for raw in client.lrange(keys.CELERY_QUEUE, 0, -1):
-        message = json.loads(raw)
-        assert message["headers"]["task"] == CREATE_TASK
-        args, _kwargs, _embed = msgpack.unpackb(base64.b64decode(message["body"]), raw=False)
-        payloads.extend(args[0])
-    return payloads
 
 
 def started_intake(client, settings) -> Intake:
@@ -229,3 +216,29 @@ def test_intake_refuses_a_namespace_no_watcher_is_set_to_watch(redis_client):
     results = ResultsConsumer(redis_client, scheduler_id="sched-a", consumer="s1", block_ms=10).read()
     assert [(r.job_id, r.state) for r in results] == [(refused.job_id, State.FAILED)]
     assert "'team-a' is not watched (PODQ_WATCHER_NAMESPACES: default)" in results[0].failure_details.message
+
+
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
+def test_a_refused_jobs_failed_result_carries_its_traceparent(redis_client, settings):
+    # docs/protocol.md: every result about a job carries its traceparent; a refusal is one too.
+    traced = make_job(1, namespace="forbidden", traceparent=TRACEPARENT)
+    untraced = make_job(2, namespace="forbidden")
+    submit_many(redis_client, [traced, untraced])
+    drain(started_intake(redis_client, settings))
+    consumer = ResultsConsumer(redis_client, scheduler_id="sched-a", consumer="s1", block_ms=10)
+    annotations = {result.job_id: result.annotations for result in consumer.read()}
+    assert annotations == {traced.job_id: {"podq.io/traceparent": TRACEPARENT}, untraced.job_id: {}}
+
+
+def test_an_oversize_job_whose_ids_can_be_read_gets_a_failed_result(redis_client, settings):
+    job = KubernetesJob.new(scheduler_id="sched-a", key=TaskKey(dag_id="d", task_id="big", run_id="r"),
+                            command=["x" * (300 * 1024)])   # over the 256 KiB decode limit
+    redis_client.xadd(keys.JOBS_STREAM, {"record": job.encode()})
+    drain(started_intake(redis_client, settings))
+    consumer = ResultsConsumer(redis_client, scheduler_id="sched-a", consumer="s1", block_ms=10)
+    (result,) = consumer.read()
+    assert (result.job_id, result.state, result.failure_details.reason) == (job.job_id, State.FAILED, "Rejected")
+    assert result.failure_details.message.startswith("job: record is ")
+    assert result.failure_details.message.endswith("bytes, over the 262144-byte limit")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from kubernetes import client
@@ -15,6 +16,7 @@ from podq.kubesim.flowcontrol import FLOW_SCHEMA_UID, PRIORITY_LEVEL_UID
 from podq.kubesim.server import KubeSim
 from podq.kubesim.settings import LimitSettings
 from podq.kubesim.testing import running_kubesim, wait_for
+from tests.support.tls import CertificateAuthority
 
 NS = "default"
 
@@ -89,8 +91,13 @@ def test_a_full_queue_is_answered_429_with_retry_after_and_the_pf_headers(limite
     assert state["rejected"] == 1
     assert [flow["rejected"] for flow in state["flows"].values()] == [0, 1]
     assert admin.create_count(name_prefix="refused") == 0  # a refused create stores nothing
-    # reads are not limited: a get and a list pass while the only seat is taken
-    assert v1.list_namespaced_pod(NS).items == []
+    # reads are not limited: a list passes while the only seat is taken (labelled with the level all the same)
+    items, _status, headers = v1.list_namespaced_pod_with_http_info(NS)
+    assert items.items == []
+    assert headers["X-Kubernetes-PF-PriorityLevel-UID"] == PRIORITY_LEVEL_UID
+    stream = v1.list_namespaced_pod(NS, watch=True, timeout_seconds=1, _preload_content=False)
+    assert stream.status == 200 and stream.headers["X-Kubernetes-PF-FlowSchema-UID"] == FLOW_SCHEMA_UID
+    stream.release_conn()
     admin.clear_latency()
     admin.release_hung()
     holder.api_client.close()
@@ -149,7 +156,7 @@ def test_the_level_completes_creates_at_its_rate(limited: KubeSim) -> None:
     times = [c["time"] for c in limited.admin().creates()]
     assert counts["429"] == 0
     rate = (len(times) - 1) / (times[-1] - times[0])
-    assert rate <= 50 * 1.05, f"{rate:.1f} creates/s against a limit of 50"
+    assert rate <= 50 * 1.1, f"{rate:.1f} creates/s against a limit of 50"  # 10 %: a stall of the test process at the first create
     assert rate >= 50 * 0.5, f"{rate:.1f} creates/s: the level should complete about 50/s under load"
 
 
@@ -160,7 +167,7 @@ def test_changing_the_rate_at_run_time_changes_what_completes(limited: KubeSim) 
     hammer(limited, ["a"] * 8, until=lambda: time.monotonic() > stop)
     times = [c["time"] for c in admin.creates()]
     rate = (len(times) - 1) / (times[-1] - times[0])
-    assert 10 * 0.5 <= rate <= 10 * 1.1, f"{rate:.1f} creates/s against a limit of 10"
+    assert 10 * 0.5 <= rate <= 10 * 1.25, f"{rate:.1f} creates/s against a limit of 10"
     admin.clear_limit()
     assert admin.limit()["settings"]["enabled"] is False
     stop = time.monotonic() + 1
@@ -246,3 +253,31 @@ def test_turning_the_model_off_lets_every_waiting_request_go(limited: KubeSim) -
         thread.join(10)
     assert sorted(done) == [f"p{n}" for n in range(5)]
     assert admin.limit()["waiting"] == 0
+
+
+def test_a_client_certificate_is_a_flow_named_by_its_common_name(tmp_path: Path) -> None:
+    ca = CertificateAuthority(tmp_path / "pki")
+    server = ca.issue("server", common_name="kubesim", hosts=("127.0.0.1",))
+    settings = {"tls_cert_file": str(server.cert), "tls_key_file": str(server.key), "client_ca_file": str(ca.cert),
+                "kubelet_paused": True, "limit": LimitSettings(enabled=True, rate=100)}
+    with running_kubesim(**settings) as sim:
+        for name in ("scheduler-a", "scheduler-b"):
+            pair = ca.issue(name, common_name=name, client=True)
+            configuration = client.Configuration(host=sim.url)
+            configuration.ssl_ca_cert, configuration.cert_file, configuration.key_file = str(ca.cert), str(pair.cert), str(pair.key)
+            with client.ApiClient(configuration) as api_client:
+                client.CoreV1Api(api_client).create_namespaced_pod(NS, pod(f"from-{name}"))
+        flows = sim.call(lambda core: core.limit.describe()["flows"])  # the admin client does not trust the test CA
+    assert {name: flow["dispatched"] for name, flow in flows.items()} == {"scheduler-a": 1, "scheduler-b": 1}
+
+
+def test_a_higher_rate_takes_effect_at_once(limited: KubeSim) -> None:
+    admin = limited.admin()
+    admin.set_limit(rate=0.1)  # one create every ten seconds
+    v1 = api_as(limited, "t")
+    v1.create_namespaced_pod(NS, pod("first"))  # goes at once; the next one would wait ten seconds
+    admin.set_limit(rate=50)
+    started = time.monotonic()
+    v1.create_namespaced_pod(NS, pod("second"))
+    assert time.monotonic() - started < 5, "the next create waited for the old rate's interval"
+    v1.api_client.close()

@@ -66,6 +66,12 @@ def env(redis_client, redis_url, kubesim, tmp_path):
         yield environment
 
 
+def watching(watcher) -> None:
+    """Wait until the watcher has listed and watches: later pod changes then come as watch events."""
+    wait_for(lambda: watcher.led() and all(runner.synced.is_set() for runner in watcher.led()), timeout=15,
+             message="the watcher watching")
+
+
 def reasons(env, item) -> list[str | None]:
     return [r.pending_reason.reason if r.pending_reason else None
             for r in h.results(env.client).get(item.job_id, []) if r.state is State.PENDING]
@@ -73,12 +79,56 @@ def reasons(env, item) -> list[str | None]:
 
 def test_an_unschedulable_pod_tells_the_scheduler_why(env):
     item = h.job(1)
-    with env.watcher(pending_reason_interval=0.2):
+    with env.watcher(pending_reason_interval=0.2, pod_events=False) as watcher:
+        watching(watcher)
         h.launch(env.client, env.api, [(item, {"outcome": "Unschedulable"})])
         wait_for(lambda: "Unschedulable" in reasons(env, item), timeout=15, message="the Unschedulable reason")
     result = [r for r in h.results(env.client)[item.job_id] if r.pending_reason][-1]
-    assert result.pending_reason.message  # the scheduler's message
+    assert result.pending_reason.message.startswith("0/3 nodes are available")  # the scheduler's message
     assert result.event_id == f"{item.job_id}:pending:{result.resource_version}"
+
+
+def test_the_schedulers_event_says_it_too_when_events_are_watched(env):
+    item = h.job(1)
+    with env.watcher(pending_reason_interval=0.2):
+        h.launch(env.client, env.api, [(item, {"outcome": "Unschedulable"})])
+        # The status (Unschedulable) and the Event (FailedScheduling) come within one interval: the
+        # latest is published when it ends.
+        wait_for(lambda: {"Unschedulable", "FailedScheduling"} & set(reasons(env, item)), timeout=15,
+                 message="the scheduler's reason")
+    result = [r for r in h.results(env.client)[item.job_id] if r.pending_reason][-1]
+    assert result.pending_reason.message.startswith("0/3 nodes are available")
+
+
+def test_a_missing_config_map_is_reported_and_its_events_end_up_in_the_failure(env):
+    item = h.job(3)
+    with env.watcher(pending_reason_interval=0.2, pending_deadline=3.0):
+        h.launch(env.client, env.api, [(item, {"outcome": "FailedMount"})])
+        wait_for(lambda: "FailedMount" in reasons(env, item), timeout=15, message="the FailedMount reason")
+        per_job = env.wait_terminal([item], timeout=20)
+    mount = [r for r in per_job[item.job_id] if r.pending_reason and r.pending_reason.reason == "FailedMount"][0]
+    assert mount.pending_reason.message == ('MountVolume.SetUp failed for volume "config" : '
+                                            'configmap "missing-config" not found')
+    assert mount.event_id.startswith(f"{item.job_id}:pending:event-")
+    failed = per_job[item.job_id][-1]
+    assert failed.state is State.FAILED and failed.failure_details.reason == "PendingDeadlineExceeded"
+    assert any(line.startswith("Warning FailedMount: MountVolume.SetUp failed") for line in failed.failure_details.events)
+    h.assert_clean(per_job, {item.job_id: State.FAILED})
+
+
+def test_a_pod_deleted_before_it_ran_leaves_its_last_events_in_the_lost_result(env):
+    item = h.job(4)
+    with env.watcher(pending_reason_interval=0.2, fatal_reasons=(), launch_retries=0) as watcher:
+        h.launch(env.client, env.api, [(item, {"outcome": "ErrImagePull"})])
+        wait_for(lambda: any(r.pending_reason and r.pending_reason.reason in ("Failed", "BackOff", "Pulling")
+                             for r in h.results(env.client).get(item.job_id, [])),
+                 timeout=15, message="a pending reason from the kubelet's events")
+        assert all(runner._notices.received for runner in watcher.led())
+        env.api.delete_namespaced_pod(h.naming.pod_name_for(item.job_id, item.key), "default", grace_period_seconds=0)
+        per_job = env.wait_terminal([item], timeout=15)
+    lost = per_job[item.job_id][-1]
+    assert lost.state is State.LOST and lost.failure_details.reason == "PodDeleted"
+    assert any(line.startswith("Warning Failed: Error: ErrImagePull") for line in lost.failure_details.events)
 
 
 def test_an_image_that_cannot_be_pulled_reports_each_stage_then_fails_by_the_deadline(env):
@@ -88,8 +138,28 @@ def test_an_image_that_cannot_be_pulled_reports_each_stage_then_fails_by_the_dea
         h.launch(env.client, env.api, [(item, {"outcome": "ErrImagePull"})])
         per_job = env.wait_terminal([item], timeout=20)
     seen = reasons(env, item)
-    assert "ErrImagePull" in seen or "ImagePullBackOff" in seen, seen
+    # From the status (ErrImagePull, ImagePullBackOff) or the kubelet's events (Pulling, Failed, BackOff).
+    assert {"ErrImagePull", "ImagePullBackOff", "Pulling", "Failed", "BackOff"} & set(seen), seen
     assert len(seen) <= MAX_PENDING_RESULTS
     assert per_job[item.job_id][-1].state is State.FAILED
     assert per_job[item.job_id][-1].failure_details.reason == "PendingDeadlineExceeded"
     h.assert_clean(per_job, {item.job_id: State.FAILED})
+
+
+def test_the_airflow_task_log_of_a_queued_task_says_why_its_pod_waits(env):
+    """podq.airflow's ``get_task_log`` reader (no Airflow needed for it): for a Pending pod, its status
+    and last Events instead of a log that does not exist yet."""
+    from podq.airflow.config import ExecutorConfig
+    from podq.airflow.kube import PodLogs
+
+    item = h.job(5)
+    h.launch(env.client, env.api, [(item, {"outcome": "Unschedulable"})])
+    wait_for(lambda: any(e.reason == "FailedScheduling" for e in env.api.list_namespaced_event("default").items),
+             timeout=15, message="the scheduler's event")
+    reader = PodLogs(ExecutorConfig(redis_url="redis://unused", kube_config_file=env.sim.kubeconfig,
+                                    logs_from_kubernetes=True))
+    lines, messages = reader.read(item.key, namespace="default")
+    assert lines == []
+    assert messages[0].endswith("is Pending; the task has not started")
+    assert any(m.startswith("podq: not scheduled: Unschedulable: 0/3 nodes are available") for m in messages)
+    assert any(m.startswith("podq: event Warning FailedScheduling: 0/3 nodes are available") for m in messages)

@@ -97,9 +97,25 @@ def test_the_hostname_check_is_a_setting(redis_server, pki):
         client.close()
 
 
-def test_tls_to_a_server_without_tls_is_named(redis_server, pki):
-    with pytest.raises(SettingsError, match=r"^PODQ_REDIS_URL: rediss:// .*does not (speak|answer)"):
-        connect(f"rediss://127.0.0.1:{redis_server.port}/0", settings=tls_settings(pki, socket_timeout=2.0))
+def test_tls_to_a_server_without_tls_is_named_without_waiting_for_the_socket_timeout(redis_server, pki):
+    # A plain-text server given a ClientHello answers nothing; podq asks it a plain PING instead of
+    # waiting out the socket timeout (60 s here) for a handshake that never comes.
+    started = time.monotonic()
+    with pytest.raises(SettingsError, match=r"^PODQ_REDIS_URL: rediss:// .*does not speak TLS \(it answered a "
+                                            r"plain-text PING\): use redis://"):
+        connect(f"rediss://127.0.0.1:{redis_server.port}/0", settings=tls_settings(pki, socket_timeout=60.0))
+    assert time.monotonic() - started < PROMPT
+
+
+def test_a_tls_server_slower_than_the_first_try_is_still_reached(tls_server, pki, monkeypatch):
+    from podq.broker.store import tls
+
+    # A first try far shorter than any handshake: the server does not answer plain text, so
+    # podq gives the handshake the whole socket timeout and connects.
+    monkeypatch.setattr(tls, "TLS_FIRST_TRY", 0.000001)
+    client = connect(f"rediss://localhost:{tls_server.port}/0", settings=tls_settings(pki))
+    assert client.ping()
+    client.close()
 
 
 def test_a_worker_with_the_wrong_ca_exits_with_the_setting_named(tls_server, pki, kubesim, tmp_path):

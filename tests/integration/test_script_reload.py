@@ -126,3 +126,25 @@ def test_durable_ledger_calls_get_their_replies_and_their_wait(redis_url, flushe
     # script sent again, so that WAIT covers the writes the call returns for.
     assert waits(client) == 8
     client.close()
+
+
+def test_scripts_refuse_a_client_whose_pipelines_would_not_reload_them(redis_server):
+    import redis
+
+    plain = redis.Redis(host="127.0.0.1", port=redis_server.port)
+    with pytest.raises(TypeError, match=r"podq's scripts need a client from connect\(\)"):
+        scripts_for(plain)
+    plain.close()
+
+
+def test_a_pipelined_script_call_is_one_round_trip(redis_client):
+    """No SCRIPT EXISTS ahead of each pipeline (redis-py's own pipeline sends one every time): the
+    script is loaded only when the server answers NOSCRIPT."""
+    ledger = Ledger(redis_client)
+    ledger.accept_many([(job(0), pod_name_for(job(0).job_id, job(0).key))])   # loads accept.lua once
+    redis_client.config_resetstat()
+    for n in range(1, 6):
+        ledger.accept_many([(job(n), pod_name_for(job(n).job_id, job(n).key))])
+    stats = redis_client.info("commandstats")
+    assert stats["cmdstat_evalsha"]["calls"] == 5
+    assert "cmdstat_script|exists" not in stats and "cmdstat_script|load" not in stats

@@ -42,8 +42,9 @@ def name_of(item: KubernetesJob) -> str:
 def test_pending_deleted_revoked_and_stuck_past_the_deadline(env):
     unschedulable = {"outcome": "Unschedulable"}
     deleted, revoked, revoked_pending, stuck, backoff, fine = (h.job(i) for i in range(6))
-    # No fatal reasons here, so the image pull back-off runs into the deadline too.
-    with env.watcher(pending_deadline=2.0, fatal_reasons=()) as watcher:
+    # No fatal reasons here, so the image pull back-off runs into the deadline too; no relaunch of the
+    # Pending pod deleted (tests/integration/test_relaunch.py has it).
+    with env.watcher(pending_deadline=2.0, fatal_reasons=(), launch_retries=0) as watcher:
         h.launch(env.client, env.api, [(deleted, unschedulable), (revoked, {"run-seconds": "30"}),
                                        (revoked_pending, unschedulable), (stuck, unschedulable),
                                        (backoff, {"outcome": "ImagePullBackOff"}), (fine, None)])

@@ -44,8 +44,9 @@ def test_a_pod_deleted_while_pending_right_after_creation_ends_in_either_order(e
     env.sim.admin().pause_kubelet()
     items = [h.job(i, run=order) for i in range(3)]
     ledger = Ledger(env.client)
-    # A created job whose pod is gone would also end by the reconciler: keep it out of the way.
-    with env.watcher(created_grace=600.0) as watcher:
+    # A created job whose pod is gone would also end by the reconciler: keep it out of the way. No
+    # relaunch here (launch_retries=0): the sequence without it; test_relaunch.py and the test below have it.
+    with env.watcher(created_grace=600.0, launch_retries=0) as watcher:
         wait_for(lambda: watcher.leads("default"), timeout=15, message="the watcher leading")
         ledger.accept_many([(item, naming.pod_name_for(item.job_id, item.key)) for item in items])
         ledger.mark_dispatched([item.job_id for item in items])
@@ -106,3 +107,31 @@ def test_pods_created_before_the_watcher_first_lists_get_their_results_at_once(e
     # First seen Running by the list: its pending comes first, both from the state the list showed.
     assert [(r.state, r.resource_version) for r in per_job[running.job_id]] == [
         (State.PENDING, running_rv), (State.RUNNING, running_rv)]
+
+
+@pytest.mark.parametrize("order", ["watch_first", "created_first"])
+def test_a_pod_deleted_while_pending_is_launched_again_in_either_order(env, order):
+    """With launch retries on (the default), the same sequence relaunches the job whichever of the watch
+    and the created step reaches Redis first: a failure seen before the create is recorded waits for it."""
+    env.sim.admin().pause_kubelet()
+    item = h.job(1, run=f"again-{order}")
+    ledger = Ledger(env.client)
+    with env.watcher(created_grace=600.0) as watcher:
+        wait_for(lambda: watcher.leads("default"), timeout=15, message="the watcher leading")
+        ledger.accept_many([(item, naming.pod_name_for(item.job_id, item.key))])
+        ledger.mark_dispatched([item.job_id])
+        name, uid, _ = create(env, item)
+        if order == "created_first":
+            ledger.mark_created(item.job_id, uid=uid)
+        pending_then_deleted(env, item, name)
+        wait_for(lambda: watched_everything(env, watcher), timeout=15, message="the watcher at the last event")
+        if order == "watch_first":
+            assert ledger.mark_created(item.job_id, uid=uid) == (True, LedgerState.CREATED.value)
+        wait_for(lambda: len(h.results(env.client).get(item.job_id, [])) == 2, timeout=15,
+                 message="the relaunch's pending")
+    results = h.results(env.client)[item.job_id]
+    assert [r.state for r in results] == [State.PENDING, State.PENDING]
+    assert results[1].pending_reason.reason == "Relaunched"
+    entry = ledger.get(item.job_id)
+    assert (entry.state, entry.launch, entry.pod_name) == (
+        LedgerState.DISPATCHED, 2, naming.pod_name_for(item.job_id, item.key, launch=2))

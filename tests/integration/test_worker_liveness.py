@@ -175,3 +175,34 @@ def test_restore_takes_only_messages_no_live_worker_holds(redis_client):
     assert sorted(redis_client.hkeys(keys.KOMBU_UNACKED)) == [b"fresh-tag", b"live-tag", b"other-queue"]
     assert sorted(redis_client.zrange(keys.KOMBU_UNACKED_INDEX, 0, -1)) == [b"fresh-tag", b"live-tag",
                                                                             b"other-queue"]
+
+
+def test_a_reconnected_worker_gives_back_the_deliveries_celery_dropped(redis_client):
+    """On a broker reconnect Celery forgets the messages it had reserved but not started, without a
+    signal: the heartbeat stops reporting them and puts them back on the queue at once (not after
+    the 300 s visibility timeout); a running one stays held, a lost one is skipped."""
+    from types import SimpleNamespace
+
+    from celery import Celery, signals
+
+    from podq.workers.liveness import Heartbeat
+
+    message = '{"body": "x", "properties": {"delivery_tag": "%s"}}'
+    for tag in ("running-tag", "reserved-tag"):
+        redis_client.hset(keys.KOMBU_UNACKED, tag, f'[{message % tag}, "", "{keys.CELERY_QUEUE}"]')
+        redis_client.zadd(keys.KOMBU_UNACKED_INDEX, {tag: time.time()})
+    app = Celery("liveness-test", set_as_current=False)
+    heartbeat = Heartbeat(Liveness(redis_client, worker="w", ttl=10))
+    heartbeat.attach(app)
+    sender = type("Task", (), {"app": app})()   # what task_received is sent by: the consumer, with its app
+    for task_id, tag in (("running", "running-tag"), ("reserved", "reserved-tag"), ("lost", "lost-tag")):
+        signals.task_received.send(sender=sender, request=SimpleNamespace(id=task_id,
+                                                                           message=SimpleNamespace(delivery_tag=tag)))
+    assert sorted(heartbeat.held()) == ["lost-tag", "reserved-tag", "running-tag"]
+    heartbeat.connected({"running"})
+    assert heartbeat.held() == ["running-tag"]
+    assert redis_client.lrange(keys.CELERY_QUEUE, 0, -1) == [(message % "reserved-tag").encode()]
+    assert redis_client.hkeys(keys.KOMBU_UNACKED) == [b"running-tag"]
+    assert redis_client.zrange(keys.KOMBU_UNACKED_INDEX, 0, -1) == [b"running-tag"]
+    # The step that calls it on every (re)connect is on the consumer's blueprint.
+    assert any(step.__name__ == "Connected" for step in app.steps["consumer"])

@@ -403,3 +403,20 @@ def test_the_pods_of_one_message_are_recorded_created_in_one_script_call(redis_c
 
 
 END_OF_WATCH = "podq-test-end-of-monitor"
+
+
+def test_a_quota_refusal_tells_the_scheduler_why_its_pod_waits_then_the_pod_is_created(
+        redis_client, settings, admin, podq_worker):
+    job = make_job(1)
+    rule = admin.add_fault(action="quota", verb="create")   # until the quota frees up (the rule goes)
+    with podq_worker(settings), releasing(redis_client):
+        admit(redis_client, [job])
+        waiting = wait_for(lambda: [r for r in results_for(redis_client, job) if r.state is State.PENDING],
+                           timeout=30, message="a pending result naming the quota")[0]
+        assert creates_of(admin, job) == 0
+        admin.remove_fault(rule)
+        wait_created(redis_client, [job], timeout=30)
+    assert waiting.source is Source.WORKER and waiting.event_id.startswith(f"{job.job_id}:pending:create-")
+    assert waiting.pending_reason.reason == "FailedCreate"
+    assert "exceeded quota" in waiting.pending_reason.message and "(HTTP 403)" in waiting.pending_reason.message
+    assert creates_of(admin, job) == 1

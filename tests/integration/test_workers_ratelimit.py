@@ -137,11 +137,11 @@ def test_429s_seen_by_one_worker_cut_the_budget_and_pause_the_others(redis_clien
 
 
 def test_workers_follow_kubesims_429s_and_create_every_job_once(redis_client, redis_url, kubesim, podq_worker):
-    """Real 429s with Retry-After (kubesim's fault rule on half the creates): every job is created
-    exactly once, and the budget records the push-back."""
+    """Real 429s with Retry-After (kubesim's fault rule on a third of the first creates): every job is
+    created exactly once, and the budget records the push-back."""
     admin = kubesim.admin()
     settings = make_settings(redis_url, kubesim.kubeconfig, create_rate=1000.0, create_rate_start=200.0)
-    rule = admin.add_fault(action="429", verb="create", rate=0.5, count=20, retry_after=1)
+    rule = admin.add_fault(action="429", verb="create", rate=0.3, count=8, retry_after=1)
     jobs = [make_job(n) for n in range(40)]
     with podq_worker(settings), releasing(redis_client):
         admit(redis_client, jobs)

@@ -112,13 +112,49 @@ class SentinelCluster:
         process.wait(10)
         return port
 
+    def primary_ports(self) -> set[int | None]:
+        """The port each Sentinel names as primary now (None for one that does not answer)."""
+        found = set()
+        for sentinel in self.sentinel_ports:
+            address = _ask(sentinel, lambda c: c.sentinel_get_master_addr_by_name(MASTER))
+            found.add(int(address[1]) if address else None)
+        return found
+
     def wait_promoted(self, old_port: int, *, timeout: float = 60.0) -> int:
-        """Wait until the Sentinels name another primary and it accepts writes; returns its port."""
-        self._until(lambda: self.primary_port() not in (None, old_port), timeout, "a replica promoted")
+        """Wait until every Sentinel names the same other primary and it accepts writes; returns its port."""
+        self._until(lambda: len(ports := self.primary_ports()) == 1 and ports.isdisjoint({None, old_port}),
+                    timeout, "a replica promoted")
         port = self.primary_port()
         self._until(lambda: (_ask(port, lambda c: c.info("replication")) or {}).get("role") == "master", timeout,
                     "the new primary")
         return port
+
+    def restart(self, port: int) -> None:
+        """Start the server on ``port`` again (after :meth:`kill_primary`), on its own data, as a replica
+        of the current primary: what an operator's config (or Sentinel's rewrite of it) says. Started
+        as a primary instead, a Sentinel that meets it before it is converted may elect it back
+        (with its stale data) at the next hiccup of the promoted one."""
+        assert self.processes[port].poll() is not None, f"the server on {port} is running"
+        primary = self.primary_port()
+        assert primary is not None and primary != port, "no other primary to follow"
+        self._server(port, "--replicaof", "127.0.0.1", str(primary))
+
+    def wait_rejoined(self, port: int, *, timeout: float = 90.0) -> None:
+        """Wait until the server on ``port`` is a replica of the current primary, in sync, and every
+        Sentinel counts it as one (so that it can be promoted at the next failover)."""
+        def rejoined() -> bool:
+            replication = _ask(port, lambda c: c.info("replication")) or {}
+            if replication.get("role") != "slave" or replication.get("master_link_status") != "up":
+                return False
+            for sentinel in self.sentinel_ports:
+                replicas = _ask(sentinel, lambda c: c.sentinel_slaves(MASTER)) or []
+                if not any(int(r.get("port", 0)) == port and r.get("is_slave") and not r.get("is_sdown")
+                           and int(r.get("master-port", 0)) == self.primary_port()
+                           and r.get("master-link-status") == "ok" for r in replicas):
+                    return False
+            return True
+
+        self._until(rejoined, timeout, f"the server on {port} to rejoin as a replica")
 
     def close(self) -> None:
         for process in self.processes.values():

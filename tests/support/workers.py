@@ -7,21 +7,24 @@ exactly as intake hands them over, workers are Celery workers consuming the queu
 """
 from __future__ import annotations
 
+import base64
 import contextlib
 import dataclasses
+import json
 import os
 import subprocess
 import sys
 import threading
 from typing import Iterator, Sequence
 
+import msgpack
 import pytest
 from celery.contrib.testing.worker import start_worker
 
 from podq.broker.control.sender import ControlSender
 from podq.broker.intake.housekeeping import release_due
 from podq.broker.queue.app import celery_config
-from podq.broker.queue.envelopes import dispatch_jobs
+from podq.broker.queue.envelopes import CREATE_TASK, dispatch_jobs
 from podq.broker.store import keys
 from podq.broker.store.ledger import Ledger
 from podq.shared import naming
@@ -65,6 +68,17 @@ def admit(client, jobs: Sequence[KubernetesJob], *, per_message: int = 4) -> Non
     ledger.accept_many([(job, pod_name(job)) for job in jobs])
     dispatch_jobs(client, [job.encode() for job in jobs], per_message=per_message)
     ledger.mark_dispatched([job.job_id for job in jobs])
+
+
+def celery_jobs(client) -> list[bytes]:
+    """Every job payload sitting in the Celery queue, decoded from the envelopes."""
+    payloads = []
+    for raw in client.lrange(keys.CELERY_QUEUE, 0, -1):
+        message = json.loads(raw)
+        assert message["headers"]["task"] == CREATE_TASK
+        args, _kwargs, _embed = msgpack.unpackb(base64.b64decode(message["body"]), raw=False)
+        payloads.extend(args[0])
+    return payloads
 
 
 def redeliver(client, jobs: Sequence[KubernetesJob], *, per_message: int = 4) -> None:

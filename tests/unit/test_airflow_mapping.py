@@ -78,6 +78,16 @@ def test_job_key_is_the_task_instance_key_and_a_retry_is_a_new_job():
     assert first.key == KEY and first.job_id == again.job_id == derive_job_id("7", KEY)
     assert retry.job_id != first.job_id
     assert first.pod_override is None
+    assert first.priority == 0
+
+
+@pytest.mark.parametrize(("weight", "priority"), [(None, 0), (7, 7), (-3, -3), (2 ** 40, 2 ** 31 - 1),
+                                                  (-(2 ** 40), -(2 ** 31))])
+def test_priority_weight_becomes_the_jobs_priority(weight, priority):
+    job = mapping.build_job(scheduler="7", key=KEY, workload_json="{}", config=config(), queue="default",
+                            executor_config={}, override=None, airflow_version=None, ti_id=None,
+                            priority_weight=weight)
+    assert job.priority == priority
 
 
 def test_task_template_file_wins_over_queue_and_executor():
@@ -156,3 +166,21 @@ def test_a_pending_reason_reads_as_one_line_for_the_event_log():
                                   again="7")
     text = describe(KubernetesResults.from_watch("1-0", watch))
     assert text == "podq job j1 (pod ns/p) pending: Unschedulable: 0/3 nodes"
+
+
+def test_a_task_goes_to_its_own_cluster_else_its_queues_else_the_executors():
+    cfg = config(cluster="home", queue_routes='{"gpu": {"cluster": "gpu-cluster"}, "eu": {"namespace": "eu"}}')
+    assert cfg.route("gpu") == QueueRoute(namespace=None, pod_template=None, cluster="gpu-cluster")
+    assert cfg.route("eu").cluster == "home"
+
+    def cluster(queue, executor_config):
+        return mapping.build_job(scheduler="7", key=KEY, workload_json="{}", config=cfg, queue=queue,
+                                 executor_config=executor_config, override=None, airflow_version=None,
+                                 ti_id=None).cluster
+    assert cluster("gpu", {}) == "gpu-cluster"
+    assert cluster("eu", {}) == "home"
+    assert cluster("gpu", {"cluster": "eu-west"}) == "eu-west"
+    assert mapping.build_job(scheduler="7", key=KEY, workload_json="{}", config=config(), queue=None,
+                             executor_config={}, override=None, airflow_version=None, ti_id=None).cluster is None
+    with pytest.raises(WorkloadError, match=r"executor_config.cluster: expected a cluster name, got int"):
+        cluster("gpu", {"cluster": 2})

@@ -60,7 +60,7 @@ def test_a_429_cuts_to_a_share_of_what_the_server_accepted_and_pauses_everyone()
 def test_after_a_cut_the_rate_recovers_to_the_peak_stays_then_probes_above_it():
     cut = BudgetState(rate=85.0, peak=100.0, cut_at=NOW, epoch_at=NOW, epoch_rate=85.0, reason="throttled")
     seen = Observation(ok=10)
-    halfway = next_state(demanding(cut, NOW + 1.1), seen, now=NOW + 1.1, law=LAW)
+    halfway = next_state(demanding(cut, NOW + LAW.approach / 2), seen, now=NOW + LAW.approach / 2, law=LAW)
     assert halfway.reason == "recovering" and 85.0 < halfway.rate < 100.0
     assert halfway.rate > 85.0 + (100.0 - 85.0) / 2, "concave: most of the way back in the first half"
     at_peak = next_state(demanding(cut, NOW + LAW.approach + 1), seen, now=NOW + LAW.approach + 1, law=LAW)
@@ -68,8 +68,17 @@ def test_after_a_cut_the_rate_recovers_to_the_peak_stays_then_probes_above_it():
     probe_at = NOW + LAW.approach + LAW.plateau
     early = next_state(demanding(cut, probe_at + 1), seen, now=probe_at + 1, law=LAW)
     late = next_state(demanding(cut, probe_at + 8), seen, now=probe_at + 8, law=LAW)
-    assert early.reason == "probing" and 100.0 < early.rate < 103.0, "slowly at first"
-    assert late.rate > 300.0, "then fast: a capacity that grew is found"
+    assert early.reason == "probing" and 100.0 < early.rate < 105.0, "slowly at first"
+    assert late.rate > 1000.0 - 1e-9, "then fast: a capacity that grew is found (here up to the ceiling)"
+
+
+def test_growth_stops_where_the_server_starts_to_queue():
+    state = demanding(BudgetState(rate=400.0, reason="slow start", epoch_at=NOW - 2, epoch_rate=100.0,
+                                  base_latency=0.03, latency=0.03, delivery_rate=210.0), NOW)
+    queued = next_state(state, Observation(ok=50, latency=0.4), now=NOW, law=LAW)
+    assert (queued.reason, queued.rate, queued.peak) == ("at peak", 210.0, 210.0)
+    calm = next_state(state, Observation(ok=50, latency=0.03), now=NOW, law=LAW)
+    assert calm.reason == "slow start" and calm.rate == pytest.approx(400.0)
 
 
 def test_server_errors_cut_only_above_their_share_and_latency_cuts_gently():
@@ -80,7 +89,19 @@ def test_server_errors_cut_only_above_their_share_and_latency_cuts_gently():
     assert many.reason == "server errors" and many.rate < 200.0
     queued = next_state(dataclasses.replace(state, latency=1.0), Observation(ok=50, latency=1.0), now=NOW, law=LAW)
     assert queued.reason == "latency" and queued.rate == pytest.approx(200.0 * LAW.latency_cut)
-    assert queued.base_latency == pytest.approx(0.02 + 0.02 * 0.98), "the base drifts up slowly"
+    assert queued.base_latency == pytest.approx(0.02 + 0.002 * 0.98), "the base drifts up slowly"
+    # The server queues what it cannot take: the cut is to what it answered over the last second.
+    answered = dataclasses.replace(state, latency=1.0, delivery_rate=150.0)
+    cut = next_state(answered, Observation(ok=50, latency=1.0), now=NOW, law=LAW)
+    assert cut.reason == "latency" and cut.peak == 150.0 and cut.rate == pytest.approx(150.0 * LAW.latency_cut)
+
+
+def test_the_delivery_rate_counts_every_workers_answers_over_a_second():
+    state = BudgetState(rate=100.0)
+    for step in range(9):   # two workers, each reporting 20 answers every quarter second
+        state = next_state(state, Observation(ok=20), now=NOW + step * 0.125, law=LAW)
+    assert state.delivered == 180
+    assert state.delivery_rate == pytest.approx(160.0), "160 answers in the first second"
 
 
 

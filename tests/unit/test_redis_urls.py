@@ -46,11 +46,16 @@ def test_redacted_hides_the_password():
     assert parse_url("redis+sentinel://u:hunter2@s1,s2/podq/1").redacted() == "redis+sentinel://u:***@s1:26379,s2:26379/podq/1"
 
 
-def test_celery_gets_kombus_sentinel_form():
+def test_celery_gets_kombus_sentinel_form_and_podqs_transport():
     settings = RedisSettings(sentinel_password="sentinel-pw")
-    broker, options, tls = celery_broker("redis+sentinel://:p%40ss@s1:26380,s2/podq/0", settings)
-    assert broker == "sentinel://:p%40ss@s1:26380/0;sentinel://:p%40ss@s2:26379/0"
-    assert options["master_name"] == "podq"
-    assert options["sentinel_kwargs"]["password"] == "sentinel-pw"
-    assert tls is None
-    assert celery_broker("redis://h:1/0", settings) == ("redis://h:1/0", {}, None)
+    broker = celery_broker("redis+sentinel://:p%40ss@s1:26380,s2/podq/0", settings)
+    # One URL (kombu would switch an alternate URL back to its own transport); every Sentinel in the options.
+    assert broker.url == "sentinel://:p%40ss@s1:26380/0"
+    assert broker.options["sentinels"] == [["s1", 26380], ["s2", 26379]]
+    assert broker.options["master_name"] == "podq"
+    assert broker.options["sentinel_kwargs"]["password"] == "sentinel-pw"
+    assert broker.tls is None
+    assert broker.transport == "podq.broker.store.kombu_transport:SentinelTransport"
+    plain = celery_broker("redis://h:1/0", settings)
+    assert (plain.url, plain.transport, plain.options, plain.tls) == (
+        "redis://h:1/0", "podq.broker.store.kombu_transport:Transport", {}, None)

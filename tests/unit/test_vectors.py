@@ -10,6 +10,8 @@ import pytest
 
 from podq.broker.control.operations import validate_control
 from podq.broker.intake.admission import check_job
+from podq.broker.intake.service import Rejection, rejection_result
+from podq.broker.store import keys
 from podq.broker.store.ledger import LedgerEntry
 from podq.shared.errors import DecodeError
 from podq.shared.naming import derive_job_id, pod_name_for
@@ -78,7 +80,18 @@ def test_refused_job_vector_names_who_gets_its_failed_result(vector):
         assert identity is None
     else:
         scheduler_id, key = identity
-        assert {"scheduler_id": scheduler_id, "job_id": derive_job_id(scheduler_id, key)} == expected
+        # What intake publishes for it (broker/intake/service.rejection_result), annotations included.
+        published = rejection_result(Rejection(stream=keys.JOBS_STREAM, entry_id="1-0",
+                                               payload=bytes.fromhex(vector["hex"]), reason=vector["error"]))
+        assert {"scheduler_id": published.scheduler_id, "job_id": published.job_id,
+                "annotations": published.annotations} == expected
+        assert published.job_id == derive_job_id(scheduler_id, key)
+
+
+@pytest.mark.parametrize("vector", by(valid=True, stage="admission", kind="job"))
+def test_admitted_vector_passes_intakes_checks(vector):
+    job = KubernetesJob.decode(bytes.fromhex(vector["hex"]))
+    assert check_job(job, load_settings({})) is None
 
 
 def test_vectors_cover_every_well_formedness_problem():
@@ -102,9 +115,9 @@ def test_job_id_and_pod_name_derivation(case):
 def test_newer_minor_version_is_accepted_and_unknown_fields_ignored():
     [vector] = [v for v in DATA["vectors"] if v["name"] == "job-newer-minor"]
     raw = msgpack.unpackb(bytes.fromhex(vector["hex"]))
-    assert raw["schema"] == "1.7" and "priority" in raw and "attempt_uuid" in raw["task_key"]
+    assert raw["schema"] == "1.7" and "deadline" in raw and "attempt_uuid" in raw["task_key"]
     job = KubernetesJob.decode(bytes.fromhex(vector["hex"]))
-    assert "priority" not in job.to_wire()
+    assert "deadline" not in job.to_wire()
     assert job.encode() == KubernetesJob.decode(job.encode()).encode()
     assert msgpack.unpackb(job.encode())["schema"] == "1.0"
 
@@ -148,3 +161,20 @@ def test_invalid_traceparents_are_refused_with_the_documented_messages():
     protocol = (ROOT / "docs" / "protocol.md").read_text(encoding="utf-8")
     for message in errors.values():
         assert f"`{message}`" in protocol, message
+
+
+def test_protocol_lists_exactly_the_podspec_fields_intake_accepts():
+    from podq.broker.intake.policy import SPEC_KEYS
+    text = (ROOT / "docs" / "protocol.md").read_text(encoding="utf-8")
+    listed = text.split("the fields of a v1 PodSpec as of Kubernetes 1.33:", 1)[1].split("—", 1)[0]
+    assert sorted(name.strip(" `\n") for name in listed.split(",")) == sorted(SPEC_KEYS)
+
+
+def test_protocol_names_a_vector_for_each_settled_point():
+    text = (ROOT / "docs" / "protocol.md").read_text(encoding="utf-8")
+    names = {vector["name"] for vector in DATA["vectors"]}
+    for name in ("refused-traceparent", "oversize-readable-ids", "shape-before-policy", "policy-first-rule-wins",
+                 "control-first-check-wins", "result-first-problem-wins", "override-nil-label",
+                 "override-nil-typed-field", "override-nil-removes", "override-depth-32", "override-too-deep",
+                 "override-key-path", "job-integer-time"):
+        assert name in names and f"`{name}`" in text, name

@@ -75,3 +75,47 @@ def test_fingerprints_tell_reasons_apart_by_reason_and_message():
     assert a.fingerprint() == PendingReason(reason="Unschedulable", message="0/3 nodes").fingerprint()
     assert a.fingerprint() != PendingReason(reason="Unschedulable", message="0/4 nodes").fingerprint()
     assert a.fingerprint() != PendingReason(reason="Unschedulable").fingerprint()
+
+
+def notice(reason: str, message: str, *, type_: str = "Warning", count: int = 1, rv: str = "900"):
+    from podq.watcher.notices import notice_of
+    return notice_of({"metadata": {"namespace": "default", "resourceVersion": rv},
+                      "involvedObject": {"kind": "Pod", "namespace": "default", "name": "dag-task-x"},
+                      "type": type_, "reason": reason, "message": message, "count": count})
+
+
+def test_an_event_about_a_pending_pod_is_a_reason_and_a_recount_is_kept_once():
+    from podq.watcher.notices import notice_of
+    assert notice_of({"involvedObject": {"kind": "Node", "name": "n1"}}) is None
+    tracker = Tracker(reason_interval=2.0)
+    step(tracker, "ADDED", "created", now=NOW, rv="10")
+    mount = notice("FailedMount", 'MountVolume.SetUp failed for volume "v" : configmap "c" not found')
+    intents = tracker.noted(mount, now=NOW + 3)
+    assert [(i.pending_reason.reason, i.again) for i in intents] == [("FailedMount", "event-900")]
+    assert tracker.noted(notice("FailedMount", mount.message, count=2, rv="901"), now=NOW + 9) == []
+    assert tracker.noted(notice("Scheduled", "assigned", type_="Normal"), now=NOW + 9) == []   # not telling
+    record = tracker.records["default/dag-task-x"]
+    assert [n.line() for n in record.notices] == [
+        'Warning FailedMount: MountVolume.SetUp failed for volume "v" : configmap "c" not found (x2)',
+        "Normal Scheduled: assigned"]
+
+
+def test_a_job_that_never_ran_fails_with_its_pods_last_events_and_events_before_the_pod_count():
+    tracker = Tracker(reason_interval=2.0)
+    tracker.noted(notice("FailedScheduling", "0/3 nodes are available"), now=NOW)   # before the pod
+    step(tracker, "ADDED", "created", now=NOW, rv="10")
+    for n in range(7):
+        tracker.noted(notice("Failed", f"attempt {n}", rv=str(1000 + n)), now=NOW + n)
+    ended = step(tracker, "DELETED", "created", now=NOW + 10, rv="11")
+    details = ended[-1].details
+    assert ended[-1].state is State.LOST and len(details.events) == 5
+    assert details.events[-1] == "Warning Failed: attempt 6"
+    assert KubernetesWatch.decode(to_items(ended)[-1].result.encode()).failure_details.events == details.events
+
+
+def test_a_job_that_ran_fails_without_events():
+    tracker = Tracker()
+    step(tracker, "ADDED", "running", now=NOW, rv="10")
+    tracker.noted(notice("BackOff", "Back-off restarting failed container"), now=NOW)
+    ended = step(tracker, "MODIFIED", "failed_error", now=NOW + 1, rv="11")
+    assert ended[-1].state is State.FAILED and ended[-1].details.events is None

@@ -36,6 +36,28 @@ def test_default_pod_has_identity_command_and_executor_env():
     assert {"name": "AIRFLOW_IS_K8S_EXECUTOR_POD", "value": "True"} in base["env"]
 
 
+def test_a_templates_placeholder_name_and_namespace_are_replaced_without_a_warning(caplog):
+    # The cncf-kubernetes provider's dags_in_image_template.yaml, as docs/airflow.md has users copy it.
+    template = parse_template("apiVersion: v1\nkind: Pod\nmetadata:\n  name: placeholder-name\n"
+                              "  namespace: elsewhere\nspec:\n  containers:\n    - name: base\n"
+                              "      image: apache/airflow:3.3.2\n", name="dags_in_image_template")
+    j = job()
+    with caplog.at_level("WARNING", logger="podq.workers.podspec"):
+        pod = build_pod(j, template=template, namespace="podq")
+    assert pod["metadata"]["name"] == naming.pod_name_for(j.job_id, KEY)
+    assert pod["metadata"]["namespace"] == "podq"
+    assert caplog.records == []
+
+
+def test_an_override_naming_the_pod_is_told_podqs_name_wins(caplog):
+    j = job(pod_override={"metadata": {"name": "mine"}})
+    with caplog.at_level("WARNING", logger="podq.workers.podspec"):
+        pod = build(j)
+    assert pod["metadata"]["name"] == naming.pod_name_for(j.job_id, KEY)
+    assert [record.getMessage() for record in caplog.records] == [
+        f"job {j.job_id}: pod name/namespace set by the pod override or the mutation hook ignored"]
+
+
 def test_override_merges_but_cannot_undo_podq_identity():
     override = {"metadata": {"name": "mine", "labels": {"team": "x", naming.JOB_ID_KEY: "forged"}},
                 "spec": {"restartPolicy": "Always",

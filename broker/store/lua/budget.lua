@@ -1,5 +1,5 @@
 -- Write a cluster's create budget as its controller computed it, unless another worker wrote first.
--- KEYS[1] the budget hash; KEYS[2] the set of clusters that have a budget
+-- KEYS[1] the budget hash; KEYS[2] the set of clusters (status and the gauges read it)
 -- ARGV[1] the version the caller read ("0": none yet); ARGV[2] the cluster's name;
 -- ARGV[3..] field/value pairs of the new state
 -- The controller (podq.workers.budget) computes the next state in Python from one read of the

@@ -23,15 +23,17 @@
 --     results are dropped; a latching result about a pod records that pod's uid as the
 --     job's `uid` when the ledger has none yet (its create's answer has not come back), so
 --     the worker tells "ended by this very pod" from "ended before this pod existed";
---   * running is published at most once; pending once, then again (an item with again "1")
---     each time its reason differs from the last one published, up to $(max_pending_results)
+--   * running is published at most once; pending first, then again each time its reason
+--     differs from the last one published (an item with again "1": its event id tells it
+--     apart; a plain one, event id <job_id>:pending, at most once), up to $(max_pending_results)
 --     pending results per job; never after running (for pending) nor after the terminal result;
 --   * adopted is published once per old scheduler (the item's owner) and sets no latch.
 -- Counting, in this step that records the facts: each latched terminal result in the
 -- `ended:<state>` total, and a pod whose uid a latching result records first (its create's answer
 -- never reached the ledger: the worker may have died) in the `created` total, as created.lua does.
 -- A job's terminal result also ends its bookkeeping: it leaves the in-flight set and its
--- scheduler's job set, and its ledger entry expires after the retention.
+-- scheduler's job set, and, once the call's items are written, its ledger entry is compacted to
+-- the fields a finished job keeps (lib/compact.lua) and expires after the retention.
 -- A result goes to its job's current owner (adoption moves it); when the ledger names an
 -- owner other than the item's, nothing is written and the reply is
 -- {"MOVED", job_id, owner, ...}: the caller asks again with the owners' keys.
@@ -40,6 +42,7 @@
 -- (the submit → running/terminal latencies, without another read).
 -- A lease token that is not the current one fails the whole call with FENCED.
 $(include:results_group)
+$(include:compact)
 local terminal = $(terminal_states)
 local now, token, position = ARGV[1], ARGV[2], ARGV[3]
 local retention, group = tonumber(ARGV[5]), ARGV[6]
@@ -89,6 +92,7 @@ if #moved > 0 then
 end
 
 local published, times = {'OK'}, {}
+local ended = {}                              -- ledger hashes latched in this call, compacted at the end
 local ensured = {}                             -- results streams known to exist during this call
 for i = 0, count - 1 do
   local base = first + i * 9
@@ -110,29 +114,31 @@ for i = 0, count - 1 do
         end
         redis.call('ZREM', KEYS[1], job_id)
         redis.call('SREM', jobs, job_id)
-        if retention > 0 then
-          redis.call('EXPIRE', job, retention)
-        end
+        ended[#ended + 1] = job
         local ledger = redis.call('HGET', job, 'state')
         if ledger and ledger ~= $(ledger.revoked) then
           redis.call('HSET', job, 'state', $(ledger.terminal))
         end
       end
     elseif state == $(state.pending) then
-      local reason = ARGV[base + 7]
-      if latched then
-        publish = false
-      elseif redis.call('HSETNX', job, 'published_pending', now) == 1 then
-        publish = redis.call('HEXISTS', job, 'published_running') == 0
-        if publish then
-          redis.call('HSET', job, 'pending_reason', reason, 'pending_count', 1)
-        end
-      elseif ARGV[base + 8] == '1' and reason ~= '' and redis.call('HEXISTS', job, 'published_running') == 0 then
-        local last = redis.call('HMGET', job, 'pending_reason', 'pending_count')
-        if last[1] ~= reason and tonumber(last[2] or '1') < $(max_pending_results) then
+      -- The first pending of the job, then one per new reason. A plain one (event id
+      -- <job_id>:pending, again "") goes out at most once; a later one needs a reason that
+      -- differs from the last one published.
+      local reason, plain = ARGV[base + 7], ARGV[base + 8] ~= '1'
+      if not latched and redis.call('HEXISTS', job, 'published_running') == 0 then
+        local last = redis.call('HMGET', job, 'published_pending', 'pending_reason', 'pending_count', 'pending_plain')
+        if not last[1] then
           publish = true
+        elseif (plain and not last[4]) or (not plain and reason ~= '' and reason ~= last[2]) then
+          publish = tonumber(last[3] or '1') < $(max_pending_results)
+        end
+        if publish then
+          redis.call('HSETNX', job, 'published_pending', now)
           redis.call('HSET', job, 'pending_reason', reason)
           redis.call('HINCRBY', job, 'pending_count', 1)
+          if plain then
+            redis.call('HSET', job, 'pending_plain', 1)
+          end
         end
       end
     elseif state == $(state.running) then
@@ -161,6 +167,9 @@ for i = 0, count - 1 do
   published[#published + 1] = entry
 end
 
+for _, job in ipairs(ended) do
+  compact_ledger(job, retention)
+end
 if position_key then
   redis.call('SET', position_key, position)
 end

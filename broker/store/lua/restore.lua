@@ -11,6 +11,7 @@
 -- dead (or paused) worker: it is moved back to the queue exactly as kombu's own restore does
 -- (removed from both indices and pushed where BRPOP takes next), in one atomic step, so kombu's
 -- visibility-timeout sweep and this one never both restore it. Returns the number restored.
+$(include:requeue)
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
 local held = {}
@@ -33,20 +34,7 @@ for _, tag in ipairs(old) do
     break
   end
   if not held[tag] then
-    local raw = redis.call('HGET', KEYS[3], tag)
-    if not raw then
-      redis.call('ZREM', KEYS[4], tag)
-    else
-      -- kombu stores json.dumps([message, exchange, routing_key]); the message text is kept as
-      -- it is (no re-encoding), only the two trailing strings are checked.
-      local message, routing_key = string.match(raw, '^%[(.*), "[^"]*", "([^"]*)"%]$')
-      if message and routing_key == ARGV[3] then
-        redis.call('ZREM', KEYS[4], tag)
-        redis.call('HDEL', KEYS[3], tag)
-        redis.call('RPUSH', KEYS[5], message)
-        restored = restored + 1
-      end
-    end
+    restored = restored + requeue(KEYS[3], KEYS[4], KEYS[5], ARGV[3], tag)
   end
 end
 return restored

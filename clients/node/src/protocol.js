@@ -101,20 +101,41 @@ function pack(record) {
   return bytes;
 }
 
+const PRIORITY_MIN = -(2 ** 31);
+const PRIORITY_MAX = 2 ** 31 - 1;
+
+// Why `value` is not a valid job.priority (docs/protocol.md, the job record), or null when it is
+// (undefined or null: no priority, 0).
+function priorityProblem(value) {
+  if (value === undefined || value === null) return null;
+  if (!Number.isInteger(value)) return `job.priority: expected an integer, got ${typeof value === 'number' ? 'float' : typeof value}`;
+  if (value < PRIORITY_MIN) return `job.priority: must be >= ${PRIORITY_MIN}, got ${value}`;
+  if (value > PRIORITY_MAX) return `job.priority: must be <= ${PRIORITY_MAX}, got ${value}`;
+  return null;
+}
+
 // A job record; returns { jobId, bytes }. Optional fields left undefined are omitted (traceparent too:
-// without one, intake starts a trace for the job).
-function encodeJob({ schedulerId, taskKey, command, namespace, podTemplate, podOverride, submittedAt, traceparent }) {
+// without one, intake starts a trace for the job; priority when it is 0, the default; cluster too:
+// without one, intake's routing decides).
+function encodeJob({ schedulerId, taskKey, command, namespace, podTemplate, podOverride, submittedAt, traceparent,
+  priority, cluster }) {
   if (typeof schedulerId !== 'string' || schedulerId.length === 0 || [...schedulerId].length > 250) {
     throw new ProtocolError('scheduler_id: a string of 1-250 characters is required');
   }
   const key = normalizeKey(taskKey);
-  const problem = traceparentProblem(traceparent);
+  const problem = traceparentProblem(traceparent) ?? priorityProblem(priority);
   if (problem !== null) throw new ProtocolError(problem);
+  if (cluster !== undefined && cluster !== null
+      && (typeof cluster !== 'string' || cluster.length === 0 || [...cluster].length > 63)) {
+    throw new ProtocolError('job.cluster: a string of 1-63 characters is required');
+  }
   const jobId = deriveJobId(schedulerId, key);
   const record = {
     schema: SCHEMA, kind: 'job', job_id: jobId, scheduler_id: schedulerId, task_key: key,
     command, namespace, pod_template: podTemplate, pod_override: podOverride,
     submitted_at: submittedAt ?? Date.now() / 1000, traceparent: traceparent ?? undefined,
+    priority: priority ? priority : undefined,
+    cluster: cluster ?? undefined,
   };
   return { jobId, bytes: pack(record) };
 }
@@ -188,6 +209,7 @@ function decodeResult(bytes) {
     failureDetails: isMap(data.failure_details) ? data.failure_details : null,
     pendingReason: pendingReasonOf(data.pending_reason), // why a pending job waits (a later pending: a new reason)
     emittedAt: data.emitted_at ?? 0,
+    cluster: requireString(data, 'cluster', 'result', { required: false }), // the cluster of the job's pod
   };
 }
 
@@ -202,6 +224,7 @@ function pendingReasonOf(value) {
 
 module.exports = {
   SCHEMA, MAX_RECORD_BYTES, RECORD_FIELD, JOBS_STREAM, CONTROL_STREAM, RESULTS_GROUP, TERMINAL,
-  ProtocolError, resultsStream, resultsDeadStream, deriveJobId, podNameFor, traceparentProblem, encodeJob, encodeControl,
+  ProtocolError, resultsStream, resultsDeadStream, deriveJobId, podNameFor, traceparentProblem, priorityProblem, encodeJob,
+  encodeControl,
   decodeRecord, decodeResult,
 };

@@ -5,7 +5,8 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { decode } = require('@msgpack/msgpack');
 const {
-  ProtocolError, decodeRecord, decodeResult, deriveJobId, encodeJob, firstProblem, podNameFor, traceparentProblem,
+  ProtocolError, decodeRecord, decodeResult, deriveJobId, encodeJob, firstProblem, podNameFor, priorityProblem,
+  traceparentProblem,
 } = require('../src');
 
 const data = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', '..', 'docs', 'vectors', 'vectors.json'), 'utf8'));
@@ -43,6 +44,7 @@ for (const vector of data.vectors) {
       assert.deepEqual(result.failureDetails, vector.decoded.failure_details);
       const reason = vector.decoded.pending_reason;
       assert.deepEqual(result.pendingReason, reason ? { reason: reason.reason, message: reason.message ?? null } : null);
+      assert.equal(result.cluster, vector.decoded.cluster ?? null);
     });
   } else if (vector.valid && vector.kind === 'job') {
     check(vector.name, () => {
@@ -54,6 +56,8 @@ for (const vector of data.vectors) {
         schedulerId: d.scheduler_id, taskKey: d.task_key, command: d.command,
         namespace: d.namespace ?? undefined, podTemplate: d.pod_template ?? undefined,
         podOverride: d.pod_override ?? undefined, submittedAt: d.submitted_at, traceparent: record.traceparent,
+        priority: record.priority,
+        cluster: d.cluster ?? undefined,
       });
       assert.equal(jobId, d.job_id);
       const mine = decode(ours);
@@ -64,6 +68,18 @@ for (const vector of data.vectors) {
       assert.equal(traceparentProblem(record.traceparent), null);
       assert.equal(mine.traceparent, d.traceparent);
       assert.equal('traceparent' in mine, 'traceparent' in d);
+      assert.equal('cluster' in mine, 'cluster' in d);
+      // priority: written when not 0, as podq writes it.
+      assert.equal(priorityProblem(record.priority), null);
+      assert.equal(mine.priority, d.priority);
+      assert.equal('priority' in mine, 'priority' in d);
+    });
+  } else if (!vector.valid && vector.name.startsWith('priority-')) {
+    check(vector.name, () => {
+      const record = decodeRecord(bytes, 'job');
+      assert.equal(priorityProblem(record.priority), vector.error);
+      assert.throws(() => encodeJob({ schedulerId: record.scheduler_id, taskKey: record.task_key,
+        priority: record.priority }), { name: 'Error', message: vector.error });
     });
   } else if (!vector.valid && vector.name.startsWith('traceparent-')) {
     check(vector.name, () => {
