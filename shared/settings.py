@@ -147,7 +147,8 @@ class WorkerSettings:
     max_deliveries: int = 5
     """Poison guard: a job whose deliveries ended without a hand-off this often fails."""
     max_delays: int = 20
-    """A job sent back through the delayed set this often fails with the last API error."""
+    """A job sent back through the delayed set this often for an API error fails with the last one (waits for
+    create capacity do not count)."""
     image: str | None = None
     """Image of the ``base`` container, replacing the template's (a pod_override still wins)."""
     pod_mutation_hook: str | None = None

@@ -274,25 +274,22 @@ def ended_by(rt: Runtime, job: KubernetesJob, pod: PodRef) -> bool:
     return entry is not None and entry.uid is not None and entry.uid == pod.uid
 
 
-# Why a job was handed back when no API error was the cause: (reason, detail) of its failure past max_delays.
-_WITHOUT_ERROR = {
-    "rate_limit": ("RateLimited", "the create rate limit never had a slot in time"),
-    "budget": ("NoCreateSlot", "no create slot of a worker came free within a delivery's retry budget"),
-}
-
-
 def delay(rt: Runtime, job: KubernetesJob, payload: bytes, *, wait: float, error: KubeApiError | None,
           owner: str, namespace: str, cause: str) -> Outcome:
-    """Hand the job to the delayed set; past ``max_delays`` it fails with the last error."""
+    """Hand the job to the delayed set; past ``max_delays`` retries of API errors it fails with the last one.
+
+    A wait for create capacity (``error`` None: the budget had no slot in time, no worker slot came
+    free) never counts toward ``max_delays``: the job waits for the cluster as long as it takes, the
+    way a job in a waiting line does, instead of failing because the API server is busy.
+    """
     metrics.JOBS_DELAYED.labels(cause).inc()
     delays = delay_job(rt.client, job_id=job.job_id, payload=payload, delay=wait,
-                       grace=rt.settings.worker.visibility_timeout)
+                       grace=rt.settings.worker.visibility_timeout, counts=error is not None)
     limit = rt.settings.worker.max_delays
-    if delays > limit:
-        reason, detail = (error.reason, error.message or str(error)) if error else _WITHOUT_ERROR[cause]
-        return fail(rt, job, owner=owner, namespace=namespace, reason=reason,
-                    message=f"gave up after {limit} delayed retries: {detail}",
-                    status=error.status if error else None)
+    if error is not None and delays > limit:
+        return fail(rt, job, owner=owner, namespace=namespace, reason=error.reason,
+                    message=f"gave up after {limit} delayed retries: {error.message or error}",
+                    status=error.status)
     log.info("job %s: delayed %.1f s (delay %d of %d)", job.job_id, wait, delays, limit)
     if error is not None:
         tell_waiting(rt, job, owner=owner, namespace=namespace, error=error, delays=delays)

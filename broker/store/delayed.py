@@ -43,14 +43,18 @@ class Due:
         return [member[len(CONTROL):] for member in self.members if member.startswith(CONTROL)]
 
 
-def delay_job(client: redis.Redis, *, job_id: str, payload: bytes, delay: float, grace: float = 300.0) -> int:
-    """Send a job payload back in ``delay`` seconds; returns how often the job was delayed.
+def delay_job(client: redis.Redis, *, job_id: str, payload: bytes, delay: float, grace: float = 300.0,
+              counts: bool = True) -> int:
+    """Send a job payload back in ``delay`` seconds; returns how often the job was delayed by a counted cause.
 
     ``grace``: seconds after it is due before the job may count as orphaned (see
     :func:`podq.broker.store.ledger.Ledger.orphans`); the worker passes its visibility timeout.
+    ``counts``: whether this delay counts toward the job's retry limit (an API error does; a wait
+    for create capacity or a worker's shutdown does not).
     """
     return int(scripts_for(client).delay(keys=[keys.DELAYED_ZSET, keys.job_key(job_id), keys.INFLIGHT_ZSET],
-                                         args=[JOB + payload, max(0, int(delay * 1000)), job_id, grace]))
+                                         args=[JOB + payload, max(0, int(delay * 1000)), job_id, grace,
+                                               "1" if counts else "0"]))
 
 
 def delay_control(client: redis.Redis, *, payload: bytes, delay: float) -> None:

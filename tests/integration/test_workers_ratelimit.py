@@ -21,10 +21,11 @@ from podq.broker.intake.housekeeping import release_due
 from podq.broker.store.delayed import delay_job
 from podq.broker.store.ratelimit import BudgetState, CreateBudget, budget_states
 from podq.broker.store import keys
+from podq.shared.metrics import REGISTRY
 from podq.workers.budget import THROTTLED, BudgetFeedback, Law
 from tests.support import wait_for
 from tests.support.workers import (NAMESPACE, admit, ledger_state, make_job, make_settings, pod_name, releasing,
-                                   start_worker_process, worker_env)
+                                   results_for, start_worker_process, worker_env)
 
 RATE, BURST = 20.0, 5
 SLOT_LINE = re.compile(r"job (\S+): create slot (\d+\.\d+) ")
@@ -165,3 +166,23 @@ def test_delayed_set_releases_due_jobs_once(redis_client):
     assert redis_client.llen(keys.CELERY_QUEUE) == 1
     assert redis_client.zcard(keys.DELAYED_ZSET) == 0
     wait_for(lambda: True)
+
+
+def test_waits_for_create_capacity_never_fail_a_job(podq_worker, redis_client, redis_url, kubesim):
+    """A budget far below the demand sends jobs back through the delayed set again and again; those
+    waits are not errors, so none of them counts toward ``max_delays`` (1 here): every job is created
+    and none fails (before, such jobs failed ``RateLimited`` after max_delays waits)."""
+    settings = make_settings(redis_url, kubesim.kubeconfig, create_rate=4.0, create_rate_start=4.0, create_burst=1,
+                             max_delays=1)
+    jobs = [make_job(n) for n in range(24)]
+    waited_before = REGISTRY.get_sample_value("podq_jobs_delayed_total", {"cause": "rate_limit"}) or 0.0
+    with podq_worker(settings), releasing(redis_client):
+        admit(redis_client, jobs)
+        wait_for(lambda: all(ledger_state(redis_client, job) in ("created", "terminal") for job in jobs),
+                 timeout=90, message="every job created")
+    waited = (REGISTRY.get_sample_value("podq_jobs_delayed_total", {"cause": "rate_limit"}) or 0.0) - waited_before
+    assert waited > len(jobs), f"the budget sent jobs back more often than there are jobs ({waited})"
+    created = [entry["name"] for entry in kubesim.admin().creates(namespace=NAMESPACE)]
+    assert sorted(created) == sorted(pod_name(job) for job in jobs)
+    failed = [job.job_id for job in jobs if any(r.state.value == "failed" for r in results_for(redis_client, job))]
+    assert failed == []
