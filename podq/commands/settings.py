@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 
 from podq.shared.secrets import shown
+from podq.shared.settings import sections
 from podq.shared.settings_doc import markdown_table, setting_docs
 
 
@@ -18,7 +19,7 @@ def run(args, settings) -> int:
         print(markdown_table())
         return 0
     current = {}
-    for section in dataclasses.fields(settings):
+    for section in sections():   # the PODQ_<SECTION>_* sections (the clusters and routes are built from them)
         for item in dataclasses.fields(getattr(settings, section.name)):
             current[f"PODQ_{section.name}_{item.name}".upper()] = getattr(getattr(settings, section.name), item.name)
     for row in setting_docs():

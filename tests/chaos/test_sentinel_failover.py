@@ -61,6 +61,7 @@ class FailoverReport:
     worker_reconnects: int
     redispatched: int
     given_back: int
+    budget_cuts: int
     slowest: list[tuple[str, float]]
 
     def line(self) -> str:
@@ -72,7 +73,7 @@ class FailoverReport:
                 f"their pod {self.wrong}, out of order {self.disordered}; drained {self.drain_seconds:.1f} s after the last submission; processes "
                 f"exited {self.exits or 'none'}; worker broker reconnects {self.worker_reconnects}; jobs pushed "
                 f"again by the orphan sweep {self.redispatched}; deliveries given back by reconnected workers "
-                f"{self.given_back}; slowest "
+                f"{self.given_back}; create budget cuts {self.budget_cuts}; slowest "
                 f"{', '.join(f'{job_id} {at:.1f} s' for job_id, at in self.slowest)}")
 
 
@@ -182,6 +183,7 @@ def run_failover(tmp_path, *, per_scheduler: int, kills: int = 2, wait_replicas:
                 worker_reconnects=_log_count(stack, "worker-", r"Connection to broker lost"),
                 redispatched=_log_count(stack, "intake", r"(\d+) dispatched jobs had no live delivery"),
                 given_back=_log_count(stack, "worker-", r"(\d+) deliveries it had not started went back"),
+                budget_cuts=_log_count(stack, "worker-", r"create budget \S+: \w+: [\d.]+ -> [\d.]+ creates/s"),
                 slowest=sorted(((job_id, finished_at.get(job_id, float("inf")) - submitted) for job_id in wanted),
                                key=lambda item: -item[1])[:5])
             print(report.line() + f" (logs in {stack.log_dir})")

@@ -40,6 +40,9 @@ def task_env(*, api_port: int, dags_folder: Path, home: Path) -> dict[str, str]:
         "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+        # Fifty task processes at once on a shared 2-core machine: Airflow's 5 s execution-API timeout made
+        # tasks fail on ReadTimeout under either executor (its own limit, not the executor's).
+        "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
     }
 
 
@@ -218,6 +221,20 @@ class AirflowSystem:
         rows = self._rows("SELECT task_id, map_index, state, try_number FROM task_instance "
                           f"WHERE dag_id = '{dag_id}' AND run_id = '{run_id}'")
         return {(task_id, map_index): (state, try_number) for task_id, map_index, state, try_number in rows}
+
+    def start_dates(self, dag_id: str, run_id: str) -> dict[str, Any]:
+        """task_id -> start_date of one DAG run's task instances that started."""
+        rows = self._rows("SELECT task_id, start_date FROM task_instance "
+                          f"WHERE dag_id = '{dag_id}' AND run_id = '{run_id}' AND start_date IS NOT NULL")
+        return dict(rows)
+
+    def external_executor_id(self, dag_id: str, task_id: str, *, try_number: int) -> str | None:
+        """The task instance's external_executor_id while it is at ``try_number`` (the podq job id once
+        the scheduler took the executor's queued event)."""
+        rows = self._rows("SELECT external_executor_id, try_number FROM task_instance "
+                          f"WHERE dag_id = '{dag_id}' AND task_id = '{task_id}' AND map_index = -1")
+        return next((value for value, number in rows if number == try_number and value and len(value) == 32),
+                    None)
 
     def queued_by(self) -> dict[int, int]:
         """Scheduler job id -> how many task instances it queued last (task_instance.queued_by_job_id)."""
