@@ -265,12 +265,13 @@ spec:
 
 @contextlib.contextmanager
 def airflow_world(root: Path, *, dags_folder: Path, omit_task_env: tuple[str, ...] = (),
-                  clusters: tuple[str, ...] = ()) -> Iterator[dict[str, Any]]:
+                  clusters: tuple[str, ...] = (), podq_env: dict[str, str] | None = None) -> Iterator[dict[str, Any]]:
     """podq's stack on kubesim with the container runtime (the image mapped to .venv-airflow), a
     PostgreSQL server, and the API port every Airflow on it will use (the task pods' env names it).
 
     ``omit_task_env``: variables kubesim does not give the task processes (the pod template must).
-    ``clusters``: a cell of these clusters, each its own kubesim (the first the default)."""
+    ``clusters``: a cell of these clusters, each its own kubesim (the first the default).
+    ``podq_env``: settings for podq's services (``PODQ_*``)."""
     from podq.kubesim.admin import Admin
     from podq.shared.settings import load_settings
     from podq.stack import Stack, StackOptions
@@ -286,7 +287,7 @@ def airflow_world(root: Path, *, dags_folder: Path, omit_task_env: tuple[str, ..
         workers=1, worker_concurrency=16, data_dir=str(root / "stack"),
         kubesim_args=("--run-containers", f"--image-map=apache/airflow*={VENV_BIN}",
                       *(f"--container-env={name}={value}" for name, value in env.items())),
-        extra_env={"PODQ_INTAKE_TEMPLATES_DIR": str(templates)}, clusters=clusters)
+        extra_env={"PODQ_INTAKE_TEMPLATES_DIR": str(templates), **(podq_env or {})}, clusters=clusters)
     with Postgres(free_port()) as postgres, Stack(load_settings({}), options) as stack:
         yield {"root": root, "stack": stack, "templates": templates, "api_port": api_port,
                "admin": Admin(stack.kubesim_url), "postgres": postgres, "dags": dags_folder,
