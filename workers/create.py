@@ -284,7 +284,7 @@ def delay(rt: Runtime, job: KubernetesJob, payload: bytes, *, wait: float, error
     """
     metrics.JOBS_DELAYED.labels(cause).inc()
     delays = delay_job(rt.client, job_id=job.job_id, payload=payload, delay=wait,
-                       grace=rt.settings.worker.visibility_timeout, counts=error is not None)
+                       grace=rt.settings.worker.visibility_timeout, cluster=rt.cluster, counts=error is not None)
     limit = rt.settings.worker.max_delays
     if error is not None and delays > limit:
         return fail(rt, job, owner=owner, namespace=namespace, reason=error.reason,
