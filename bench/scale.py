@@ -124,6 +124,7 @@ def backlog(sizes: list[int], plots: Path) -> None:
     from podq.broker.store import keys
     from podq.broker.store.connection import connect
     from podq.broker.store.trim import Trimmer
+    from podq.broker.store.waiting import waiting_by_scheduler
     from podq.shared.settings import IntakeSettings, load_settings
 
     rows, figures = [], []
@@ -140,9 +141,13 @@ def backlog(sizes: list[int], plots: Path) -> None:
             submit_seconds = time.perf_counter() - started
             queued = (used_memory(client) - base) / size
             started = time.perf_counter()
-            admitted = 0
+            admitted, tenth, chunk_started, chunks = 0, max(1, size // 10), started, []
             while admitted < size:
                 admitted += intake.step(block_ms=10)
+                if admitted >= (len(chunks) + 1) * tenth:
+                    now = time.perf_counter()
+                    chunks.append(tenth / (now - chunk_started))
+                    chunk_started = now
                 if time.perf_counter() - started > 3600:
                     raise RuntimeError(f"intake admitted {admitted} of {size} in an hour")
             intake_seconds = time.perf_counter() - started
@@ -151,16 +156,19 @@ def backlog(sizes: list[int], plots: Path) -> None:
             status = timed(lambda: _status(client), 5)
             picks = [airflow_job(random.randrange(size)).job_id for _ in range(50)]
             job = timed(lambda: job_status(client, picks.pop()), 50)
-            where = f"{client.llen(keys.CELERY_QUEUE):,} Celery messages"
+            lines = sum(waiting_by_scheduler(client, settings.kube.cluster).values())
+            where = f"{client.llen(keys.CELERY_QUEUE):,} Celery messages, {lines:,} jobs in waiting lines"
             figures.append(dict(size=size, submit=size / submit_seconds, intake=size / intake_seconds,
+                                first_tenth=chunks[0], last_tenth=chunks[-1],
                                 queued=queued, waiting=waiting, status=statistics.median(status),
                                 job=statistics.median(job)))
             rows.append([f"{size:,}", f"{size / submit_seconds:,.0f}", f"{queued:,.0f}",
-                         f"{size / intake_seconds:,.0f}", f"{waiting:,.0f}", where,
+                         f"{size / intake_seconds:,.0f} (first tenth {chunks[0]:,.0f}, last {chunks[-1]:,.0f})",
+                         f"{waiting:,.0f}", where,
                          f"{waiting * 1_000_000 / 1e9:,.2f} GB", ms(status), ms(job)])
             client.close()
     table(f"Backlog: jobs waiting ({machine()})",
-          ["jobs", "submit jobs/s", "bytes/job in podq:jobs", "intake jobs/s (deep)", "bytes/job admitted, waiting",
+          ["jobs", "submit jobs/s", "bytes/job in podq:jobs", "intake jobs/s (the whole backlog)", "bytes/job admitted, waiting",
            "held as", "1M jobs at this rate", "podq status reading, median (min–max of 5)",
            "podq job status, median (min–max of 50)"], rows)
     last = figures[-1]
@@ -168,6 +176,8 @@ def backlog(sizes: list[int], plots: Path) -> None:
            last["waiting"] * 1_000_000 / 1e9, goal=3.0, unit="GB", higher_is_better=False)
     target(f"intake's rate at {last['size']:,} deep against {figures[0]['size']:,} (ratio)",
            last["intake"] / figures[0]["intake"], goal=0.9, unit="×")
+    target(f"intake's rate over the last tenth of {last['size']:,} against the first (same run, ratio)",
+           last["last_tenth"] / last["first_tenth"], goal=0.9, unit="×")
     target(f"podq status reading with {last['size']:,} waiting", last["status"], goal=1.0, unit="s",
            higher_is_better=False)
     target(f"podq job status with {last['size']:,} waiting", last["job"] * 1000, goal=50, unit="ms",
