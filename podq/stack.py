@@ -194,13 +194,24 @@ class Stack:
         log.info("started %s (pid %s)", name, process.pid)
         return process
 
-    def _start_kubesim(self, *, timeout: float = 30.0, cluster: str | None = None) -> None:
+    def restart_kubesim(self, cluster: str) -> None:
+        """Start cluster ``cluster``'s kubesim again (after it died), empty, on the same port and kubeconfig:
+        the cluster coming back after an outage that lost its pods."""
+        port = int(self.kubesim_urls[cluster].rsplit(":", 1)[1])
+        old = self.processes.get(f"kubesim-{cluster}")
+        if old is not None and old.poll() is None:
+            raise StackError(f"kubesim-{cluster} is still running")
+        if old is not None and old.stdout:
+            old.stdout.close()
+        self._start_kubesim(cluster=cluster, port=port)
+
+    def _start_kubesim(self, *, timeout: float = 30.0, cluster: str | None = None, port: int = 0) -> None:
         """kubesim (``cluster``: that cluster's, as service ``kubesim-<cluster>``)."""
         name = f"kubesim-{cluster}" if cluster else "kubesim"
         kubeconfig = self.workdir / (f"kubeconfig-{cluster}" if cluster else "kubeconfig")
         with open(self.log_dir / f"{name}.log", "ab") as errors:
             process = subprocess.Popen(
-                [sys.executable, "-m", "podq", "kubesim", "--host", "127.0.0.1", "--port", "0",
+                [sys.executable, "-m", "podq", "kubesim", "--host", "127.0.0.1", "--port", str(port),
                  "--kubeconfig", str(kubeconfig), *self.options.kubesim_args],
                 env=self.env("kubesim"), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors,
                 preexec_fn=die_with_parent, text=True)

@@ -127,9 +127,9 @@ DELIVERIES = _counter("podq_deliveries_total", "Create deliveries that claimed t
 REDELIVERIES = _counter("podq_redeliveries_total",
                         "Create deliveries of a job that had been delivered before (a retry, a lost worker).")
 POD_CREATES = _counter("podq_pod_creates_total",
-                       "Jobs a worker finished handling, by outcome: created, skipped (nothing to do), "
+                       "Jobs a worker finished handling, by cluster and outcome: created, skipped (nothing to do), "
                        "failed (a failed result), delayed (handed back), undone (created after a revoke).",
-                       ["outcome"])
+                       ["cluster", "outcome"])
 JOBS_DELAYED = _counter("podq_jobs_delayed_total", "Jobs handed back through the delayed set, by cause.", ["cause"])
 RATE_LIMIT_WAIT = _histogram("podq_rate_limit_wait_seconds",
                              "Time a create waited for its slot of the cluster's shared create budget.",
@@ -140,10 +140,11 @@ BUDGET_CUTS = _counter("podq_create_budget_cuts_total",
 
 # -- Kubernetes API calls (workers and watcher) ----------------------------------------------------
 KUBE_REQUESTS = _counter("podq_kube_requests_total",
-                         "Kubernetes API requests, by verb and HTTP status code (0: no answer).", ["verb", "code"])
+                         "Kubernetes API requests, by cluster, verb and HTTP status code (0: no answer).",
+                         ["cluster", "verb", "code"])
 KUBE_REQUEST_DURATION = _histogram("podq_kube_request_duration_seconds",
-                                   "Kubernetes API request latency, by verb (watches: until the stream opens).",
-                                   ["verb"])
+                                   "Kubernetes API request latency, by cluster and verb (watches: until the stream "
+                                   "opens).", ["cluster", "verb"])
 
 # -- watcher ---------------------------------------------------------------------------------------
 WATCH_EVENTS = _counter("podq_watch_events_total", "Watch events read, by scope and event type.", ["scope", "type"])
@@ -256,19 +257,21 @@ class Metered:
     """Wraps an API adapter: each call of a named method counts in KUBE_REQUESTS and KUBE_REQUEST_DURATION.
 
     ``verbs`` maps method names to API verbs; any other attribute passes through. A failure's HTTP
-    status is read from the exception's ``status`` attribute (podq's API errors carry it).
+    status is read from the exception's ``status`` attribute (podq's API errors carry it). ``cluster``
+    names the cluster the adapter reaches (the ``cluster`` label).
     """
 
     def __init__(self, target: Any, verbs: Mapping[str, str], *, ok_code: Callable[[str], str] = lambda verb: "200",
-                 codes: Iterable[int | str] = ()):
+                 codes: Iterable[int | str] = (), cluster: str = "default"):
         self._target = target
+        self._cluster = cluster
         self._verbs = dict(verbs)
         self._ok_code = ok_code
         self._calls: dict[str, Callable[..., Any]] = {}  # method name -> its metered call, built once
         # Every verb's series from start-up: its success code, and ``codes`` (the failures the caller knows).
         for verb in set(self._verbs.values()):
-            KUBE_REQUEST_DURATION.labels(verb)
-            initialise(KUBE_REQUESTS, [verb], {ok_code(verb), *map(str, codes)})
+            KUBE_REQUEST_DURATION.labels(cluster, verb)
+            initialise(KUBE_REQUESTS, [cluster], [verb], {ok_code(verb), *map(str, codes)})
 
     def __getattr__(self, name: str) -> Any:
         metered = self._calls.get(name)
@@ -278,8 +281,8 @@ class Metered:
         verb = self._verbs.get(name)
         if verb is None or not callable(attribute):
             return attribute
-        duration = KUBE_REQUEST_DURATION.labels(verb)
-        succeeded = KUBE_REQUESTS.labels(verb, self._ok_code(verb))
+        duration = KUBE_REQUEST_DURATION.labels(self._cluster, verb)
+        succeeded = KUBE_REQUESTS.labels(self._cluster, verb, self._ok_code(verb))
 
         def call(*args, **kwargs):
             started = time.perf_counter()
@@ -287,7 +290,7 @@ class Metered:
             try:
                 return attribute(*args, **kwargs)
             except Exception as exc:
-                count = KUBE_REQUESTS.labels(verb, str(getattr(exc, "status", 0) or 0))
+                count = KUBE_REQUESTS.labels(self._cluster, verb, str(getattr(exc, "status", 0) or 0))
                 raise
             finally:
                 duration.observe(time.perf_counter() - started)

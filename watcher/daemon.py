@@ -77,7 +77,8 @@ class Watcher:
         self.instance = instance or settings.watcher.instance or f"{socket.gethostname()}-{os.getpid()}"
         self._client = connect(url, settings=settings.redis)
         self.broker = Broker.open(self._client, ledger_ttl=settings.redis.ledger_ttl)
-        self.kube = metrics.Metered(KubePods(settings.kube, settings.watcher), WATCHER_VERBS, codes=WATCHER_CODES)
+        self.kube = metrics.Metered(KubePods(settings.kube, settings.watcher), WATCHER_VERBS, codes=WATCHER_CODES,
+                                    cluster=settings.kube.cluster)
         names = [scope.name for scope in self.scopes]
         initialise_metrics(names)
         self.health = Health(health_file or settings.watcher.health_file or default_health_file(names),

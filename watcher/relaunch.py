@@ -19,7 +19,7 @@ import logging
 from dataclasses import dataclass, replace
 from typing import Sequence
 
-from podq.broker.queue.envelopes import dispatch_jobs
+from podq.broker.queue.envelopes import dispatch_routed
 from podq.broker.store.ledger import LedgerEntry
 from podq.shared import metrics, naming
 from podq.shared.records import PendingReason
@@ -55,7 +55,8 @@ def relaunch(broker, intents: Sequence[Intent], policy: LaunchPolicy, *, per_mes
     """Turn the launch failures among ``intents`` that the ledger relaunches into ``pending``; push their
     create tasks. Returns copies of the ones to ask about again later (their create's answer is not in
     the ledger yet: the watch came first); those publish nothing now."""
-    payloads, later = [], []
+    payloads: list[tuple[str | None, bytes]] = []
+    later = []
     for intent in intents:
         if not policy.may(intent):
             continue
@@ -75,13 +76,13 @@ def relaunch(broker, intents: Sequence[Intent], policy: LaunchPolicy, *, per_mes
                 _silence(intent)
                 continue
             if entry.state is LedgerState.DISPATCHED:
-                payloads.append(entry.job.encode())
+                payloads.append((entry.job.cluster, entry.job.encode()))
         elif tag == "WAIT":
             later.append(replace(intent, stored=None))
             _silence(intent)
             continue
         elif tag == "RELAUNCHED":
-            payloads.append(entry.job.encode())
+            payloads.append((entry.job.cluster, entry.job.encode()))
             metrics.LAUNCH_RETRIES.inc()
             log.warning("job %s: pod %s ended before it started (%s); launch %d of %d as %s", entry.job_id,
                         intent.ref, _why(intent), launch + 1, 1 + policy.retries, next_name)
@@ -89,7 +90,7 @@ def relaunch(broker, intents: Sequence[Intent], policy: LaunchPolicy, *, per_mes
             continue
         _pending(intent, launch=launch + 1, launches=1 + policy.retries, next_name=next_name)
     if payloads:
-        dispatch_jobs(broker.client, payloads, per_message=per_message)
+        dispatch_routed(broker.client, payloads, per_message=per_message)   # each to its cluster's queue
     return later
 
 

@@ -43,7 +43,7 @@ DELAY_CAUSES = ("budget", "rate_limit", "api_error", "shutdown")
 
 def initialise_metrics(cluster: str = "default") -> None:
     """Every series of the workers' labelled counters, at 0, from start-up."""
-    metrics.initialise(metrics.POD_CREATES, [*(outcome.value for outcome in Outcome), "crashed"])
+    metrics.initialise(metrics.POD_CREATES, [cluster], [*(outcome.value for outcome in Outcome), "crashed"])
     metrics.initialise(metrics.JOBS_DELAYED, DELAY_CAUSES)
     metrics.initialise(metrics.BUDGET_CUTS, [cluster], PUSH_BACKS)
 
@@ -323,9 +323,13 @@ def job_annotations(job: KubernetesJob, owner: str) -> dict[str, str]:
 
 def fail(rt: Runtime, job: KubernetesJob, *, owner: str, namespace: str, reason: str, message: str,
          status: int | None = None) -> Outcome:
-    """Publish the job's ``failed`` result (through the publish script, like every result)."""
+    """Publish the job's ``failed`` result (through the publish script, like every result).
+
+    In a cell of several clusters the message names the cluster (``cluster <name>: ...``)."""
     if status:
         message = f"{message} (HTTP {status})"
+    if len(rt.settings.clusters) > 1:
+        message = f"cluster {rt.settings.kube.cluster}: {message}"
     result = KubernetesWatch.build(
         job_id=job.job_id, scheduler_id=owner, key=job.key, source=Source.WORKER, state=State.FAILED,
         pod_name=naming.pod_name_for(job.job_id, job.key), namespace=namespace,

@@ -135,7 +135,7 @@ def build_runtimes(settings: Settings, clusters: Sequence[str | None], *, worker
             kube = kubes.get(cluster) or open_kube(own.kube, pool_size=in_flight)
             limiter = create_budget(primary.client, own)
             runtimes[cluster] = dataclasses.replace(
-                primary, settings=own, kube=_metered(kube), limiter=limiter,
+                primary, settings=own, kube=_metered(kube, own.kube.cluster), limiter=limiter,
                 feedback=BudgetFeedback(limiter, budget_law(own)),
                 executor=ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix=f"podq-create-{cluster}"),
                 create_timeout=create_timeout(request_timeout=own.kube.request_timeout, budget=primary.budget),
@@ -147,9 +147,9 @@ def build_runtimes(settings: Settings, clusters: Sequence[str | None], *, worker
     return runtimes
 
 
-def _metered(kube: Kube):
+def _metered(kube: Kube, cluster: str):
     return metrics.Metered(kube, WORKER_VERBS, ok_code=lambda verb: "201" if verb == "create" else "200",
-                           codes=KNOWN_STATUSES)
+                           codes=KNOWN_STATUSES, cluster=cluster)
 
 
 def build_runtime(settings: Settings, *, kube: Kube | None = None, worker: str | None = None) -> Runtime:
@@ -171,7 +171,7 @@ def build_runtime(settings: Settings, *, kube: Kube | None = None, worker: str |
     budget = retry_budget(settings.worker)
     if kube is None:
         kube = open_kube(settings.kube, pool_size=in_flight)
-    kube = _metered(kube)
+    kube = _metered(kube, settings.kube.cluster)
     client = connect(settings.redis.url, settings=settings.redis)
     limiter = create_budget(client, settings)
     return Runtime(settings=settings, client=client, kube=kube, ledger=Ledger(client), publisher=Publisher(client, ledger_ttl=settings.redis.ledger_ttl),

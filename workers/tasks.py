@@ -64,7 +64,7 @@ def create_batch(payloads: Sequence[bytes], rt: Runtime) -> tuple[list[Outcome |
     outcomes = _mark_created(ends, rt)
     # This process's rate; the exact total of pods created is counted by the ledger's created step.
     for outcome in outcomes:
-        metrics.POD_CREATES.labels(outcome.value if outcome else "crashed").inc()
+        metrics.POD_CREATES.labels(rt.settings.kube.cluster, outcome.value if outcome else "crashed").inc()
     return outcomes, sum(1 for outcome in outcomes if outcome is None)
 
 

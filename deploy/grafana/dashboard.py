@@ -8,6 +8,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+# The panels of per-cluster series select the clusters chosen in the dashboard's "cluster" variable.
+CLUSTER = 'cluster=~"$cluster"'
+
 # (title, unit, [(expression, legend)]) per panel, row by row.
 ROWS = [
     ("Health", [
@@ -37,8 +40,8 @@ ROWS = [
              "terminal p90")]),
     ]),
     ("Workers", [
-        ("Creates by outcome /s", "ops", [
-            ("sum by (outcome) (rate(podq_pod_creates_total[1m]))", "{{outcome}}"),
+        ("Creates by cluster and outcome /s", "ops", [
+            ("sum by (cluster, outcome) (rate(podq_pod_creates_total{%s}[1m]))" % CLUSTER, "{{cluster}} {{outcome}}"),
             ("max(deriv(podq_ledger_events{event=\"created\"}[5m]))", "pods created (ledger, exact)")]),
         ("Deliveries and redeliveries /s", "ops", [
             ("sum(rate(podq_deliveries_total[1m]))", "deliveries"),
@@ -46,6 +49,9 @@ ROWS = [
             ("sum by (cause) (rate(podq_jobs_delayed_total[5m]))", "delayed: {{cause}}")]),
         ("Create-budget slot wait (p90)", "s", [
             ("histogram_quantile(0.9, sum by (le) (rate(podq_rate_limit_wait_seconds_bucket[5m])))", "p90")]),
+        ("Create budget per cluster /s", "ops", [
+            ("max by (cluster) (podq_create_budget{%s})" % CLUSTER, "{{cluster}} budget"),
+            ("max by (cluster) (podq_create_budget_peak{%s})" % CLUSTER, "{{cluster}} peak")]),
     ]),
     ("Create budget (the API server as the ceiling; docs/scaling.md)", [
         ("Budget, creates made and 429s /s", "ops", [
@@ -62,14 +68,16 @@ ROWS = [
             ("sum(rate(podq_jobs_waited_total[1m]))", "joined a line /s")]),
     ]),
     ("Kubernetes API", [
-        ("Requests by verb and code /s", "reqps", [
-            ("sum by (verb, code) (rate(podq_kube_requests_total[1m]))", "{{verb}} {{code}}")]),
-        ("Latency p90 by verb", "s", [
-            ("histogram_quantile(0.9, sum by (le, verb) (rate(podq_kube_request_duration_seconds_bucket[5m])))",
-             "{{verb}}")]),
-        ("Error ratio", "percentunit", [
-            ("sum(rate(podq_kube_requests_total{code!~\"2..|404|409\"}[5m])) / sum(rate(podq_kube_requests_total[5m]))",
-             "errors")]),
+        ("Requests by cluster, verb and code /s", "reqps", [
+            ("sum by (cluster, verb, code) (rate(podq_kube_requests_total{%s}[1m]))" % CLUSTER,
+             "{{cluster}} {{verb}} {{code}}")]),
+        ("Latency p90 by cluster and verb", "s", [
+            ("histogram_quantile(0.9, sum by (le, cluster, verb) "
+             "(rate(podq_kube_request_duration_seconds_bucket{%s}[5m])))" % CLUSTER, "{{cluster}} {{verb}}")]),
+        ("Error ratio by cluster", "percentunit", [
+            ("sum by (cluster) (rate(podq_kube_requests_total{code!~\"2..|404|409\",%s}[5m])) "
+             "/ sum by (cluster) (rate(podq_kube_requests_total{%s}[5m]))" % (CLUSTER, CLUSTER),
+             "{{cluster}} errors")]),
     ]),
     ("Watcher", [
         ("Leaders per scope", "short", [
@@ -140,7 +148,12 @@ def dashboard() -> dict:
         "uid": "podq", "title": "podq", "tags": ["podq"], "schemaVersion": 39, "version": 1,
         "editable": True, "timezone": "utc", "refresh": "30s", "time": {"from": "now-3h", "to": "now"},
         "templating": {"list": [{"name": "datasource", "type": "datasource", "query": "prometheus",
-                                 "label": "Prometheus"}]},
+                                 "label": "Prometheus"},
+                                {"name": "cluster", "type": "query", "label": "Cluster",
+                                 "datasource": {"type": "prometheus", "uid": "${datasource}"},
+                                 "query": "label_values(podq_pod_creates_total, cluster)", "refresh": 2,
+                                 "includeAll": True, "multi": True, "allValue": ".*",
+                                 "current": {"text": "All", "value": "$__all"}}]},
         "panels": panels,
     }
 

@@ -29,6 +29,7 @@ class QueueRoute:
 
     namespace: str | None = None
     pod_template: str | None = None
+    cluster: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,8 +48,10 @@ class ExecutorConfig:
     """podq template name (a file ``<name>.yaml`` in podq's templates directory) for every task."""
     image: str | None = None
     """Image of the ``base`` container (Airflow's ``worker_container_repository:tag``); a pod_override wins."""
+    cluster: str | None = None
+    """The podq cell's cluster for every task (a job's ``cluster``); unset: podq's routing rules decide."""
     queue_routes: Mapping[str, QueueRoute] = field(default_factory=dict)
-    """Airflow queue -> namespace and/or template, from the JSON option ``queue_routes``."""
+    """Airflow queue -> namespace, template and/or cluster, from the JSON option ``queue_routes``."""
     results_batch: int = 1000
     """Most results read from Redis per call in ``sync()``."""
     max_results_per_sync: int = 10_000
@@ -68,7 +71,8 @@ class ExecutorConfig:
         """The queue's route, falling back to the executor-wide namespace and template."""
         route = self.queue_routes.get(queue or "")
         return QueueRoute(namespace=(route.namespace if route else None) or self.namespace,
-                          pod_template=(route.pod_template if route else None) or self.pod_template)
+                          pod_template=(route.pod_template if route else None) or self.pod_template,
+                          cluster=(route.cluster if route else None) or self.cluster)
 
 
 def template_name(path_or_name: str, *, option: str) -> str:
@@ -124,6 +128,7 @@ def load_config(get: Callable[[str], str | None], *, env: Mapping[str, str] | No
         scheduler_id_prefix=text("scheduler_id_prefix") or "",
         consumer=text("consumer") or DEFAULT_CONSUMER,
         namespace=text("namespace"),
+        cluster=text("cluster"),
         pod_template=template,
         image=text("image"),
         queue_routes=_queue_routes(text("queue_routes")),
@@ -150,16 +155,17 @@ def _queue_routes(raw: str | None) -> dict[str, QueueRoute]:
     for queue, route in value.items():
         where = f"[{SECTION}] queue_routes.{queue}"
         if not isinstance(route, dict):
-            raise ExecutorConfigError(f"{where}: expected an object with namespace and/or pod_template")
-        unknown = sorted(set(route) - {"namespace", "pod_template", "pod_template_file"})
+            raise ExecutorConfigError(f"{where}: expected an object with namespace, pod_template and/or cluster")
+        unknown = sorted(set(route) - {"namespace", "pod_template", "pod_template_file", "cluster"})
         if unknown:
             raise ExecutorConfigError(f"{where}: unknown key(s) {', '.join(unknown)} "
-                                      "(allowed: namespace, pod_template, pod_template_file)")
+                                      "(allowed: namespace, pod_template, pod_template_file, cluster)")
         for name, item in route.items():
             if not isinstance(item, str) or not item:
                 raise ExecutorConfigError(f"{where}.{name}: expected a non-empty string")
         template = route.get("pod_template")
         if route.get("pod_template_file"):
             template = template_name(route["pod_template_file"], option=f"queue_routes.{queue}.pod_template_file")
-        routes[queue] = QueueRoute(namespace=route.get("namespace"), pod_template=template)
+        routes[queue] = QueueRoute(namespace=route.get("namespace"), pod_template=template,
+                                   cluster=route.get("cluster"))
     return routes

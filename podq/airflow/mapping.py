@@ -81,6 +81,16 @@ def template_for(executor_config: Mapping[str, Any] | None, default: str | None)
     return template_name(path, option="executor_config.pod_template_file")
 
 
+def cluster_for(executor_config: Mapping[str, Any] | None, default: str | None) -> str | None:
+    """The podq cluster: a task's ``executor_config={"cluster": ...}`` wins over its queue's and the executor's."""
+    name = (executor_config or {}).get("cluster")
+    if name in (None, ""):
+        return default
+    if not isinstance(name, str):
+        raise WorkloadError(f"executor_config.cluster: expected a cluster name, got {type(name).__name__}")
+    return name
+
+
 def check_executor_config(executor_config: Any) -> None:
     """Refuse what Airflow's ``PodGenerator.from_obj`` refuses, with the same meaning."""
     if executor_config in (None, {}):
@@ -148,6 +158,7 @@ def build_job(*, scheduler: str, key: TaskKey, workload_json: str, config: Execu
     return KubernetesJob.new(
         scheduler_id=scheduler, key=key, command=pod_command(workload_json),
         namespace=route.namespace, pod_template=template_for(executor_config, route.pod_template),
+        cluster=cluster_for(executor_config, route.cluster),
         pod_override=pod_override(override, image=config.image, airflow_version=airflow_version, ti_id=ti_id),
         priority=job_priority(priority_weight))
 
@@ -162,6 +173,8 @@ def job_priority(priority_weight: int | None) -> int:
 def describe(result: KubernetesResults) -> str:
     """One line an Airflow user reads in the event log: what podq saw happen to the pod."""
     where = f"pod {result.namespace}/{result.pod_name}" if result.pod_name else "no pod"
+    if result.cluster and result.pod_name:
+        where = f"{where} in cluster {result.cluster}"
     head = f"podq job {result.job_id} ({where}) {result.state.value}"
     why = result.pending_reason
     if why is not None:

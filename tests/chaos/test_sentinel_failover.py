@@ -11,8 +11,9 @@ restart one that exits, as Kubernetes would, and the run counts every such exit)
 
 The run reports what was lost (no terminal result), created twice (kubesim's create log),
 ended twice (more than one terminal entry on a raw results stream, or read more than
-once), ended otherwise than its pod did, which services exited, and how long the results
-took to drain after the last submission. The intake's orphan sweep runs at its default
+once), ended otherwise than its pod did, was read out of order (a step back from running to
+pending, or from an end), which services exited, and how long the results took to drain after
+the last submission. The intake's orphan sweep runs at its default
 delay (``PODQ_INTAKE_REDISPATCH_AFTER`` is not shortened here): a Celery message lost at a
 failover costs what it costs a deployment. ``test_failover_quick`` is the pass ``.ci/run``
 calls.
@@ -29,6 +30,7 @@ from podq.broker.store.connection import connect
 from podq.kubesim.admin import Admin
 from podq.shared.naming import pod_name_for
 from podq.shared.settings import load_settings
+from podq.shared.states import State
 from podq.stack import Stack, StackOptions
 from tests.support import wait_for
 from tests.support.sentinel import SentinelCluster
@@ -53,11 +55,13 @@ class FailoverReport:
     duplicated: int
     doubled: int
     wrong: int
+    disordered: int
     drain_seconds: float
     exits: dict[str, int]
     worker_reconnects: int
     redispatched: int
     given_back: int
+    budget_cuts: int
     slowest: list[tuple[str, float]]
 
     def line(self) -> str:
@@ -66,11 +70,18 @@ class FailoverReport:
         return (f"sentinel failover x{len(self.promoted_seconds)}: {self.jobs} jobs, WAIT replicas {self.wait_replicas}: "
                 f"promoted {promoted} s after each SIGKILL (old primary rejoined {rejoined} s after its restart); "
                 f"lost {self.lost}, duplicated {self.duplicated}, ended twice {self.doubled}, ended otherwise than "
-                f"their pod {self.wrong}; drained {self.drain_seconds:.1f} s after the last submission; processes "
+                f"their pod {self.wrong}, out of order {self.disordered}; drained {self.drain_seconds:.1f} s after the last submission; processes "
                 f"exited {self.exits or 'none'}; worker broker reconnects {self.worker_reconnects}; jobs pushed "
                 f"again by the orphan sweep {self.redispatched}; deliveries given back by reconnected workers "
-                f"{self.given_back}; slowest "
+                f"{self.given_back}; create budget cuts {self.budget_cuts}; slowest "
                 f"{', '.join(f'{job_id} {at:.1f} s' for job_id, at in self.slowest)}")
+
+
+def _in_order(states: list[State]) -> bool:
+    """Pending results, then running, then the terminal state: never a step back (terminal ones twice are
+    counted as ``doubled``)."""
+    ranks = [0 if state is State.PENDING else 1 if state is State.RUNNING else 2 for state in states]
+    return ranks == sorted(ranks)
 
 
 def _log_count(stack: Stack, prefix: str, pattern: str) -> int:
@@ -166,10 +177,13 @@ def run_failover(tmp_path, *, per_scheduler: int, kills: int = 2, wait_replicas:
                 duplicated=sum(1 for job in all_jobs if created[pod_name_for(job.job_id, job.key)] > 1),
                 doubled=sum(1 for job_id in wanted if on_stream[job_id] > 1 or len(ends.get(job_id, ())) > 1),
                 wrong=sum(1 for job_id, states in ends.items() if states and states[0] is not expected[job_id]),
+                disordered=sum(1 for collector in schedulers for items in collector.by_job.values()
+                               if not _in_order([r.state for r in items])),
                 drain_seconds=max(0.0, drain), exits=exits,
                 worker_reconnects=_log_count(stack, "worker-", r"Connection to broker lost"),
                 redispatched=_log_count(stack, "intake", r"(\d+) dispatched jobs had no live delivery"),
                 given_back=_log_count(stack, "worker-", r"(\d+) deliveries it had not started went back"),
+                budget_cuts=_log_count(stack, "worker-", r"create budget \S+: \w+: [\d.]+ -> [\d.]+ creates/s"),
                 slowest=sorted(((job_id, finished_at.get(job_id, float("inf")) - submitted) for job_id in wanted),
                                key=lambda item: -item[1])[:5])
             print(report.line() + f" (logs in {stack.log_dir})")
@@ -178,7 +192,8 @@ def run_failover(tmp_path, *, per_scheduler: int, kills: int = 2, wait_replicas:
 
 
 def check(report: FailoverReport) -> None:
-    assert (report.lost, report.duplicated, report.doubled, report.wrong) == (0, 0, 0, 0), report.line()
+    assert (report.lost, report.duplicated, report.doubled, report.wrong, report.disordered) == (0, 0, 0, 0, 0), \
+        report.line()
     assert report.exits == {}, report.line()
     assert report.drain_seconds < DRAIN_LIMIT, report.line()
 

@@ -108,11 +108,11 @@ def test_tls_to_a_server_without_tls_is_named_without_waiting_for_the_socket_tim
 
 
 def test_a_tls_server_slower_than_the_first_try_is_still_reached(tls_server, pki, monkeypatch):
-    from podq.broker.store import connection
+    from podq.broker.store import tls
 
     # A first try far shorter than any handshake: the server does not answer plain text, so
     # podq gives the handshake the whole socket timeout and connects.
-    monkeypatch.setattr(connection, "TLS_FIRST_TRY", 0.000001)
+    monkeypatch.setattr(tls, "TLS_FIRST_TRY", 0.000001)
     client = connect(f"rediss://localhost:{tls_server.port}/0", settings=tls_settings(pki))
     assert client.ping()
     client.close()

@@ -247,11 +247,13 @@ spec:
 
 
 @contextlib.contextmanager
-def airflow_world(root: Path, *, dags_folder: Path, omit_task_env: tuple[str, ...] = ()) -> Iterator[dict[str, Any]]:
+def airflow_world(root: Path, *, dags_folder: Path, omit_task_env: tuple[str, ...] = (),
+                  clusters: tuple[str, ...] = ()) -> Iterator[dict[str, Any]]:
     """podq's stack on kubesim with the container runtime (the image mapped to .venv-airflow), a
     PostgreSQL server, and the API port every Airflow on it will use (the task pods' env names it).
 
-    ``omit_task_env``: variables kubesim does not give the task processes (the pod template must)."""
+    ``omit_task_env``: variables kubesim does not give the task processes (the pod template must).
+    ``clusters``: a cell of these clusters, each its own kubesim (the first the default)."""
     from podq.kubesim.admin import Admin
     from podq.shared.settings import load_settings
     from podq.stack import Stack, StackOptions
@@ -267,7 +269,7 @@ def airflow_world(root: Path, *, dags_folder: Path, omit_task_env: tuple[str, ..
         workers=1, worker_concurrency=16, data_dir=str(root / "stack"),
         kubesim_args=("--run-containers", f"--image-map=apache/airflow*={VENV_BIN}",
                       *(f"--container-env={name}={value}" for name, value in env.items())),
-        extra_env={"PODQ_INTAKE_TEMPLATES_DIR": str(templates)})
+        extra_env={"PODQ_INTAKE_TEMPLATES_DIR": str(templates)}, clusters=clusters)
     with Postgres(free_port()) as postgres, Stack(load_settings({}), options) as stack:
         yield {"root": root, "stack": stack, "templates": templates, "api_port": api_port,
                "admin": Admin(stack.kubesim_url), "postgres": postgres, "dags": dags_folder,

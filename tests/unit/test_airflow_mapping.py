@@ -166,3 +166,21 @@ def test_a_pending_reason_reads_as_one_line_for_the_event_log():
                                   again="7")
     text = describe(KubernetesResults.from_watch("1-0", watch))
     assert text == "podq job j1 (pod ns/p) pending: Unschedulable: 0/3 nodes"
+
+
+def test_a_task_goes_to_its_own_cluster_else_its_queues_else_the_executors():
+    cfg = config(cluster="home", queue_routes='{"gpu": {"cluster": "gpu-cluster"}, "eu": {"namespace": "eu"}}')
+    assert cfg.route("gpu") == QueueRoute(namespace=None, pod_template=None, cluster="gpu-cluster")
+    assert cfg.route("eu").cluster == "home"
+
+    def cluster(queue, executor_config):
+        return mapping.build_job(scheduler="7", key=KEY, workload_json="{}", config=cfg, queue=queue,
+                                 executor_config=executor_config, override=None, airflow_version=None,
+                                 ti_id=None).cluster
+    assert cluster("gpu", {}) == "gpu-cluster"
+    assert cluster("eu", {}) == "home"
+    assert cluster("gpu", {"cluster": "eu-west"}) == "eu-west"
+    assert mapping.build_job(scheduler="7", key=KEY, workload_json="{}", config=config(), queue=None,
+                             executor_config={}, override=None, airflow_version=None, ti_id=None).cluster is None
+    with pytest.raises(WorkloadError, match=r"executor_config.cluster: expected a cluster name, got int"):
+        cluster("gpu", {"cluster": 2})

@@ -320,3 +320,49 @@ def test_every_deployment_declares_the_metrics_port_prometheus_scrapes(overlay):
         assert template["metadata"]["annotations"]["prometheus.io/port"] == str(port), name
         for container in template["spec"]["containers"]:
             assert {"name": "metrics", "containerPort": port} in container.get("ports", []), name
+
+
+def _render_dir(path: Path) -> list[dict]:
+    done = subprocess.run([kubectl(), "kustomize", str(path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, f"kubectl kustomize {path}: {done.stderr}"
+    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+
+
+def test_the_remote_cluster_component_gives_every_service_the_cells_clusters():
+    """components/remote-cluster added to the plain overlay (docs/operations.md, "Clusters"): valid objects,
+    every service knows both clusters, the workers and west's watchers mount west's kubeconfig Secret."""
+    with tempfile.TemporaryDirectory() as folder:
+        copy = Path(folder) / "kubernetes"
+        shutil.copytree(KUBE_DIR, copy, ignore=shutil.ignore_patterns("redis-users", "redis-tls"))
+        overlay = copy / "overlays" / "plain" / "kustomization.yaml"
+        overlay.write_text(overlay.read_text().replace("  - ../../components/keda\n",
+                                                       "  - ../../components/keda\n  - ../../components/remote-cluster\n"))
+        docs = _render_dir(copy / "overlays" / "plain")
+    assert [error for doc in docs for error in schema_errors(doc)] == []
+    deployments = {doc["metadata"]["name"]: doc for doc in docs if doc["kind"] == "Deployment"}
+    assert set(deployments) == {"podq-intake", "podq-worker", "podq-watcher", "podq-watcher-west"}
+    for name, doc in deployments.items():
+        (container,) = doc["spec"]["template"]["spec"]["containers"]
+        env = {item["name"]: item.get("value") for item in container["env"]}
+        assert (env["PODQ_KUBE_CLUSTER"], env["PODQ_KUBE_CLUSTERS"]) == ("home", "west"), name
+        mounted = {mount["mountPath"] for mount in container.get("volumeMounts", [])}
+        if name in ("podq-worker", "podq-watcher-west"):
+            assert env["PODQ_CLUSTER_WEST_KUBECONFIG"].startswith("/etc/podq/clusters/west/"), name
+            assert "/etc/podq/clusters/west" in mounted, name
+    assert deployments["podq-watcher-west"]["spec"]["template"]["spec"]["containers"][0]["args"] == \
+        ["watcher", "--cluster", "west"]
+
+
+def test_the_remote_clusters_role_allows_what_workers_and_watchers_call_there():
+    docs = _render_dir(KUBE_DIR / "remote-cluster")
+    assert [error for doc in docs for error in schema_errors(doc)] == []
+    (role,) = [doc for doc in docs if doc["kind"] == "Role"]
+    base = yaml.safe_load_all((KUBE_DIR / "base" / "rbac.yaml").read_text())
+    wanted: dict[str, set[str]] = {}
+    for doc in base:
+        if doc and doc["kind"] == "Role":
+            for rule in doc["rules"]:
+                for resource in rule["resources"]:
+                    wanted.setdefault(resource, set()).update(rule["verbs"])
+    granted = {resource: set(rule["verbs"]) for rule in role["rules"] for resource in rule["resources"]}
+    assert granted == wanted

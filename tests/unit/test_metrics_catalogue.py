@@ -66,7 +66,8 @@ class _Api:
 
 
 def _count(verb: str, code: str) -> float:
-    return metrics.REGISTRY.get_sample_value("podq_kube_requests_total", {"verb": verb, "code": code}) or 0.0
+    return metrics.REGISTRY.get_sample_value("podq_kube_requests_total",
+                                             {"cluster": "default", "verb": verb, "code": code}) or 0.0
 
 
 def test_metered_counts_each_call_by_verb_and_status():
@@ -79,7 +80,8 @@ def test_metered_counts_each_call_by_verb_and_status():
     assert api.other == "passes through"
     assert _count("create-test", "201") == before_ok + 1
     assert _count("get-test", "503") == before_failed + 1
-    assert metrics.REGISTRY.get_sample_value("podq_kube_request_duration_seconds_count", {"verb": "create-test"}) >= 1
+    assert metrics.REGISTRY.get_sample_value("podq_kube_request_duration_seconds_count",
+                                             {"cluster": "default", "verb": "create-test"}) >= 1
 
 
 def test_a_port_that_cannot_be_bound_is_reported_not_raised(caplog):
@@ -120,7 +122,8 @@ def test_every_labelled_counter_has_its_series_from_start_up():
                                   if labels["scope"] == "start-up-scope"}
     assert {labels["code"] for labels in _series("podq_kube_requests") if labels["verb"] == "create-start-up"} \
         == {"201", "0", "409", "429", "500", "503"} | {str(code) for code in KNOWN_STATUSES}
-    assert metrics.REGISTRY.get_sample_value("podq_pod_creates_total", {"outcome": "created"}) is not None
+    assert metrics.REGISTRY.get_sample_value("podq_pod_creates_total",
+                                             {"cluster": "default", "outcome": "created"}) is not None
 
 
 def test_initialise_makes_every_combination():
