@@ -386,7 +386,7 @@ def pods(sizes: list[int], plots: Path) -> None:
         client.close()
     table(f"Live pods in one watcher scope ({machine()})",
           ["pods", "relist, cold", "relist after a 410", "load stored states", "watcher peak RSS",
-           "kubesim RSS", "Redis bytes per pod (watch states)", "pods created/s (this part's setup)"], rows)
+           "kubesim RSS", "Redis bytes per pod (stored states, results published)", "pods created/s (this part's setup)"], rows)
     last = figures[-1]
     target(f"relist of {last['size']:,} pods after a 410", last["warm"], goal=10.0, unit="s", higher_is_better=False)
     target(f"watcher RSS with {last['size']:,} pods", last["rss"], goal=1024, unit="MB", higher_is_better=False)
