@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import socket
 import threading
 import time
 from typing import Any, Callable, Iterable, Mapping
@@ -314,6 +315,11 @@ Health = Callable[[], "tuple[bool, str]"]
 """The process's own liveness: (healthy, why), answered on GET /healthz."""
 
 
+class _IPv6Server(ThreadingWSGIServer):
+    """For an IPv6 PODQ_METRICS_ADDRESS (``::``, ``::1``)."""
+    address_family = socket.AF_INET6
+
+
 class _QuietHandler(WSGIRequestHandler):
     def log_message(self, format, *args) -> None:  # noqa: A002 - the base class's name
         pass
@@ -348,7 +354,8 @@ def serve(*, address: str, port: int, service: str, health: Health | None = None
     if port < 0:
         return None
     try:
-        server = make_server(address, port, _app(health), ThreadingWSGIServer, handler_class=_QuietHandler)
+        server_class = _IPv6Server if ":" in address else ThreadingWSGIServer
+        server = make_server(address, port, _app(health), server_class, handler_class=_QuietHandler)
         threading.Thread(target=server.serve_forever, name=f"podq-metrics-http-{service}", daemon=True).start()
     except OSError as exc:
         log.error("%s: cannot serve metrics on %s:%s (PODQ_METRICS_PORT/PODQ_METRICS_ADDRESS): %s",

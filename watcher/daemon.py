@@ -76,7 +76,7 @@ class Watcher:
             raise WatcherError("no Redis URL (PODQ_REDIS_URL)")
         self.instance = instance or settings.watcher.instance or f"{socket.gethostname()}-{os.getpid()}"
         self._client = connect(url, settings=settings.redis)
-        self.broker = Broker.open(self._client, ledger_ttl=settings.redis.ledger_ttl)
+        self.broker = Broker.open(self._client, ledger_ttl=settings.redis.ledger_ttl, cluster=self.cluster)
         self.kube = metrics.Metered(KubePods(settings.kube, settings.watcher), WATCHER_VERBS, codes=WATCHER_CODES,
                                     cluster=settings.kube.cluster)
         names = [scope.name for scope in self.scopes]

@@ -39,9 +39,11 @@ class Broker:
     client: Client | None = None       # the create tasks of relaunched jobs (watcher/relaunch.py)
 
     @classmethod
-    def open(cls, client: Client, *, ledger_ttl: float = DEFAULT_LEDGER_TTL) -> "Broker":
-        return cls(store=WatchStore(client), ledger=Ledger(client),
-                   publisher=Publisher(client, ledger_ttl=ledger_ttl), control=ControlSender(client), client=client)
+    def open(cls, client: Client, *, ledger_ttl: float = DEFAULT_LEDGER_TTL, cluster: str | None = None) -> "Broker":
+        """``cluster``: the watched cluster as records hold it (None: the default)."""
+        return cls(store=WatchStore(client), ledger=Ledger(client, cluster=cluster),
+                   publisher=Publisher(client, ledger_ttl=ledger_ttl, cluster=cluster), control=ControlSender(client),
+                   client=client)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,12 +11,12 @@ control (CUBIC's shape):
   latency above ``latency_factor`` × its unloaded base + ``latency_slack``, i.e. the API server's
   queues are filling) records the rate the server accepted as the ``peak`` (what was offered less
   the share refused; for latency, the rate it answered over the last ``sample`` seconds, every
-  worker's reports counted) and cuts to ``cut`` × it (``latency_cut`` for latency alone), at most
+  worker's reports counted, but no less than ``latency_floor`` × the rate) and cuts to ``cut`` × it (``latency_cut`` for latency alone), at most
   once per ``hold`` seconds, since one overshoot is answered by many requests;
 * **growth stops** (slow start or a probe) when the create latency rises above ``queue_factor`` ×
   its base + ``queue_slack``, before it is a push-back, as HyStart leaves slow start: the
-  requests have begun to wait in the server, so the rate becomes what it answered over the last
-  sample, and probing starts again from there;
+  requests have begun to wait in the server, so the rate holds where it is and probing starts
+  again from there (nothing is cut: a loaded machine shows the same latency);
 * **after a cut** the rate climbs back to the peak within ``approach`` seconds, stays there for
   ``plateau`` seconds, then probes above it, slowly at first and faster the longer the server
   accepts (``peak × exp(probe_gain × t²)``), so a capacity that grew is found within seconds;
@@ -64,6 +64,7 @@ class Law:
     latency_factor: float = 3.0
     latency_slack: float = 0.25
     queue_factor: float = 1.5
+    latency_floor: float = 0.8
     queue_slack: float = 0.05
     demand_window: float = 1.0
     error_share: float = 0.05
@@ -108,7 +109,9 @@ def next_state(state: BudgetState, seen: Observation, *, now: float, law: Law) -
         # The rate the server took: what was offered less the share it refused; when it refuses
         # nothing but queues, what it answered over the last sample.
         if push_back == "latency":
-            accepted = state.delivery_rate or state.rate
+            # What it answered, but never a cut of more than a fifth at once: the latency may be this
+            # machine's, and what is answered follows what is offered.
+            accepted = max(state.delivery_rate, law.latency_floor * state.rate) if state.delivery_rate else state.rate
         else:
             accepted = state.rate * seen.ok / seen.answers if seen.answers else state.rate
         peak = max(law.floor, min(state.rate, accepted))
@@ -122,11 +125,10 @@ def next_state(state: BudgetState, seen: Observation, *, now: float, law: Law) -
         return dataclasses.replace(state, epoch_at=now, epoch_rate=state.rate, reason="idle")
     if state.epoch_at <= 0:
         state = dataclasses.replace(state, epoch_at=now, epoch_rate=state.rate)
-    if state.reason in ("slow start", "probing") and state.delivery_rate > 0 and _queueing(state, law):
+    if state.reason in ("slow start", "probing") and _queueing(state, law):
         # The server starts to queue (as HyStart leaves slow start on a delay increase): growth stops
-        # at the rate it answers, and probes again from there.
-        rate = max(law.floor, min(state.rate, state.delivery_rate))
-        return dataclasses.replace(state, rate=rate, peak=rate, epoch_at=now, epoch_rate=rate, reason="at peak")
+        # where it is, and probes again from there. Nothing is cut: a slow machine looks the same.
+        return dataclasses.replace(state, peak=state.rate, epoch_at=now, epoch_rate=state.rate, reason="at peak")
     rate, reason = _grown(state, now - state.epoch_at, law)
     if rate >= law.ceiling:
         rate, reason = law.ceiling, "ceiling"

@@ -98,7 +98,7 @@ def retry_later(rt: Runtime, record: ControlRecord, *, wait: float, why: str) ->
         return "gave-up"
     if not record.requested_at:
         record = dataclasses.replace(record, requested_at=now)
-    delay_control(rt.client, payload=record.encode(), delay=wait)
+    delay_control(rt.client, payload=record.encode(), delay=wait, cluster=rt.cluster)
     log.info("control %s for %s: retrying in %.1f s (%s)", record.op.value, record.job_id or record.scheduler_id,
              wait, why)
     return "delayed"

@@ -286,7 +286,7 @@ def delay(rt: Runtime, job: KubernetesJob, payload: bytes, *, wait: float, error
     """Hand the job to the delayed set; past ``max_delays`` it fails with the last error."""
     metrics.JOBS_DELAYED.labels(cause).inc()
     delays = delay_job(rt.client, job_id=job.job_id, payload=payload, delay=wait,
-                       grace=rt.settings.worker.visibility_timeout)
+                       grace=rt.settings.worker.visibility_timeout, cluster=rt.cluster)
     limit = rt.settings.worker.max_delays
     if delays > limit:
         reason, detail = (error.reason, error.message or str(error)) if error else _WITHOUT_ERROR[cause]

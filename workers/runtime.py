@@ -123,8 +123,7 @@ def build_runtimes(settings: Settings, clusters: Sequence[str | None], *, worker
         raise SettingsError("a worker needs at least one cluster to create pods in")
     kubes = kubes or {}
     first, *others = clusters
-    primary = build_runtime(settings_for(settings, first), kube=kubes.get(first), worker=worker)
-    primary.cluster = first
+    primary = build_runtime(settings_for(settings, first), kube=kubes.get(first), worker=worker, cluster=first)
     if primary.heartbeat is not None:
         primary.heartbeat.queues = [keys.celery_queue(cluster) for cluster in clusters]
     runtimes = {first: primary}
@@ -136,6 +135,8 @@ def build_runtimes(settings: Settings, clusters: Sequence[str | None], *, worker
             limiter = create_budget(primary.client, own)
             runtimes[cluster] = dataclasses.replace(
                 primary, settings=own, kube=_metered(kube, own.kube.cluster), limiter=limiter,
+                ledger=Ledger(primary.client, cluster=cluster),
+                publisher=Publisher(primary.client, ledger_ttl=own.redis.ledger_ttl, cluster=cluster),
                 feedback=BudgetFeedback(limiter, budget_law(own)),
                 executor=ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix=f"podq-create-{cluster}"),
                 create_timeout=create_timeout(request_timeout=own.kube.request_timeout, budget=primary.budget),
@@ -152,10 +153,12 @@ def _metered(kube: Kube, cluster: str):
                            codes=KNOWN_STATUSES, cluster=cluster)
 
 
-def build_runtime(settings: Settings, *, kube: Kube | None = None, worker: str | None = None) -> Runtime:
+def build_runtime(settings: Settings, *, kube: Kube | None = None, worker: str | None = None,
+                  cluster: str | None = None) -> Runtime:
     """Open the connections a worker process needs; raises SettingsError on bad settings.
 
-    ``worker``: the process's worker id for its liveness record (not started here).
+    ``worker``: the process's worker id for its liveness record (not started here); ``cluster``: the
+    cluster of ``settings`` as records hold it (None: the default).
     """
     import json
 
@@ -174,7 +177,8 @@ def build_runtime(settings: Settings, *, kube: Kube | None = None, worker: str |
     kube = _metered(kube, settings.kube.cluster)
     client = connect(settings.redis.url, settings=settings.redis)
     limiter = create_budget(client, settings)
-    return Runtime(settings=settings, client=client, kube=kube, ledger=Ledger(client), publisher=Publisher(client, ledger_ttl=settings.redis.ledger_ttl),
+    return Runtime(settings=settings, client=client, kube=kube, ledger=Ledger(client, cluster=cluster),
+                   publisher=Publisher(client, ledger_ttl=settings.redis.ledger_ttl, cluster=cluster), cluster=cluster,
                    limiter=limiter, feedback=BudgetFeedback(limiter, budget_law(settings)),
                    templates=template_store(settings.intake.templates_dir), hook=load_hook(settings.worker.pod_mutation_hook),
                    executor=ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="podq-create"),

@@ -73,3 +73,8 @@ def job_status(client: Client, job_id: str) -> JobStatus | None:
             except DecodeError:
                 result = None
     return JobStatus(entry=entry, last_entry_id=last_entry_id, last_result=result)
+
+
+def job_entries(client: Client, job_ids: list[str]) -> dict[str, LedgerEntry]:
+    """The ledger's summary of each job podq knows (state, terminal state, owner), in one round trip."""
+    return Ledger(client).entries(job_ids) if job_ids else {}

@@ -21,7 +21,7 @@ from podq.broker.store import keys
 from podq.broker.store.connection import Client
 from podq.broker.store.ratelimit import CreateBudget
 from podq.broker.store.waiting import WaitingLines
-from podq.shared import metrics
+from podq.shared import clusters, metrics
 from podq.shared.records import KubernetesJob
 from podq.shared.settings import Settings
 
@@ -48,7 +48,8 @@ class Dispatcher:
                                 default=None, minimum=1)
         self.budget = CreateBudget(client, cluster=settings.kube.cluster, ceiling=worker.create_rate,
                                    start=worker.create_rate_start, burst=worker.create_burst)
-        self.lines = WaitingLines(client, cluster=settings.kube.cluster)
+        self.lines = WaitingLines(client, cluster=settings.kube.cluster,
+                                  recorded=clusters.canonical(settings, settings.kube.cluster))
         self.enabled = intake.fair_share and self.budget.enabled
 
     def window(self) -> int:

@@ -40,15 +40,19 @@ def release_due(client: Client, now: float | None = None, *, per_message: int = 
     ``now`` (seconds since the epoch) is for tests; by default the server's clock decides.
     ``clusters``: the cell's clusters as records hold them (an adoption goes to each).
     """
-    due = delayed.take_due(client, now, limit=limit)
-    if not due.members:
-        return 0
-    jobs, controls = due.jobs, due.controls
-    dispatch_routed(client, routed(jobs), per_message=per_message)
-    ControlSender(client, clusters=clusters).send_encoded(controls)
-    delayed.forget(client, due)
-    log.info("released %d delayed jobs and %d control tasks", len(jobs), len(controls))
-    return len(jobs) + len(controls)
+    released = 0
+    for cluster in clusters:   # each cluster's own delayed set
+        due = delayed.take_due(client, now, limit=limit, cluster=cluster)
+        if not due.members:
+            continue
+        jobs, controls = due.jobs, due.controls
+        dispatch_routed(client, routed(jobs), per_message=per_message)
+        ControlSender(client, clusters=clusters).send_encoded(controls)
+        delayed.forget(client, due)
+        log.info("released %d delayed jobs and %d control tasks of cluster %s", len(jobs), len(controls),
+                 cluster or "(default)")
+        released += len(jobs) + len(controls)
+    return released
 
 
 def routed(records: list[bytes]) -> list[tuple[str | None, bytes]]:
@@ -62,7 +66,7 @@ class Housekeeping:
     def __init__(self, *, client: Client, settings: Settings, instance: str | None = None) -> None:
         self.client = client
         self.settings = settings
-        self.ledger = Ledger(client)
+        self.ledgers = [Ledger(client, cluster=cluster) for cluster in as_recorded(settings)]
         self.trimmer = Trimmer(client, settings.trim)
         # The gauges, and (given the intake's ``instance``) its liveness record for status and the alerts.
         presence = Presence(client, role="intake", instance=instance, ttl=LIVENESS_TTL) if instance else None
@@ -87,8 +91,8 @@ class Housekeeping:
         if not force and time.monotonic() < self._next_orphan_sweep:
             return 0
         self._next_orphan_sweep = time.monotonic() + max(0.5, after / 3)
-        records = self.ledger.orphans(limit=self.settings.intake.batch_size, again_after=after,
-                                      clusters=as_recorded(self.settings))
+        records = [record for ledger in self.ledgers
+                   for record in ledger.orphans(limit=self.settings.intake.batch_size, again_after=after)]
         if records:
             log.warning("%d dispatched jobs had no live delivery (a message lost with Redis?); "
                         "pushing them again", len(records))

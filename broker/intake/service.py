@@ -60,6 +60,8 @@ class Intake:
         self.settings = settings
         self.consumer = consumer or settings.intake.consumer or default_consumer_name("intake")
         self.ledger = Ledger(client)
+        # The in-flight set a dispatched job joins is its cluster's (as records hold it).
+        self.ledgers = {cluster: Ledger(client, cluster=cluster) for cluster in clusters.as_recorded(settings)}
         self.publisher = Publisher(client, ledger_ttl=settings.redis.ledger_ttl)
         self.control = ControlSender(client, clusters=clusters.as_recorded(settings))
         # One dispatcher per cluster (as records hold it: None for the default): its budget, its lines.
@@ -166,8 +168,12 @@ class Intake:
             return
         dispatch_routed(self.client, [(job.cluster, record) for job, record in todo],
                         per_message=self.settings.intake.jobs_per_message)
-        self.ledger.mark_dispatched([job.job_id for job, _ in todo],
-                                    orphaned_after=self.settings.intake.redispatch_after)
+        by_cluster: dict[str | None, list[str]] = {}
+        for job, _ in todo:
+            by_cluster.setdefault(job.cluster, []).append(job.job_id)
+        for cluster, job_ids in by_cluster.items():
+            self.ledgers.get(cluster, self.ledger).mark_dispatched(
+                job_ids, orphaned_after=self.settings.intake.redispatch_after)
         metrics.JOBS_DISPATCHED.inc(len(todo))
         log.debug("dispatched %d jobs", len(todo))
 

@@ -33,6 +33,8 @@ class Due:
 
     lease: bytes
     members: list[bytes] = field(default_factory=list)
+    cluster: str | None = None
+    """The cluster whose delayed set they came from (None: the default)."""
 
     @property
     def jobs(self) -> list[bytes]:
@@ -43,30 +45,33 @@ class Due:
         return [member[len(CONTROL):] for member in self.members if member.startswith(CONTROL)]
 
 
-def delay_job(client: redis.Redis, *, job_id: str, payload: bytes, delay: float, grace: float = 300.0) -> int:
+def delay_job(client: redis.Redis, *, job_id: str, payload: bytes, delay: float, grace: float = 300.0,
+              cluster: str | None = None) -> int:
     """Send a job payload back in ``delay`` seconds; returns how often the job was delayed.
 
     ``grace``: seconds after it is due before the job may count as orphaned (see
     :func:`podq.broker.store.ledger.Ledger.orphans`); the worker passes its visibility timeout.
     """
-    return int(scripts_for(client).delay(keys=[keys.DELAYED_ZSET, keys.job_key(job_id), keys.INFLIGHT_ZSET],
+    return int(scripts_for(client).delay(keys=[keys.delayed_key(cluster), keys.job_key(job_id),
+                                               keys.inflight_key(cluster)],
                                          args=[JOB + payload, max(0, int(delay * 1000)), job_id, grace]))
 
 
-def delay_control(client: redis.Redis, *, payload: bytes, delay: float) -> None:
+def delay_control(client: redis.Redis, *, payload: bytes, delay: float, cluster: str | None = None) -> None:
     """Send a control record back to the workers in ``delay`` seconds."""
-    scripts_for(client).delay(keys=[keys.DELAYED_ZSET], args=[CONTROL + payload, max(0, int(delay * 1000)), "", 0])
+    scripts_for(client).delay(keys=[keys.delayed_key(cluster)], args=[CONTROL + payload, max(0, int(delay * 1000)), "", 0])
 
 
-def take_due(client: redis.Redis, now: float | None = None, *, limit: int = 1000) -> Due:
+def take_due(client: redis.Redis, now: float | None = None, *, limit: int = 1000,
+             cluster: str | None = None) -> Due:
     """Lease the due members to this caller (safe from several intakes at once).
 
     ``now`` (seconds since the epoch) is for tests; by default the server's clock decides.
     Members the caller does not :func:`forget` are due again when the lease ends.
     """
     now_arg = "" if now is None else str(int(now * 1000))
-    reply = scripts_for(client).release(keys=[keys.DELAYED_ZSET], args=[now_arg, limit, LEASE_MS])
-    due = Due(lease=reply[0], members=list(reply[1:]))
+    reply = scripts_for(client).release(keys=[keys.delayed_key(cluster)], args=[now_arg, limit, LEASE_MS])
+    due = Due(lease=reply[0], members=list(reply[1:]), cluster=cluster)
     unknown = len(due.members) - len(due.jobs) - len(due.controls)
     if unknown:
         log.warning("delayed set: %d members of unknown kind dropped", unknown)
@@ -76,4 +81,4 @@ def take_due(client: redis.Redis, now: float | None = None, *, limit: int = 1000
 def forget(client: redis.Redis, due: Due) -> None:
     """Drop members that were pushed back to Celery (unless they were delayed again meanwhile)."""
     if due.members:
-        scripts_for(client).released(keys=[keys.DELAYED_ZSET], args=[due.lease, *due.members])
+        scripts_for(client).released(keys=[keys.delayed_key(due.cluster)], args=[due.lease, *due.members])

@@ -46,6 +46,18 @@ def celery_queue(cluster: str | None) -> str:
     return CELERY_QUEUE if cluster is None else f"{CELERY_QUEUE}.{cluster}"
 
 
+def inflight_key(cluster: str | None) -> str:
+    """A cluster's in-flight set (job id -> time after which it counts as orphaned; None: the default
+    cluster's, ``podq:inflight``): each cluster's own, so one cluster's jobs stuck in flight never take
+    another's room in its dispatch window."""
+    return INFLIGHT_ZSET if cluster is None else f"{INFLIGHT_ZSET}:{cluster}"
+
+
+def delayed_key(cluster: str | None) -> str:
+    """A cluster's delayed set (None: the default cluster's, ``podq:delayed``)."""
+    return DELAYED_ZSET if cluster is None else f"{DELAYED_ZSET}:{cluster}"
+
+
 def create_budget_key(cluster: str) -> str:
     """One cluster's shared create budget: its reservations' clock and its controller's state."""
     return f"{PREFIX}:budget:{cluster}"

@@ -136,9 +136,13 @@ def _transition_args(allowed: Iterable[LedgerState], to: LedgerState,
 class Ledger:
     """Verbs on the ledger; every state change is one atomic script call."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, *, cluster: str | None = None) -> None:
+        """``cluster``: the cluster (as records hold it; None: the default) whose in-flight set the
+        verbs that move jobs in and out of flight use: a ledger for the jobs of that cluster."""
         self._client = client
         self._scripts = scripts_for(client)
+        self.cluster = cluster
+        self._inflight = keys.inflight_key(cluster)
 
     def accept_many(self, jobs: Sequence[tuple[KubernetesJob, str]], *,
                     records: Sequence[bytes] | None = None) -> list[str]:
@@ -163,7 +167,7 @@ class Ledger:
                    fields: dict[str, str] | None = None) -> tuple[bool, str]:
         """Move ``job_id`` to ``to`` if its state is one of ``allowed``; report the outcome."""
         pipe = self._client.pipeline(transaction=False)
-        self._scripts.transition(keys=[keys.INFLIGHT_ZSET, keys.METRICS_KEY, keys.job_key(job_id)],
+        self._scripts.transition(keys=[self._inflight, keys.METRICS_KEY, keys.job_key(job_id)],
                                  args=_transition_args(allowed, to, fields), client=pipe)
         moved, state = durable(self._client, pipe)[0][0]
         return bool(moved), state.decode() if isinstance(state, bytes) else state
@@ -176,8 +180,8 @@ class Ledger:
         ``orphaned_after`` seconds from now with nobody holding it, it counts as orphaned.
         """
         pipe = self._client.pipeline(transaction=False)
-        pipe.zadd(keys.INFLIGHT_ZSET, {job_id: time.time() + orphaned_after for job_id in job_ids})
-        self._scripts.transition(keys=[keys.INFLIGHT_ZSET, keys.METRICS_KEY, *map(keys.job_key, job_ids)],
+        pipe.zadd(self._inflight, {job_id: time.time() + orphaned_after for job_id in job_ids})
+        self._scripts.transition(keys=[self._inflight, keys.METRICS_KEY, *map(keys.job_key, job_ids)],
                                  args=_transition_args((LedgerState.ACCEPTED,), LedgerState.DISPATCHED, None,
                                                        total=counters.DISPATCHED),
                                  client=pipe)
@@ -191,18 +195,18 @@ class Ledger:
         """:meth:`claim_job` for several jobs of one delivery in one script call."""
         if not job_ids:
             return []
-        replies = self._scripts.claim(keys=[keys.INFLIGHT_ZSET, keys.WORKERS_ZSET, *map(keys.job_key, job_ids)],
+        replies = self._scripts.claim(keys=[self._inflight, keys.WORKERS_ZSET, *map(keys.job_key, job_ids)],
                                       args=[lease.token, lease.seconds, lease.grace, lease.worker])
         return [_claim_of(reply) for reply in replies]
 
-    def orphans(self, *, limit: int, again_after: float,
-                clusters: Sequence[str | None] = (None,)) -> list[bytes]:
-        """Records of jobs of ``clusters`` (None: the default) waiting for a pod with no live delivery
+    def orphans(self, *, limit: int, again_after: float) -> list[bytes]:
+        """Records of this ledger's cluster's jobs waiting for a pod with no live delivery
         (``lua/orphans.lua``).
 
         The due members of the in-flight set are read first, then checked and taken in one
         script call that names each one's ledger hash (a member due by the server's clock).
         """
+        clusters = (self.cluster,)
         queues = [keys.celery_queue(cluster) for cluster in clusters]
         pipe = self._client.pipeline(transaction=False)
         for queue in queues:
@@ -211,10 +215,10 @@ class Ledger:
             return []
         seconds, micros = self._client.time()
         due = [member.decode() for member in self._client.zrangebyscore(
-            keys.INFLIGHT_ZSET, "-inf", seconds + micros / 1e6, start=0, num=limit)]
+            self._inflight, "-inf", seconds + micros / 1e6, start=0, num=limit)]
         if not due:
             return []
-        return self._scripts.orphans(keys=[keys.INFLIGHT_ZSET, *queues, *map(keys.job_key, due)],
+        return self._scripts.orphans(keys=[self._inflight, *queues, *map(keys.job_key, due)],
                                      args=[again_after, len(queues), *(cluster or "" for cluster in clusters), *due])
 
     def mark_created(self, job_id: str, *, uid: str) -> tuple[bool, str]:
@@ -229,7 +233,7 @@ class Ledger:
         if not pods:
             return []
         pipe = self._client.pipeline(transaction=False)
-        self._scripts.created(keys=[keys.INFLIGHT_ZSET, keys.METRICS_KEY, *(keys.job_key(job_id) for job_id, _ in pods)],
+        self._scripts.created(keys=[self._inflight, keys.METRICS_KEY, *(keys.job_key(job_id) for job_id, _ in pods)],
                               args=[repr(time.time()), *(uid for _, uid in pods)], client=pipe)
         return [(bool(moved), state.decode() if isinstance(state, bytes) else state)
                 for moved, state in durable(self._client, pipe)[0]]
@@ -241,7 +245,7 @@ class Ledger:
         launches in all. Returns ("RELAUNCHED", next launch), ("STALE", None) when that pod was relaunched
         already, ("WAIT", None) while the job's create is not recorded yet, or ("NO", why)."""
         pipe = self._client.pipeline(transaction=False)
-        self._scripts.relaunch(keys=[keys.INFLIGHT_ZSET, keys.job_key(job_id)],
+        self._scripts.relaunch(keys=[self._inflight, keys.job_key(job_id)],
                                args=[pod_name, launch, next_pod_name, max_launches, repr(time.time()),
                                      orphaned_after], client=pipe)
         reply = durable(self._client, pipe)[0]

@@ -137,6 +137,16 @@ def overview(client: redis.Redis, *, recent_dead: int = RECENT_DEAD) -> Overview
         pipe.get(keys.watcher_key(scope, "alive"))
     replies = pipe.execute()
     queue_messages, in_flight, delayed, dead_entries = replies[:4]
+    # The other clusters' in-flight and delayed sets (the default's are counted above).
+    named = [name for name in clusters(client) if keys.inflight_key(name) != keys.INFLIGHT_ZSET]
+    if named:
+        extra = client.pipeline(transaction=False)
+        for name in named:
+            extra.zcard(keys.inflight_key(name))
+            extra.zcard(keys.delayed_key(name))
+        counts = extra.execute()
+        in_flight += sum(counts[0::2])
+        delayed += sum(counts[1::2])
     live = {role: tuple(sorted(_text(member) for member in members))
             for role, members in zip(PROCESS_ROLES, replies[4:4 + len(PROCESS_ROLES)])}
     scope_figures = []

@@ -76,8 +76,12 @@ class Publisher:
     # Owners move only by adoption; a batch is asked again at most this often.
     MAX_OWNER_RETRIES = 8
 
-    def __init__(self, client: redis.Redis, *, ledger_ttl: float = DEFAULT_LEDGER_TTL) -> None:
+    def __init__(self, client: redis.Redis, *, ledger_ttl: float = DEFAULT_LEDGER_TTL,
+                 cluster: str | None = None) -> None:
+        """``cluster``: whose jobs this publisher ends (as records hold it; None: the default), for the
+        in-flight set a terminal result takes them out of."""
         self._client = client
+        self._inflight = keys.inflight_key(cluster)
         self._script = scripts_for(client).publish
         self._ledger_ttl = int(ledger_ttl)
 
@@ -101,7 +105,7 @@ class Publisher:
 
     def _call(self, items: Sequence[Item], checkpoint: Checkpoint | None, owners: dict[str, str]):
         position = checkpoint.position if checkpoint else None
-        head = [keys.INFLIGHT_ZSET, keys.SCHEDULERS_SET, keys.METRICS_KEY]
+        head = [self._inflight, keys.SCHEDULERS_SET, keys.METRICS_KEY]
         if checkpoint:
             head.append(checkpoint.lease_key)
             if position:

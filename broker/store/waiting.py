@@ -59,7 +59,11 @@ def _member_job_id(member: bytes) -> str:
 class WaitingLines:
     """One cluster's waiting lines."""
 
-    def __init__(self, client: redis.Redis, *, cluster: str) -> None:
+    def __init__(self, client: redis.Redis, *, cluster: str, recorded: str | None = None) -> None:
+        """``cluster``: the cluster's name; ``recorded``: the same as records hold it (None: the
+        default cluster), whose in-flight and delayed sets count what is dispatched ahead."""
+        self._inflight = keys.inflight_key(recorded)
+        self._delayed = keys.delayed_key(recorded)
         self.cluster = cluster
         self.key = keys.waiting_key(cluster)
         self._client = client
@@ -84,8 +88,8 @@ class WaitingLines:
         schedulers' jobs in flight are counted too (those a cap applies to)."""
         passes = self._client.zrange(self.key, 0, -1, withscores=True)
         pipe = self._client.pipeline(transaction=False)
-        pipe.zcard(keys.INFLIGHT_ZSET)
-        pipe.zcard(keys.DELAYED_ZSET)
+        pipe.zcard(self._inflight)
+        pipe.zcard(self._delayed)
         names = [name.decode() for name, _ in passes]
         for name in names:
             pipe.zcard(keys.waiting_line_key(self.cluster, name))
@@ -103,8 +107,8 @@ class WaitingLines:
     def dispatched_ahead(self) -> int:
         """Jobs dispatched and neither created nor ended, less those in the delayed set (one round trip)."""
         pipe = self._client.pipeline(transaction=False)
-        pipe.zcard(keys.INFLIGHT_ZSET)
-        pipe.zcard(keys.DELAYED_ZSET)
+        pipe.zcard(self._inflight)
+        pipe.zcard(self._delayed)
         in_flight, delayed = pipe.execute()
         return max(0, int(in_flight) - int(delayed))
 
@@ -131,7 +135,7 @@ class WaitingLines:
             for (name, _), head in zip(chosen, heads):
                 args += (name, weights.get(name, 1.0), len(head))
             reply = self._scripts.dispatch_waiting(
-                keys=[self.key, keys.INFLIGHT_ZSET, keys.METRICS_KEY, *line_keys,
+                keys=[self.key, self._inflight, keys.METRICS_KEY, *line_keys,
                       *(keys.job_key(_member_job_id(m)) for m in members)],
                 args=[*args, *members])
             if int(reply[0]) == 1:

@@ -27,12 +27,12 @@ from airflow.executors.base_executor import BaseExecutor
 from airflow.utils.state import TaskInstanceState
 
 from podq.broker.client.control import revoke, send_control
-from podq.broker.client.jobs import job_status
+from podq.broker.client.jobs import job_entries, job_status
 from podq.broker.client.results import ResultsConsumer
 from podq.broker.client.submit import submit_many
 from podq.broker.store.reach import reach
 from podq.shared.records import ControlRecord, KubernetesJob, KubernetesResults
-from podq.shared.states import LIVE_LEDGER_STATES, ControlOp
+from podq.shared.states import CREATABLE_STATES, ControlOp, LedgerState
 
 from . import mapping
 from .config import SECTION, ExecutorConfig, load_config
@@ -45,6 +45,11 @@ if TYPE_CHECKING:
     from airflow.models.taskinstancekey import TaskInstanceKey
 
 log = logging.getLogger(__name__)
+
+# How long a running task's job may stand ended (or owned by another scheduler) in podq's ledger before
+# the executor stops waiting for its result and reports from the ledger (the result went elsewhere).
+RESULT_GRACE_SECONDS = 30.0
+_ENDED = frozenset({LedgerState.TERMINAL, LedgerState.REVOKED})
 
 
 class PodqExecutor(BaseExecutor):
@@ -70,6 +75,7 @@ class PodqExecutor(BaseExecutor):
         self.job_ids: dict[TaskInstanceKey, str] = {}
         self.launches: dict[str, Launch] = {}
         self._superseded: set[str] = set()  # jobs of earlier launches whose end Airflow must not see
+        self._ended_unseen: dict[str, float] = {}  # job id -> when the ledger first showed it ended here unseen
         self._next_launch_check = 0.0
         # Entries whose events are in the buffer, by key; moved to _taken when Airflow takes them.
         self._awaiting: dict[TaskInstanceKey, list[str]] = defaultdict(list)
@@ -133,7 +139,6 @@ class PodqExecutor(BaseExecutor):
                 self.running.discard(key)
                 self.queued_tasks[key] = workload
             return
-        now = time.monotonic()
         for key, job, workload in jobs:
             superseded = self.job_ids.get(key)
             if superseded is not None and superseded != job.job_id:
@@ -142,7 +147,7 @@ class PodqExecutor(BaseExecutor):
                          job.job_id)
             self.job_ids[key] = job.job_id
             self.launches[job.job_id] = Launch(job_id=job.job_id, key=key, ti_id=_ti_id(workload.ti),
-                                               launch_id=job.key.launch_id, submitted_at=now)
+                                               launch_id=job.key.launch_id)
             # QUEUED with the job id: Airflow stores it as the TI's external_executor_id (adoption reads it).
             self.event_buffer[key] = (TaskInstanceState.QUEUED, job.job_id)
 
@@ -244,24 +249,29 @@ class PodqExecutor(BaseExecutor):
 
     # -- revoke, adopt, logs ---------------------------------------------------------------------
 
-    def _candidate_job_ids(self, ti: TaskInstance) -> list[str]:
+    def _candidate_job_ids(self, ti: TaskInstance, *, own: bool) -> list[str]:
         """The job ids ``ti``'s current launch may have, most likely first.
 
-        ``external_executor_id`` is the job id once Airflow took the executor's QUEUED event; before
-        that it is the launch id Airflow pre-assigned, and the job id is derived from it and the
-        queueing scheduler (adoption changes ``queued_by_job_id`` only after the event was taken).
+        Airflow's row names the current launch, whichever scheduler queued it: ``external_executor_id``
+        is its job id once Airflow took the queueing executor's QUEUED event; before that it is the
+        launch id Airflow pre-assigned, and the job id is derived from it and the queueing scheduler
+        (adoption changes ``queued_by_job_id`` only after the event was taken). This executor's own
+        record comes last, and only for revoking (``own``): with several schedulers it may hold an
+        earlier launch of the same try, which adoption must never take for the current one.
         """
-        candidates = [self.job_ids.get(ti.key), ti.external_executor_id]
+        candidates = [ti.external_executor_id]
         if ti.queued_by_job_id is not None:
             scheduler = mapping.scheduler_id(self.config.scheduler_id_prefix, ti.queued_by_job_id)
             if ti.external_executor_id:
                 candidates.append(mapping.job_id_for(scheduler, self._task_key(ti.key, ti.external_executor_id)))
             candidates.append(mapping.job_id_for(scheduler, self._task_key(ti.key)))  # no launch id given
+        if own:
+            candidates.append(self.job_ids.get(ti.key))
         return list(dict.fromkeys(candidate for candidate in candidates if candidate))
 
-    def _find_job(self, ti: TaskInstance):
+    def _find_job(self, ti: TaskInstance, *, own: bool):
         """(job id, status) of ``ti``'s current launch in podq, or (None, None)."""
-        for job_id in self._candidate_job_ids(ti):
+        for job_id in self._candidate_job_ids(ti, own=own):
             status = job_status(self.client, job_id)
             if status is not None and status.entry.scheduler_id is not None:
                 return job_id, status
@@ -275,10 +285,10 @@ class PodqExecutor(BaseExecutor):
             log.warning("revoke %s: the executor is not started", ti.key)
             return
         try:
-            job_id, status = self._find_job(ti)
+            job_id, status = self._find_job(ti, own=True)
             if status is None:
                 log.warning("revoke %s: podq has no job for it (tried %s)", ti.key,
-                            ", ".join(self._candidate_job_ids(ti)) or "none")
+                            ", ".join(self._candidate_job_ids(ti, own=True)) or "none")
                 return
             self._revoked.add(job_id)
             self.job_ids.pop(ti.key, None)
@@ -308,7 +318,7 @@ class PodqExecutor(BaseExecutor):
         owners: dict[str, list[tuple[TaskInstance, str]]] = defaultdict(list)
         for ti in tis:
             try:
-                job_id, status = self._find_job(ti)
+                job_id, status = self._find_job(ti, own=False)
             except Exception:  # noqa: BLE001 - unknown is not adoptable
                 log.exception("adopt %s: reading its podq job failed", ti.key)
                 job_id, status = None, None
@@ -316,7 +326,6 @@ class PodqExecutor(BaseExecutor):
                 not_adopted.append(ti)
                 continue
             owners[status.entry.scheduler_id].append((ti, job_id))
-        now = time.monotonic()
         for owner, owned in owners.items():
             if owner != self.scheduler_id:
                 try:
@@ -328,27 +337,37 @@ class PodqExecutor(BaseExecutor):
                     continue
             for ti, job_id in owned:
                 self.running.add(ti.key)
+                previous = self.job_ids.get(ti.key)
+                if previous is not None and previous != job_id:
+                    self._superseded.add(previous)  # this executor's earlier launch of the same try
                 self.job_ids[ti.key] = job_id
                 self.launches[job_id] = Launch(job_id=job_id, key=ti.key, ti_id=_ti_id(ti),
-                                               launch_id=ti.external_executor_id, submitted_at=now)
+                                               launch_id=ti.external_executor_id)
             log.info("adopting %d task(s) of scheduler %s", len(owned), owner)
         return not_adopted
 
     # -- launches Airflow no longer wants ----------------------------------------------------------
 
     def _check_launches(self) -> None:
-        """Revoke each launch not yet running that Airflow no longer waits for (its pod never starts).
-
-        Runs from ``sync()`` every ``stale_launch_check_interval`` seconds: one metadata-database read
-        for every launch not yet running, then a revoke for each unwanted one still in podq's ledger and
-        not ended. A launch whose job is not in the ledger yet (its submission on the way) is looked at
-        again at the next check.
-        """
+        """Every ``stale_launch_check_interval`` seconds (from ``sync()``): the launches Airflow no longer
+        wants, then the running tasks whose results went elsewhere (:meth:`_reconcile_running`)."""
         interval = self.config.stale_launch_check_interval
         now = time.monotonic()
-        if not interval or not self.launches or now < self._next_launch_check or self.client is None:
+        if not interval or now < self._next_launch_check or self.client is None:
             return
         self._next_launch_check = now + interval
+        if self.launches:
+            self._revoke_unwanted_launches()
+        self._reconcile_running(now)
+
+    def _revoke_unwanted_launches(self) -> None:
+        """Revoke each launch Airflow no longer waits for whose pod podq has not created yet.
+
+        One metadata-database read for every launch not yet running, then, for each unwanted one, a
+        revoke if podq's ledger has it waiting for its create. A launch whose job is not in the ledger
+        yet (its submission on the way) is looked at again at the next check; one whose pod exists is
+        left to end and report.
+        """
         launches = [launch for launch in self.launches.values() if launch.ti_id]
         try:
             rows = self._task_instance_rows([launch.ti_id for launch in launches])
@@ -359,6 +378,55 @@ class PodqExecutor(BaseExecutor):
             if not still_wanted(launch, rows.get(launch.ti_id)):
                 self._revoke_unwanted(launch)
 
+    def _reconcile_running(self, now: float) -> None:
+        """Free the slot of each running task whose job ended, or moved to another scheduler, in podq's
+        ledger without its result reaching this executor within ``RESULT_GRACE_SECONDS``.
+
+        With several schedulers a result can go to another one: an adoption that moved the job after
+        Airflow listed the task, or a job that ended while it changed hands. Without this the slot
+        would stay taken for good (Airflow's open slots fall to zero, apache/airflow #32928's leak).
+        """
+        watched = {self.job_ids[key]: key for key in self.running if key in self.job_ids}
+        if not watched:
+            self._ended_unseen.clear()
+            return
+        try:
+            entries = job_entries(self.client, list(watched))
+        except Exception:  # noqa: BLE001 - Redis away: check again next time
+            log.exception("reading %d running job(s) from podq failed", len(watched))
+            return
+        for job_id in list(self._ended_unseen):
+            if job_id not in watched:
+                del self._ended_unseen[job_id]
+        for job_id, key in watched.items():
+            entry = entries.get(job_id)
+            if entry is None or (entry.state not in _ENDED and entry.scheduler_id == self.scheduler_id):
+                self._ended_unseen.pop(job_id, None)
+                continue
+            if now - self._ended_unseen.setdefault(job_id, now) >= RESULT_GRACE_SECONDS:
+                del self._ended_unseen[job_id]
+                self._settle_from_ledger(key, job_id, entry)
+
+    def _settle_from_ledger(self, key: TaskInstanceKey, job_id: str, entry: Any) -> None:
+        self.job_ids.pop(key, None)
+        self._superseded.add(job_id)  # its result, should it still come, is not reported twice
+        if entry.state not in _ENDED:
+            log.warning("task %s: podq job %s belongs to scheduler %s now; its slot here is free", key, job_id,
+                        entry.scheduler_id)
+            self.running.discard(key)
+        elif entry.terminal_state == "succeeded":
+            log.warning("task %s: podq job %s succeeded without its result reaching this scheduler; reported "
+                        "from the ledger", key, job_id)
+            self.success(key, info=job_id)
+        elif entry.state is LedgerState.REVOKED and job_id in self._revoked:
+            self._revoked.discard(job_id)
+            self.running.discard(key)
+        else:
+            text = f"podq job {job_id} ended {entry.terminal_state or entry.state.value} (from podq's ledger: " \
+                   f"its result did not reach this scheduler)"
+            log.warning("task %s: %s", key, text)
+            self.fail(key, info=text)
+
     def _revoke_unwanted(self, launch: Launch) -> None:
         try:
             status = job_status(self.client, launch.job_id)
@@ -368,7 +436,7 @@ class PodqExecutor(BaseExecutor):
         if status is None:
             return  # not admitted yet: the next check revokes it
         entry = status.entry
-        if entry.state in LIVE_LEDGER_STATES and entry.scheduler_id == self.scheduler_id:
+        if entry.state in CREATABLE_STATES and entry.scheduler_id == self.scheduler_id:
             self._revoked.add(launch.job_id)
             try:
                 revoke(self.client, job_id=launch.job_id, scheduler_id=entry.scheduler_id,
@@ -379,11 +447,11 @@ class PodqExecutor(BaseExecutor):
                 return
             log.info("task %s: Airflow no longer wants launch %s; podq job %s (%s) revoked", launch.key,
                      launch.launch_id, launch.job_id, entry.state.value)
+            if self.job_ids.get(launch.key) == launch.job_id:
+                # Airflow moved past the task instance itself: no event will come, the slot is free.
+                self.job_ids.pop(launch.key, None)
+                self.running.discard(launch.key)
         self.launches.pop(launch.job_id, None)
-        if self.job_ids.get(launch.key) == launch.job_id:
-            # Airflow moved past the task instance itself: no event will come, the slot is free.
-            self.job_ids.pop(launch.key, None)
-            self.running.discard(launch.key)
 
     def get_task_log(self, ti: TaskInstance, try_number: int) -> tuple[list[str], list[str]]:
         if self._logs is None:

@@ -22,6 +22,8 @@ from .config import ExecutorConfig
 from .mapping import WorkloadError
 
 log = logging.getLogger(__name__)
+_EPOCH = datetime.datetime.fromtimestamp(0, datetime.timezone.utc)
+_EVENTS_SHOWN = 10
 
 
 def serialize_override(override: Any) -> dict[str, Any] | None:
@@ -73,14 +75,21 @@ class PodLogs:
         return self._api
 
     def read(self, key: TaskKey, *, namespace: str) -> tuple[list[str], list[str]]:
-        """(log lines, messages) as ``get_task_log`` returns them; never raises."""
+        """(log lines, messages) as ``get_task_log`` returns them; never raises.
+
+        The newest of the try's pods is read (a launch after a launch failure is a pod of its own).
+        While it is Pending there is no log yet: the messages say why it waits instead, from its
+        status and its last Kubernetes Events (the "why is my task queued" an Airflow user asks).
+        """
         selector = selector_for(key)
         try:
             api = self._core()
             pods = api.list_namespaced_pod(namespace, label_selector=selector).items
             if not pods:
                 return [], [f"podq: no pod in namespace {namespace} matches {selector}"]
-            pod = pods[0]
+            pod = max(pods, key=lambda item: (item.metadata.creation_timestamp or _EPOCH, item.metadata.name))
+            if (pod.status.phase if pod.status else None) == "Pending":
+                return [], self._waiting(api, pod, namespace=namespace)
             text = api.read_namespaced_pod_log(name=pod.metadata.name, namespace=namespace,
                                                container=MAIN_CONTAINER,
                                                tail_lines=self.config.running_pod_log_lines)
@@ -92,3 +101,25 @@ class PodLogs:
             return [], [f"podq: reading the pod log of {key} failed: {type(exc).__name__}: {exc}"]
         return [text], [f"podq: last {self.config.running_pod_log_lines} lines of pod "
                         f"{namespace}/{pod.metadata.name}, container {MAIN_CONTAINER}"]
+
+    def _waiting(self, api, pod, *, namespace: str) -> list[str]:
+        """Why a Pending pod waits: its unscheduled condition or waiting containers, then its last Events."""
+        name = pod.metadata.name
+        lines = [f"podq: pod {namespace}/{name} is Pending; the task has not started"]
+        for condition in (pod.status.conditions or []) if pod.status else []:
+            if condition.type == "PodScheduled" and condition.status == "False":
+                lines.append(f"podq: not scheduled: {condition.reason}: {condition.message or ''}".rstrip(": "))
+        statuses = ((pod.status.init_container_statuses or []) + (pod.status.container_statuses or [])
+                    if pod.status else [])
+        for status in statuses:
+            waiting = status.state.waiting if status.state else None
+            if waiting is not None and waiting.reason:
+                lines.append(f"podq: container {status.name} waiting: {waiting.reason}"
+                             + (f": {waiting.message}" if waiting.message else ""))
+        events = api.list_namespaced_event(namespace, field_selector=f"involvedObject.kind=Pod,"
+                                                                     f"involvedObject.name={name}").items
+        events.sort(key=lambda event: (event.last_timestamp or event.event_time or _EPOCH))
+        for event in events[-_EVENTS_SHOWN:]:
+            times = f" (x{event.count})" if event.count and event.count > 1 else ""
+            lines.append(f"podq: event {event.type} {event.reason}: {event.message}{times}")
+        return lines

@@ -331,6 +331,69 @@ def test_a_launch_airflow_no_longer_wants_is_revoked_before_its_pod_is_created(s
     executor.end()
 
 
+def test_adopting_another_schedulers_launch_drops_this_schedulers_earlier_one(stack, admin):
+    """Two schedulers: B ran the first poke, A queued the next; B adopts A's task while the first poke's
+    end is still on its way. Airflow's row names A's launch; the first launch's end must not reach it."""
+    b = make_executor(stack)
+    a = make_executor(stack)
+    loop_b, loop_a = Loop(b), Loop(a)
+    ti_id = uuid.uuid4()
+    first = workload("handover", ti_id=ti_id, external_executor_id="launch-1",
+                     executor_config=outcome(run_seconds="2"))
+    loop_b.queue(first)
+    loop_b.until(lambda: any(s == TaskInstanceState.RUNNING for s, _ in loop_b.events.get(first.ti.key, [])),
+                 what="the first launch running on B")
+    second = workload("handover", ti_id=ti_id, external_executor_id="launch-2",
+                      executor_config=outcome(run_seconds="4"))
+    loop_a.queue(second)
+    loop_a.beat()
+    second_job = a.job_ids[second.ti.key]
+    client = connect(stack.redis_url)
+    loop_b.until(lambda: job_status(client, second_job) is not None, what="A's launch in podq's ledger")
+    client.close()
+    a.terminate()  # A stops reading: its results move to B with the adoption
+    ti = FakeTI.of(second, external_executor_id=second_job, queued_by_job_id=a.job_id, id=str(ti_id))
+    assert b.try_adopt_task_instances([ti]) == []
+    assert b.job_ids[second.ti.key] == second_job
+    loop_b.until(lambda: terminal_events(loop_b, first.ti.key), timeout=90, what="the adopted launch's end")
+    for _ in range(20):
+        loop_b.beat()
+    ends = [(state, info) for state, info in loop_b.events[first.ti.key]
+            if state in (TaskInstanceState.SUCCESS, TaskInstanceState.FAILED)]
+    assert ends == [(TaskInstanceState.SUCCESS, second_job)], "only the current launch's end, once"
+    assert admin.create_count(name_prefix="podq-tests-handover-") == 2
+    b.end()
+
+
+def test_a_slot_whose_result_went_to_another_scheduler_is_freed_from_the_ledger(stack, admin, monkeypatch):
+    """Airflow hands B a task whose job had already ended and whose result A took: B must not wait forever
+    (a running slot leaked for good is how several schedulers stop launching, apache/airflow #32928)."""
+    import podq.airflow.executor as executor_module
+
+    monkeypatch.setattr(executor_module, "RESULT_GRACE_SECONDS", 1.0)
+    a = make_executor(stack)
+    loop_a = Loop(a)
+    work = workload("leak", external_executor_id="launch-1")
+    loop_a.queue(work)
+    loop_a.until(lambda: loop_a.final(work.ti.key), what="A saw the job end")
+    loop_a.beat()  # A acknowledges the result
+    job_id = [info for state, info in loop_a.events[work.ti.key] if state == TaskInstanceState.QUEUED][0]
+    a.terminate()
+
+    def rows(ti_ids):
+        return {ti_id: TaskInstanceRow(state="running", try_number=1, external_executor_id=job_id) for ti_id in ti_ids}
+    b = make_executor(stack, rows=rows)
+    ti = FakeTI.of(work, external_executor_id=job_id, queued_by_job_id=a.job_id, id=str(work.ti.id))
+    assert b.try_adopt_task_instances([ti]) == []
+    assert work.ti.key in b.running
+    loop_b = Loop(b)
+    loop_b.until(lambda: loop_b.final(work.ti.key), timeout=60, what="B reporting the end from podq's ledger")
+    assert loop_b.final(work.ti.key) == TaskInstanceState.SUCCESS
+    assert work.ti.key not in b.running, "the slot is free"
+    assert admin.create_count(name_prefix="podq-tests-leak-") == 1
+    b.end()
+
+
 def test_start_with_an_unreachable_redis_fails_at_once_in_one_line():
     import socket
 

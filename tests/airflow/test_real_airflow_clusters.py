@@ -39,7 +39,7 @@ def test_two_queues_run_on_the_two_clusters_their_routes_name(world):
             done = {key: value for key, value in instances.items() if value[0] in ("success", "failed")}
             return instances if len(instances) == 3 and len(done) == 3 else None
         states = system.wait(finished, timeout=600, what="two_clusters' tasks to finish")
-    assert {key[1]: state for key, (state, _try) in states.items()} == \
+    assert {key[0]: state for key, (state, _try) in states.items()} == \
         {"east": "success", "west": "success", "pinned": "success"}
     created = {name: sorted(entry["name"].split("-")[2] for entry in Admin.from_kubeconfig(stack.kubeconfigs[name]).creates()
                             if entry["name"].startswith("two-clusters-"))

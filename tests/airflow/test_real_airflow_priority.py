@@ -1,6 +1,6 @@
 """Priority through a real Airflow 3: a task's priority_weight orders podq's waiting line.
 
-podq's stack runs with a create budget of one pod every two seconds (``PODQ_WORKER_CREATE_RATE=0.5``)
+podq's stack runs with a create budget of one pod every five seconds (``PODQ_WORKER_CREATE_RATE=0.2``)
 and one job dispatched ahead of the workers, so the DAG ``proof_priority`` (tests/airflow/dags/priority.py)
 builds a backlog in podq: 24 routine tasks (priority_weight 1) wait in the scheduler's line. ``urgent``
 (priority_weight 100) becomes runnable only after ``gate`` ran, so it reaches podq after them; it must
@@ -14,58 +14,19 @@ import pytest
 from pathlib import Path
 
 from podq.broker.store.connection import connect
-from podq.kubesim.admin import Admin
 from podq.shared.records import KubernetesJob
-from podq.shared.settings import load_settings
-from podq.stack import Stack, StackOptions
-from tests.support.airflow_system import AirflowSystem, free_port, task_env
-from tests.support.postgres import Postgres
+from tests.support.airflow_system import airflow_world, podq_airflow
 
 pytestmark = pytest.mark.timeout(1800)
 
 DAGS = Path(__file__).parent / "dags"
-VENV_BIN = Path(__file__).resolve().parents[2] / ".venv-airflow" / "bin"
-IMAGE = "apache/airflow:3.3.2"
-TEMPLATE = f"""apiVersion: v1
-kind: Pod
-metadata: {{}}
-spec:
-  restartPolicy: Never
-  containers:
-    - name: base
-      image: {IMAGE}
-"""
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    root = tmp_path_factory.mktemp("airflow-priority")
-    templates = root / "templates"
-    templates.mkdir()
-    (templates / "worker.yaml").write_text(TEMPLATE)
-    api_port = free_port()
-    env = task_env(api_port=api_port, dags_folder=DAGS, home=root / "task-home")
-    options = StackOptions(
-        workers=1, worker_concurrency=16, data_dir=str(root / "stack"),
-        kubesim_args=("--run-containers", f"--image-map=apache/airflow*={VENV_BIN}",
-                      *(f"--container-env={name}={value}" for name, value in env.items())),
-        extra_env={"PODQ_INTAKE_TEMPLATES_DIR": str(templates), "PODQ_WORKER_CREATE_RATE": "0.5",
-                   "PODQ_INTAKE_DISPATCH_AHEAD_MIN": "1"})
-    with Postgres(free_port()) as postgres, Stack(load_settings({}), options) as stack:
-        yield {"root": root, "stack": stack, "templates": templates, "api_port": api_port,
-               "admin": Admin(stack.kubesim_url), "postgres": postgres}
-
-
-def podq_airflow(world, name: str) -> AirflowSystem:
-    """A real Airflow with podq's executor on this module's stack."""
-    stack = world["stack"]
-    return AirflowSystem(home=world["root"] / name, api_port=world["api_port"], dags_folder=DAGS,
-                         executor="podq.airflow.executor.PodqExecutor",
-                         database_url=world["postgres"].create_database(name.replace("-", "_")),
-                         settings={"AIRFLOW__PODQ_EXECUTOR__REDIS_URL": stack.redis_url,
-                                   "AIRFLOW__PODQ_EXECUTOR__POD_TEMPLATE_FILE": str(world["templates"] / "worker.yaml"),
-                                   "AIRFLOW__PODQ_EXECUTOR__IMAGE": IMAGE,
-                                   "AIRFLOW__PODQ_EXECUTOR__KUBE_CONFIG_FILE": stack.kubeconfig})
+    with airflow_world(tmp_path_factory.mktemp("airflow-priority"), dags_folder=DAGS,
+                       podq_env={"PODQ_WORKER_CREATE_RATE": "0.2", "PODQ_INTAKE_DISPATCH_AHEAD_MIN": "1"}) as world:
+        yield world
 
 
 def ledger_times(redis_url: str, dag_id: str) -> dict[str, tuple[int, float, float]]:

@@ -37,7 +37,7 @@ from podq.broker.store.connection import connect
 from podq.broker.store.ledger import Ledger
 from podq.kubesim.admin import Admin
 from podq.shared.naming import pod_name_for
-from podq.shared.records import KubernetesJob, TaskKey
+from podq.shared.records import FailureDetails, KubernetesJob, TaskKey
 from podq.shared.settings import load_settings
 from podq.shared.states import State
 from podq.stack import Stack, StackOptions
@@ -159,7 +159,9 @@ def run_outage(tmp_path, *, plan: Plan, mode: str) -> dict:
         assert set(counts) <= ours, f"cluster {name} created pods of the other cluster's jobs"
     # B: every job as its pod was told. A: as told, or as the outage decided, naming the cluster.
     ends = {job_id: items[0] for job_id, items in terminal.items()}
-    wrong_b = [job.key.task_id for job in jobs_b if ends[job.job_id].state is not expected_b[job.job_id]]
+    wrong_b = [(job.key.task_id, ends[job.job_id].state.value,
+                (ends[job.job_id].failure_details or FailureDetails()).message)
+               for job in jobs_b if ends[job.job_id].state is not expected_b[job.job_id]]
     assert not wrong_b, f"cluster B's jobs ended otherwise than planned: {wrong_b[:5]}"
     outcomes_a = Counter()
     for job in jobs_a:

@@ -46,17 +46,43 @@ def readme_install_line() -> list[str]:
     return shlex.split(lines[0])
 
 
+def doc_install_lines() -> list[list[str]]:
+    """Every `pip install` line of README.md and docs/ that installs podq, split as the shell would."""
+    lines = set()
+    for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for line in path.read_text().splitlines():
+            command = line.split("#", 1)[0].strip()
+            if command.startswith("pip install") and "podq" in command:
+                lines.add(command)
+    return [shlex.split(line) for line in sorted(lines)]
+
+
 @pytest.fixture(scope="module")
-def installed(dist, tmp_path_factory) -> Path:
-    """An empty virtualenv with the wheel installed by README.md's own command, run where `make dist` left it."""
+def home(dist, tmp_path_factory) -> Path:
+    """A user's folder where `make dist` left dist/, with an empty virtualenv env/."""
     home = tmp_path_factory.mktemp("user")
-    venv = home / "env"
-    run(sys.executable, "-m", "venv", venv, cwd=home)
+    run(sys.executable, "-m", "venv", home / "env", cwd=home)
     (home / "dist").symlink_to(dist)
+    return home
+
+
+@pytest.fixture(scope="module")
+def installed(home) -> Path:
+    """The empty virtualenv with the wheel installed by README.md's own command."""
+    venv = home / "env"
     pip, *rest = readme_install_line()
     assert pip == "pip"
     run(venv / "bin" / "pip", *rest, "--quiet", "--disable-pip-version-check", cwd=home)
     return venv
+
+
+def test_every_install_line_in_the_docs_resolves_as_written(home):
+    lines = doc_install_lines()
+    assert ["pip", "install", "--find-links", "dist", "podq[airflow]"] in lines
+    for pip, *rest in lines:
+        assert pip == "pip"
+        # What pip would install, resolved against the index and dist/ (the extra pulls in Airflow).
+        run(home / "env" / "bin" / "pip", *rest, "--dry-run", "--quiet", "--disable-pip-version-check", cwd=home)
 
 
 def test_build_names_the_version_and_passes_twine(dist):

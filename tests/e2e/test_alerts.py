@@ -47,7 +47,7 @@ def stack(tmp_path_factory):
 def scraper(stack):
     scraping = Scraper(stack_targets(stack.metrics), interval=0.5).start()
     # Every service answered once before any job: each counter's first sample is its start-up 0.
-    wait_for(lambda: all(_up(scraping, name) for name in stack.metrics), timeout=60,
+    wait_for(lambda: all(scraping.answered(name) for name in stack.metrics), timeout=60,
              message="every service scraped")
     scraping.ready = scraping.scrapes[-1]
     yield scraping
@@ -77,11 +77,6 @@ def reader(client):
     yield seen
     stop.set()
     thread.join(10)
-
-
-def _up(scraper: Scraper, name: str) -> bool:
-    return any(dict(key).get("instance") == name and samples and samples[-1][1] == 1.0
-               for key, samples in scraper.store.series.items() if dict(key).get("__name__") == "up")
 
 
 def jobs(scheduler_id: str, count: int, *, tag: str, run_seconds: float = 0.2) -> list[KubernetesJob]:

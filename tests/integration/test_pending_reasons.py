@@ -144,3 +144,22 @@ def test_an_image_that_cannot_be_pulled_reports_each_stage_then_fails_by_the_dea
     assert per_job[item.job_id][-1].state is State.FAILED
     assert per_job[item.job_id][-1].failure_details.reason == "PendingDeadlineExceeded"
     h.assert_clean(per_job, {item.job_id: State.FAILED})
+
+
+def test_the_airflow_task_log_of_a_queued_task_says_why_its_pod_waits(env):
+    """podq.airflow's ``get_task_log`` reader (no Airflow needed for it): for a Pending pod, its status
+    and last Events instead of a log that does not exist yet."""
+    from podq.airflow.config import ExecutorConfig
+    from podq.airflow.kube import PodLogs
+
+    item = h.job(5)
+    h.launch(env.client, env.api, [(item, {"outcome": "Unschedulable"})])
+    wait_for(lambda: any(e.reason == "FailedScheduling" for e in env.api.list_namespaced_event("default").items),
+             timeout=15, message="the scheduler's event")
+    reader = PodLogs(ExecutorConfig(redis_url="redis://unused", kube_config_file=env.sim.kubeconfig,
+                                    logs_from_kubernetes=True))
+    lines, messages = reader.read(item.key, namespace="default")
+    assert lines == []
+    assert messages[0].endswith("is Pending; the task has not started")
+    assert any(m.startswith("podq: not scheduled: Unschedulable: 0/3 nodes are available") for m in messages)
+    assert any(m.startswith("podq: event Warning FailedScheduling: 0/3 nodes are available") for m in messages)

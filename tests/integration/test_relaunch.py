@@ -9,21 +9,10 @@ from podq.broker.store.ledger import Ledger
 from podq.shared import naming
 from podq.shared.states import State
 from tests.support import wait_for
+from tests.support.pods import EVICTED_BEFORE_START
 from tests.support import watcher as h
 from tests.support.workers import NAMESPACE, admit, make_job, make_settings, results_for
 
-EVICTED_BEFORE_START = {
-    "phase": "Failed", "reason": "Evicted", "qosClass": "BestEffort", "hostIP": "10.0.0.5",
-    "message": "The node was low on resource: ephemeral-storage. Threshold quantity: 1Gi, available: 512Mi. ",
-    "conditions": [{"type": "DisruptionTarget", "status": "True", "reason": "TerminationByKubelet",
-                    "message": "The node was low on resource: ephemeral-storage."},
-                   {"type": "PodScheduled", "status": "True"}],
-    "containerStatuses": [{"name": "base", "ready": False, "restartCount": 0, "image": "apache/airflow:3.1.0",
-                           "imageID": "", "started": False,
-                           "state": {"terminated": {"exitCode": 137, "reason": "ContainerStatusUnknown",
-                                                    "message": "The container could not be located when the pod "
-                                                               "was terminated"}}}],
-}
 NODE_LOST = {  # the taint manager's mark before the pod is deleted (its node stopped answering)
     "phase": "Pending", "qosClass": "BestEffort",
     "conditions": [{"type": "DisruptionTarget", "status": "True", "reason": "DeletionByTaintManager",

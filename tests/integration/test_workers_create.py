@@ -263,6 +263,20 @@ def test_a_job_the_ledger_has_ended_or_revoked_creates_nothing(redis_client, set
     assert admin.create_count(namespace=NAMESPACE) == 0
 
 
+def test_a_job_revoked_while_its_create_is_retried_is_not_created(redis_client, settings, admin, podq_worker):
+    """A revoke (Airflow moved past the launch) that lands while the worker waits out API errors wins."""
+    job = make_job(1)
+    fault = admin.add_fault(action="500", verb="create")
+    with podq_worker(settings), releasing(redis_client):
+        admit(redis_client, [job])
+        wait_for(lambda: admin.faults()[0]["fired"] >= 1, message="a create refused with 500")
+        with handled(redis_client, jobs=1):
+            Ledger(redis_client).revoke(job.job_id)
+            admin.remove_fault(fault)
+    assert creates_of(admin, job) == 0
+    assert ledger_state(redis_client, job) == "revoked"
+
+
 def test_poison_guard_fails_a_job_after_too_many_deliveries(redis_client, settings, admin, podq_worker):
     job = make_job(1)
     ledger = Ledger(redis_client)

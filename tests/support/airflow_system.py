@@ -40,6 +40,9 @@ def task_env(*, api_port: int, dags_folder: Path, home: Path) -> dict[str, str]:
         "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+        # Fifty task processes at once on a shared 2-core machine: Airflow's 5 s execution-API timeout made
+        # tasks fail on ReadTimeout under either executor (its own limit, not the executor's).
+        "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
     }
 
 
@@ -219,6 +222,20 @@ class AirflowSystem:
                           f"WHERE dag_id = '{dag_id}' AND run_id = '{run_id}'")
         return {(task_id, map_index): (state, try_number) for task_id, map_index, state, try_number in rows}
 
+    def start_dates(self, dag_id: str, run_id: str) -> dict[str, Any]:
+        """task_id -> start_date of one DAG run's task instances that started."""
+        rows = self._rows("SELECT task_id, start_date FROM task_instance "
+                          f"WHERE dag_id = '{dag_id}' AND run_id = '{run_id}' AND start_date IS NOT NULL")
+        return dict(rows)
+
+    def external_executor_id(self, dag_id: str, task_id: str, *, try_number: int) -> str | None:
+        """The task instance's external_executor_id while it is at ``try_number`` (the podq job id once
+        the scheduler took the executor's queued event)."""
+        rows = self._rows("SELECT external_executor_id, try_number FROM task_instance "
+                          f"WHERE dag_id = '{dag_id}' AND task_id = '{task_id}' AND map_index = -1")
+        return next((value for value, number in rows if number == try_number and value and len(value) == 32),
+                    None)
+
     def queued_by(self) -> dict[int, int]:
         """Scheduler job id -> how many task instances it queued last (task_instance.queued_by_job_id)."""
         rows = self._rows("SELECT queued_by_job_id, count(*) FROM task_instance "
@@ -248,12 +265,13 @@ spec:
 
 @contextlib.contextmanager
 def airflow_world(root: Path, *, dags_folder: Path, omit_task_env: tuple[str, ...] = (),
-                  clusters: tuple[str, ...] = ()) -> Iterator[dict[str, Any]]:
+                  clusters: tuple[str, ...] = (), podq_env: dict[str, str] | None = None) -> Iterator[dict[str, Any]]:
     """podq's stack on kubesim with the container runtime (the image mapped to .venv-airflow), a
     PostgreSQL server, and the API port every Airflow on it will use (the task pods' env names it).
 
     ``omit_task_env``: variables kubesim does not give the task processes (the pod template must).
-    ``clusters``: a cell of these clusters, each its own kubesim (the first the default)."""
+    ``clusters``: a cell of these clusters, each its own kubesim (the first the default).
+    ``podq_env``: settings for podq's services (``PODQ_*``)."""
     from podq.kubesim.admin import Admin
     from podq.shared.settings import load_settings
     from podq.stack import Stack, StackOptions
@@ -269,7 +287,7 @@ def airflow_world(root: Path, *, dags_folder: Path, omit_task_env: tuple[str, ..
         workers=1, worker_concurrency=16, data_dir=str(root / "stack"),
         kubesim_args=("--run-containers", f"--image-map=apache/airflow*={VENV_BIN}",
                       *(f"--container-env={name}={value}" for name, value in env.items())),
-        extra_env={"PODQ_INTAKE_TEMPLATES_DIR": str(templates)}, clusters=clusters)
+        extra_env={"PODQ_INTAKE_TEMPLATES_DIR": str(templates), **(podq_env or {})}, clusters=clusters)
     with Postgres(free_port()) as postgres, Stack(load_settings({}), options) as stack:
         yield {"root": root, "stack": stack, "templates": templates, "api_port": api_port,
                "admin": Admin(stack.kubesim_url), "postgres": postgres, "dags": dags_folder,

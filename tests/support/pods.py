@@ -22,3 +22,18 @@ def raw_pod(status: dict, *, labels: dict | None = None, deleting: bool = False)
         metadata["deletionTimestamp"] = "2026-01-01T00:01:00Z"
         metadata["deletionGracePeriodSeconds"] = 30
     return {"kind": "Pod", "apiVersion": "v1", "metadata": metadata, "status": copy.deepcopy(status)}
+
+
+# A pod evicted before its main container started (node pressure right after scheduling): a launch failure.
+EVICTED_BEFORE_START = {
+    "phase": "Failed", "reason": "Evicted", "qosClass": "BestEffort", "hostIP": "10.0.0.5",
+    "message": "The node was low on resource: ephemeral-storage. Threshold quantity: 1Gi, available: 512Mi. ",
+    "conditions": [{"type": "DisruptionTarget", "status": "True", "reason": "TerminationByKubelet",
+                    "message": "The node was low on resource: ephemeral-storage."},
+                   {"type": "PodScheduled", "status": "True"}],
+    "containerStatuses": [{"name": "base", "ready": False, "restartCount": 0, "image": "apache/airflow:3.1.0",
+                           "imageID": "", "started": False,
+                           "state": {"terminated": {"exitCode": 137, "reason": "ContainerStatusUnknown",
+                                                    "message": "The container could not be located when the pod "
+                                                               "was terminated"}}}],
+}

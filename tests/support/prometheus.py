@@ -123,6 +123,15 @@ class Scraper:
             self.scrape_once()
             self._stop.wait(self.interval)  # the scrape interval, not a wait for a condition
 
+    def answered(self, instance: str, *, since: float = 0.0) -> bool:
+        """True when ``instance``'s latest scrape (taken after ``since``) answered (``up`` 1)."""
+        for key, samples in list(self.store.series.items()):
+            labels = dict(key)
+            if labels.get("__name__") == "up" and labels.get("instance") == instance and samples:
+                at, value = samples[-1]
+                return value == 1.0 and at > since
+        return False
+
     def scrape_once(self) -> float:
         at = time.time()
         for target in list(self.targets.values()):

@@ -76,7 +76,7 @@ def test_growth_stops_where_the_server_starts_to_queue():
     state = demanding(BudgetState(rate=400.0, reason="slow start", epoch_at=NOW - 2, epoch_rate=100.0,
                                   base_latency=0.03, latency=0.03, delivery_rate=210.0), NOW)
     queued = next_state(state, Observation(ok=50, latency=0.4), now=NOW, law=LAW)
-    assert (queued.reason, queued.rate, queued.peak) == ("at peak", 210.0, 210.0)
+    assert (queued.reason, queued.rate, queued.peak, queued.epoch_at) == ("at peak", 400.0, 400.0, NOW)
     calm = next_state(state, Observation(ok=50, latency=0.03), now=NOW, law=LAW)
     assert calm.reason == "slow start" and calm.rate == pytest.approx(400.0)
 
@@ -91,9 +91,13 @@ def test_server_errors_cut_only_above_their_share_and_latency_cuts_gently():
     assert queued.reason == "latency" and queued.rate == pytest.approx(200.0 * LAW.latency_cut)
     assert queued.base_latency == pytest.approx(0.02 + 0.002 * 0.98), "the base drifts up slowly"
     # The server queues what it cannot take: the cut is to what it answered over the last second.
-    answered = dataclasses.replace(state, latency=1.0, delivery_rate=150.0)
+    answered = dataclasses.replace(state, latency=1.0, delivery_rate=170.0)
     cut = next_state(answered, Observation(ok=50, latency=1.0), now=NOW, law=LAW)
-    assert cut.reason == "latency" and cut.peak == 150.0 and cut.rate == pytest.approx(150.0 * LAW.latency_cut)
+    assert cut.reason == "latency" and cut.peak == 170.0 and cut.rate == pytest.approx(170.0 * LAW.latency_cut)
+    # But never more than a fifth at once: what is answered follows what is offered.
+    starved = next_state(dataclasses.replace(answered, delivery_rate=20.0), Observation(ok=5, latency=1.0),
+                         now=NOW, law=LAW)
+    assert starved.peak == pytest.approx(160.0)
 
 
 def test_the_delivery_rate_counts_every_workers_answers_over_a_second():

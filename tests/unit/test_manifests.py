@@ -3,7 +3,8 @@
 The Kubernetes objects are what ``kubectl kustomize`` renders of each overlay in
 deploy/kubernetes/overlays, made as docs/operations.md ("A first deployment") says: the production
 overlay's Redis users written by ``podq redis-acl --env-dir``. This needs ``kubectl`` with its built-in
-kustomize v5 (kubectl 1.27 or newer; Debian's package ``kubectl``; .ci/run installs it if missing).
+kustomize v5 (kubectl 1.27 or newer: this machine kind ships it at /usr/bin/kubectl; Debian's own
+``kubernetes-client`` is 1.20, too old for kustomize components).
 
 - Kubernetes objects: the OpenAPI-derived JSON schemas of Kubernetes 1.37 (the version the
   pinned ``kubernetes`` client 37.x speaks), strict (unknown fields refused), as shipped by
@@ -53,7 +54,7 @@ PRODUCTION_URL = "rediss+sentinel://redis-sentinel:26379/podq/0"
 def kubectl() -> str:
     found = shutil.which("kubectl")
     assert found, ("these tests render deploy/kubernetes with `kubectl kustomize`: install kubectl 1.27 or newer "
-                   "(kustomize v5 built in), e.g. `apt-get install kubectl`")
+                   "(kustomize v5 built in; Debian's kubernetes-client 1.20 is too old)")
     return found
 
 

@@ -1,7 +1,9 @@
 """The DAGs of the task-lifecycle matrix (tests/airflow/test_lifecycle.py): the same file for both executors.
 
 Each DAG is one way an Airflow task waits or ends: a sensor in reschedule and in poke mode, the standard
-provider's deferrable sensor, a custom trigger and a task that defers twice (the triggerer runs them).
+provider's deferrable sensor, a custom trigger and a task that defers twice (the triggerer runs them), a
+deferral that times out, a task cleared while deferred, task and DAG callbacks, a pool of one slot with
+priority weights.
 A reschedule or a resume is a new launch of the same try, so a new pod; every launch is counted in a file
 under the task's AIRFLOW_HOME so the test can compare pods created with launches made.
 """
@@ -95,10 +97,83 @@ def life_defer_twice():
     DeferTwice(task_id="twice")
 
 
+class DeferTooLong(BaseOperator):
+    """Defers for 300 s with a 4 s trigger timeout: Airflow launches it once more to fail it."""
+
+    def execute(self, context):
+        count_launch()
+        self.defer(trigger=CountdownTrigger(seconds=300, payload="never"), method_name="resumed",
+                   timeout=datetime.timedelta(seconds=4))
+
+    def resumed(self, context, event=None):
+        raise RuntimeError("the trigger was to time out, not to fire")
+
+
+@dag(dag_id="life_defer_timeout", **COMMON)
+def life_defer_timeout():
+    DeferTooLong(task_id="deferred", retries=0, execution_timeout=datetime.timedelta(seconds=120))
+
+
+class DeferUntilCleared(BaseOperator):
+    """Try 1 defers for 300 s (the test clears it meanwhile); a later try ends at once."""
+
+    def execute(self, context):
+        count_launch()
+        if context["ti"].try_number < 2:
+            self.defer(trigger=CountdownTrigger(seconds=300, payload="cleared"), method_name="resumed")
+        return "rerun after the clear"
+
+    def resumed(self, context, event=None):
+        raise RuntimeError("the test clears this task while it is deferred")
+
+
+@dag(dag_id="life_defer_clear", **COMMON)
+def life_defer_clear():
+    DeferUntilCleared(task_id="deferred", retries=0)
+
+
+def mark(name: str):
+    """A callback writing ``callbacks/<run_id>/<name>`` under the AIRFLOW_HOME of whoever runs it."""
+    def callback(context):
+        folder = Path(os.environ["AIRFLOW_HOME"]) / "callbacks" / context["run_id"]
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(name)
+    return callback
+
+
+@dag(dag_id="life_callbacks", on_failure_callback=mark("dag_failure"), **COMMON)
+def life_callbacks():
+    @task(retries=0, on_failure_callback=mark("task_failure"))
+    def fails() -> None:
+        raise RuntimeError("fails on purpose: its callbacks run")
+
+    @task(on_success_callback=mark("task_success"))
+    def succeeds() -> str:
+        return "ok"
+
+    fails()
+    succeeds()
+
+
+@dag(dag_id="life_pool", **COMMON)
+def life_pool():
+    # One pool slot, four tasks ready at once: they run one at a time, highest priority_weight first.
+    @task(pool="life_pool", weight_rule="absolute")
+    def weighted() -> str:
+        return "ran"
+
+    for weight in (1, 2, 3, 4):
+        weighted.override(task_id=f"weight_{weight}", priority_weight=weight)()
+
+
 life_reschedule()
 life_poke()
 life_deferrable_sensor()
 life_defer_twice()
+life_defer_timeout()
+life_defer_clear()
+life_callbacks()
+life_pool()
 
 
 # -- for the scheduler SIGKILL while a task waits (slow tests) --------------------------------------
@@ -131,5 +206,19 @@ def life_kill_defer():
     DeferLong(task_id="deferred")
 
 
+
+
+@dag(dag_id="life_stale", **COMMON)
+def life_stale():
+    # The test holds this task's create back (429s), clears it while it is queued, then lets creates
+    # through: the first try's launch is stale (apache/airflow #69760) and must never get a pod.
+    @task(retries=0)
+    def held() -> int:
+        return get_current_context()["ti"].try_number
+
+    held()
+
+
 life_kill_reschedule()
 life_kill_defer()
+life_stale()

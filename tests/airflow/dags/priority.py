@@ -1,7 +1,7 @@
 """The DAG of the real-Airflow priority test (tests/airflow/test_real_airflow_priority.py).
 
 ``routine_*`` tasks (priority_weight 1) are queued at once and wait in podq's line behind a create
-budget of one pod every two seconds; ``urgent`` (priority_weight 100) becomes runnable only when ``gate``
+budget of one pod every five seconds; ``urgent`` (priority_weight 100) becomes runnable only when ``gate``
 has finished, so it reaches podq after the routine tasks, and must be launched before those still
 waiting then.
 """
