@@ -139,7 +139,6 @@ class PodqExecutor(BaseExecutor):
                 self.running.discard(key)
                 self.queued_tasks[key] = workload
             return
-        now = time.monotonic()
         for key, job, workload in jobs:
             superseded = self.job_ids.get(key)
             if superseded is not None and superseded != job.job_id:
@@ -148,7 +147,7 @@ class PodqExecutor(BaseExecutor):
                          job.job_id)
             self.job_ids[key] = job.job_id
             self.launches[job.job_id] = Launch(job_id=job.job_id, key=key, ti_id=_ti_id(workload.ti),
-                                               launch_id=job.key.launch_id, submitted_at=now)
+                                               launch_id=job.key.launch_id)
             # QUEUED with the job id: Airflow stores it as the TI's external_executor_id (adoption reads it).
             self.event_buffer[key] = (TaskInstanceState.QUEUED, job.job_id)
 
@@ -327,7 +326,6 @@ class PodqExecutor(BaseExecutor):
                 not_adopted.append(ti)
                 continue
             owners[status.entry.scheduler_id].append((ti, job_id))
-        now = time.monotonic()
         for owner, owned in owners.items():
             if owner != self.scheduler_id:
                 try:
@@ -344,7 +342,7 @@ class PodqExecutor(BaseExecutor):
                     self._superseded.add(previous)  # this executor's earlier launch of the same try
                 self.job_ids[ti.key] = job_id
                 self.launches[job_id] = Launch(job_id=job_id, key=ti.key, ti_id=_ti_id(ti),
-                                               launch_id=ti.external_executor_id, submitted_at=now)
+                                               launch_id=ti.external_executor_id)
             log.info("adopting %d task(s) of scheduler %s", len(owned), owner)
         return not_adopted
 

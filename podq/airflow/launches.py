@@ -27,7 +27,6 @@ class Launch:
     key: Hashable                # Airflow's TaskInstanceKey
     ti_id: str | None            # the task instance's id (one per try)
     launch_id: str | None        # the pre-assigned external_executor_id of this queueing
-    submitted_at: float          # monotonic seconds
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -10,7 +10,7 @@ from podq.airflow.launches import Launch, TaskInstanceRow, launch_id_of, still_w
 
 Key = namedtuple("Key", "dag_id task_id run_id try_number map_index")
 KEY = Key("d", "t", "r", 2, -1)
-LAUNCH = Launch(job_id="job-2", key=KEY, ti_id="ti-1", launch_id="launch-2", submitted_at=0.0)
+LAUNCH = Launch(job_id="job-2", key=KEY, ti_id="ti-1", launch_id="launch-2")
 
 
 def row(state="queued", try_number=2, external_executor_id="launch-2") -> TaskInstanceRow:
@@ -36,7 +36,7 @@ def test_a_launch_airflow_moved_past_is_not_wanted(moved_on):
 
 
 def test_without_a_pre_assigned_id_the_job_id_names_the_launch():
-    launch = Launch(job_id="job-1", key=KEY, ti_id="ti-1", launch_id=None, submitted_at=0.0)
+    launch = Launch(job_id="job-1", key=KEY, ti_id="ti-1", launch_id=None)
     assert still_wanted(launch, row(external_executor_id=None))
     assert still_wanted(launch, row(external_executor_id="job-1"))
     assert not still_wanted(launch, row(external_executor_id="launch-9"))
