@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.podq-installed
 
-.PHONY: demo test unit integration e2e chaos bench bench-quick up clean dist dist-test airflow-venv airflow-test airflow-test-quick airflow-matrix bench-airflow
+.PHONY: demo test unit integration e2e chaos bench bench-quick bench-scale bench-scale-quick up clean dist dist-test airflow-venv airflow-test airflow-test-quick airflow-matrix bench-airflow
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "podq needs Python 3.11 or newer")'
@@ -49,6 +49,14 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(BIN)/python -m bench.run --quick --report .podq/bench-quick-report.md
+
+# How cost grows with the work (backlog, retained jobs, schedulers, live pods): tables with targets and
+# the plots docs/scaling.md shows (docs/scaling/*.png). The full sizes take long; the quick pass is CI's.
+bench-scale: $(STAMP)
+	$(BIN)/python -m bench.scale --plots docs/scaling
+
+bench-scale-quick: $(STAMP)
+	$(BIN)/python -m bench.scale --quick --plots .podq/bench-scale-quick
 
 # Airflow is heavy: it lives in its own venv, so `make test` stays fast. docs/airflow.md.
 AIRFLOW_VENV  := .venv-airflow

@@ -54,7 +54,7 @@ def child(args: argparse.Namespace) -> None:
     print(json.dumps({"seconds": seconds, "load": loaded, "rss_mb": rss_mb, "stored": len(runner.tracker)}))
 
 
-def create_pods(kubeconfig: str, count: int) -> None:
+def create_pods(kubeconfig: str, count: int, *, first: int = 0) -> None:
     from kubernetes import client as k8s
     from kubernetes import config as k8s_config
 
@@ -76,7 +76,7 @@ def create_pods(kubeconfig: str, count: int) -> None:
         api.create_namespaced_pod("default", body, _preload_content=False).data
 
     with ThreadPoolExecutor(12) as pool:
-        list(pool.map(create, range(count), chunksize=64))
+        list(pool.map(create, range(first, first + count), chunksize=64))
     api.api_client.close()
 
 

@@ -41,7 +41,8 @@ class RedisSettings:
     """Where the embedded server keeps its AOF; unset: a fresh temporary directory."""
     ledger_ttl: int = 7 * 24 * 3600
     """Seconds a finished job's ledger entry is kept after its terminal result (it answers
-    `podq job status` and turns a resubmission of the same try away); 0 keeps it forever."""
+    `podq job status` and turns a resubmission of the same try away; compacted to a few hundred bytes
+    when the job ends, docs/scaling.md); 0 keeps it forever."""
     socket_timeout: float = 10.0
     """Seconds a Redis call may take before it fails (blocking reads add their own block time)."""
 

@@ -203,9 +203,10 @@ class Intake:
         return [(entry.job, entry.job.encode()) for entry in entries.values() if entry.job is not None]
 
     def _ensure_results_groups(self, scheduler_ids: set[str]) -> None:
-        for scheduler_id in scheduler_ids - self._known_schedulers:
-            streams.ensure_results_group(self.client, scheduler_id)
-            self._known_schedulers.add(scheduler_id)
+        new = scheduler_ids - self._known_schedulers
+        if new:
+            streams.ensure_results_groups(self.client, sorted(new))
+            self._known_schedulers |= new
 
     def _handle_controls(self, entries: list[tuple[str, dict]]) -> None:
         records, rejected = self._screen(keys.CONTROL_STREAM, entries, what="control record",

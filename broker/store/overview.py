@@ -87,11 +87,13 @@ def _entry_time(entry_id: str) -> float:
     return int(entry_id.split("-", 1)[0]) / 1000.0
 
 
-def _oldest_pending_age(client: redis.Redis, stream: str, now: float) -> float | None:
-    summary = client.xpending(stream, keys.RESULTS_GROUP)
-    if not summary or not summary.get("pending"):
-        return None
-    return max(0.0, now - _entry_time(_text(summary["min"])))
+def _oldest_pending_ages(client: redis.Redis, streams: list[str], now: float) -> dict[str, float]:
+    """Per results stream, the age of its group's oldest unacknowledged entry (one round trip)."""
+    pipe = client.pipeline(transaction=False)
+    for stream in streams:
+        pipe.xpending(stream, keys.RESULTS_GROUP)
+    return {stream: max(0.0, now - _entry_time(_text(summary["min"])))
+            for stream, summary in zip(streams, pipe.execute()) if summary and summary.get("pending")}
 
 
 def scopes(client: redis.Redis) -> list[str]:
@@ -109,13 +111,15 @@ def overview(client: redis.Redis, *, recent_dead: int = RECENT_DEAD) -> Overview
     stats = all_stats(client)
     jobs = stats[0]
     schedulers = []
+    ages = _oldest_pending_ages(client, [stream.stream for stream in stats[2:]
+                                         if any(g.name == keys.RESULTS_GROUP and g.pending for g in stream.groups)], now)
     for stream in stats[2:]:
         scheduler = stream.stream[len(keys.results_stream("")):]
         group = next((g for g in stream.groups if g.name == keys.RESULTS_GROUP), None)
         schedulers.append(SchedulerFigures(
             scheduler=scheduler, length=stream.length, pending=group.pending if group else 0,
             lag=group.lag if group else stream.length,
-            oldest_pending_age=_oldest_pending_age(client, stream.stream, now) if group and group.pending else None,
+            oldest_pending_age=ages.get(stream.stream),
             dead=stream.dead or 0, delivered=(group.entries_read or 0) if group else 0))
     scope_names = scopes(client)
     seconds, micros = client.time()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import redis
 
@@ -26,8 +26,16 @@ def ensure_group(client: redis.Redis, stream: str, group: str) -> None:
 def ensure_results_group(client: redis.Redis, scheduler_id: str) -> None:
     """The scheduler's results stream with its group at id 0, and the scheduler known
     (``lua/lib/results_group.lua``, the one definition the publish and adopt scripts use too)."""
-    scripts_for(client).results_group(keys=[keys.results_stream(scheduler_id), keys.SCHEDULERS_SET],
-                                      args=[keys.RESULTS_GROUP, scheduler_id])
+    ensure_results_groups(client, [scheduler_id])
+
+
+def ensure_results_groups(client: redis.Redis, scheduler_ids: Iterable[str]) -> None:
+    """:func:`ensure_results_group` for several schedulers in one round trip."""
+    pipe = client.pipeline(transaction=False)
+    for scheduler_id in scheduler_ids:
+        scripts_for(client).results_group(keys=[keys.results_stream(scheduler_id), keys.SCHEDULERS_SET],
+                                          args=[keys.RESULTS_GROUP, scheduler_id], client=pipe)
+    pipe.execute()
 
 
 def default_consumer_name(role: str) -> str:

@@ -35,6 +35,8 @@ class TrimReport:
 class Trimmer:
     """Trims every podq stream; ``maybe_run`` is intake's periodic hook."""
 
+    PIPELINE = 500
+
     def __init__(self, client: redis.Redis, settings: TrimSettings | None = None) -> None:
         self.client = client
         self.settings = settings or TrimSettings()
@@ -50,16 +52,28 @@ class Trimmer:
         return names
 
     def trim(self, stream: str, *, hard_cap: int | None = None) -> TrimReport:
+        return self.trim_many([stream], hard_cap=hard_cap)[0]
+
+    def trim_many(self, streams: list[str], *, hard_cap: int | None = None) -> list[TrimReport]:
+        """Trim ``streams``, a pipeline of script calls per ``PIPELINE`` streams (a pass over 1,000
+        schedulers' streams costs a few round trips, not one per stream)."""
         cap = self.settings.hard_cap if hard_cap is None else hard_cap
-        removed, unread = self._script(keys=[stream, keys.METRICS_KEY],
-                                       args=[cap, keys.trim_unread_metric(stream)])
-        if unread:
-            log.warning("stream %s passed its hard cap of %d entries: %d entries removed before "
-                        "every group had acknowledged them", stream, cap, unread)
-        return TrimReport(stream=stream, removed=int(removed), removed_unread=int(unread))
+        reports = []
+        for first in range(0, len(streams), self.PIPELINE):
+            chunk = streams[first:first + self.PIPELINE]
+            pipe = self.client.pipeline(transaction=False)
+            for stream in chunk:
+                self._script(keys=[stream, keys.METRICS_KEY], args=[cap, keys.trim_unread_metric(stream)],
+                             client=pipe)
+            for stream, (removed, unread) in zip(chunk, pipe.execute()):
+                if unread:
+                    log.warning("stream %s passed its hard cap of %d entries: %d entries removed before "
+                                "every group had acknowledged them", stream, cap, unread)
+                reports.append(TrimReport(stream=stream, removed=int(removed), removed_unread=int(unread)))
+        return reports
 
     def trim_all(self) -> list[TrimReport]:
-        return [self.trim(stream) for stream in self.streams()]
+        return self.trim_many(self.streams())
 
     def maybe_run(self) -> bool:
         """Trim everything if ``interval`` seconds have passed since the last pass."""

@@ -1,6 +1,7 @@
 """`podq results --stats` and `podq job status/cancel` print the figures a known backlog has."""
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import pytest
@@ -108,3 +109,36 @@ def test_job_status_and_cancel(redis_client, cli):
 def test_job_status_of_an_unknown_job(cli):
     code, out = cli("job", "status", "0" * 32)
     assert code == 1 and "no job" in out
+
+
+def test_many_streams_read_together_match_each_read_alone(redis_client):
+    """all_stats reads every scheduler's stream in a fixed number of round trips; its figures are each
+    stream's own, a scheduler whose stream is gone included."""
+    from podq.broker.store.overview import overview
+    from podq.broker.store.stats import all_stats, stream_stats
+    from podq.broker.store.trim import Trimmer
+
+    for n, count in enumerate((3, 0, 7)):
+        publish(redis_client, count or 1, scheduler_id=f"s{n}")
+    ResultsConsumer(redis_client, scheduler_id="s2", consumer="c").read(count=4, block_ms=10)
+    redis_client.delete(keys.results_stream("s1"))        # known, but its stream was deleted
+    redis_client.xadd(keys.results_dead_stream("s0"), {"reason": "x"})
+    together = all_stats(redis_client)
+    alone = [stream_stats(redis_client, figures.stream, dead_stream=(
+        keys.DEAD_STREAM if figures.stream == keys.JOBS_STREAM else
+        keys.results_dead_stream(figures.stream.removeprefix(keys.results_stream(""))) if
+        figures.stream.startswith(keys.results_stream("")) else None)) for figures in together]
+    def without_idle(figures):      # the one figure that moves between two reads
+        return dataclasses.replace(figures, groups=tuple(dataclasses.replace(group, consumers=tuple(
+            dataclasses.replace(consumer, idle_ms=0) for consumer in group.consumers)) for group in figures.groups))
+    assert list(map(without_idle, together)) == list(map(without_idle, alone))
+    by_stream = {figures.stream: figures for figures in together}
+    assert by_stream[keys.results_stream("s1")].length == 0 and by_stream[keys.results_stream("s1")].groups == ()
+    assert by_stream[keys.results_stream("s0")].dead == 1
+    assert by_stream[keys.results_stream("s2")].groups[0].pending == 4
+    scheduler = {figures.scheduler: figures for figures in overview(redis_client).schedulers}
+    assert scheduler["s2"].pending == 4 and scheduler["s2"].oldest_pending_age is not None
+    assert scheduler["s0"].oldest_pending_age is None
+    # The trim pass over them all, pipelined: each stream's own report.
+    reports = Trimmer(redis_client).trim_all()
+    assert [report.stream for report in reports] == Trimmer(redis_client).streams()
