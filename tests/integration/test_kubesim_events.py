@@ -1,31 +1,17 @@
-"""kubesim's core/v1 Events: what its scheduler and kubelet report about pods, listed and watched."""
+"""kubesim's core/v1 Events: what its scheduler and kubelet report about pods, listed and watched
+(``sim`` and ``v1`` come from tests/integration/conftest.py)."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 
 import pytest
 from kubernetes import client, watch
 
-from podq.kubesim.server import KubeSim
-from podq.kubesim.testing import running_kubesim
-from tests.support import core_v1, wait_for
+from tests.support import wait_for
 
 NS = "default"
 A = "kubesim.podq.io/"
-
-
-@pytest.fixture
-def sim() -> Iterator[KubeSim]:
-    with running_kubesim() as server:
-        yield server
-
-
-@pytest.fixture
-def v1(sim: KubeSim) -> Iterator[client.CoreV1Api]:
-    with core_v1(sim.kubeconfig) as api:
-        yield api
 
 
 def pod(name: str, outcome: str | None = None, *, volumes: list | None = None) -> dict:
