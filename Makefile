@@ -72,11 +72,11 @@ $(AIRFLOW_STAMP): pyproject.toml constraints-airflow.txt
 
 airflow-venv: $(AIRFLOW_STAMP)
 
-# airflow-test (.ci/run): the extra resolves and imports, the executor against podq's stack, real Airflow 3
+# airflow-test: the extra resolves and imports, the executor against podq's stack, real Airflow 3
 # through podq and through the KubernetesExecutor (the proof DAGs and every task lifecycle: sensors,
 # deferrals with a real triggerer, two schedulers, scheduler SIGKILLs), and podq's workers and watcher on
 # the low end of the kubernetes range (36.0.3) that Airflow's provider brings. The quick pass leaves out
-# the KubernetesExecutor reference runs, the SIGKILLs and the two schedulers (marked slow).
+# the KubernetesExecutor reference runs, the SIGKILLs and the two schedulers (marked slow); .ci/run runs it.
 # airflow-matrix: the long runs (two and three schedulers, a 50-way map three times each; marked matrix).
 airflow-test: $(AIRFLOW_STAMP)
 	$(AIRFLOW_BIN)/python -m pytest tests/airflow -q -m "not matrix"
