@@ -5,7 +5,7 @@
 -- ARGV[5] "1" when this delay counts toward the job's retry limit (an API error), "0" when it does not
 -- (a wait for create capacity, a worker's shutdown)
 -- A job's hand-off to the delayed set ends its delivery cleanly: `deliveries` (which the
--- poison guard counts) goes back down by one, and `delays` goes up when the delay counts.
+-- poison guard counts) goes back down by one, and `delays` goes up when the delay counts (`waits` when not).
 -- Returns the job's number of counted delays (0 for a control task).
 local clock = redis.call('TIME')
 local now_ms = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
@@ -18,6 +18,7 @@ if #KEYS == 3 and redis.call('EXISTS', KEYS[2]) == 1 then
   if ARGV[5] == '1' then
     return redis.call('HINCRBY', KEYS[2], 'delays', 1)
   end
+  redis.call('HINCRBY', KEYS[2], 'waits', 1)
   return tonumber(redis.call('HGET', KEYS[2], 'delays') or '0')
 end
 return 0
