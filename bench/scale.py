@@ -15,8 +15,10 @@ shows). Memory is Redis's ``used_memory`` difference over the part's jobs, divid
   ``podq job status`` answer times (medians of repeated calls). Workers draining the deep queue are
   not run here (their cost per job is a list pop and one ledger hash, neither depends on depth).
 * ``retained``: N jobs driven through the ledger's real scripts to their terminal result, their
-  results read, acknowledged and trimmed; Redis bytes per finished job, then the figure for 10 million
-  extrapolated linearly from the measured sizes (said so in the table).
+  results read, acknowledged and trimmed; Redis bytes per finished job. Above ``--simulate-above``
+  jobs (100,000; 10,000 with ``--quick``) the jobs are simulated: 1,000 go through the real scripts and
+  the rest are copies of one of their compacted hashes, written server-side (a ledger of 10 million
+  jobs in a minute or two, not hours); ``podq job status`` of a real one is timed among them.
 * ``schedulers``: S schedulers each with a results stream (a few entries read and acknowledged, some
   not); the trim pass over every stream, ``podq status``'s reading, and intake's cost per job spread
   over the S schedulers, against one scheduler.
@@ -37,9 +39,9 @@ from bench.common import machine, target
 
 SIZES = {
     "backlog": ([10_000, 100_000, 1_000_000], [2_000, 10_000]),
-    "retained": ([10_000, 100_000, 300_000], [2_000, 10_000]),
+    "retained": ([10_000, 100_000, 1_000_000, 10_000_000], [2_000, 10_000, 100_000]),
     "schedulers": ([10, 100, 1_000], [10, 100, 300]),
-    "pods": ([10_000, 30_000, 100_000], [1_000, 3_000]),
+    "pods": ([1_000, 10_000, 30_000, 100_000], [1_000, 3_000]),
 }
 WORKLOAD = '{"token": "%s", "ti": {"id": "%s", "task_id": "transform", "dag_id": "example", "run_id": "%s", ' \
            '"try_number": 1, "map_index": %d, "pool_slots": 1, "queue": "default", "priority_weight": 1}, ' \
@@ -213,7 +215,56 @@ def drive_to_the_end(client, jobs, *, ledger, publisher) -> None:
         for n, job in enumerate(jobs)])
 
 
-def retained(sizes: list[int], plots: Path) -> None:
+SIMULATE = """
+local prefix, first, count, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local fields = {}
+for i = 5, #ARGV do fields[#fields + 1] = ARGV[i] end
+for n = first, first + count - 1 do
+  local key = prefix .. string.format('%032x', n)
+  redis.call('HSET', key, unpack(fields))
+  redis.call('EXPIRE', key, ttl)
+end
+return count
+"""
+"""Copies of one finished job's compacted hash under ``count`` job keys of their own (the simulated sizes)."""
+SIMULATE_ABOVE = {False: 100_000, True: 10_000}
+
+
+def simulated_retained(size: int) -> dict:
+    """Redis per finished job with ``size`` retained, 1,000 of them real (driven through the scripts), the
+    rest copies of a real one's compacted hash; and ``podq job status`` of real ones among them."""
+    from podq.broker.client.jobs import job_status
+    from podq.broker.embedded import EmbeddedRedis
+    from podq.broker.store import keys
+    from podq.broker.store.connection import connect
+    from podq.broker.store.ledger import Ledger
+    from podq.broker.store.publish import Publisher
+    from podq.broker.store.trim import Trimmer
+
+    with EmbeddedRedis() as server:
+        client = connect(server.url)
+        base = used_memory(client)
+        real = [airflow_job(n) for n in range(1000)]
+        for first in range(0, len(real), 500):
+            drive_to_the_end(client, real[first:first + 500], ledger=Ledger(client), publisher=Publisher(client))
+        client.delete(keys.results_stream("airflow"))       # as if read, acknowledged and trimmed
+        Trimmer(client).trim_all()
+        template = client.hgetall(keys.job_key(real[0].job_id))
+        ttl = client.ttl(keys.job_key(real[0].job_id))
+        simulate = client.register_script(SIMULATE)
+        fields = [part for pair in template.items() for part in pair]
+        for first in range(0, size - len(real), 10_000):
+            simulate(args=[keys.job_key(""), first, min(10_000, size - len(real) - first), ttl, *fields])
+        per_job = (used_memory(client) - base) / size
+        hashes = [client.memory_usage(keys.job_key(f"{random.randrange(size - len(real)):032x}"), samples=0)
+                  for _ in range(100)]
+        picks = [random.choice(real).job_id for _ in range(50)]
+        answers = timed(lambda: job_status(client, picks.pop()), 50)
+        client.close()
+    return dict(size=size, finished=per_job, hash=statistics.median(hashes), hashes=hashes, job=answers)
+
+
+def retained(sizes: list[int], plots: Path, *, simulate_above: int = SIMULATE_ABOVE[False]) -> None:
     from podq.broker.client.results import ResultsConsumer
     from podq.broker.embedded import EmbeddedRedis
     from podq.broker.store import keys
@@ -222,8 +273,16 @@ def retained(sizes: list[int], plots: Path) -> None:
     from podq.broker.store.publish import Publisher
     from podq.broker.store.trim import Trimmer
 
-    rows, figures = [], []
+    rows, figures, simulated = [], [], []
     for size in sizes:
+        if size > simulate_above:
+            simulated.append(simulated_retained(size))
+            last = simulated[-1]
+            rows.append([f"{size:,} (simulated: 1,000 real, the rest copies)", "-", "-", f"{last['finished']:,.0f}",
+                         f"{last['hash']:,.0f} ({min(last['hashes'])}–{max(last['hashes'])})",
+                         f"{last['finished'] * size / 1e9:,.2f} GB; job status {ms(last['job'])}"])
+            print(f"  {rows[-1]}", flush=True)
+            continue
         with EmbeddedRedis() as server:
             client = connect(server.url)
             ledger, publisher = Ledger(client), Publisher(client)
@@ -255,24 +314,29 @@ def retained(sizes: list[int], plots: Path) -> None:
             rows.append([f"{size:,}", f"{in_flight:,.0f}", f"{published:,.0f}", f"{finished:,.0f}",
                          f"{statistics.median(hashes):,.0f} ({min(hashes)}–{max(hashes)})", f"{read:,}"])
             client.close()
-    last = figures[-1]
+    last = (figures + simulated)[-1]
     per_job = last["finished"]
-    rows.append(["10,000,000 (extrapolated, not run)", "-", "-", f"{per_job:,.0f}", "-",
-                 f"{per_job * 10_000_000 / 1e9:,.1f} GB"])
-    rows.append(["70,000,000 (10M/day × 7 days, extrapolated)", "-", "-", f"{per_job:,.0f}", "-",
-                 f"{per_job * 70_000_000 / 1e9:,.1f} GB"])
+    rows.append([f"70,000,000 (10M/day × 7 days, {last['size']:,}'s figure multiplied out)", "-", "-",
+                 f"{per_job:,.0f}", "-", f"{per_job * 70_000_000 / 1e9:,.1f} GB"])
     table(f"Retained finished jobs ({machine()})",
           ["jobs", "ledger hash in flight (MEMORY USAGE, median of 100)", "bytes/job, results unread",
            "bytes/job, read, acked, trimmed", "finished ledger hash (MEMORY USAGE, median (min–max) of 100)",
            "results read / Redis for all"], rows)
-    target("Redis per finished, acknowledged job (used_memory over the largest size)", per_job, goal=300,
+    target(f"Redis per finished, acknowledged job (used_memory over {last['size']:,})", per_job, goal=300,
            unit="bytes", higher_is_better=False)
+    target(f"10M jobs a day for 7 days at that figure", per_job * 70_000_000 / 1e9, goal=21, unit="GB",
+           higher_is_better=False)
+    if simulated:
+        target(f"podq job status among {last['size']:,} retained, median", statistics.median(last["job"]) * 1000,
+               goal=50, unit="ms", higher_is_better=False)
     target("a finished job's ledger hash (MEMORY USAGE, median)", last["hash"], goal=300, unit="bytes",
            higher_is_better=False)
     xs = [f["size"] for f in figures]
+    everything = figures + simulated
     plot(plots / "retained-memory.png", "Redis bytes per finished job", "finished jobs retained",
          {"results unread": (xs, [f["published"] for f in figures]),
-          "read, acknowledged, trimmed": (xs, [f["finished"] for f in figures]),
+          "read, acknowledged, trimmed (simulated above "
+          f"{simulate_above:,})": ([f["size"] for f in everything], [f["finished"] for f in everything]),
           "ledger hash while in flight": (xs, [f["in_flight"] for f in figures])}, ylabel="bytes per job",
          targets={"target 300": 300})
 
@@ -357,15 +421,62 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+EVENT_PODS = 2_000
+"""Pods whose whole life's watch lines are replayed at each size of the pods part (~7 lines a pod)."""
+
+
+def record_events(pods: int) -> list[bytes]:
+    """The watch lines of ``pods`` pods' whole lives, from a kubesim of their own (bench.watcher_events)."""
+    from bench.common import kubesim_process
+    from bench.watcher_events import record
+    with kubesim_process("--default-run-seconds", "0.2",
+                         *[f"--kubelet-{step}=0.01" for step in ("schedule", "start")]) as (_, kubeconfig, _a, _p):
+        return record(kubeconfig, pods)
+
+
+def replay_events(client, lines: list[bytes], *, runs: int) -> list[float]:
+    """Events/s of the watcher's processing path (bench.watcher_events) with the scope's stored states
+    loaded into its tracker (the live pods): each run replays ``lines`` and then removes what they left
+    (their jobs' ledger hashes; the pods' states are gone with their deletion), so every run does the
+    same work."""
+    from podq.broker.store import keys
+    from podq.shared import naming
+    from podq.shared.records import TaskKey
+    from podq.shared.settings import WatcherSettings
+    from podq.watcher.health import Health
+    from podq.watcher.publishing import Broker, Scope
+    from podq.watcher.scope import ScopeRunner
+    from podq.watcher.tracker import Tracker
+
+    job_keys = [keys.job_key(naming.derive_job_id("bench", TaskKey(dag_id="bench", task_id=f"t{index}",
+                                                                   run_id="events"))) for index in range(EVENT_PODS)]
+    broker = Broker.open(client)
+    rates = []
+    for _ in range(runs):
+        _, token = broker.store.hold("default", holder="bench-events", token=None, ttl=600)
+        runner = ScopeRunner(scope=Scope.of("default"), token=token, broker=broker, kube=None,
+                             settings=WatcherSettings(batch_size=500), health=Health("/dev/null", instance="bench"))
+        runner.tracker = Tracker.from_stored(broker.store.states("default"))
+        started = time.perf_counter()
+        for first in range(0, len(lines), 500):
+            runner._handle(lines[first:first + 500])
+        rates.append(len(lines) / (time.perf_counter() - started))
+        broker.store.release("default", token=token)
+        client.delete(*job_keys)
+    return rates
+
+
 def pods(sizes: list[int], plots: Path) -> None:
     from bench.common import kubesim_process
     from bench.relist import create_pods, measure
     from podq.broker.embedded import EmbeddedRedis
     from podq.broker.store.connection import connect
 
+    lines = record_events(EVENT_PODS)
     rows, figures = [], []
-    with EmbeddedRedis() as server, kubesim_process("--default-run-seconds", "36000", "--history-size",
-                                                    str(max(sizes) * 4)) as (_, kubeconfig, admin, pid):
+    # kubesim keeps its default, bounded watch history (20,000 events, as an API server's watch cache is
+    # bounded: an older resourceVersion is answered 410 Gone), not one sized to the pods.
+    with EmbeddedRedis() as server, kubesim_process("--default-run-seconds", "36000") as (_, kubeconfig, admin, pid):
         client = connect(server.url)
         made = 0
         for size in sizes:
@@ -379,19 +490,29 @@ def pods(sizes: list[int], plots: Path) -> None:
             client.flushall()
             cold = measure(server.url, kubeconfig, 500)
             warm = measure(server.url, kubeconfig, 500)
+            redis_bytes = used_memory(client)
+            replay_events(client, lines, runs=1)        # warm-up: script loading, first-touch allocations
+            events = replay_events(client, lines, runs=3)
             figures.append(dict(size=size, cold=cold["seconds"], warm=warm["seconds"],
                                 rss=max(cold["rss_mb"], warm["rss_mb"]), kubesim=rss_mb(pid),
-                                redis=used_memory(client)))
+                                redis=redis_bytes, events=statistics.median(events)))
             rows.append([f"{size:,}", f"{cold['seconds']:.1f} s", f"{warm['seconds']:.1f} s", f"{warm['load']:.2f} s",
                          f"{figures[-1]['rss']:,.0f} MB", f"{figures[-1]['kubesim']:,.0f} MB",
-                         f"{figures[-1]['redis'] / size:,.0f}", f"{create_rate:,.0f}"])
+                         f"{figures[-1]['redis'] / size:,.0f}",
+                         f"{statistics.median(events):,.0f} ({min(events):,.0f}–{max(events):,.0f})",
+                         f"{create_rate:,.0f}"])
+            print(f"  {size:,} pods: {rows[-1]}", flush=True)
         client.close()
     table(f"Live pods in one watcher scope ({machine()})",
           ["pods", "relist, cold", "relist after a 410", "load stored states", "watcher peak RSS",
-           "kubesim RSS", "Redis bytes per pod (stored states, results published)", "pods created/s (this part's setup)"], rows)
-    last = figures[-1]
+           "kubesim RSS", "Redis bytes per pod (stored states, results published)",
+           f"watch events/s with them tracked, median (min–max of 3; {len(lines):,} lines of {EVENT_PODS:,} pods)",
+           "pods created/s (this part's setup)"], rows)
+    first, last = figures[0], figures[-1]
     target(f"relist of {last['size']:,} pods after a 410", last["warm"], goal=10.0, unit="s", higher_is_better=False)
     target(f"watcher RSS with {last['size']:,} pods", last["rss"], goal=1024, unit="MB", higher_is_better=False)
+    target(f"watch events/s with {last['size']:,} pods against {first['size']:,} (ratio)",
+           last["events"] / first["events"], goal=0.8, unit="×")
     xs = [f["size"] for f in figures]
     plot(plots / "pods-relist.png", "Relist time in one watcher scope", "live pods",
          {"relist after a 410 (s)": (xs, [f["warm"] for f in figures]),
@@ -399,6 +520,9 @@ def pods(sizes: list[int], plots: Path) -> None:
     plot(plots / "pods-memory.png", "Memory with live pods", "live pods",
          {"watcher peak RSS (MB)": (xs, [f["rss"] for f in figures]),
           "kubesim RSS (MB)": (xs, [f["kubesim"] for f in figures])}, ylabel="MB", targets={"1 GB": 1024})
+    plot(plots / "pods-events.png", "Watch events/s with live pods tracked", "live pods",
+         {"events/s": (xs, [f["events"] for f in figures])}, ylabel="events per second",
+         targets={"80 % of the smallest size's": 0.8 * first["events"]})
 
 
 PARTS = {"backlog": backlog, "retained": retained, "schedulers": schedulers, "pods": pods}
@@ -411,6 +535,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plots", default="docs/scaling", help="where the PNG plots go")
     for part in PARTS:
         parser.add_argument(f"--{part}", type=int, nargs="+", metavar="N", help=f"sizes for {part}")
+    parser.add_argument("--simulate-above", type=int, metavar="N",
+                        help="retained: simulate sizes above N (default 100,000; 10,000 with --quick)")
     args = parser.parse_args(argv)
     print(f"# bench.scale ({'quick' if args.quick else 'full'}): {machine()}; shared machine: figures are noisy")
     for part in args.parts:
@@ -418,7 +544,11 @@ def main(argv: list[str] | None = None) -> int:
         sizes = getattr(args, part) or (quick if args.quick else full)
         started = time.monotonic()
         print(f"\n== {part}: sizes {', '.join(f'{size:,}' for size in sizes)}", flush=True)
-        PARTS[part](sorted(sizes), Path(args.plots))
+        if part == "retained":
+            simulate_above = args.simulate_above if args.simulate_above is not None else SIMULATE_ABOVE[args.quick]
+            retained(sorted(sizes), Path(args.plots), simulate_above=simulate_above)
+        else:
+            PARTS[part](sorted(sizes), Path(args.plots))
         print(f"({part}: {time.monotonic() - started:.0f} s)", flush=True)
     return 0
 
