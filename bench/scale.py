@@ -19,6 +19,11 @@ shows). Memory is Redis's ``used_memory`` difference over the part's jobs, divid
   jobs (100,000; 10,000 with ``--quick``) the jobs are simulated: 1,000 go through the real scripts and
   the rest are copies of one of their compacted hashes, written server-side (a ledger of 10 million
   jobs in a minute or two, not hours); ``podq job status`` of a real one is timed among them.
+* ``drain``: N jobs submitted at once to a whole stack (intake, 2 workers, the watcher; kubesim with
+  25 ms creates and its kubelet paused), drained by the workers: pods created per second over the middle
+  80 % of the drain against the smallest size's (the shallow queue), the jobs still waiting when that
+  window starts, and ``podq status``'s reading and ``podq job status`` sampled every second throughout.
+  kubesim keeps every pod it is given (pending), so the deep size is bounded by its memory, not podq's.
 * ``schedulers``: S schedulers each with a results stream (a few entries read and acknowledged, some
   not); the trim pass over every stream, ``podq status``'s reading, and intake's cost per job spread
   over the S schedulers, against one scheduler.
@@ -41,6 +46,7 @@ SIZES = {
     "backlog": ([10_000, 100_000, 1_000_000], [2_000, 10_000]),
     "retained": ([10_000, 100_000, 1_000_000, 10_000_000], [2_000, 10_000, 100_000]),
     "schedulers": ([10, 100, 1_000], [10, 100, 300]),
+    "drain": ([2_000, 20_000, 100_000], [1_000, 5_000]),
     "pods": ([1_000, 10_000, 30_000, 100_000], [1_000, 3_000]),
 }
 WORKLOAD = '{"token": "%s", "ti": {"id": "%s", "task_id": "transform", "dag_id": "example", "run_id": "%s", ' \
@@ -341,6 +347,80 @@ def retained(sizes: list[int], plots: Path, *, simulate_above: int = SIMULATE_AB
          targets={"target 300": 300})
 
 
+# -- drain ----------------------------------------------------------------------------------------
+def drain(sizes: list[int], plots: Path) -> None:
+    import threading
+
+    from bench.common import kubesim_process, wait_until_watching
+    from podq.broker.client.jobs import job_status
+    from podq.broker.client.submit import submit_many
+    from podq.broker.store.connection import connect
+    from podq.shared.settings import KubeSettings, load_settings
+    from podq.stack import Stack, StackOptions
+
+    rows, figures = [], []
+    with kubesim_process("--kubelet-paused", "--latency", "create=0.025") as (_, kubeconfig, admin, _pid):
+        settings = load_settings({}, kube=KubeSettings(kubeconfig=kubeconfig))
+        with Stack(settings, StackOptions(workers=2)) as stack:
+            wait_until_watching(admin)
+            client = connect(stack.redis_url)
+            for size in sizes:
+                jobs = [airflow_job(n, run=f"drain-{size}") for n in range(size)]
+                before = admin.stats()["creates"]
+                samples: list[tuple[float, int]] = []
+                answers: dict[str, list[float]] = {"status": [], "job": []}
+                done = threading.Event()
+
+                def sample() -> None:
+                    while not done.wait(1.0):
+                        answers["status"].append(timed(lambda: _status(client), 1)[0])
+                        answers["job"].append(timed(lambda: job_status(client, random.choice(jobs).job_id), 1)[0])
+
+                sampler = threading.Thread(target=sample, name="bench-drain-answers", daemon=True)
+                sampler.start()
+                started = time.monotonic()
+                for first in range(0, size, 1000):
+                    submit_many(client, jobs[first:first + 1000])
+                submitted = time.monotonic() - started
+                deadline = time.monotonic() + 3600
+                while (created := admin.stats()["creates"] - before) < size:
+                    samples.append((time.monotonic(), created))
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"drain of {size:,}: only {created:,} pods created in an hour")
+                    time.sleep(0.25)        # polling kubesim's counter: the bench's own clock
+                samples.append((time.monotonic(), size))
+                done.set()
+                sampler.join()
+                low = next(s for s in samples if s[1] >= 0.1 * size)
+                high = next(s for s in samples if s[1] >= 0.9 * size)
+                rate = (high[1] - low[1]) / max(high[0] - low[0], 1e-9)
+                waiting = size - low[1]
+                figures.append(dict(size=size, rate=rate, status=max(answers["status"] or [0.0]),
+                                    job=max(answers["job"] or [0.0]), waiting=waiting))
+                rows.append([f"{size:,}", f"{size / submitted:,.0f}", f"{rate:,.0f}", f"{waiting:,}",
+                             f"{rate / figures[0]['rate']:.2f}",
+                             ms(answers["status"]) if answers["status"] else "-",
+                             ms(answers["job"]) if answers["job"] else "-"])
+                print(f"  {rows[-1]}", flush=True)
+            client.close()
+    table(f"Draining a backlog: the whole stack, 2 workers ({machine()})",
+          ["jobs submitted at once", "submit jobs/s", "pods created/s, 10 %–90 % of the drain",
+           "jobs not yet created when that window starts", "against the smallest size's",
+           "podq status reading during the drain, median (min–max, once a second)",
+           "podq job status during the drain, median (min–max)"], rows)
+    first, last = figures[0], figures[-1]
+    target(f"workers' create rate draining {last['size']:,} against {first['size']:,} (ratio)",
+           last["rate"] / first["rate"], goal=0.9, unit="×")
+    target(f"podq status reading during the drain of {last['size']:,}, worst", last["status"], goal=1.0, unit="s",
+           higher_is_better=False)
+    target(f"podq job status during the drain of {last['size']:,}, worst", last["job"] * 1000, goal=50, unit="ms",
+           higher_is_better=False)
+    xs = [f["size"] for f in figures]
+    plot(plots / "drain.png", "Workers draining a backlog", "jobs submitted at once",
+         {"pods created/s (10 %–90 % of the drain)": (xs, [f["rate"] for f in figures])}, ylabel="pods per second",
+         targets={"90 % of the shallow rate": 0.9 * first["rate"]})
+
+
 # -- schedulers -----------------------------------------------------------------------------------
 def schedulers(sizes: list[int], plots: Path) -> None:
     from podq.broker.client.submit import submit_many
@@ -525,7 +605,7 @@ def pods(sizes: list[int], plots: Path) -> None:
          targets={"80 % of the smallest size's": 0.8 * first["events"]})
 
 
-PARTS = {"backlog": backlog, "retained": retained, "schedulers": schedulers, "pods": pods}
+PARTS = {"backlog": backlog, "retained": retained, "drain": drain, "schedulers": schedulers, "pods": pods}
 
 
 def main(argv: list[str] | None = None) -> int:

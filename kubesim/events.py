@@ -59,6 +59,7 @@ class EventLog:
         self.size = max(1, size)
         self.events: dict[tuple[str, str], JsonDict] = {}  # (namespace, name) -> event, oldest first
         self._same: dict[tuple[str, ...], tuple[str, str]] = {}  # aggregation key -> (namespace, name)
+        self._key_of: dict[tuple[str, str], tuple[str, ...]] = {}  # (namespace, name) -> its aggregation key
         self.history = History(size=size, start_rv=self.rv)
         self.hub = WatchHub()
 
@@ -91,6 +92,7 @@ class EventLog:
         name = (namespace, event["metadata"]["name"])
         self.events[name] = event
         self._same[key] = name
+        self._key_of[name] = key
         self._emit(Event(self.rv, kind, namespace, event, orjson.dumps(event), old))
         while len(self.events) > self.size:
             self._expire()
@@ -99,7 +101,9 @@ class EventLog:
     def _expire(self) -> None:
         name, event = next(iter(self.events.items()))
         del self.events[name]
-        self._same = {key: value for key, value in self._same.items() if value != name}
+        key = self._key_of.pop(name, None)       # one lookup: a full log expires an event per new one
+        if key is not None and self._same.get(key) == name:
+            del self._same[key]
         self.rv += 1
         gone = {**event, "metadata": {**event["metadata"], "resourceVersion": str(self.rv)}}
         self._emit(Event(self.rv, DELETED, name[0], gone, orjson.dumps(gone), event))
