@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import bisect
 import logging
 import time
 from dataclasses import dataclass
@@ -81,14 +82,14 @@ class PodService:
             list_rv, after = _parse_continue(continue_token)
             if not store.history.available_from(list_rv):
                 raise errors.expired(_CONTINUE_EXPIRED)
-        keys = sorted(k for k, _ in store.iter_pods(namespace))
-        if after is not None:
-            keys = [k for k in keys if k > after]
+        keys = store.sorted_keys(namespace)
+        first = bisect.bisect_right(keys, after) if after is not None else 0
         items: list[bytes] = []
         last_key: tuple[str, str] | None = None
         remaining = -1
         unfiltered = not labels.requirements and not fields.terms
-        for index, key in enumerate(keys):
+        for index in range(first, len(keys)):
+            key = keys[index]
             entry = store.pods[key]
             obj = entry.obj
             if not unfiltered and not (labels.matches(obj["metadata"].get("labels")) and fields.matches(obj)):

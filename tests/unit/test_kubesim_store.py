@@ -56,3 +56,19 @@ def test_a_label_that_looks_like_the_resource_version_is_left_alone() -> None:
     assert written.obj["metadata"]["labels"]["resourceVersion"] == str(int(rv) + 1)
     assert orjson.loads(written.raw)["metadata"]["labels"]["resourceVersion"] == str(int(rv) + 1)
     assert orjson.loads(written.raw)["metadata"]["resourceVersion"] == str(store.rv)
+
+
+def test_the_sorted_keys_a_paged_list_reads_follow_every_insert_and_removal():
+    store = Store(history_size=100, namespaces=["default", "other"])
+
+    def pod(namespace: str, name: str) -> dict:
+        return {**copy.deepcopy(POD), "metadata": {"name": name, "namespace": namespace, "uid": f"u-{name}"}}
+
+    for namespace, name in (("other", "b"), ("default", "c"), ("default", "a")):
+        store.insert(pod(namespace, name))
+    assert store.sorted_keys(None) == [("default", "a"), ("default", "c"), ("other", "b")]
+    assert store.sorted_keys("default") is store.sorted_keys("default") == [("default", "a"), ("default", "c")]
+    store.insert(pod("default", "b"))
+    assert store.sorted_keys("default") == [("default", "a"), ("default", "b"), ("default", "c")]
+    store.remove(store.get("default", "a"))
+    assert store.sorted_keys(None) == [("default", "b"), ("default", "c"), ("other", "b")]
