@@ -1,6 +1,6 @@
 """How podq's cost grows with the work: a backlog, retained finished jobs, schedulers, live pods.
 
-    .venv/bin/python -m bench.scale [--quick] [--parts backlog retained schedulers pods] [--plots DIR]
+    .venv/bin/python -m bench.scale [--quick] [--parts backlog retained drain schedulers pods] [--plots DIR]
 
 Each part runs at growing sizes on a fresh embedded Valkey (and, for pods, a kubesim in its own
 process) and prints a table, each figure with its target (``target:`` lines, as ``bench.run``
@@ -28,8 +28,11 @@ shows). Memory is Redis's ``used_memory`` difference over the part's jobs, divid
 * ``schedulers``: S schedulers each with a results stream (a few entries read and acknowledged, some
   not); the trim pass over every stream, ``podq status``'s reading, and intake's cost per job spread
   over the S schedulers, against one scheduler.
-* ``pods``: P running pods in one watcher scope in kubesim: the watcher's relist after a 410 and a
-  cold one (bench.relist's child process: its peak RSS is the watcher's alone), and kubesim's RSS.
+* ``pods``: P running pods in one watcher scope in kubesim (its default, bounded watch history, as an
+  API server's watch cache): the watcher's relist after a 410 and a cold one (bench.relist's child
+  process: its peak RSS is the watcher's alone), kubesim's RSS, and the watcher's event rate with the P
+  pods' states loaded in its tracker (the watch lines of 2,000 other pods' whole lives replayed through
+  its processing path, bench.watcher_events), against the smallest size's.
 """
 from __future__ import annotations
 
@@ -250,6 +253,7 @@ def simulated_retained(size: int) -> dict:
 
     with EmbeddedRedis() as server:
         client = connect(server.url)
+        client.config_set("appendonly", "no")   # millions of copies: no AOF writes and rewrites to wait for
         base = used_memory(client)
         real = [airflow_job(n) for n in range(1000)]
         for first in range(0, len(real), 500):
