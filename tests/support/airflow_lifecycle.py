@@ -10,7 +10,7 @@ from typing import Any
 from tests.support.airflow_system import AirflowSystem
 
 LIFE_DAGS = ["life_reschedule", "life_poke", "life_deferrable_sensor", "life_defer_twice", "life_defer_timeout",
-             "life_defer_clear", "life_callbacks", "life_pool"]
+             "life_defer_clear", "life_defer_execution_timeout", "life_callbacks", "life_pool"]
 POOL = "life_pool"
 WEIGHTS = (1, 2, 3, 4)
 FINISHED = {"success", "failed", "upstream_failed", "skipped", "removed"}
@@ -25,6 +25,7 @@ EXPECTED: dict[tuple[str, str, int], tuple[str, int]] = {
     ("life_defer_twice", "twice", -1): ("success", 1),
     ("life_defer_timeout", "deferred", -1): ("failed", 1),
     ("life_defer_clear", "deferred", -1): ("success", 2),
+    ("life_defer_execution_timeout", "deferred", -1): ("success", 1),
     ("life_callbacks", "fails", -1): ("failed", 1),
     ("life_callbacks", "succeeds", -1): ("success", 1),
     **{("life_pool", f"weight_{weight}", -1): ("success", 1) for weight in WEIGHTS},
@@ -38,11 +39,14 @@ LAUNCHES = {
     # A deferral that times out is launched once more (to fail it); a task cleared while deferred runs
     # again as try 2.
     ("life_defer_timeout", "deferred"): 2, ("life_defer_clear", "deferred"): 2,
+    # A deferral outlasting the task's execution_timeout is not timed out: the run and the resume.
+    ("life_defer_execution_timeout", "deferred"): 2,
     ("life_callbacks", "fails"): 1, ("life_callbacks", "succeeds"): 1,
     **{("life_pool", f"weight_{weight}"): 1 for weight in WEIGHTS},
 }
 COUNTED = [("life_reschedule", "wait"), ("life_defer_twice", "twice"), ("life_poke", "wait"),
-           ("life_defer_timeout", "deferred"), ("life_defer_clear", "deferred")]
+           ("life_defer_timeout", "deferred"), ("life_defer_clear", "deferred"),
+           ("life_defer_execution_timeout", "deferred")]
 
 
 def pod_prefix(dag_id: str, task_id: str) -> str:
