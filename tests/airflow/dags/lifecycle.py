@@ -13,8 +13,8 @@ import datetime
 import os
 from pathlib import Path
 
+from airflow.providers.standard.sensors.date_time import DateTimeSensorAsync
 from airflow.providers.standard.sensors.python import PythonSensor
-from airflow.providers.standard.sensors.time_delta import TimeDeltaSensor
 from airflow.providers.standard.triggers.temporal import TimeDeltaTrigger
 from airflow.sdk import BaseOperator, dag, get_current_context, task
 
@@ -63,9 +63,12 @@ def life_poke():
 
 @dag(dag_id="life_deferrable_sensor", **COMMON)
 def life_deferrable_sensor():
-    # The standard provider's deferrable sensor: defers to the triggerer, resumes (a second launch) when
-    # 40 s after the run's start have passed.
-    waited = TimeDeltaSensor(task_id="wait", delta=datetime.timedelta(seconds=40), deferrable=True)
+    # The standard provider's deferrable date-time sensor: defers to the triggerer, resumes (a second
+    # launch) when 40 s after the run's start have passed. DateTimeSensorAsync defers even when that time
+    # has passed (its trigger then fires at once); TimeDeltaSensor(deferrable=True) ends without deferring
+    # when its first launch starts late, as it did under load, which made the launch count timing's.
+    waited = DateTimeSensorAsync(task_id="wait",
+                                 target_time="{{ (dag_run.run_after + macros.timedelta(seconds=40)).isoformat() }}")
 
     @task
     def after() -> int:
