@@ -73,6 +73,11 @@ def run_matrix(system: AirflowSystem, world: dict[str, Any], run_id: str) -> dic
         return system.task_instances().get((dag_id, task_id, -1))
     system.wait(lambda: state("life_defer_clear", "deferred") == ("deferred", 1), timeout=600,
                 what="life_defer_clear.deferred deferred")
+    # Clear it once its trigger runs in the triggerer (its log says "starting"): cleared before the
+    # triggerer picked the trigger up, the trigger never starts and its on_kill has nothing to kill.
+    trigger_logs = system.home / "logs" / "dag_id=life_defer_clear" / f"run_id={run_id}" / "task_id=deferred"
+    system.wait(lambda: any("starting" in path.read_text() for path in trigger_logs.glob("attempt=1.log.trigger.*.log")),
+                timeout=600, what="life_defer_clear's trigger running in the triggerer")
     system.clear("life_defer_clear", run_id, "deferred")
 
     def finished():
