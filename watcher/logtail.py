@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import Callable, Sequence
 
 from podq.shared.naming import MAIN_CONTAINER
-from podq.shared.records import FailureDetails
+from podq.shared.records import MAX_FAILURE_LOG_LINES, FailureDetails
 from podq.shared.states import State
 
 from .tracker import Intent
@@ -28,8 +28,10 @@ def started(details: FailureDetails) -> bool:
 
 
 def add_log_tails(intents: Sequence[Intent], *, read: ReadTail, lines: int) -> int:
-    """Put the last ``lines`` of the failing container's log into each failed intent's details; how many."""
+    """Put the last ``lines`` (at most the wire's ``MAX_FAILURE_LOG_LINES``) of the failing container's log
+    into each failed intent's details; how many got them."""
     added = 0
+    lines = min(lines, MAX_FAILURE_LOG_LINES)
     if lines <= 0:
         return added
     for intent in intents:

@@ -40,3 +40,9 @@ def test_a_log_that_cannot_be_read_leaves_the_details_as_they_were():
     failed = intent(State.FAILED, RAN)
     assert add_log_tails([failed], read=lambda *args: None, lines=5) == 0
     assert failed.details == RAN
+
+
+def test_no_more_lines_than_the_wire_allows_are_asked_for():
+    asked = []
+    add_log_tails([intent(State.FAILED, RAN)], read=lambda *args: asked.append(args[3]) or ["x"], lines=50_000)
+    assert asked == [1000]
