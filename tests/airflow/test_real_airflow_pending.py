@@ -6,6 +6,8 @@
   which the scheduler saves without a NotNullViolation (the executor holds the rows: executor.py).
 * A task whose first pod is evicted before it started succeeds on try 1: podq creates a second pod (no
   Airflow retry is spent), and the task's log says so before the task's own lines.
+* A task whose container exits before the task runner starts (apache/airflow #29025) fails with its
+  container's last log lines in its task log (podq's PODQ_WATCHER_FAILURE_LOG_LINES, opt-in).
 
 Both run in the quick pass (`make airflow-test-quick`).
 """
@@ -29,14 +31,15 @@ RUN = "pending_proof"
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    with airflow_world(tmp_path_factory.mktemp("airflow-pending"), dags_folder=DAGS) as running:
+    with airflow_world(tmp_path_factory.mktemp("airflow-pending"), dags_folder=DAGS,
+                       podq_env={"PODQ_WATCHER_FAILURE_LOG_LINES": "20"}) as running:
         yield running
 
 
 @pytest.fixture(scope="module")
 def system(world):
     with podq_airflow(world, "podq-pending") as running:
-        running.wait_for_dags(["pending_unschedulable", "pending_evicted"])
+        running.wait_for_dags(["pending_unschedulable", "pending_evicted", "pending_broken_image"])
         yield running
 
 
@@ -107,3 +110,17 @@ def test_a_task_whose_first_pod_is_evicted_before_it_starts_succeeds_on_try_1(sy
                 if event in ("podq failed", "podq lost")]
     lines = task_log(system, "pending_evicted", "evicted_first", 1)
     assert any("Relaunched" in line for line in lines), lines
+
+
+def test_a_task_whose_container_exits_before_the_task_starts_has_its_last_log_lines_in_its_log(system):
+    system.trigger("pending_broken_image", RUN)
+    system.wait(lambda: (state_of(system, "pending_broken_image", "never_starts") or ("",))[0] == "failed",
+                timeout=600, what="the task to fail")
+    assert state_of(system, "pending_broken_image", "never_starts") == ("failed", 1)
+    lines = task_log(system, "pending_broken_image", "never_starts", 1)
+    said = [line for line in lines if line.startswith("podq job ")]
+    assert said and " failed: main container base terminated Error, exit code 3" in said[-1], lines
+    assert "  cannot start the task: dags_helpers is not installed" in lines, lines
+    failed = [extra for event, extra in event_log(system, "pending_broken_image", "never_starts")
+              if event == "podq failed"]
+    assert len(failed) == 1 and "last log lines: cannot start the task: dags_helpers is not installed" in failed[0]
