@@ -229,6 +229,7 @@ class ControlRecord:
 
 
 MAX_FAILURE_EVENTS = 20
+MAX_FAILURE_LOG_LINES = 1000
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -248,6 +249,9 @@ class FailureDetails:
     message: str | None = None
     events: tuple[str, ...] | None = None
     """The pod's last Kubernetes Events, oldest first, for a job that never ran (``Warning FailedMount: …``)."""
+    log_tail: tuple[str, ...] | None = None
+    """The last lines of the failing container's log, oldest first, when it started (opt-in:
+    ``PODQ_WATCHER_FAILURE_LOG_LINES``)."""
 
     def to_wire(self) -> dict[str, Any]:
         return {name: list(value) if isinstance(value, tuple) else value
@@ -260,7 +264,9 @@ class FailureDetails:
                                 "container_reason", "container_message", "container_type",
                                 "container_name", "reason", "message")}
         events = reader.str_list("events", max_items=MAX_FAILURE_EVENTS, max_len=32768)
-        return cls(exit_code=reader.int("exit_code", required=False), events=events or None, **strings)
+        log_tail = reader.str_list("log_tail", max_items=MAX_FAILURE_LOG_LINES, max_len=32768)
+        return cls(exit_code=reader.int("exit_code", required=False), events=events or None,
+                   log_tail=log_tail or None, **strings)
 
 
 @dataclass(frozen=True, kw_only=True)

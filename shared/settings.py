@@ -203,6 +203,8 @@ class WatcherSettings:
     """Container reasons whose launch failures are not retried (Airflow's ``pod_launch_failure_excluded_container_reasons``)."""
     pod_events: bool = True
     """Watch the Kubernetes Events about podq's pods (RBAC: get, list, watch on ``events``): pending reasons from them, and the last ones in the failure details of a job that never ran."""
+    failure_log_lines: int = 0
+    """Lines of a failed pod's log put into its job's failure details (``log_tail``) when the failing container started (it terminated with an exit code): the last ones (at most 1000), read once when the failure is seen (RBAC: get on ``pods/log``); 0 reads none."""
     pending_reason_interval: float = 2.0
     """Seconds between two ``pending`` results of one pod when its pending reason changes; changes in between are coalesced (the latest one is published when the interval ends)."""
     lease_ttl: float = 10.0
