@@ -198,12 +198,14 @@ def backlog(sizes: list[int], plots: Path) -> None:
 
 # -- retained -------------------------------------------------------------------------------------
 def drive_to_the_end(client, jobs, *, ledger, publisher) -> None:
+    from podq.broker.store.ledger import Lease
     from podq.broker.store.publish import Item
     from podq.shared.naming import pod_name_for
     from podq.shared.records import KubernetesWatch
     from podq.shared.states import Source, State
     ledger.accept_many([(job, pod_name_for(job.job_id, job.key)) for job in jobs])
     ledger.mark_dispatched([job.job_id for job in jobs])
+    ledger.claim_jobs([job.job_id for job in jobs], Lease(token="bench", seconds=30, grace=5))   # one delivery each
     ledger.mark_created_many([(job.job_id, UID % n) for n, job in enumerate(jobs)])
     publisher.publish_items([Item(result=KubernetesWatch.build(
         job_id=job.job_id, scheduler_id=job.scheduler_id, key=job.key, source=Source.WATCHER,

@@ -21,6 +21,7 @@ from podq.shared.states import CREATABLE_STATES, LedgerState
 
 from . import counters, keys
 from .connection import durable
+from .retained import RETAINED_NAMES, entry_id_seconds, expand
 from .scripts import scripts_for
 
 log = logging.getLogger(__name__)
@@ -33,8 +34,9 @@ SUMMARY_FIELDS = ("state", "terminal_state", "scheduler_id", "namespace", "pod_n
 class LedgerEntry:
     """A job's ledger hash, decoded (fields not read are None).
 
-    A finished job's entry holds only :data:`~.retained.RETAINED_FIELDS` (its ``job`` is None,
-    ``last_state`` too: its result is ``terminal_state``).
+    A finished job's entry holds only :data:`~.retained.RETAINED_FIELDS`, read from their short
+    names (its ``job`` is None, ``last_state`` too: its result is ``terminal_state``; its
+    ``updated_at`` is its result entry's time).
     """
 
     job_id: str
@@ -59,8 +61,8 @@ class LedgerEntry:
     @classmethod
     def decode(cls, job_id: str, fields: Mapping[str | bytes, bytes | None]) -> "LedgerEntry":
         """Read a ledger hash (or some of its fields); raises DecodeError naming the bad field."""
-        raw = {name.decode() if isinstance(name, bytes) else name: value for name, value in fields.items()
-               if value is not None}
+        raw = expand(job_id, {name.decode() if isinstance(name, bytes) else name: value for name, value in fields.items()
+                      if value is not None})
 
         def text(name: str) -> str | None:
             value = raw.get(name)
@@ -84,7 +86,8 @@ class LedgerEntry:
                    terminal_state=text("terminal_state") or None, last_state=text("last_state"),
                    last_entry=text("last_entry") or None, deliveries=int(number("deliveries") or 0),
                    launch=int(number("launch") or 1),
-                   accepted_at=number("accepted_at"), updated_at=number("updated_at"),
+                   accepted_at=number("accepted_at"),
+                   updated_at=number("updated_at") or entry_id_seconds(text("last_entry") or ""),
                    cluster=text("cluster") or None, refused=text("refused"))
 
 
@@ -282,15 +285,18 @@ class Ledger:
         An entry that cannot be read is logged and left out, so one damaged hash does not
         stop a pass over many.
         """
+        asked = [*fields, *(RETAINED_NAMES[name] for name in fields if RETAINED_NAMES.get(name, name) != name)]
+        if "updated_at" in fields and "last_entry" not in fields:
+            asked.append(RETAINED_NAMES["last_entry"])   # a compacted hash's end time (retained.py)
         pipe = self._client.pipeline(transaction=False)
         for job_id in job_ids:
-            pipe.hmget(keys.job_key(job_id), list(fields))
+            pipe.hmget(keys.job_key(job_id), asked)
         found = {}
         for job_id, values in zip(job_ids, pipe.execute()):
             if not any(values):
                 continue
             try:
-                found[job_id] = LedgerEntry.decode(job_id, dict(zip(fields, values)))
+                found[job_id] = LedgerEntry.decode(job_id, dict(zip(asked, values)))
             except DecodeError as exc:
                 log.error("%s; left out", exc)
         return found

@@ -42,7 +42,7 @@ from podq.shared.states import (CREATABLE_STATES, LIVE_LEDGER_STATES, MAX_PENDIN
                                 LedgerState, State)
 
 from . import counters, keys
-from .retained import RETAINED_FIELDS, WHOLE_SECONDS
+from .retained import DEFAULTS, DERIVED, RETAINED_NAMES, WHOLE_SECONDS
 
 NAMES = ("accept", "adopt", "alive", "beat", "budget", "claim", "created", "delay", "dispatch_waiting", "giveback",
          "hold", "lease", "orphans", "publish", "ratelimit", "refuse", "relaunch", "release", "released", "restore",
@@ -60,6 +60,11 @@ def _set(members: Iterable[State | LedgerState], kind: type) -> str:
     return "{" + ", ".join(f"[{_quoted(member.value)}] = true" for member in kind if member in chosen) + "}"
 
 
+def _table(mapping: dict[str, str]) -> str:
+    """A Lua table literal of text to text, in the mapping's order."""
+    return "{" + ", ".join(f"[{_quoted(name)}] = {_quoted(value)}" for name, value in mapping.items()) + "}"
+
+
 def constants() -> dict[str, str]:
     """Each placeholder a script may use, and the Lua text it becomes."""
     values = {
@@ -68,9 +73,12 @@ def constants() -> dict[str, str]:
         "live_ledger_states": _set(LIVE_LEDGER_STATES, LedgerState),
         "record_field": _quoted(keys.RECORD_FIELD),
         "max_pending_results": str(MAX_PENDING_RESULTS),
-        "retained_fields": "{" + ", ".join(map(_quoted, RETAINED_FIELDS)) + "}",
+        "retained_names": _table(RETAINED_NAMES),
+        "retained_defaults": _table(DEFAULTS),
+        "retained_derived": _table(DERIVED),
         "whole_seconds": "{" + ", ".join(f"[{_quoted(name)}] = true" for name in WHOLE_SECONDS) + "}",
     }
+    values.update({f"retained.{name}": _quoted(short) for name, short in RETAINED_NAMES.items()})
     values.update({f"state.{state.name.lower()}": _quoted(state.value) for state in State})
     values.update({f"ledger.{state.name.lower()}": _quoted(state.value) for state in LedgerState})
     values.update({f"total.{name}": _quoted(field) for name, field in counters.script_names().items()})

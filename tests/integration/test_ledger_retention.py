@@ -1,13 +1,14 @@
-"""A finished job's ledger entry, compacted when its terminal result latches (lua/lib/compact.lua), still
-does every job the retention keeps it for: job status, turning a resubmission away, adoption of an unread
-result, the completion policy's pod, and the exact created total."""
+"""A finished job's ledger entry, compacted when its terminal result latches (lua/lib/compact.lua) to a few
+short-named fields, still does every job the retention keeps it for: job status, turning a resubmission away,
+adoption of an unread result, the completion policy's pod, a late delivery's claim, and the exact created
+total."""
 from __future__ import annotations
 
 from podq.broker.client.jobs import job_status
 from podq.broker.store import adoption, counters, keys, streams
 from podq.broker.store.ledger import Lease, Ledger
 from podq.broker.store.publish import Item, Publisher
-from podq.broker.store.retained import RETAINED_FIELDS
+from podq.broker.store.retained import RETAINED_NAMES
 from podq.shared.naming import pod_name_for
 from podq.shared.records import KubernetesJob, KubernetesWatch, TaskKey
 from podq.shared.states import LedgerState, Source, State
@@ -51,16 +52,37 @@ def test_a_finished_job_keeps_only_the_retained_fields_small_and_for_the_retenti
 
     run_to_the_end(redis_client, airflow_job(2))
     key = keys.job_key(airflow_job(2).job_id)
-    fields = {name.decode() for name in redis_client.hkeys(key)}
-    assert fields <= set(RETAINED_FIELDS)
-    assert {"state", "terminal_state", "scheduler_id", "pod_name", "uid", "last_entry"} <= fields
+    fields = {name.decode(): value.decode() for name, value in redis_client.hgetall(key).items()}
+    short = {name: RETAINED_NAMES[name] for name in ("terminal_state", "scheduler_id", "namespace", "pod_name",
+                                                     "uid", "deliveries", "accepted_at", "last_entry")}
+    assert set(fields) == {"state", *short.values()}, fields    # updated_at is last_entry's time; launch 1 left out
+    assert fields[short["pod_name"]] == "example-dag-transform-2-"   # the job id's 16 characters left out
     assert redis_client.object("encoding", key) == b"listpack"
     finished = redis_client.memory_usage(key, samples=0)
-    assert finished * 3 < in_flight, (finished, in_flight)
+    assert finished <= 300 and finished * 7 < in_flight, (finished, in_flight)
     assert WEEK - 60 < redis_client.ttl(key) <= WEEK
-    # The times are whole seconds, still read as numbers.
-    entry = ledger.get(airflow_job(2).job_id)
+    # Read back under the long names, whole: the times in whole seconds, the end's from the entry id.
+    job = airflow_job(2)
+    entry = ledger.get(job.job_id)
+    assert (entry.state, entry.terminal_state, entry.scheduler_id, entry.namespace, entry.uid, entry.deliveries,
+            entry.launch) == (LedgerState.TERMINAL, "succeeded", "old", "airflow", UID, 1, 1)
+    assert entry.pod_name == pod_name_for(job.job_id, job.key)
     assert entry.accepted_at == int(entry.accepted_at) and entry.updated_at >= entry.accepted_at
+    assert entry.updated_at == int(entry.last_entry.split("-")[0]) / 1000
+    summary = ledger.entries([job.job_id])[job.job_id]     # the reconciler's and relist's fields
+    assert (summary.terminal_state, summary.pod_name, summary.namespace, summary.updated_at) == (
+        "succeeded", entry.pod_name, "airflow", entry.updated_at)
+
+
+def test_a_late_delivery_of_a_compacted_job_reads_its_owner_and_deliveries(redis_client):
+    job = airflow_job(8)
+    ledger, _ = run_to_the_end(redis_client, job)
+    claim = ledger.claim_job(job.job_id, Lease(token="late", seconds=30, grace=5))
+    assert (claim.state, claim.owner, claim.deliveries, claim.busy, claim.launch) == (
+        LedgerState.TERMINAL, "old", 1, False, 1)
+    assert ledger.relaunch(job.job_id, pod_name=pod_name_for(job.job_id, job.key), launch=1,
+                           next_pod_name="next", max_launches=3) == ("NO", "ended")
+    assert ledger.get(job.job_id).job is None and redis_client.hget(keys.job_key(job.job_id), "job_id") is None
 
 
 def test_a_compacted_entry_answers_job_status(redis_client):
@@ -109,6 +131,8 @@ def test_a_late_create_of_a_compacted_job_is_counted_exactly(redis_client):
     ledger.mark_created(job.job_id, uid="late-pod")
     ledger.mark_created(job.job_id, uid="late-pod")
     assert counters.totals(redis_client).get(counters.CREATED, 0) == before + 1
+    assert redis_client.hget(keys.job_key(job.job_id), RETAINED_NAMES["undone_uid"]) == b"late-pod"
+    assert ledger.get(job.job_id).uid == UID
 
 
 def test_a_refused_job_keeps_its_reason_after_compaction(redis_client):
@@ -121,3 +145,14 @@ def test_a_refused_job_keeps_its_reason_after_compaction(redis_client):
     entry = ledger.get(job.job_id)
     assert entry.refused == "job.namespace: not allowed" and entry.terminal_state == "failed"
     assert job_status(redis_client, job.job_id).summary() == "refused by intake: job.namespace: not allowed"
+    # Refused again (a redelivered submission): it stays refused with its first reason, and its failed
+    # result is asked for again (the latch drops it).
+    before = redis_client.hgetall(keys.job_key(job.job_id))
+    assert ledger.refuse([(job.job_id, job.scheduler_id, "another reason")]) == [True]
+    assert Publisher(redis_client, ledger_ttl=WEEK).publish([failed]) == [""]
+    assert redis_client.hgetall(keys.job_key(job.job_id)) == before
+    # A finished job that was admitted is not ended again by a refused duplicate.
+    admitted = airflow_job(9)
+    run_to_the_end(redis_client, admitted)
+    assert ledger.refuse([(admitted.job_id, admitted.scheduler_id, "broken duplicate")]) == [False]
+    assert ledger.get(admitted.job_id).refused is None

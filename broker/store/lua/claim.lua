@@ -24,6 +24,11 @@ local function claim(job)
   if not state then
     return {'', 0, '', 0, 1}
   end
+  if not f[7] then
+    -- A finished job's compacted hash: its fields under short names (retained.py).
+    local short = redis.call('HMGET', job, $(retained.scheduler_id), $(retained.deliveries), $(retained.launch))
+    f[2], f[3], f[8] = short[1], short[2], short[3]
+  end
   local owner = f[2] or ''
   local deliveries = tonumber(f[3] or '0')
   local launch = tonumber(f[8] or '1')

@@ -14,7 +14,9 @@ local replies = {}
 local counted = 0
 for i = 3, #KEYS do
   local uid = ARGV[i - 1]
-  local f = redis.call('HMGET', KEYS[i], 'state', 'job_id', 'uid', 'undone_uid')
+  -- A finished job's compacted hash has its fields under short names, and no job_id (retained.py).
+  local f = redis.call('HMGET', KEYS[i], 'state', 'job_id', 'uid', 'undone_uid', $(retained.uid),
+                       $(retained.undone_uid))
   local state = f[1]
   if not state then
     replies[i - 2] = {0, ''}
@@ -24,8 +26,8 @@ for i = 3, #KEYS do
     if f[3] ~= uid then counted = counted + 1 end
     replies[i - 2] = {1, $(ledger.created)}
   else
-    if f[3] ~= uid and f[4] ~= uid then
-      redis.call('HSET', KEYS[i], 'undone_uid', uid)
+    if (f[3] or f[5]) ~= uid and (f[4] or f[6]) ~= uid then
+      redis.call('HSET', KEYS[i], f[2] and 'undone_uid' or $(retained.undone_uid), uid)
       counted = counted + 1
     end
     replies[i - 2] = {0, state}

@@ -75,7 +75,9 @@ for i = 0, count - 1 do
     local job = KEYS[next_key]
     next_key = next_key + 1
     job_of[i] = job
-    local ledger = redis.call('HMGET', job, 'scheduler_id', 'terminal_state', 'submitted_at')
+    local ledger = redis.call('HMGET', job, 'scheduler_id', 'terminal_state', 'submitted_at',
+                              $(retained.scheduler_id), $(retained.terminal_state))
+    ledger[1], ledger[2] = ledger[1] or ledger[4], ledger[2] or ledger[5]  -- a compacted hash's short names
     if latches[job] == nil then latches[job] = ledger[2] end
     submitted[i] = ledger[3] or ''
     if ARGV[base + 1] ~= $(state.adopted) and ledger[1] and ledger[1] ~= ARGV[7 + tonumber(ARGV[base + 2])] then

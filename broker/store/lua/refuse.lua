@@ -6,6 +6,11 @@
 -- refusal message, and 1 tells the caller to publish the failed result (again after a crash:
 -- the publish script lets only the first terminal result through).
 local state = redis.call('HGET', KEYS[1], 'state')
+if state and redis.call('HEXISTS', KEYS[1], 'job_id') == 0 then
+  -- A finished job's compacted hash (retained.py): a job refused before stays as it is, and its failed
+  -- result is published again (the latch drops it); any other finished job is left alone.
+  return redis.call('HEXISTS', KEYS[1], $(retained.refused))
+end
 if state and redis.call('HEXISTS', KEYS[1], 'refused') == 0 then
   return 0
 end

@@ -13,6 +13,9 @@ local f = redis.call('HMGET', KEYS[2], 'state', 'pod_name', 'launch', 'terminal_
 if not f[1] then
   return {'NO', 'unknown job'}
 end
+if not f[5] then
+  return {'NO', 'ended'}  -- a finished job's compacted hash (retained.py): it ended after the caller read it
+end
 local launch = tonumber(f[3] or '1')
 if f[2] ~= ARGV[1] or launch ~= tonumber(ARGV[2]) then
   return {'STALE'}
