@@ -92,6 +92,16 @@ def loads(payload: bytes, kind: str) -> Any:
         raise DecodeError(f"{kind}: not valid msgpack (unreadable)") from None
 
 
+def peek(payload: Any, field: str) -> Any:
+    """One top-level field of a record, read cheaply and trusted for nothing (None when it cannot be
+    read): for ordering records before :func:`unpack` checks them."""
+    try:
+        value = _unpack(payload)
+    except (_Flagged, ValueError, TypeError, msgpack.UnpackException):
+        return None
+    return value.get(field) if isinstance(value, dict) else None
+
+
 def _unpack(payload: bytes) -> Any:
     return msgpack.unpackb(payload, raw=False, strict_map_key=False, object_pairs_hook=_checked_map,
                            list_hook=_checked_list, ext_hook=_no_extension)

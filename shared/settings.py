@@ -78,6 +78,10 @@ class IntakeSettings:
     """Stream entries intake reads per XREADGROUP call."""
     block_ms: int = 1000
     """How long one XREADGROUP blocks waiting for new entries."""
+    read_ahead: int = 50_000
+    """Job entries intake reads ahead of what it admits, so each batch it admits takes from every
+    scheduler in turn: another scheduler's burst of up to about this many jobs does not hold a
+    scheduler's jobs behind it (about 1.3 KB of intake's memory per entry read ahead)."""
     jobs_per_message: int = 32
     """Jobs packed into one Celery message at most."""
     consumer: str | None = None
@@ -106,7 +110,7 @@ class IntakeSettings:
     scheduler_max_in_flight: tuple[str, ...] = ()
     """Caps on a scheduler's jobs released from its waiting line and not yet ended (dispatched,
     being created, or with a live pod): ``<scheduler id>=<n>`` or ``<id prefix>*=<n>``; unlisted: no cap."""
-    dispatch_ahead: float = 0.4
+    dispatch_ahead: float = 0.2
     """Seconds of the create budget (plus the API's create latency) intake keeps dispatched ahead of
     the workers while jobs wait: more rides out hiccups, less lets a job that arrives in another
     scheduler's line, or with a higher priority, go sooner."""
@@ -199,6 +203,8 @@ class WatcherSettings:
     """Container reasons whose launch failures are not retried (Airflow's ``pod_launch_failure_excluded_container_reasons``)."""
     pod_events: bool = True
     """Watch the Kubernetes Events about podq's pods (RBAC: get, list, watch on ``events``): pending reasons from them, and the last ones in the failure details of a job that never ran."""
+    failure_log_lines: int = 0
+    """Lines of a failed pod's log put into its job's failure details (``log_tail``) when the failing container started (it terminated with an exit code): the last ones (at most 1000), read once when the failure is seen (RBAC: get on ``pods/log``); 0 reads none."""
     pending_reason_interval: float = 2.0
     """Seconds between two ``pending`` results of one pod when its pending reason changes; changes in between are coalesced (the latest one is published when the interval ends)."""
     lease_ttl: float = 10.0

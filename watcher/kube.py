@@ -178,6 +178,23 @@ class KubePods:
                                  lambda timeout: self._calls.patch(name, namespace, _DONE_PATCH,
                                                                    timeout=timeout)) is not None
 
+    def tail_log(self, namespace: str, name: str, container: str, lines: int) -> list[str] | None:
+        """The last ``lines`` lines of a container's log (each cut to ``LOG_LINE_CHARS``); None when the
+        pod or its log is gone or the read fails (logged: the failure is published without them)."""
+        settings = self._settings
+        try:
+            response = self._core.read_namespaced_pod_log(
+                name, namespace, container=container, tail_lines=lines, _preload_content=False,
+                _request_timeout=(settings.connect_timeout, settings.request_timeout))
+            text = response.data.decode("utf-8", errors="replace")
+        except Exception as exc:  # noqa: BLE001 - a log that cannot be read is left out, never a failed publish
+            status = getattr(exc, "status", None)
+            if status != 404:
+                log.warning("pod %s/%s: reading the last %d lines of container %s's log failed: %s", namespace,
+                            name, lines, container, f"HTTP {status}" if status else f"{type(exc).__name__}: {exc}")
+            return None
+        return [line[:LOG_LINE_CHARS] for line in text.splitlines()[-lines:]]
+
     def _unless_gone(self, what: str, call) -> Answer | None:
         """Run ``call(timeout)``: its answer, or None when the pod is not there (404)."""
         try:
@@ -192,5 +209,6 @@ class KubePods:
 
 
 POD_EVENTS = "involvedObject.kind=Pod"
+LOG_LINE_CHARS = 4096
 _DONE_PATCH = orjson.dumps({"metadata": {"labels": {naming.EXECUTOR_DONE: "True"}}})
 _REVOKED_PATCH = orjson.dumps({"metadata": {"labels": {naming.POD_REVOKED: "True"}}})

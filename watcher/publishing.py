@@ -21,6 +21,7 @@ from podq.shared.records import KubernetesWatch
 from podq.shared.states import LedgerState, Source, State
 
 from .kube import KubePods
+from .logtail import ReadTail, add_log_tails
 from .relaunch import LaunchPolicy, relaunch
 from .tracker import Intent
 
@@ -108,10 +109,11 @@ def to_items(intents: Sequence[Intent], *, cluster: str | None = None) -> list[I
 
 def publish(broker: Broker, scope: Scope, intents: Sequence[Intent], *, token: str,
             position: str | None, batch_size: int, launches: LaunchPolicy | None = None,
-            later: list[Intent] | None = None) -> int:
+            later: list[Intent] | None = None, read_tail: ReadTail | None = None, tail_lines: int = 0) -> int:
     """Publish ``intents`` (in calls of ``batch_size`` items; the position rides on the last one).
     Launch failures are first launched again where ``launches`` and the ledger allow (relaunch.py);
-    the ones to decide later (their create not recorded yet) are added to ``later``.
+    the ones to decide later (their create not recorded yet) are added to ``later``. A failure whose
+    container started gets its log's last ``tail_lines`` through ``read_tail`` (logtail.py).
 
     Returns the number of results that reached a stream.
     """
@@ -120,6 +122,8 @@ def publish(broker: Broker, scope: Scope, intents: Sequence[Intent], *, token: s
         if later is not None:
             later.extend(waiting)
     resolve_ledger(broker.ledger, intents)
+    if read_tail is not None and tail_lines > 0:
+        add_log_tails(intents, read=read_tail, lines=tail_lines)
     items = to_items(intents, cluster=scope.cluster_name)
     if not items and not position:
         return 0

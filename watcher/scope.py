@@ -291,7 +291,8 @@ class ScopeRunner:
         """Publish under ``self.lock`` (held by the caller), then the follow-up requests."""
         later: list[Intent] = []
         publish(self._broker, self.scope, intents, token=self.token, position=position,
-                batch_size=self._settings.batch_size, launches=self._launches, later=later)
+                batch_size=self._settings.batch_size, launches=self._launches, later=later,
+                read_tail=self._kube.tail_log, tail_lines=self._settings.failure_log_lines)
         now = time.time()
         for intent in later:
             intent.decide_by = intent.decide_by or now + self._settings.created_grace

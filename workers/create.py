@@ -96,14 +96,14 @@ def create_job(job: KubernetesJob, payload: bytes, rt: Runtime, *, deadline: flo
     name = naming.pod_name_for(job.job_id, job.key, launch=claim.launch)
     limit = rt.settings.worker.max_deliveries
     if claim.deliveries > limit:
-        return fail(rt, job, owner=owner, namespace=namespace, reason="PoisonJob",
+        return fail(rt, job, owner=owner, namespace=namespace, pod_name=name, reason="PoisonJob",
                     message=f"delivered {claim.deliveries} times without finishing (limit {limit}); "
                             "its worker died each time")
     try:
         pod = build_pod(job, template=rt.templates.get(job.pod_template), namespace=namespace, owner=owner,
                         image=rt.settings.worker.image, hook=rt.hook, launch=claim.launch)
     except (PodBuildError, TemplateError) as exc:
-        return fail(rt, job, owner=owner, namespace=namespace, reason=exc.reason, message=str(exc))
+        return fail(rt, job, owner=owner, namespace=namespace, pod_name=name, reason=exc.reason, message=str(exc))
     if job.traceparent:
         pod["metadata"].setdefault("annotations", {})[naming.TRACEPARENT] = job.traceparent
     still_held = _claim_check(rt, job, lease, epoch)
@@ -146,13 +146,14 @@ def _create(job, payload, rt: Runtime, *, pod, name, namespace, owner, deadline,
         # The job waited for a create slot past the point where a create could still end within
         # this delivery's lease: another delivery may take the job after it, so this one must not start.
         log.info("job %s: no create slot within its delivery's budget; handing it back", job.job_id)
-        return delay(rt, job, payload, wait=0.0, error=None, owner=owner, namespace=namespace, cause="budget")
+        return delay(rt, job, payload, wait=0.0, error=None, owner=owner, namespace=namespace, pod_name=name,
+                     cause="budget")
     while True:
         reservation = rt.limiter.reserve(max_wait=deadline - time.monotonic() - rt.create_timeout)
         if not reservation.granted:
             log.info("job %s: create budget slot %.2f s away, delaying", job.job_id, reservation.wait)
             return delay(rt, job, payload, wait=reservation.wait, error=None, owner=owner, namespace=namespace,
-                         cause="rate_limit")
+                         pod_name=name, cause="rate_limit")
         log.debug("job %s: create slot %.6f (%.3f s away)", job.job_id, reservation.slot, reservation.wait)
         if reservation.wait > 0:
             metrics.RATE_LIMIT_WAIT.observe(reservation.wait)
@@ -165,7 +166,7 @@ def _create(job, payload, rt: Runtime, *, pod, name, namespace, owner, deadline,
             error: KubeApiError = exc
             found = read_pod(rt, name, namespace)
             if found is not None:
-                return resolve_existing(rt, job, found, owner=owner, namespace=namespace, conflict=exc)
+                return resolve_existing(rt, job, found, owner=owner, namespace=namespace, pod_name=name, conflict=exc)
             # Gone again (or unreadable) between the create and the read: try once more.
             error = TransientApiError(status=409, reason=exc.reason, message=f"{exc.message}; then not readable")
         except (ApiTimeout, TransportError) as exc:
@@ -173,7 +174,7 @@ def _create(job, payload, rt: Runtime, *, pod, name, namespace, owner, deadline,
             error = exc
             found = read_pod(rt, name, namespace)
             if found is not None:
-                return resolve_existing(rt, job, found, owner=owner, namespace=namespace, conflict=None)
+                return resolve_existing(rt, job, found, owner=owner, namespace=namespace, pod_name=name, conflict=None)
         except KubeApiError as exc:
             error = exc
         attempt += 1
@@ -181,15 +182,15 @@ def _create(job, payload, rt: Runtime, *, pod, name, namespace, owner, deadline,
         log.info("job %s: create attempt %d: %s -> %s %.2fs", job.job_id, attempt, error, decision.action,
                  decision.wait)
         if decision.action == FAIL:
-            return fail(rt, job, owner=owner, namespace=namespace, reason=error.reason,
+            return fail(rt, job, owner=owner, namespace=namespace, pod_name=name, reason=error.reason,
                         message=error.message or str(error), status=error.status)
         if decision.action == DELAY:
             return delay(rt, job, payload, wait=decision.wait, error=error, owner=owner, namespace=namespace,
-                         cause="api_error")
+                         pod_name=name, cause="api_error")
         if rt.stopping.wait(decision.wait):
             log.info("job %s: worker shutting down; handing the job back instead of retrying here", job.job_id)
             return delay(rt, job, payload, wait=decision.wait, error=error, owner=owner, namespace=namespace,
-                         cause="shutdown")
+                         pod_name=name, cause="shutdown")
 
 
 def _still_creatable(rt: Runtime, job: KubernetesJob) -> bool:
@@ -230,15 +231,15 @@ def read_pod(rt: Runtime, name: str, namespace: str) -> PodRef | None:
         return None
 
 
-def resolve_existing(rt: Runtime, job: KubernetesJob, pod: PodRef, *, owner: str, namespace: str,
+def resolve_existing(rt: Runtime, job: KubernetesJob, pod: PodRef, *, owner: str, namespace: str, pod_name: str,
                      conflict: ConflictError | None) -> Outcome | Created:
     """A pod of our name exists: ours counts as created, another job's is a failure."""
     if owns(pod, job):
         return Created(job, pod)
     other = pod.annotations.get(naming.JOB_ID_KEY) or "no podq job"
     message = (f"pod {namespace}/{pod.name} already exists and belongs to {other}, not to job {job.job_id}")
-    return fail(rt, job, owner=owner, namespace=namespace, reason="PodNameConflict", message=message,
-                status=409)
+    return fail(rt, job, owner=owner, namespace=namespace, pod_name=pod_name, reason="PodNameConflict",
+                message=message, status=409)
 
 
 def mark_created(rt: Runtime, created: Sequence[Created]) -> list[tuple[bool, str]]:
@@ -275,7 +276,7 @@ def ended_by(rt: Runtime, job: KubernetesJob, pod: PodRef) -> bool:
 
 
 def delay(rt: Runtime, job: KubernetesJob, payload: bytes, *, wait: float, error: KubeApiError | None,
-          owner: str, namespace: str, cause: str) -> Outcome:
+          owner: str, namespace: str, pod_name: str, cause: str) -> Outcome:
     """Hand the job to the delayed set; past ``max_delays`` retries of API errors it fails with the last one.
 
     A wait for create capacity (``error`` None: the budget had no slot in time, no worker slot came
@@ -287,24 +288,24 @@ def delay(rt: Runtime, job: KubernetesJob, payload: bytes, *, wait: float, error
                        grace=rt.settings.worker.visibility_timeout, cluster=rt.cluster, counts=error is not None)
     limit = rt.settings.worker.max_delays
     if error is not None and delays > limit:
-        return fail(rt, job, owner=owner, namespace=namespace, reason=error.reason,
+        return fail(rt, job, owner=owner, namespace=namespace, pod_name=pod_name, reason=error.reason,
                     message=f"gave up after {limit} delayed retries: {error.message or error}",
                     status=error.status)
     log.info("job %s: delayed %.1f s (delay %d of %d)", job.job_id, wait, delays, limit)
     if error is not None:
-        tell_waiting(rt, job, owner=owner, namespace=namespace, error=error, delays=delays)
+        tell_waiting(rt, job, owner=owner, namespace=namespace, pod_name=pod_name, error=error, delays=delays)
     return Outcome.DELAYED
 
 
-def tell_waiting(rt: Runtime, job: KubernetesJob, *, owner: str, namespace: str, error: KubeApiError,
-                 delays: int) -> None:
+def tell_waiting(rt: Runtime, job: KubernetesJob, *, owner: str, namespace: str, pod_name: str,
+                 error: KubeApiError, delays: int) -> None:
     """The scheduler learns why its job's pod is not created yet: a ``pending`` with reason
     ``FailedCreate`` and the API's answer (a quota, throttling, an unavailable server), each
     delay a later ``pending`` of its own (the publish script drops one equal to the last)."""
     message = f"{error.message or error} (HTTP {error.status})" if error.status else (error.message or str(error))
     result = KubernetesWatch.build(
         job_id=job.job_id, scheduler_id=owner, key=job.key, source=Source.WORKER, state=State.PENDING,
-        pod_name=naming.pod_name_for(job.job_id, job.key), namespace=namespace,
+        pod_name=pod_name, namespace=namespace,
         annotations=job_annotations(job, owner), again=f"create-{delays}",
         pending_reason=PendingReason(reason="FailedCreate", message=f"Error creating: {message}"))
     rt.publisher.publish([result])
@@ -318,8 +319,8 @@ def job_annotations(job: KubernetesJob, owner: str) -> dict[str, str]:
     return annotations
 
 
-def fail(rt: Runtime, job: KubernetesJob, *, owner: str, namespace: str, reason: str, message: str,
-         status: int | None = None) -> Outcome:
+def fail(rt: Runtime, job: KubernetesJob, *, owner: str, namespace: str, pod_name: str, reason: str,
+         message: str, status: int | None = None) -> Outcome:
     """Publish the job's ``failed`` result (through the publish script, like every result).
 
     In a cell of several clusters the message names the cluster (``cluster <name>: ...``)."""
@@ -329,7 +330,7 @@ def fail(rt: Runtime, job: KubernetesJob, *, owner: str, namespace: str, reason:
         message = f"cluster {rt.settings.kube.cluster}: {message}"
     result = KubernetesWatch.build(
         job_id=job.job_id, scheduler_id=owner, key=job.key, source=Source.WORKER, state=State.FAILED,
-        pod_name=naming.pod_name_for(job.job_id, job.key), namespace=namespace,
+        pod_name=pod_name, namespace=namespace,
         annotations=job_annotations(job, owner),
         failure_details=FailureDetails(reason=reason, message=message), cluster=rt.settings.kube.cluster)
     entry = rt.publisher.publish([result])[0]

@@ -36,9 +36,13 @@ from podq.shared.settings import Settings
 from podq.shared.states import Source, State
 
 from .admission import check_job
+from .arrivals import Arrivals
 from .dispatcher import Dispatcher
 
 log = logging.getLogger(__name__)
+
+# Entries one read takes at most, in batches: reading ahead of a burst quickly, without one huge reply.
+READ_AHEAD_BATCHES = 10
 
 # The fields a refusal reason may name (its label in podq_jobs_refused_total).
 JOB_FIELDS = tuple(item.name for item in dataclasses.fields(KubernetesJob)) + ("task_key",)
@@ -76,38 +80,59 @@ class Intake:
                                      dead_stream=lambda _stream: keys.DEAD_STREAM,
                                      count=settings.intake.batch_size)
         self._backlog_done = False
+        self.arrivals = Arrivals(limit=max(settings.intake.batch_size, settings.intake.read_ahead))
 
     def prepare(self) -> None:
         for stream in (keys.JOBS_STREAM, keys.CONTROL_STREAM):
             ensure_group(self.client, stream, keys.INTAKE_GROUP)
 
     def step(self, *, block_ms: int | None = None) -> int:
-        """Handle one batch; returns how many entries it handled."""
+        """Read what has come (without waiting while jobs read ahead wait to be admitted) and admit
+        one batch, taken from every scheduler's arrivals in turn; returns how many entries it handled."""
         entries = []
-        if not self._backlog_done or self.redelivery.due():
+        if not self.arrivals and (not self._backlog_done or self.redelivery.due()):
             # After a restart, this consumer's own delivered-but-unacked entries come first. They are
             # looked for again whenever a reclaim is due: a read whose reply was lost (Redis killed
             # mid-reply; redis-py retries the command) leaves entries delivered to this consumer that
-            # it never saw, and XAUTOCLAIM would only hand them back after the full idle time.
-            entries = self._read("0", block_ms=None)
+            # it never saw, and XAUTOCLAIM would only hand them back after the full idle time. Only
+            # while nothing is read ahead: those entries are pending too, and this batch admits all
+            # it reads.
+            entries = self._read("0", block_ms=None, count=self.settings.intake.batch_size)
             self._backlog_done = not entries
             entries = self.redelivery.screen(entries)
         if not entries:
-            entries = self.redelivery.reclaim([keys.JOBS_STREAM, keys.CONTROL_STREAM])
+            entries = [entry for entry in self.redelivery.reclaim([keys.JOBS_STREAM, keys.CONTROL_STREAM])
+                       if not self.arrivals.holds(entry[1])]
         if not entries:
-            entries = self._read(">", block_ms=self.settings.intake.block_ms if block_ms is None else block_ms)
-        jobs = [(entry_id, fields) for stream, entry_id, fields in entries if stream == keys.JOBS_STREAM]
+            entries = self._read_ahead(self.settings.intake.block_ms if block_ms is None else block_ms)
         controls = [(entry_id, fields) for stream, entry_id, fields in entries if stream == keys.CONTROL_STREAM]
+        for stream, entry_id, fields in entries:
+            if stream == keys.JOBS_STREAM:
+                self.arrivals.add(KubernetesJob.scheduler_of(streams.record_of(fields)) or "", (entry_id, fields))
+        jobs = self.arrivals.take(self.settings.intake.batch_size)
         if jobs:
             self._handle_jobs(jobs)
         if controls:
             self._handle_controls(controls)
-        return len(entries)
+        return len(entries) + len(jobs)
 
-    def _read(self, start: str, *, block_ms: int | None) -> list:
+    def _read_ahead(self, block_ms: int) -> list:
+        """New entries, as many as have come (up to the read-ahead's room): reading is cheap beside
+        admitting, so each batch admitted chooses among everything that waits. Blocks only while
+        nothing is read ahead."""
+        entries: list = []
+        chunk = READ_AHEAD_BATCHES * self.settings.intake.batch_size
+        while (room := self.arrivals.room - len(entries)) > 0:
+            read = self._read(">", block_ms=None if self.arrivals or entries else block_ms, count=min(room, chunk))
+            entries += read
+            if len(read) < min(room, chunk):
+                break
+        return entries
+
+    def _read(self, start: str, *, block_ms: int | None, count: int) -> list:
         return streams.read_group(self.client, group=keys.INTAKE_GROUP, consumer=self.consumer,
                                   streams={keys.JOBS_STREAM: start, keys.CONTROL_STREAM: start},
-                                  count=self.settings.intake.batch_size, block_ms=block_ms)
+                                  count=count, block_ms=block_ms)
 
     @staticmethod
     def initialise_metrics() -> None:

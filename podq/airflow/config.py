@@ -64,6 +64,9 @@ class ExecutorConfig:
     """Read pod logs with the in-cluster service account."""
     running_pod_log_lines: int = 100
     """Lines of a running pod's log that ``get_task_log`` returns (Airflow's option of the same name)."""
+    queued_task_log: bool = True
+    """Write why a queued task's pod waits, and what ended a launch that never ran, into the task try's
+    log file (``[logging] base_log_folder``), where Airflow shows a queued task's log (.tasklog)."""
     stale_launch_check_interval: int = 5
     """Seconds between checks that Airflow still wants each launch not yet running (0: never check)."""
 
@@ -107,8 +110,8 @@ def load_config(get: Callable[[str], str | None], *, env: Mapping[str, str] | No
             raise ExecutorConfigError(f"[{SECTION}] {option}: must be at least {minimum}, got {value}")
         return value
 
-    def flag(option: str) -> bool:
-        raw = (text(option) or "false").lower()
+    def flag(option: str, default: bool = False) -> bool:
+        raw = (text(option) or str(default)).lower()
         if raw not in ("true", "false", "1", "0", "yes", "no"):
             raise ExecutorConfigError(f"[{SECTION}] {option}: expected true or false, got {raw!r}")
         return raw in ("true", "1", "yes")
@@ -138,6 +141,7 @@ def load_config(get: Callable[[str], str | None], *, env: Mapping[str, str] | No
         kube_config_file=text("kube_config_file"),
         kube_in_cluster=flag("kube_in_cluster"),
         running_pod_log_lines=number("running_pod_log_lines", 100),
+        queued_task_log=flag("queued_task_log", default=True),
         stale_launch_check_interval=number("stale_launch_check_interval", 5, minimum=0),
     )
 

@@ -39,6 +39,7 @@ from .config import SECTION, ExecutorConfig, load_config
 from .kube import PodLogs, serialize_override
 from .launches import Launch, TaskInstanceRow, launch_id_of, still_wanted
 from .mapping import Event
+from .tasklog import TaskLogFiles
 
 if TYPE_CHECKING:
     from airflow.models.taskinstance import TaskInstance
@@ -82,6 +83,9 @@ class PodqExecutor(BaseExecutor):
         self._taken: list[str] = []
         self._revoked: set[str] = set()
         self._logs = PodLogs(self.config) if self.config.logs_from_kubernetes else None
+        self._task_logs = _task_log_files(self.conf) if self.config.queued_task_log else None
+        self._log_paths: dict[str, str] = {}  # job id -> its try's task log file (.tasklog), until it ends
+        self._event_logs_held: list[Any] = []  # event-log rows until the scheduler saved them (log_task_event)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -148,6 +152,8 @@ class PodqExecutor(BaseExecutor):
             self.job_ids[key] = job.job_id
             self.launches[job.job_id] = Launch(job_id=job.job_id, key=key, ti_id=_ti_id(workload.ti),
                                                launch_id=job.key.launch_id)
+            if getattr(workload, "log_path", None):
+                self._log_paths[job.job_id] = workload.log_path
             # QUEUED with the job id: Airflow stores it as the TI's external_executor_id (adoption reads it).
             self.event_buffer[key] = (TaskInstanceState.QUEUED, job.job_id)
 
@@ -172,6 +178,7 @@ class PodqExecutor(BaseExecutor):
     # -- results ---------------------------------------------------------------------------------
 
     def sync(self) -> None:
+        self._release_event_logs()
         if self.consumer is None:
             return
         try:
@@ -194,6 +201,9 @@ class PodqExecutor(BaseExecutor):
         key = TaskInstanceKey(dag_id=result.key.dag_id, task_id=result.key.task_id, run_id=result.key.run_id,
                               try_number=result.key.try_number, map_index=result.key.map_index)
         event = mapping.EVENTS[result.state]
+        never_ran = result.job_id in self.launches  # no running (nor any end) of it came before
+        log_path = self._log_paths.pop(result.job_id, None) if result.terminal or event is Event.FREED \
+            else self._log_paths.get(result.job_id)
         if event is not Event.NOTHING:
             self.launches.pop(result.job_id, None)  # started, ended or adopted: no longer revocable unseen
         current = self.job_ids.get(key)
@@ -211,6 +221,7 @@ class PodqExecutor(BaseExecutor):
                 text = mapping.describe(result)
                 log.info("task %s: %s", key, text)
                 self.log_task_event(event="podq pending", extra=text, ti_key=key)
+                self._write_task_log(log_path, [text])
             return False
         if event is Event.FREED:
             log.info("task %s was adopted by another scheduler; its slot is free", key)
@@ -232,9 +243,39 @@ class PodqExecutor(BaseExecutor):
             log.warning("task %s: %s", key, text)
             self.job_ids.pop(key, None)
             self.log_task_event(event=f"podq {result.state.value}", extra=text, ti_key=key)
+            details = result.failure_details
+            if never_ran or (details is not None and details.log_tail):
+                # The task log holds nothing of its own (it never started), or its container's last lines.
+                self._write_task_log(log_path, mapping.failure_lines(result), level="error")
             self.fail(key, info=text)
         self._awaiting[key].append(result.entry_id)
         return True
+
+    def log_task_event(self, *, event: str, extra: str, ti_key: Any) -> None:
+        """Airflow's event-log row, held here until the scheduler loop has saved it.
+
+        Airflow 3.3's scheduler saves ``_task_event_logs`` with ``bulk_save_objects`` over a generator
+        that pops each row off the deque, with ``preserve_order=False``: SQLAlchemy sorts the rows'
+        instance states, which hold their objects only weakly, so a row nothing else references is
+        freed before its insert and goes out as ``INSERT INTO log DEFAULT VALUES`` (a NotNullViolation
+        on ``log.event``, every executor event lost). Holding each row until the next ``sync()`` keeps
+        it alive through the save, which comes after the heartbeat in the same loop.
+        """
+        before = len(self._task_event_logs)
+        super().log_task_event(event=event, extra=extra, ti_key=ti_key)
+        if len(self._task_event_logs) > before:
+            self._event_logs_held.append(self._task_event_logs[-1])
+
+    def _release_event_logs(self) -> None:
+        """Let go of the event-log rows the scheduler took off the deque (saved, or given up)."""
+        if self._event_logs_held:
+            waiting = {id(row) for row in self._task_event_logs}
+            self._event_logs_held = [row for row in self._event_logs_held if id(row) in waiting]
+
+    def _write_task_log(self, log_path: str | None, lines: list[str], *, level: str = "info") -> None:
+        """Append ``lines`` to a try's task log file (where a queued task's log is read: .tasklog)."""
+        if self._task_logs is not None and log_path:
+            self._task_logs.append(log_path, lines, level=level)
 
     def get_event_buffer(self, dag_ids=None):
         events = super().get_event_buffer(dag_ids)
@@ -293,6 +334,7 @@ class PodqExecutor(BaseExecutor):
             self._revoked.add(job_id)
             self.job_ids.pop(ti.key, None)
             self.launches.pop(job_id, None)
+            self._log_paths.pop(job_id, None)
             revoke(self.client, job_id=job_id, scheduler_id=status.entry.scheduler_id,
                    reason=f"revoked by Airflow scheduler {self.scheduler_id}")
             log.info("revoke %s: podq job %s", ti.key, job_id)
@@ -409,6 +451,7 @@ class PodqExecutor(BaseExecutor):
 
     def _settle_from_ledger(self, key: TaskInstanceKey, job_id: str, entry: Any) -> None:
         self.job_ids.pop(key, None)
+        self._log_paths.pop(job_id, None)
         self._superseded.add(job_id)  # its result, should it still come, is not reported twice
         if entry.state not in _ENDED:
             log.warning("task %s: podq job %s belongs to scheduler %s now; its slot here is free", key, job_id,
@@ -461,6 +504,12 @@ class PodqExecutor(BaseExecutor):
                                map_index=ti.map_index)
         namespace = self.config.route(ti.queue).namespace or "default"
         return self._logs.read(key, namespace=namespace)
+
+
+def _task_log_files(conf: Any) -> TaskLogFiles | None:
+    """The task log files under ``[logging] base_log_folder`` (None when it is not set)."""
+    folder = conf.get("logging", "base_log_folder", fallback=None)
+    return TaskLogFiles(folder) if folder else None
 
 
 def _ti_id(ti: Any) -> str | None:

@@ -185,6 +185,21 @@ def describe(result: KubernetesResults) -> str:
     return f"{head}: {failure_text(details)}"
 
 
+def failure_lines(result: KubernetesResults) -> list[str]:
+    """What a task's log says of a launch that ended before the task started: :func:`describe`'s line,
+    then each of the pod's last Events and the last lines of its container's log on a line of its own."""
+    lines = [describe(result)]
+    details = result.failure_details
+    if details is not None and details.events:
+        lines.append("the pod's last Kubernetes Events:")
+        lines.extend(f"  {event}" for event in details.events)
+    if details is not None and details.log_tail:
+        lines.append(f"the last {len(details.log_tail)} line(s) of container "
+                     f"{details.container_name or MAIN_CONTAINER}'s log:")
+        lines.extend(f"  {line}" for line in details.log_tail)
+    return lines
+
+
 def failure_text(details: FailureDetails) -> str:
     parts = []
     if details.reason or details.message:
@@ -200,4 +215,6 @@ def failure_text(details: FailureDetails) -> str:
         parts.append(f"pod {pod}" + (f": {details.pod_message}" if details.pod_message else ""))
     if details.events:
         parts.append("last events: " + " | ".join(details.events))
+    if details.log_tail:
+        parts.append("last log lines: " + " | ".join(details.log_tail))
     return "; ".join(parts) or "no details"

@@ -408,3 +408,51 @@ def test_start_with_an_unreachable_redis_fails_at_once_in_one_line():
         executor.start()   # not ~27 s of retries
     message = str(raised.value)
     assert "\n" not in message and f"redis://airflow:***@127.0.0.1:{port}/0" in message and "pw" not in message
+
+
+def task_log_records(executor: PodqExecutor, work) -> list[dict]:
+    import json
+    path = executor._task_logs.path_of(work.log_path)
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_a_queued_tasks_log_file_says_why_it_waits_and_what_ended_a_launch_that_never_ran(stack):
+    """Airflow reads a queued task's log from its file only: the executor appends podq's lines there."""
+    executor = make_executor(stack)
+    loop = Loop(executor)
+    waiting = workload("unschedulable", executor_config=outcome(outcome="Unschedulable"))
+    bad_image = workload("bad_image", executor_config=outcome(outcome="ErrImagePull"))
+    fine = workload("fine")
+    loop.queue(waiting, bad_image, fine)
+    loop.until(lambda: any("0/3 nodes are available" in record["event"]
+                           for record in task_log_records(executor, waiting)), what="the Unschedulable reason")
+    loop.until(lambda: loop.final(bad_image.ti.key) and loop.final(fine.ti.key), what="two ends")
+    assert loop.final(bad_image.ti.key) == TaskInstanceState.FAILED
+    records = task_log_records(executor, bad_image)
+    failure = [record for record in records if record["level"] == "error"]
+    assert failure[0]["event"].startswith("podq job ") and " failed: " in failure[0]["event"], records
+    assert "ErrImagePull" in failure[0]["event"]
+    assert all(record["logger"] == "podq.airflow.executor" for record in records)
+    assert task_log_records(executor, fine) == []  # it ran: its own log says what happened
+    executor.revoke_task(ti=FakeTI.of(waiting))
+    executor.end()
+
+
+def test_event_log_rows_stay_alive_until_the_scheduler_took_them(stack):
+    """Airflow 3.3 saves the rows from a generator that pops them, with SQLAlchemy holding their states
+    weakly: the executor holds each row until its next sync, after the scheduler loop took it."""
+    import gc
+    import weakref
+
+    executor = make_executor(stack)
+    key = workload("held").ti.key
+    executor.log_task_event(event="podq pending", extra="why", ti_key=key)
+    row = weakref.ref(executor._task_event_logs[0])
+    taken = [executor._task_event_logs.popleft() for _ in range(len(executor._task_event_logs))]
+    del taken
+    gc.collect()
+    assert row() is not None and row().event == "podq pending"   # the scheduler saves it now
+    executor.sync()
+    gc.collect()
+    assert row() is None and executor._event_logs_held == []
+    executor.end()

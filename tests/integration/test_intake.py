@@ -242,3 +242,41 @@ def test_an_oversize_job_whose_ids_can_be_read_gets_a_failed_result(redis_client
     assert (result.job_id, result.state, result.failure_details.reason) == (job.job_id, State.FAILED, "Rejected")
     assert result.failure_details.message.startswith("job: record is ")
     assert result.failure_details.message.endswith("bytes, over the 262144-byte limit")
+
+
+def test_a_burst_from_one_scheduler_does_not_hold_another_schedulers_job_behind_it(redis_client):
+    # No create budget: every admitted job goes straight to the Celery queue (nothing waits in lines).
+    settings = load_settings({"PODQ_WORKER_CREATE_RATE": "0"},
+                             intake=IntakeSettings(block_ms=10, batch_size=100, read_ahead=10_000))
+    burst = [make_job(n, scheduler_id="sched-burst") for n in range(3000)]
+    submit_many(redis_client, burst)
+    late = make_job(0, scheduler_id="sched-late")
+    submit(redis_client, late)
+    intake = started_intake(redis_client, settings)
+    intake.step(block_ms=10)
+    ledger = Ledger(redis_client)
+    # One batch of 100 admitted: the late scheduler's job among them, though 3,000 came before it.
+    assert ledger.get(late.job_id).state is LedgerState.DISPATCHED
+    admitted = [job for job in burst if ledger.get(job.job_id) is not None]
+    assert admitted == burst[:99]
+    # The rest are read ahead, pending in intake's group until admitted and acknowledged.
+    assert redis_client.xpending(keys.JOBS_STREAM, keys.INTAKE_GROUP)["pending"] == 3000 - 99
+    drain(intake)
+    assert all(ledger.get(job.job_id).state is LedgerState.DISPATCHED for job in burst)
+    assert redis_client.xpending(keys.JOBS_STREAM, keys.INTAKE_GROUP)["pending"] == 0
+
+
+def test_entries_read_ahead_are_admitted_by_the_next_intake_after_a_crash(redis_client):
+    settings = load_settings({"PODQ_WORKER_CREATE_RATE": "0"},
+                             intake=IntakeSettings(block_ms=10, batch_size=50, read_ahead=10_000))
+    jobs = [make_job(n) for n in range(500)]
+    submit_many(redis_client, jobs)
+    first = started_intake(redis_client, settings)
+    first.step(block_ms=10)   # admits 50, reads the other 450 ahead; then it dies
+    assert len(first.arrivals) == 450
+    restarted = started_intake(redis_client, settings)   # the same consumer name, as a restart has
+    drain(restarted)
+    ledger = Ledger(redis_client)
+    assert all(ledger.get(job.job_id).state is LedgerState.DISPATCHED for job in jobs)
+    assert sorted(KubernetesJob.decode(p).job_id for p in celery_jobs(redis_client)) == sorted(j.job_id for j in jobs)
+    assert redis_client.xpending(keys.JOBS_STREAM, keys.INTAKE_GROUP)["pending"] == 0

@@ -11,7 +11,7 @@ from podq.shared.states import State
 from tests.support import wait_for
 from tests.support.pods import EVICTED_BEFORE_START
 from tests.support import watcher as h
-from tests.support.workers import NAMESPACE, admit, make_job, make_settings, results_for
+from tests.support.workers import NAMESPACE, admit, make_job, make_settings, releasing, results_for
 
 NODE_LOST = {  # the taint manager's mark before the pod is deleted (its node stopped answering)
     "phase": "Pending", "qosClass": "BestEffort",
@@ -92,6 +92,29 @@ def test_a_pod_that_fails_before_it_starts_is_launched_again_and_the_job_succeed
     if how == "evicted":  # the failed first pod is kept, out of the watch
         labels = env.api.read_namespaced_pod(name_of(job), NAMESPACE).metadata.labels
         assert labels[naming.EXECUTOR_DONE] == "True"
+
+
+def test_a_relaunched_jobs_create_results_name_its_second_pod(env, settings, podq_worker):
+    """The worker's own results for a relaunch's create (a quota's FailedCreate pending, then a final
+    refusal's failed) name the pod it tried to create, launch 2's, not the evicted first one."""
+    job = make_job(5)
+    admin = env.sim.admin()
+    quota = admin.add_fault(action="quota", verb="create", name_prefix=name_of(job, 2))
+    with env.watcher(namespaces=(NAMESPACE,)) as watcher, podq_worker(settings), releasing(env.client):
+        watching_paused(env, watcher)
+        admit(env.client, [job])
+        evict(env, job)
+        waiting = wait_for(lambda: [r for r in results_for(env.client, job) if r.pending_reason is not None
+                                    and r.pending_reason.reason == "FailedCreate"], timeout=30,
+                           message="the second create's FailedCreate pending")[0]
+        admin.add_fault(action="403", verb="create", name_prefix=name_of(job, 2))
+        admin.remove_fault(quota)
+        end = ended(env, job)
+        admin.resume_kubelet()
+    assert waiting.pod_name == name_of(job, 2) and "exceeded quota" in waiting.pending_reason.message
+    assert end.state is State.FAILED and end.pod_name == name_of(job, 2)
+    assert "(HTTP 403)" in end.failure_details.message
+    assert admin.create_count(namespace=NAMESPACE, name_prefix=name_of(job, 2)) == 0
 
 
 def test_a_job_whose_pods_keep_failing_before_they_start_fails_after_its_launches(env, settings, podq_worker):
