@@ -3,14 +3,15 @@
 A real Airflow 3 (API server, DAG processor, scheduler, triggerer) runs the DAGs of
 tests/airflow/dags/lifecycle.py: a sensor in reschedule mode (each poke a launch of the same try), in
 poke mode, the standard provider's deferrable sensor, a task that defers twice (to a standard and to a
-custom trigger), a deferral that times out, a task cleared while deferred, task and DAG callbacks, and a
-pool of one slot with priority weights. Every task instance must end as under the KubernetesExecutor
-(EXPECTED), and kubesim's create audit must show one pod per launch (LAUNCHES): as many as the task's
-code counted where it counts them.
+custom trigger), a deferral that times out, a task cleared while deferred (its trigger's on_kill runs),
+task and DAG callbacks, a pool of one slot with priority weights, and a deferral outlasting the task's
+execution_timeout. Every task instance must end as under the KubernetesExecutor (EXPECTED), and
+kubesim's create audit must show one pod per launch (LAUNCHES): as many as the task's code counted where
+it counts them.
 
 Quick pass (`make airflow-test-quick`): podq runs the matrix. Slow (`make airflow-test`): the
 KubernetesExecutor reference on the same DAGs, and the scheduler killed with SIGKILL while a sensor waits
-between pokes and while a task is deferred.
+between pokes and while a task is deferred, under both executors.
 """
 from __future__ import annotations
 
@@ -49,12 +50,14 @@ def test_each_launch_is_one_pod(podq_matrix):
     # the poke-mode sensor poked three times in its one pod.
     assert podq_matrix["counted"] == {("life_reschedule", "wait"): 3, ("life_defer_twice", "twice"): 3,
                                       ("life_poke", "wait"): 3, ("life_defer_timeout", "deferred"): 1,
-                                      ("life_defer_clear", "deferred"): 2}
+                                      ("life_defer_clear", "deferred"): 2,
+                                      ("life_defer_execution_timeout", "deferred"): 2}
 
 
 def test_task_and_dag_callbacks_run(podq_matrix):
-    """Task callbacks run in the task's pod, the DAG's failure callback in the DAG processor."""
-    assert podq_matrix["callbacks"] == ["dag_failure", "task_failure", "task_success"]
+    """Task callbacks run in the task's pod, the DAG's failure callback in the DAG processor, and the
+    trigger's on_kill of a task cleared while deferred in the triggerer (no pod exists then to kill)."""
+    assert podq_matrix["callbacks"] == ["dag_failure", "task_failure", "task_success", "trigger_on_kill"]
 
 
 def test_a_pool_of_one_slot_runs_the_highest_priority_first(podq_matrix):
@@ -76,6 +79,7 @@ def kill_scheduler_while(system: AirflowSystem, world, *, dag_id: str, task_id: 
     """Trigger ``dag_id``, SIGKILL the scheduler once ``task_id`` is in ``waiting_state``, start a new one;
     the task's end state and the pods created for it."""
     admin = world["admin"]
+    admin.clear_creates()
     system.wait_for_dags([dag_id])
     system.trigger(dag_id, run_id)
 
@@ -89,22 +93,29 @@ def kill_scheduler_while(system: AirflowSystem, world, *, dag_id: str, task_id: 
     return final, admin.create_count(name_prefix=pod_prefix(dag_id, task_id))
 
 
+EXECUTORS = {"podq": podq_airflow, "kubernetes": kubernetes_airflow}
+
+
 @pytest.mark.slow
-def test_scheduler_sigkill_while_a_sensor_waits_between_pokes(world):
-    with podq_airflow(world, "podq-kill-reschedule") as system:
+@pytest.mark.parametrize("executor", EXECUTORS)
+def test_scheduler_sigkill_while_a_sensor_waits_between_pokes(world, executor):
+    run_id = f"kill_reschedule_{executor}"
+    with EXECUTORS[executor](world, f"{executor}-kill-reschedule") as system:
         final, creates = kill_scheduler_while(system, world, dag_id="life_kill_reschedule", task_id="wait",
-                                              waiting_state="up_for_reschedule", run_id="kill_reschedule")
+                                              waiting_state="up_for_reschedule", run_id=run_id)
     assert final == ("success", 1)
-    assert creates == launches_counted(world, "kill_reschedule", "life_kill_reschedule", "wait") == 5, "one pod per poke, none again"
+    assert creates == launches_counted(world, run_id, "life_kill_reschedule", "wait") == 5, "one pod per poke, none again"
 
 
 @pytest.mark.slow
-def test_scheduler_sigkill_while_a_task_is_deferred(world):
-    with podq_airflow(world, "podq-kill-defer", triggerer=True) as system:
+@pytest.mark.parametrize("executor", EXECUTORS)
+def test_scheduler_sigkill_while_a_task_is_deferred(world, executor):
+    run_id = f"kill_defer_{executor}"
+    with EXECUTORS[executor](world, f"{executor}-kill-defer", triggerer=True) as system:
         final, creates = kill_scheduler_while(system, world, dag_id="life_kill_defer", task_id="deferred",
-                                              waiting_state="deferred", run_id="kill_defer")
+                                              waiting_state="deferred", run_id=run_id)
     assert final == ("success", 1)
-    assert creates == launches_counted(world, "kill_defer", "life_kill_defer", "deferred") == 2, "the run and the resume"
+    assert creates == launches_counted(world, run_id, "life_kill_defer", "deferred") == 2, "the run and the resume"
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ from typing import Any
 from tests.support.airflow_system import AirflowSystem
 
 LIFE_DAGS = ["life_reschedule", "life_poke", "life_deferrable_sensor", "life_defer_twice", "life_defer_timeout",
-             "life_defer_clear", "life_callbacks", "life_pool"]
+             "life_defer_clear", "life_defer_execution_timeout", "life_callbacks", "life_pool"]
 POOL = "life_pool"
 WEIGHTS = (1, 2, 3, 4)
 FINISHED = {"success", "failed", "upstream_failed", "skipped", "removed"}
@@ -25,6 +25,7 @@ EXPECTED: dict[tuple[str, str, int], tuple[str, int]] = {
     ("life_defer_twice", "twice", -1): ("success", 1),
     ("life_defer_timeout", "deferred", -1): ("failed", 1),
     ("life_defer_clear", "deferred", -1): ("success", 2),
+    ("life_defer_execution_timeout", "deferred", -1): ("success", 1),
     ("life_callbacks", "fails", -1): ("failed", 1),
     ("life_callbacks", "succeeds", -1): ("success", 1),
     **{("life_pool", f"weight_{weight}", -1): ("success", 1) for weight in WEIGHTS},
@@ -38,11 +39,14 @@ LAUNCHES = {
     # A deferral that times out is launched once more (to fail it); a task cleared while deferred runs
     # again as try 2.
     ("life_defer_timeout", "deferred"): 2, ("life_defer_clear", "deferred"): 2,
+    # A deferral outlasting the task's execution_timeout is not timed out: the run and the resume.
+    ("life_defer_execution_timeout", "deferred"): 2,
     ("life_callbacks", "fails"): 1, ("life_callbacks", "succeeds"): 1,
     **{("life_pool", f"weight_{weight}"): 1 for weight in WEIGHTS},
 }
 COUNTED = [("life_reschedule", "wait"), ("life_defer_twice", "twice"), ("life_poke", "wait"),
-           ("life_defer_timeout", "deferred"), ("life_defer_clear", "deferred")]
+           ("life_defer_timeout", "deferred"), ("life_defer_clear", "deferred"),
+           ("life_defer_execution_timeout", "deferred")]
 
 
 def pod_prefix(dag_id: str, task_id: str) -> str:
@@ -69,6 +73,11 @@ def run_matrix(system: AirflowSystem, world: dict[str, Any], run_id: str) -> dic
         return system.task_instances().get((dag_id, task_id, -1))
     system.wait(lambda: state("life_defer_clear", "deferred") == ("deferred", 1), timeout=600,
                 what="life_defer_clear.deferred deferred")
+    # Clear it once its trigger runs in the triggerer (its log says "starting"): cleared before the
+    # triggerer picked the trigger up, the trigger never starts and its on_kill has nothing to kill.
+    trigger_logs = system.home / "logs" / "dag_id=life_defer_clear" / f"run_id={run_id}" / "task_id=deferred"
+    system.wait(lambda: any("starting" in path.read_text() for path in trigger_logs.glob("attempt=1.log.trigger.*.log")),
+                timeout=600, what="life_defer_clear's trigger running in the triggerer")
     system.clear("life_defer_clear", run_id, "deferred")
 
     def finished():
