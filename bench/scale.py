@@ -541,6 +541,7 @@ def replay_events(client, lines: list[bytes], *, runs: int) -> list[float]:
     loaded into its tracker (the live pods): each run replays ``lines`` and then removes what they left
     (their jobs' ledger hashes; the pods' states are gone with their deletion), so every run does the
     same work."""
+    from bench.watcher_events import NoKube
     from podq.broker.store import keys
     from podq.shared import naming
     from podq.shared.records import TaskKey
@@ -556,7 +557,7 @@ def replay_events(client, lines: list[bytes], *, runs: int) -> list[float]:
     rates = []
     for _ in range(runs):
         _, token = broker.store.hold("default", holder="bench-events", token=None, ttl=600)
-        runner = ScopeRunner(scope=Scope.of("default"), token=token, broker=broker, kube=None,
+        runner = ScopeRunner(scope=Scope.of("default"), token=token, broker=broker, kube=NoKube(),
                              settings=WatcherSettings(batch_size=500), health=Health("/dev/null", instance="bench"))
         runner.tracker = Tracker.from_stored(broker.store.states("default"))
         started = time.perf_counter()

@@ -70,6 +70,14 @@ def record(kubeconfig: str, pods: int) -> list[bytes]:
     return lines
 
 
+class NoKube:
+    """The API server of a replay: nothing is asked of it but, with PODQ_WATCHER_FAILURE_LOG_LINES set, a
+    failed pod's log tail, which it does not have."""
+
+    def tail_log(self, namespace: str, name: str, container: str, lines: int) -> None:
+        return None
+
+
 def replay(redis_url: str, lines: list[bytes], batch: int, *, redis_pid: int | None = None
            ) -> tuple[float, float, float]:
     """Events/s and results/s (wall clock), and events per CPU-second of this process and Valkey together."""
@@ -85,7 +93,7 @@ def replay(redis_url: str, lines: list[bytes], batch: int, *, redis_pid: int | N
     client.flushall()
     broker = Broker.open(client)
     _, token = broker.store.hold("default", holder="bench", token=None, ttl=600)
-    runner = ScopeRunner(scope=Scope.of("default"), token=token, broker=broker, kube=None,
+    runner = ScopeRunner(scope=Scope.of("default"), token=token, broker=broker, kube=NoKube(),
                          settings=WatcherSettings(batch_size=batch), health=Health("/dev/null", instance="bench"))
     runner.tracker = Tracker()
     cpu = time.process_time() + cpu_seconds([redis_pid] if redis_pid else [])
