@@ -15,7 +15,6 @@ orphan sweep like any dispatched job whose message vanished).
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
@@ -74,7 +73,7 @@ class WaitingLines:
         if not jobs:
             return []
         job_keys = [self.key, keys.waiting_seq_key(self.cluster), keys.CLUSTERS_SET]
-        args: list = [repr(time.time()), self.cluster]
+        args: list = [self.cluster]
         for job in jobs:
             job_keys += (keys.job_key(job.job_id), keys.waiting_line_key(self.cluster, job.scheduler_id))
             args += (job.job_id, job.scheduler_id, job.priority)
@@ -131,7 +130,7 @@ class WaitingLines:
                 pipe.zrange(line, 0, count - 1)
             heads = pipe.execute()
             members = [member for head in heads for member in head]
-            args: list = [repr(time.time()), orphaned_after, len(chosen)]
+            args: list = [orphaned_after, len(chosen)]
             for (name, _), head in zip(chosen, heads):
                 args += (name, weights.get(name, 1.0), len(head))
             reply = self._scripts.dispatch_waiting(

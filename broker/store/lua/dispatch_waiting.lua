@@ -2,8 +2,8 @@
 -- KEYS[1] the cluster's schedulers zset (scheduler -> pass); KEYS[2] the in-flight zset;
 -- KEYS[3] the running totals hash; then per scheduler its line; then per candidate its job hash
 -- (in the order of ARGV's candidates)
--- ARGV[1] now; ARGV[2] seconds after which a dispatched job with no live delivery counts as orphaned;
--- ARGV[3] the number of schedulers S; then per scheduler: its id, its weight, its number of candidates;
+-- ARGV[1] seconds after which a dispatched job with no live delivery counts as orphaned;
+-- ARGV[2] the number of schedulers S; then per scheduler: its id, its weight, its number of candidates;
 -- then the candidates (line members `<seq>:<job_id>`), scheduler by scheduler.
 -- The caller read the candidates from the heads of the lines; they must still be the heads, in
 -- order (a job of higher priority may have joined meanwhile, or another dispatcher taken some):
@@ -13,13 +13,16 @@
 -- otherwise (revoked meanwhile) it only leaves the line. Each scheduler's pass grows by what it was
 -- given over its weight; a scheduler whose line is empty leaves the zset.
 -- Returns {1, record...}: the records of the dispatched jobs, in candidate order.
-local now = tonumber(ARGV[1])
-local orphaned_at = now + tonumber(ARGV[2])
-local schedulers = tonumber(ARGV[3])
+-- The server's clock, as wait.lua's: a job's waiting_at and dispatched_at order as the calls ran.
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local stamp = string.format('%.6f', now)
+local orphaned_at = now + tonumber(ARGV[1])
+local schedulers = tonumber(ARGV[2])
 local records = {1}
-local arg = 4 + 3 * schedulers
+local arg = 3 + 3 * schedulers
 for s = 0, schedulers - 1 do
-  local count = tonumber(ARGV[6 + 3 * s])
+  local count = tonumber(ARGV[5 + 3 * s])
   local head = {}
   if count > 0 then
     head = redis.call('ZRANGE', KEYS[4 + s], 0, count - 1)
@@ -34,12 +37,12 @@ for s = 0, schedulers - 1 do
     arg = arg + 1
   end
 end
-arg = 4 + 3 * schedulers
+arg = 3 + 3 * schedulers
 local job_key = 4 + schedulers
 local moved = 0
 for s = 0, schedulers - 1 do
   local line = KEYS[4 + s]
-  local scheduler, weight, count = ARGV[4 + 3 * s], tonumber(ARGV[5 + 3 * s]), tonumber(ARGV[6 + 3 * s])
+  local scheduler, weight, count = ARGV[3 + 3 * s], tonumber(ARGV[4 + 3 * s]), tonumber(ARGV[5 + 3 * s])
   local given = 0
   for _ = 1, count do
     local member = ARGV[arg]
@@ -49,7 +52,7 @@ for s = 0, schedulers - 1 do
     redis.call('ZREM', line, member)
     local f = redis.call('HMGET', job, 'state', 'job_id', 'job')
     if f[1] == $(ledger.waiting) then
-      redis.call('HSET', job, 'state', $(ledger.dispatched), 'updated_at', ARGV[1], 'dispatched_at', ARGV[1])
+      redis.call('HSET', job, 'state', $(ledger.dispatched), 'updated_at', stamp, 'dispatched_at', stamp)
       redis.call('ZADD', KEYS[2], orphaned_at, f[2])
       records[#records + 1] = f[3]
       given = given + 1
