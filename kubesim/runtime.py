@@ -191,12 +191,19 @@ def mapped_bin_dir(image: str, image_map: tuple[tuple[str, str], ...]) -> str | 
     return None
 
 
-def _child_setup(parent_pid: int):  # type: ignore[no-untyped-def]
+def _child_setup(parent_pid: int, reaper_fd: int | None):  # type: ignore[no-untyped-def]
     def setup() -> None:
         if _prctl is not None:
             _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
         if os.getppid() != parent_pid:
             os._exit(137)  # kubesim died while this child was being born
+        if reaper_fd is not None:
+            # the child tells the reaper its group itself, before it runs anything: kubesim could be killed
+            # between the exec and its own next line, and the processes the container starts would outlive it
+            try:
+                os.write(reaper_fd, b"+%d\n" % os.getpid())
+            except OSError:
+                pass
 
     return setup
 
@@ -285,8 +292,13 @@ class Reaper:
         except OSError as exc:
             log.error("the reaper process is gone (%s); processes may outlive a killed kubesim", exc)
 
-    def add(self, group: int) -> None:
-        self._send(f"+{group}")
+    @property
+    def fd(self) -> int | None:
+        """The write end of the reaper's input, for a container's first process to announce its group with
+        (``+PGID``, in the child before it execs)."""
+        if self.process is None or self.process.stdin is None:
+            return None
+        return self.process.stdin.fileno()
 
     def remove(self, group: int) -> None:
         self._send(f"-{group}")
@@ -330,7 +342,7 @@ class Run:
             self.process = subprocess.Popen(
                 self.launch.argv, env=self.launch.env, cwd=self.launch.cwd,
                 stdin=subprocess.DEVNULL, stdout=write_fd, stderr=write_fd,
-                start_new_session=True, preexec_fn=_child_setup(os.getpid()),
+                start_new_session=True, preexec_fn=_child_setup(os.getpid(), self.runtime.reaper.fd),
             )
         except OSError as exc:
             os.close(read_fd)
@@ -340,8 +352,7 @@ class Run:
             return
         finally:
             os.close(write_fd)
-        group = self.process.pid
-        self.runtime.reaper.add(group)
+        group = self.process.pid  # the child announced it to the reaper (_child_setup)
         log.info("container %s started: pid %s, %s", self.label, group, self.launch.argv[:3])
         if self.pending_signal is not None:
             self.signal(self.pending_signal)
