@@ -77,8 +77,8 @@ CONTROL_RECORDS = _counter("podq_control_records_total", "Control records intake
 
 # -- read from Redis by intake every few seconds (the same figures `podq status` shows) ------------
 CELERY_QUEUE_MESSAGES = _gauge("podq_celery_queue_messages",
-                               "Celery messages waiting in the podq.pods list (each holds up to "
-                               "PODQ_INTAKE_JOBS_PER_MESSAGE jobs); what KEDA scales workers on.")
+                               "Celery messages waiting in every cluster's queue (podq.pods, podq.pods.<cluster>; "
+                               "each holds up to PODQ_INTAKE_JOBS_PER_MESSAGE jobs).")
 JOBS_IN_FLIGHT = _gauge("podq_jobs_in_flight", "Jobs dispatched and not yet created or ended (podq:inflight).")
 DELAYED_JOBS = _gauge("podq_delayed_jobs", "Jobs waiting in the delayed set (API back-off or rate limit).")
 JOBS_STREAM_LENGTH = _gauge("podq_jobs_stream_length", "Entries in podq:jobs.")

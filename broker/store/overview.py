@@ -60,6 +60,7 @@ class DeadLetter:
 class Overview:
     at: float
     queue_messages: int
+    """Celery messages in every cluster's queue."""
     in_flight: int
     delayed: int
     jobs: StreamStats
@@ -137,16 +138,18 @@ def overview(client: redis.Redis, *, recent_dead: int = RECENT_DEAD) -> Overview
         pipe.get(keys.watcher_key(scope, "alive"))
     replies = pipe.execute()
     queue_messages, in_flight, delayed, dead_entries = replies[:4]
-    # The other clusters' in-flight and delayed sets (the default's are counted above).
+    # The other clusters' Celery queues, in-flight and delayed sets (the default's are counted above).
     named = [name for name in clusters(client) if keys.inflight_key(name) != keys.INFLIGHT_ZSET]
     if named:
         extra = client.pipeline(transaction=False)
         for name in named:
+            extra.llen(keys.celery_queue(name))
             extra.zcard(keys.inflight_key(name))
             extra.zcard(keys.delayed_key(name))
         counts = extra.execute()
-        in_flight += sum(counts[0::2])
-        delayed += sum(counts[1::2])
+        queue_messages += sum(counts[0::3])
+        in_flight += sum(counts[1::3])
+        delayed += sum(counts[2::3])
     live = {role: tuple(sorted(_text(member) for member in members))
             for role, members in zip(PROCESS_ROLES, replies[4:4 + len(PROCESS_ROLES)])}
     scope_figures = []

@@ -142,3 +142,15 @@ def test_many_streams_read_together_match_each_read_alone(redis_client):
     # The trim pass over them all, pipelined: each stream's own report.
     reports = Trimmer(redis_client).trim_all()
     assert [report.stream for report in reports] == Trimmer(redis_client).streams()
+
+
+def test_overview_counts_every_clusters_celery_queue(redis_client):
+    from podq.broker.store.overview import overview
+
+    # a named cluster's creates wait in its own queue; the default cluster's in podq.pods
+    redis_client.sadd(keys.CLUSTERS_SET, "gpu")
+    redis_client.rpush(keys.celery_queue(None), b"m1")
+    redis_client.rpush(keys.celery_queue("gpu"), b"m2", b"m3")
+    redis_client.zadd(keys.inflight_key("gpu"), {"job-a": 1.0})
+    figures = overview(redis_client)
+    assert (figures.queue_messages, figures.in_flight) == (3, 1)
