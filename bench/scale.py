@@ -37,6 +37,7 @@ shows). Memory is Redis's ``used_memory`` difference over the part's jobs, divid
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import random
 import statistics
@@ -133,7 +134,7 @@ def backlog(sizes: list[int], plots: Path) -> None:
     from podq.broker.client.submit import submit_many
     from podq.broker.embedded import EmbeddedRedis
     from podq.broker.intake.service import Intake
-    from podq.broker.store import keys
+    from podq.broker.store import counters, keys
     from podq.broker.store.connection import connect
     from podq.broker.store.trim import Trimmer
     from podq.broker.store.waiting import waiting_by_scheduler
@@ -155,7 +156,9 @@ def backlog(sizes: list[int], plots: Path) -> None:
             started = time.perf_counter()
             admitted, tenth, chunk_started, chunks = 0, max(1, size // 10), started, []
             while admitted < size:
-                admitted += intake.step(block_ms=10)
+                # admitted: counted by the ledger (intake also reads entries ahead of what it admits)
+                intake.step(block_ms=10)
+                admitted = counters.totals(client).get(counters.ACCEPTED, 0)
                 if admitted >= (len(chunks) + 1) * tenth:
                     now = time.perf_counter()
                     chunks.append(tenth / (now - chunk_started))
@@ -354,15 +357,26 @@ def retained(sizes: list[int], plots: Path, *, simulate_above: int = SIMULATE_AB
 
 
 # -- drain ----------------------------------------------------------------------------------------
+def sample_answers(redis_url: str, job_ids: list[str], done, out) -> None:  # type: ignore[no-untyped-def]
+    """Once a second until ``done``: how long `podq status`'s reading and `podq job status` of a random job take."""
+    from podq.broker.client.jobs import job_status
+    from podq.broker.store.connection import connect
+
+    client = connect(redis_url)
+    answers: dict[str, list[float]] = {"status": [], "job": []}
+    while not done.wait(1.0):
+        answers["status"].append(timed(lambda: _status(client), 1)[0])
+        answers["job"].append(timed(lambda: job_status(client, random.choice(job_ids)), 1)[0])
+    client.close()
+    out.send(answers)
+
+
 DRAIN_CEILING = 20_000
 """creates/s: the drain part's budget ceiling"""
 
 
 def drain(sizes: list[int], plots: Path) -> None:
-    import threading
-
     from bench.common import kubesim_process, wait_until_watching
-    from podq.broker.client.jobs import job_status
     from podq.broker.client.submit import submit_many
     from podq.broker.store import counters
     from podq.broker.store.connection import connect
@@ -391,15 +405,12 @@ def drain(sizes: list[int], plots: Path) -> None:
                 before = admin.stats()["pods"]
                 accepted_before = counters.totals(client).get(counters.ACCEPTED, 0)
                 samples: list[tuple[float, int, bool]] = []
-                answers: dict[str, list[float]] = {"status": [], "job": []}
-                done = threading.Event()
-
-                def sample() -> None:
-                    while not done.wait(1.0):
-                        answers["status"].append(timed(lambda: _status(client), 1)[0])
-                        answers["job"].append(timed(lambda: job_status(client, random.choice(jobs).job_id), 1)[0])
-
-                sampler = threading.Thread(target=sample, name="bench-drain-answers", daemon=True)
+                # Sampled from a process of its own, as an operator's command is: a thread here would wait
+                # for this process's GIL while it encodes the submissions, and count that wait.
+                spawn = multiprocessing.get_context("spawn")
+                done, (answers_in, answers_out) = spawn.Event(), spawn.Pipe(duplex=False)
+                sampler = spawn.Process(target=sample_answers, name="bench-drain-answers",
+                                        args=(stack.redis_url, [job.job_id for job in jobs], done, answers_out))
                 sampler.start()
                 started = time.monotonic()
                 for first in range(0, size, 1000):
@@ -414,6 +425,7 @@ def drain(sizes: list[int], plots: Path) -> None:
                     time.sleep(0.25)        # polling kubesim's counter: the bench's own clock
                 samples.append((time.monotonic(), size, True))
                 done.set()
+                answers = answers_in.recv()
                 sampler.join()
                 # The drain proper: from when intake has admitted every job (they wait in Redis) and a tenth
                 # are created, to 95 % created; intake's admission of the rest competes for the same cores.
@@ -454,7 +466,7 @@ def schedulers(sizes: list[int], plots: Path) -> None:
     from podq.broker.client.submit import submit_many
     from podq.broker.embedded import EmbeddedRedis
     from podq.broker.intake.service import Intake
-    from podq.broker.store import keys, streams
+    from podq.broker.store import counters, keys, streams
     from podq.broker.store.connection import connect
     from podq.broker.store.trim import Trimmer
     from podq.shared.settings import IntakeSettings, load_settings
@@ -475,9 +487,9 @@ def schedulers(sizes: list[int], plots: Path) -> None:
                 submit_many(client, [airflow_job(n, scheduler_id=f"s{n % spread}", run=f"cost-{spread}-{round_}")
                                      for n in range(jobs)])
                 started = time.perf_counter()
-                admitted = 0
-                while admitted < jobs:
-                    admitted += intake.step(block_ms=10)
+                before = counters.totals(client).get(counters.ACCEPTED, 0)
+                while counters.totals(client).get(counters.ACCEPTED, 0) - before < jobs:
+                    intake.step(block_ms=10)    # it reads entries ahead of what it admits: the ledger counts
                 rounds[spread].append((time.perf_counter() - started) / jobs)
         return statistics.median(rounds[1][1:]), statistics.median(rounds[count][1:])
 
