@@ -109,13 +109,13 @@ def plot(path: Path, title: str, xlabel: str, series: dict[str, tuple[list[float
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     figure, axes = plt.subplots(figsize=(6.4, 3.8))
+    if logx:
+        axes.set_xscale("log")
     for name, (xs, ys) in series.items():
         axes.plot(xs, ys, marker="o", label=name)
     for name, value in (targets or {}).items():
-        axes.axhline(value, linestyle="--", color="grey", linewidth=1)
-        axes.annotate(name, (axes.get_xlim()[0], value), fontsize=8, color="grey", va="bottom")
-    if logx:
-        axes.set_xscale("log")
+        axes.axhline(value, linestyle="--", color="grey", linewidth=1, label=f"target: {name}")
+    axes.set_ylim(0, axes.get_ylim()[1] * 1.08)     # read against zero, not against the figures' own range
     axes.set_xlabel(xlabel)
     axes.set_ylabel(ylabel)
     axes.set_title(title, fontsize=10)
