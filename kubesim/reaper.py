@@ -1,11 +1,13 @@
 """The reaper: a tiny standard-library process that kills container process groups kubesim can no longer kill.
 
-kubesim (``--run-containers``) starts it once; one line per change on its stdin tells it which process groups
-exist (``+PGID``, written by each container's first process itself before it execs, so no moment exists in
-which kubesim could die with a group the reaper does not know) and which are gone (``-PGID``, from kubesim). When its stdin reaches end of file (kubesim exited,
-however it died: the write end lives only in kubesim) or it receives SIGTERM (PR_SET_PDEATHSIG), it sends
-SIGKILL to every group it still knows and exits. Each container's first process also carries
-PR_SET_PDEATHSIG itself; the reaper covers the processes that first process started.
+kubesim (``--run-containers``) starts it once; one line per change on its stdin tells it which process
+groups exist (``+PGID``, written by each container's first process itself before it execs, so no moment
+exists in which kubesim could die with a group the reaper does not know) and which are gone (``-PGID``,
+from kubesim). When its stdin reaches end of file (kubesim exited, however it died: the write end lives
+only in kubesim and its containers' first processes' inherited copies are closed at their exec) or it
+receives SIGTERM (PR_SET_PDEATHSIG), it sends SIGKILL to every group it still knows and exits. Each
+container's first process also carries PR_SET_PDEATHSIG itself; the reaper covers the processes that
+first process started.
 
 Run as a script (``python -I -S reaper.py``), so it imports nothing but the standard library.
 """
